@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from crm.accounts.roles import Role
+
+# (label, url name, roles that see it); the same table drives the role-aware navbar.
+NAVIGATION = [
+    (_("首页"), "home", tuple(Role.values)),
+    (_("客户"), "customers:customer_list", tuple(Role.values)),
+    (_("系统管理"), "admin:index", (Role.ADMIN,)),
+]
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    role = user.role
+    items = [
+        {
+            "label": label,
+            "url": reverse(name),
+            "active": request.path == reverse(name)
+            or (name != "home" and request.path.startswith(reverse(name))),
+        }
+        for label, name, roles in NAVIGATION
+        if role in roles
+    ]
+    return {"nav_items": items}

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from crm.accounts.roles import Role
+from crm.core import health, selectors
+
+HOME_PAGES = {
+    Role.SALES: ("core/home_sales.html", selectors.sales_home),
+    Role.SERVICE: ("core/home_service.html", selectors.service_home),
+    Role.MANAGER: ("core/home_manager.html", selectors.manager_home),
+    Role.ADMIN: ("core/home_admin.html", selectors.admin_home),
+}
+
+
+@require_http_methods(["GET"])
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    page = HOME_PAGES.get(request.user.role)
+    if page is None:
+        return render(request, "core/home_norole.html", status=403)
+    template, selector = page
+    return render(request, template, selector(user=request.user))
+
+
+@never_cache
+@require_http_methods(["GET"])
+def healthz(request: HttpRequest) -> JsonResponse:
+    state = health.status()
+    healthy = all(state.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", **state},
+        status=200 if healthy else 503,
+    )
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    # No context processors that touch the database: the error may be the database.
+    return render(request, "500.html", status=500)

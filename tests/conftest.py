@@ -1,0 +1,84 @@
+"""Personas shared by every test: two sales teams in one department, another department,
+and one user of each role. Groups and permissions come from the real post-migrate sync."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.accounts.roles import Role
+from tests.factories import DepartmentFactory, TeamFactory, UserFactory
+
+PASSWORD = "pw-for-tests-123"
+
+
+@pytest.fixture
+def sales_dept(db):
+    return DepartmentFactory(name="销售部")
+
+
+@pytest.fixture
+def team_a(sales_dept):
+    return TeamFactory(name="销售一组", department=sales_dept)
+
+
+@pytest.fixture
+def team_b(sales_dept):
+    return TeamFactory(name="销售二组", department=sales_dept)
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="华南组", department=DepartmentFactory(name="华南销售部"))
+
+
+@pytest.fixture
+def sales_rep(team_a):
+    return UserFactory(username="sales_a", team=team_a, role=Role.SALES)
+
+
+@pytest.fixture
+def teammate(team_a):
+    return UserFactory(username="sales_a2", team=team_a, role=Role.SALES)
+
+
+@pytest.fixture
+def outsider(team_b):
+    """A salesperson of another team in the same department."""
+    return UserFactory(username="sales_b", team=team_b, role=Role.SALES)
+
+
+@pytest.fixture
+def far_outsider(other_team):
+    """A salesperson of another department."""
+    return UserFactory(username="sales_far", team=other_team, role=Role.SALES)
+
+
+@pytest.fixture
+def manager(team_a):
+    return UserFactory(username="manager_a", team=team_a, role=Role.MANAGER)
+
+
+@pytest.fixture
+def service_agent(db):
+    team = TeamFactory(name="客服组", department=DepartmentFactory(name="客户服务部"))
+    return UserFactory(username="service_a", team=team, role=Role.SERVICE)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin_a", team=None, role=Role.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def readonly_user(db):
+    """An account with no role: it can log in but may use no page."""
+    return UserFactory(username="norole", team=None)
+
+
+@pytest.fixture
+def login(client):
+    def _login(user):
+        client.force_login(user)
+        return client
+
+    return _login
