@@ -27,5 +27,6 @@ urlpatterns = [
     ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("customers.urls")),
+    path("notifications/", include("crm.notifications.urls")),
     path("admin/", admin.site.urls),
 ]

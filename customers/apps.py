@@ -7,3 +7,11 @@ from django.utils.translation import gettext_lazy as _
 class CustomersConfig(AppConfig):
     name = "customers"
     verbose_name = _("客户")
+
+    def ready(self) -> None:
+        from crm.scheduler import registry
+        from customers import services, timeline
+
+        registry.register(services.FOLLOWUP_REMINDER, services.followup_remind)
+        timeline.register("contacts", timeline.contact_entries)
+        timeline.register("followups", timeline.followup_entries)

@@ -1,33 +1,109 @@
 from __future__ import annotations
 
+from typing import Any
+
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Submit
+from crispy_forms.layout import Column, Fieldset, Layout, Row, Submit
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from customers.models import Customer
+from customers import identity, phones
+from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
+
+
+def _split_tags(raw: str) -> list[str]:
+    parts = raw.replace("，", ",").replace("、", ",").split(",")
+    return sorted({p.strip()[:30] for p in parts if p.strip()})
 
 
 class CustomerForm(forms.ModelForm):
+    phone = forms.CharField(label=_("主电话"), required=False, max_length=30)
+    other_phones = forms.CharField(
+        label=_("其他电话"),
+        required=False,
+        max_length=200,
+        help_text=_("多个号码用逗号分隔。"),
+    )
+    id_number = forms.CharField(
+        label=_("身份证号"),
+        required=False,
+        max_length=30,
+        help_text=_("留空表示不修改。"),
+    )
+    tags_text = forms.CharField(
+        label=_("标签"), required=False, max_length=300, help_text=_("用逗号分隔。")
+    )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    confirm_duplicates = forms.BooleanField(
+        required=False,
+        widget=forms.HiddenInput,
+    )
 
     class Meta:
         model = Customer
         fields = [
             "name",
+            "is_organization",
             "kind",
             "stage",
             "tier",
             "is_key_account",
-            "phone",
+            "source",
+            "province",
+            "city",
+            "district",
+            "address",
+            "wechat_id",
             "email",
+            "organization",
+            "parent",
+            "lifetime_value",
             "notes",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, organizations: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for optional in ("source", "lifetime_value", "kind", "stage", "tier"):
+            self.fields[optional].required = False
+        # Only organisations the user may see can be chosen (no cross-team references).
+        if organizations is not None:
+            self.fields["organization"].queryset = organizations
+            self.fields["parent"].queryset = organizations
+        if self.instance.pk:
+            self.fields["tags_text"].initial = ", ".join(self.instance.tags)
+            self.fields["other_phones"].initial = ", ".join(
+                p.number for p in self.instance.phones.all() if not p.is_primary
+            )
         self.helper = FormHelper()
+        self.helper.layout = Layout(
+            Fieldset(
+                _("基本信息"),
+                Row(
+                    Column("name", css_class="col-md-6"),
+                    Column("is_organization", css_class="col-md-3 pt-4"),
+                    Column("is_key_account", css_class="col-md-3 pt-4"),
+                ),
+                Row(Column("kind"), Column("stage"), Column("tier"), Column("source")),
+                Row(Column("organization"), Column("parent")),
+            ),
+            Fieldset(
+                _("联系方式"),
+                Row(Column("phone"), Column("other_phones")),
+                Row(Column("wechat_id"), Column("email")),
+                Row(Column("province"), Column("city"), Column("district")),
+                "address",
+            ),
+            Fieldset(
+                _("其他"),
+                Row(Column("id_number"), Column("lifetime_value")),
+                "tags_text",
+                "notes",
+            ),
+            "version",
+            "confirm_duplicates",
+        )
         self.helper.add_input(Submit("submit", _("保存")))
 
     def clean_name(self) -> str:
@@ -37,11 +113,226 @@ class CustomerForm(forms.ModelForm):
         return name
 
     def clean_phone(self) -> str:
-        # Full-width digits (１３８…) are common in Chinese input methods.
-        raw = self.cleaned_data["phone"].translate(
-            {0xFF10 + i: ord("0") + i for i in range(10)}
-        )
-        digits = "".join(ch for ch in raw if ch.isdigit() or ch == "+")
-        if raw.strip() and not 7 <= len(digits.lstrip("+")) <= 15:
-            raise forms.ValidationError(_("电话号码格式不正确。"))
-        return digits
+        raw = self.cleaned_data["phone"]
+        if not raw.strip():
+            return ""
+        try:
+            return phones.normalise_phone(raw)[0]
+        except forms.ValidationError as error:
+            raise forms.ValidationError(error.messages) from error
+
+    def clean_other_phones(self) -> list[str]:
+        raw = self.cleaned_data["other_phones"].replace("，", ",")
+        numbers = []
+        for part in raw.split(","):
+            if part.strip():
+                try:
+                    numbers.append(phones.normalise_phone(part)[0])
+                except forms.ValidationError as error:
+                    raise forms.ValidationError(error.messages) from error
+        return numbers
+
+    def clean_id_number(self) -> str:
+        raw = self.cleaned_data["id_number"]
+        if not raw.strip():
+            return ""
+        try:
+            return identity.normalise_id_number(raw)
+        except forms.ValidationError as error:
+            raise forms.ValidationError(error.messages) from error
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # Optional in the form, never empty in the database: fall back to the defaults.
+        for field in ("source", "kind", "stage", "tier", "lifetime_value"):
+            if data.get(field) in (None, ""):
+                data[field] = Customer._meta.get_field(field).get_default()
+        return data
+
+    def clean_tags_text(self) -> list[str]:
+        return _split_tags(self.cleaned_data["tags_text"])
+
+    def service_arguments(self) -> dict[str, Any]:
+        """cleaned_data split into what customer_create/customer_update take."""
+        data = dict(self.cleaned_data)
+        numbers = [data.pop("phone")] + data.pop("other_phones")
+        id_number = data.pop("id_number") or None
+        data["tags"] = data.pop("tags_text")
+        for key in ("version", "confirm_duplicates"):
+            data.pop(key, None)
+        return {
+            "data": data,
+            "phone_numbers": [n for n in numbers if n],
+            "id_number": id_number,
+        }
+
+
+class CustomerFilterForm(forms.Form):
+    """The list page's filters; only these names reach the selector (no ORM splatting)."""
+
+    q = forms.CharField(required=False, max_length=100)
+    kind = forms.ChoiceField(
+        label=_("类型"),
+        required=False,
+        choices=[("", _("全部类型")), *Customer.Kind.choices],
+    )
+    stage = forms.ChoiceField(
+        label=_("阶段"),
+        required=False,
+        choices=[("", _("全部阶段")), *Customer.Stage.choices],
+    )
+    tier = forms.ChoiceField(
+        label=_("等级"),
+        required=False,
+        choices=[("", _("全部等级")), *Customer.Tier.choices],
+    )
+    owner = forms.ModelChoiceField(
+        label=_("负责人"), required=False, queryset=None, empty_label=_("全部负责人")
+    )
+    team = forms.ModelChoiceField(
+        label=_("团队"), required=False, queryset=None, empty_label=_("全部团队")
+    )
+    tag = forms.CharField(label=_("标签"), required=False, max_length=30)
+    province = forms.CharField(label=_("省份"), required=False, max_length=20)
+    city = forms.CharField(label=_("城市"), required=False, max_length=30)
+    days_since_contact = forms.IntegerField(
+        label=_("未联系天数≥"), required=False, min_value=1, max_value=3650
+    )
+    is_key_account = forms.BooleanField(label=_("仅重点客户"), required=False)
+    pool = forms.BooleanField(label=_("仅公海"), required=False)
+    sort = forms.ChoiceField(
+        label=_("排序"),
+        required=False,
+        choices=[
+            ("recent", _("最近更新")),
+            ("name", _("名称")),
+            ("created", _("最新创建")),
+            ("last_contact", _("最久未联系")),
+        ],
+    )
+
+    def __init__(self, *args: Any, owners: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        self.fields["team"].queryset = teams
+
+    def filters(self) -> dict[str, Any]:
+        if not self.is_valid():
+            return {}
+        data = dict(self.cleaned_data)
+        for key in ("q", "sort"):
+            data.pop(key)
+        return data
+
+
+class ContactQuickForm(forms.ModelForm):
+    """Quick entry: channel and summary are required, everything else optional."""
+
+    class Meta:
+        model = ContactLog
+        fields = [
+            "channel",
+            "summary",
+            "direction",
+            "outcome",
+            "sentiment",
+            "next_step",
+            "next_step_at",
+        ]
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 2}),
+            "next_step_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["direction"].required = False
+        self.fields["sentiment"].required = False
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_summary(self) -> str:
+        summary = self.cleaned_data["summary"].strip()
+        if not summary:
+            raise forms.ValidationError(_("请填写沟通内容。"))
+        return summary
+
+    def clean_next_step_at(self) -> Any:
+        value = self.cleaned_data.get("next_step_at")
+        if value and value < timezone.now() - timezone.timedelta(minutes=5):
+            raise forms.ValidationError(_("下一步时间不能早于现在。"))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["direction"] = data.get("direction") or ContactLog.Direction.OUTBOUND
+        data["sentiment"] = data.get("sentiment") or ContactLog.Sentiment.NEUTRAL
+        if data.get("next_step_at") and not (data.get("next_step") or "").strip():
+            data["next_step"] = _("按约回访")
+        return data
+
+
+class FollowUpForm(forms.ModelForm):
+    class Meta:
+        model = FollowUp
+        fields = ["note", "due_at"]
+        widgets = {
+            "due_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", _("保存")))
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = CustomerProfile
+        fields = [
+            "preferred_channel",
+            "preferred_time",
+            "language",
+            "do_not_call",
+            "do_not_sms",
+            "do_not_visit",
+            "special_needs",
+            "interests",
+            "family_notes",
+            "notes",
+        ]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", _("保存")))
+
+
+class ReassignForm(forms.Form):
+    """New owner plus the ticked customers (checkboxes named `pick` in the list)."""
+
+    new_owner = forms.ModelChoiceField(label=_("新负责人"), queryset=None)
+
+    def __init__(self, *args: Any, owners: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_owner"].queryset = owners
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            ids = [int(x) for x in self.data.getlist("pick")]
+        except (ValueError, AttributeError) as exc:
+            raise forms.ValidationError(_("客户选择无效。")) from exc
+        if not ids:
+            raise forms.ValidationError(_("请至少选择一位客户。"))
+        data["customer_ids"] = ids[:5000]
+        return data
+
+
+class RevealForm(forms.Form):
+    reason = forms.CharField(label=_("查看原因"), max_length=200)

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pghistory
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -13,13 +16,37 @@ class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> CustomerQuerySet:
         return access.filter_visible(self, user)
 
+    def in_pool(self) -> CustomerQuerySet:
+        return self.filter(owner__isnull=True)
+
+
+class NameGrams(models.Func):
+    """Every 1- and 2-character piece of the lower-cased name (SQL function in 0002).
+
+    A GIN index on these serves Chinese searches of one or two characters, which a
+    trigram index cannot (pg_trgm needs three characters to use its index).
+    """
+
+    function = "kehu_name_grams"
+    output_field = ArrayField(models.TextField())
+
 
 # Every create, update and delete of a customer is recorded with who and what changed.
 @pghistory.track(
     pghistory.InsertEvent(),
     pghistory.UpdateEvent(),
     pghistory.DeleteEvent(),
-    exclude=["version", "updated_at"],
+    exclude=[
+        "version",
+        "updated_at",
+        "name_grams",
+        "name_pinyin",
+        "name_initials",
+        "id_number_cipher",
+        "id_number_index",
+        "last_contacted_at",
+        "contact_count",
+    ],
 )
 class Customer(models.Model):
     class Kind(models.TextChoices):
@@ -44,15 +71,63 @@ class Customer(models.Model):
         C = "C", "C"
         D = "D", "D"
 
+    class Source(models.TextChoices):
+        WALK_IN = "walk_in", _("到访")
+        REFERRAL = "referral", _("老带新")
+        ONLINE = "online", _("线上")
+        PHONE = "phone", _("来电")
+        EXHIBITION = "exhibition", _("展会")
+        CHANNEL = "channel", _("渠道")
+        OTHER = "other", _("其他")
+
     name = models.CharField(_("名称"), max_length=100)
+    is_organization = models.BooleanField(_("是机构"), default=False)
     kind = models.CharField(_("类型"), max_length=20, choices=Kind, default=Kind.OWNER)
     stage = models.CharField(
         _("阶段"), max_length=20, choices=Stage, default=Stage.LEAD
     )
     tier = models.CharField(_("价值等级"), max_length=1, choices=Tier, default=Tier.C)
     is_key_account = models.BooleanField(_("重点客户"), default=False)
+    source = models.CharField(
+        _("来源渠道"), max_length=20, choices=Source, default=Source.OTHER
+    )
+    tags = ArrayField(
+        models.CharField(max_length=30),
+        verbose_name=_("标签"),
+        default=list,
+        blank=True,
+    )
+    province = models.CharField(_("省份"), max_length=20, blank=True)
+    city = models.CharField(_("城市"), max_length=30, blank=True)
+    district = models.CharField(_("区县"), max_length=30, blank=True)
+    address = models.CharField(_("地址"), max_length=200, blank=True)
+    # The primary phone, also present in CustomerPhone (which holds the uniqueness).
     phone = models.CharField(_("电话"), max_length=20, blank=True)
+    wechat_id = models.CharField(_("微信号"), max_length=50, blank=True)
     email = models.EmailField(_("邮箱"), blank=True)
+    # Resident ID number: encrypted; the HMAC index makes it unique and findable.
+    id_number_cipher = models.TextField(blank=True)
+    # NULL, not "", when absent: the unique constraint must ignore customers without one.
+    id_number_index = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    id_number_masked = models.CharField(_("身份证号"), max_length=18, blank=True)
+    organization = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="members",
+        verbose_name=_("所属机构"),
+        limit_choices_to={"is_organization": True},
+    )
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("上级机构"),
+        limit_choices_to={"is_organization": True},
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -69,7 +144,29 @@ class Customer(models.Model):
         related_name="customers",
         verbose_name=_("团队"),
     )
+    lifetime_value = models.DecimalField(
+        _("累计成交额"), max_digits=14, decimal_places=2, default=0
+    )
     notes = models.TextField(_("备注"), blank=True)
+    last_contacted_at = models.DateTimeField(_("最近联系"), null=True, blank=True)
+    contact_count = models.PositiveIntegerField(_("联系次数"), default=0)
+    pool_entered_at = models.DateTimeField(_("进入公海时间"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("已合并到"),
+    )
+    # Search columns, kept in step with `name` by save() and the bulk loaders.
+    name_pinyin = models.CharField(max_length=300, blank=True)
+    name_initials = models.CharField(max_length=100, blank=True)
+    name_grams = models.GeneratedField(
+        expression=NameGrams("name"),
+        output_field=ArrayField(models.TextField()),
+        db_persist=True,
+    )
     # Incremented on every save through services; a stale form is refused (no lost edits).
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
@@ -80,15 +177,317 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("客户")
         verbose_name_plural = _("客户")
-        permissions = [("reassign_customer", _("可转移客户"))]
+        permissions = [
+            ("reassign_customer", _("可转移客户")),
+            ("export_customer", _("可导出客户")),
+            ("import_customer", _("可导入客户")),
+            ("merge_customer", _("可合并客户")),
+            ("reveal_customer_pii", _("可查看完整个人信息")),
+        ]
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="customer_owner_recent"),
             models.Index(fields=["team", "-updated_at"], name="customer_team_recent"),
             models.Index(fields=["-updated_at", "-id"], name="customer_recent"),
+            models.Index(fields=["name", "id"], name="customer_name"),
+            models.Index(fields=["-created_at", "-id"], name="customer_created"),
+            models.Index(fields=["kind", "-updated_at"], name="customer_kind_recent"),
+            models.Index(fields=["stage", "-updated_at"], name="customer_stage_recent"),
+            models.Index(fields=["tier", "-updated_at"], name="customer_tier_recent"),
+            models.Index(
+                fields=["province", "city", "district"], name="customer_region"
+            ),
+            models.Index(fields=["last_contacted_at"], name="customer_last_contact"),
+            models.Index(
+                fields=["-updated_at"],
+                name="customer_pool",
+                condition=models.Q(owner__isnull=True),
+            ),
+            GinIndex(fields=["tags"], name="customer_tags"),
+            GinIndex(fields=["name_grams"], name="customer_name_grams"),
+            models.Index(
+                OpClass(Upper("name_pinyin"), name="varchar_pattern_ops"),
+                name="customer_pinyin_prefix",
+            ),
+            models.Index(
+                OpClass(Upper("name_initials"), name="varchar_pattern_ops"),
+                name="customer_initials_prefix",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["id_number_index"],
+                name="customer_unique_id_number",
+                condition=models.Q(id_number_index__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        from customers import search
+
+        self.name_pinyin, self.name_initials = search.pinyin_of(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_pinyin", "name_initials"}
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
         return reverse("customers:customer_detail", args=[self.pk])
+
+    @property
+    def region(self) -> str:
+        return " ".join(
+            part for part in (self.province, self.city, self.district) if part
+        )
+
+
+class CustomerPhone(models.Model):
+    class Kind(models.TextChoices):
+        MOBILE = "mobile", _("手机")
+        LANDLINE = "landline", _("座机")
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="phones"
+    )
+    # National digits (13812345678, 01088886666): one format for uniqueness and search.
+    number = models.CharField(_("号码"), max_length=20)
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind, default=Kind.MOBILE)
+    is_primary = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("电话")
+        verbose_name_plural = _("电话")
+        constraints = [
+            # The database, not only the form, stops two customers sharing a phone.
+            models.UniqueConstraint(fields=["number"], name="customer_phone_unique"),
+        ]
+        indexes = [
+            GinIndex(
+                OpClass("number", name="gin_trgm_ops"), name="customer_phone_trgm"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CustomerProfile(models.Model):
+    """The one-to-one profile (一对一定制): how this customer wants to be served."""
+
+    class Channel(models.TextChoices):
+        PHONE = "phone", _("电话")
+        WECHAT = "wechat", _("微信")
+        SMS = "sms", _("短信")
+        EMAIL = "email", _("邮件")
+        VISIT = "visit", _("上门")
+
+    class TimeOfDay(models.TextChoices):
+        ANY = "any", _("不限")
+        MORNING = "morning", _("上午")
+        AFTERNOON = "afternoon", _("下午")
+        EVENING = "evening", _("晚上")
+        WEEKEND = "weekend", _("周末")
+
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="profile", primary_key=True
+    )
+    preferred_channel = models.CharField(
+        _("偏好渠道"), max_length=10, choices=Channel, blank=True
+    )
+    preferred_time = models.CharField(
+        _("方便时间"), max_length=10, choices=TimeOfDay, default=TimeOfDay.ANY
+    )
+    language = models.CharField(_("沟通语言/方言"), max_length=30, blank=True)
+    do_not_call = models.BooleanField(_("请勿来电"), default=False)
+    do_not_sms = models.BooleanField(_("请勿短信"), default=False)
+    do_not_visit = models.BooleanField(_("请勿上门"), default=False)
+    special_needs = models.CharField(_("特殊需求"), max_length=200, blank=True)
+    interests = models.CharField(_("兴趣爱好"), max_length=200, blank=True)
+    family_notes = models.CharField(_("家庭情况"), max_length=200, blank=True)
+    notes = models.TextField(_("其他说明"), blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("一对一档案")
+        verbose_name_plural = _("一对一档案")
+
+    def __str__(self) -> str:
+        return str(self.customer)
+
+    @property
+    def has_content(self) -> bool:
+        return bool(
+            self.preferred_channel
+            or self.language
+            or self.do_not_call
+            or self.do_not_sms
+            or self.do_not_visit
+            or self.special_needs
+            or self.interests
+            or self.family_notes
+            or self.notes
+            or self.preferred_time != self.TimeOfDay.ANY
+        )
+
+
+@pghistory.track(
+    pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent()
+)
+class ContactLog(models.Model):
+    class Channel(models.TextChoices):
+        PHONE = "phone", _("电话")
+        VISIT = "visit", _("拜访")
+        WECHAT = "wechat", _("微信")
+        SMS = "sms", _("短信")
+        EMAIL = "email", _("邮件")
+        MEETING = "meeting", _("会议")
+        ON_SITE = "on_site", _("现场")
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "out", _("去电/拜访")
+        INBOUND = "in", _("来电/来访")
+
+    class Sentiment(models.TextChoices):
+        POSITIVE = "positive", _("积极")
+        NEUTRAL = "neutral", _("一般")
+        NEGATIVE = "negative", _("不满")
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="contacts",
+        verbose_name=_("客户"),
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("记录人"),
+    )
+    channel = models.CharField(_("渠道"), max_length=10, choices=Channel)
+    direction = models.CharField(
+        _("方向"), max_length=3, choices=Direction, default=Direction.OUTBOUND
+    )
+    occurred_at = models.DateTimeField(_("联系时间"))
+    summary = models.TextField(_("内容摘要"))
+    outcome = models.CharField(_("结果"), max_length=200, blank=True)
+    sentiment = models.CharField(
+        _("客户情绪"), max_length=10, choices=Sentiment, default=Sentiment.NEUTRAL
+    )
+    next_step = models.CharField(_("下一步"), max_length=200, blank=True)
+    next_step_at = models.DateTimeField(_("下一步时间"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("联系记录")
+        verbose_name_plural = _("联系记录")
+        indexes = [
+            models.Index(
+                fields=["customer", "-occurred_at", "-id"], name="contact_timeline"
+            ),
+            models.Index(
+                fields=["author", "-occurred_at"], name="contact_author_recent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} · {self.get_channel_display()}"
+
+
+@pghistory.track(
+    pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent()
+)
+class FollowUp(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("待跟进")
+        DONE = "done", _("已完成")
+        CANCELLED = "cancelled", _("已取消")
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="followups",
+        verbose_name=_("客户"),
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="followups",
+        verbose_name=_("跟进人"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    source_contact = models.ForeignKey(
+        ContactLog, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    due_at = models.DateTimeField(_("到期时间"))
+    note = models.CharField(_("跟进事项"), max_length=200)
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status, default=Status.OPEN
+    )
+    reminded_at = models.DateTimeField(_("已提醒"), null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("跟进")
+        verbose_name_plural = _("跟进")
+        indexes = [
+            models.Index(
+                fields=["assignee", "due_at"],
+                name="followup_open_due",
+                condition=models.Q(status="open"),
+            ),
+            models.Index(fields=["customer", "-due_at"], name="followup_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.note
+
+    def get_absolute_url(self) -> str:
+        return reverse("customers:customer_detail", args=[self.customer_id])
+
+
+class PoolEvent(models.Model):
+    """Who took a customer from, or gave one back to, the public pool (公海), and when."""
+
+    class Action(models.TextChoices):
+        CLAIM = "claim", _("领取")
+        RELEASE = "release", _("放回公海")
+        AUTO_RETURN = "auto_return", _("超期自动回收")
+        REASSIGN = "reassign", _("转移")
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="pool_events"
+    )
+    # The salesperson concerned: the claimer, or the owner who lost the customer.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    action = models.CharField(max_length=20, choices=Action)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("公海记录")
+        verbose_name_plural = _("公海记录")
+        indexes = [
+            models.Index(
+                fields=["user", "action", "-created_at"], name="pool_user_claims"
+            ),
+            models.Index(fields=["customer", "-created_at"], name="pool_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.customer_id}"

@@ -1,47 +1,182 @@
-"""Reads for customer pages; each returns everything its page needs in a fixed number of queries."""
+"""Reads for customer pages; each returns what its page needs in a fixed number of queries."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from customers.models import Customer
+from crm.accounts import access
+from crm.accounts.models import Team
+from customers import masking, search, timeline
+from customers.models import Customer, FollowUp
 
 SORTS = {
     "recent": ("-updated_at", "-id"),
     "name": ("name", "id"),
     "created": ("-created_at", "-id"),
+    "last_contact": ("last_contacted_at", "id"),
 }
 
 
-def customer_list(*, user: Any, query: str = "", sort: str = "recent") -> QuerySet:
-    customers = Customer.objects.visible_to(user).select_related("owner", "team")
-    query = query.strip()
-    if query:
-        digits = "".join(ch for ch in query if ch.isdigit())
-        condition = Q(name__icontains=query)
-        if digits and len(digits) >= 3:
-            condition |= Q(phone__contains=digits)
-        customers = customers.filter(condition)
+def customer_list(
+    *, user: Any, query: str = "", sort: str = "recent", filters: dict | None = None
+) -> QuerySet:
+    """The customers `user` may see, searched, filtered and sorted (sort from SORTS only)."""
+    customers = (
+        Customer.objects.visible_to(user)
+        .filter(merged_into__isnull=True)
+        .select_related("owner", "team")
+    )
+    condition = search.condition(query)
+    if condition is not None:
+        customers = search.annotate_for(customers, query).filter(condition)
+    for field, value in (filters or {}).items():
+        if not value:  # unset filters and unticked boxes
+            continue
+        if field == "tag":
+            customers = customers.filter(tags__contains=[value])
+        elif field == "days_since_contact":
+            cutoff = timezone.now() - timedelta(days=value)
+            customers = customers.filter(
+                Q(last_contacted_at__lt=cutoff)
+                | Q(last_contacted_at__isnull=True, created_at__lt=cutoff)
+            )
+        elif field == "pool":
+            customers = customers.filter(owner__isnull=True)
+        elif field in {"kind", "stage", "tier", "owner", "team", "province", "city"}:
+            customers = customers.filter(**{field: value})
+        elif field == "is_key_account":
+            customers = customers.filter(is_key_account=True)
     return customers.order_by(*SORTS.get(sort, SORTS["recent"]))
 
 
-def customer_history(*, customer: Customer, limit: int = 50) -> list:
+def owner_choices(*, user: Any) -> QuerySet:
+    """People whose customers `user` may filter by: the same scope as customers."""
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=["sales", "manager"])
+        .distinct()
+    )
+    scope = access.visibility_scope(user)
+    if scope == "all":
+        return users.order_by("username")
+    if scope == "department" and user.team_id:
+        return users.filter(team__department=user.team.department_id).order_by(
+            "username"
+        )
+    if scope == "team" and user.team_id:
+        return users.filter(team=user.team_id).order_by("username")
+    return users.filter(pk=user.pk)
+
+
+def team_choices(*, user: Any) -> QuerySet:
+    scope = access.visibility_scope(user)
+    teams = Team.objects.all()
+    if scope == "all":
+        return teams
+    if scope == "department" and user.team_id:
+        return teams.filter(department=user.team.department_id)
+    return teams.filter(pk=user.team_id) if user.team_id else teams.none()
+
+
+def customer_page(
+    *, user: Any, customer: Customer, before: Any = None
+) -> dict[str, Any]:
+    """Everything the 360° page shows; the query count does not grow with history."""
+    from customers.models import CustomerProfile
+
+    profile = CustomerProfile.objects.filter(customer=customer).first()
+    entries = timeline.entries(customer, before=before)
+    return {
+        "customer": customer,
+        "profile": profile,
+        "phones": list(customer.phones.order_by("-is_primary", "id")),
+        "members": list(
+            customer.members.filter(merged_into__isnull=True).order_by("name")[:20]
+        ),
+        "children": list(
+            customer.children.filter(merged_into__isnull=True).order_by("name")[:20]
+        ),
+        "open_followups": list(
+            customer.followups.filter(status=FollowUp.Status.OPEN)
+            .select_related("assignee")
+            .order_by("due_at")[:10]
+        ),
+        "owner_history": list(
+            customer.pool_events.select_related("user", "actor").order_by(
+                "-created_at"
+            )[:10]
+        ),
+        "timeline": entries,
+        "timeline_next": entries[-1].at.isoformat()
+        if len(entries) == timeline.PAGE_SIZE
+        else "",
+        "can_see_pii": masking.can_see_pii(user),
+    }
+
+
+def my_day(*, user: Any) -> dict[str, Any]:
+    """The sales home page: today's and overdue follow-ups, and recent customers."""
+    now = timezone.localtime()
+    end_of_today = now.replace(hour=23, minute=59, second=59)
+    due = list(
+        FollowUp.objects.filter(
+            assignee=user, status=FollowUp.Status.OPEN, due_at__lte=end_of_today
+        )
+        .select_related("customer")
+        .order_by("due_at")[:50]
+    )
+    for followup in due:
+        followup.is_overdue = followup.due_at < now
+    upcoming = list(
+        FollowUp.objects.filter(
+            assignee=user, status=FollowUp.Status.OPEN, due_at__gt=end_of_today
+        )
+        .select_related("customer")
+        .order_by("due_at")[:10]
+    )
+    recent = list(
+        Customer.objects.filter(owner=user, merged_into__isnull=True).order_by(
+            "-updated_at", "-id"
+        )[:10]
+    )
+    return {
+        "due_followups": due,
+        "overdue_count": sum(1 for f in due if f.is_overdue),
+        "upcoming_followups": upcoming,
+        "recent_customers": recent,
+    }
+
+
+def customer_history(*, customer: Customer, can_see_pii: bool, limit: int = 50) -> list:
     """The audit trail of one customer, newest first, with the acting user's name."""
     import pghistory.models
 
-    events = pghistory.models.Events.objects.tracks(customer).order_by(
-        "-pgh_created_at"
-    )[:limit]
-    rows = list(events)
-    user_ids = {
-        (row.pgh_context or {}).get("user") for row in rows if row.pgh_context
-    } - {None}
-    from django.contrib.auth import get_user_model
-
+    rows = list(
+        pghistory.models.Events.objects.tracks(customer).order_by("-pgh_created_at")[
+            :limit
+        ]
+    )
+    user_ids = {(row.pgh_context or {}).get("user") for row in rows} - {None}
     names = {u.pk: str(u) for u in get_user_model().objects.filter(pk__in=user_ids)}
     for row in rows:
-        context = row.pgh_context or {}
-        row.actor = names.get(context.get("user"), "")
+        row.actor = names.get((row.pgh_context or {}).get("user"), "")
+        if not can_see_pii and row.pgh_diff and "phone" in row.pgh_diff:
+            row.pgh_diff = {
+                **row.pgh_diff,
+                "phone": [masking.mask_phone(v or "") for v in row.pgh_diff["phone"]],
+            }
     return rows
+
+
+def pool_list(*, query: str = "") -> QuerySet:
+    """The public pool (公海): unowned customers, open to every salesperson."""
+    customers = Customer.objects.in_pool().filter(merged_into__isnull=True)
+    condition = search.condition(query)
+    if condition is not None:
+        customers = search.annotate_for(customers, query).filter(condition)
+    return customers.order_by("-updated_at", "-id")

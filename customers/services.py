@@ -1,28 +1,68 @@
-"""Every write to a customer. Audit rows are written by pghistory triggers in the same
-transaction, tagged with the acting user by `pghistory.context`."""
+"""Every write to customers, their contacts and follow-ups.
+
+Audit rows are written by pghistory triggers in the same transaction, tagged with the
+acting user through `pghistory.context`.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pghistory
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer
+from crm.notifications import services as notifications
+from crm.scheduler import services as scheduler
+from customers import identity, phones
+from customers.models import (
+    ContactLog,
+    Customer,
+    CustomerPhone,
+    CustomerProfile,
+    FollowUp,
+    PoolEvent,
+)
 
 EDITABLE_FIELDS = (
     "name",
+    "is_organization",
     "kind",
     "stage",
     "tier",
     "is_key_account",
-    "phone",
+    "source",
+    "tags",
+    "province",
+    "city",
+    "district",
+    "address",
+    "wechat_id",
     "email",
     "notes",
+    "organization",
+    "parent",
+    "lifetime_value",
 )
+PROFILE_FIELDS = (
+    "preferred_channel",
+    "preferred_time",
+    "language",
+    "do_not_call",
+    "do_not_sms",
+    "do_not_visit",
+    "special_needs",
+    "interests",
+    "family_notes",
+    "notes",
+)
+FOLLOWUP_REMINDER = "customers.followup_reminder"
 
 
 class EditConflict(Exception):
@@ -33,37 +73,505 @@ class EditConflict(Exception):
         self.current = current
 
 
-def customer_create(*, by: Any, **data: Any) -> Customer:
+def _audited(by: Any) -> pghistory.context:
+    return pghistory.context(user=by.pk if by else None)
+
+
+# --- customers -------------------------------------------------------------------------
+
+
+def normalise_phones(raw_numbers: list[str]) -> list[tuple[str, str]]:
+    """Validated, de-duplicated (number, kind) pairs; ValidationError names the bad one."""
+    seen: dict[str, str] = {}
+    for raw in raw_numbers:
+        if raw and raw.strip():
+            number, kind = phones.normalise_phone(raw)
+            seen.setdefault(number, kind)
+    return list(seen.items())
+
+
+def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
+    """Replace the customer's phones; a number owned by another customer is refused."""
+    taken = (
+        CustomerPhone.objects.filter(number__in=[n for n, _ in numbers])
+        .exclude(customer=customer)
+        .select_related("customer")
+        .first()
+    )
+    if taken:
+        raise ValidationError(
+            {
+                "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
+                % {"number": taken.number, "name": taken.customer.name}
+            }
+        )
+    CustomerPhone.objects.filter(customer=customer).exclude(
+        number__in=[n for n, _ in numbers]
+    ).delete()
+    for position, (number, kind) in enumerate(numbers):
+        try:
+            # Savepoint: a concurrent insert of the same number loses here, not later.
+            with transaction.atomic():
+                CustomerPhone.objects.update_or_create(
+                    customer=customer,
+                    number=number,
+                    defaults={"kind": kind, "is_primary": position == 0},
+                )
+        except IntegrityError as exc:
+            raise ValidationError(
+                {
+                    "phone": _("电话 %(number)s 刚被另一位客户登记。")
+                    % {"number": number}
+                }
+            ) from exc
+    customer.phone = numbers[0][0] if numbers else ""
+
+
+def _set_id_number(customer: Customer, raw: str | None) -> None:
+    if raw is None:
+        return
+    if not raw.strip():
+        customer.id_number_cipher = ""
+        customer.id_number_index = None
+        customer.id_number_masked = ""
+        return
+    number = identity.normalise_id_number(raw)
+    index = identity.blind_index(number)
+    clash = (
+        Customer.objects.filter(id_number_index=index).exclude(pk=customer.pk).first()
+    )
+    if clash:
+        raise ValidationError(
+            {"id_number": _("该身份证号已属于客户“%(name)s”。") % {"name": clash.name}}
+        )
+    customer.id_number_cipher = identity.encrypt(number)
+    customer.id_number_index = index
+    customer.id_number_masked = identity.mask(number)
+
+
+def customer_create(
+    *,
+    by: Any,
+    data: dict[str, Any],
+    phone_numbers: list[str] = (),
+    id_number: str | None = None,
+    profile: dict[str, Any] | None = None,
+    owner: Any = "by",
+) -> Customer:
+    """Create a customer owned by `by` (or `owner`; None puts it in the public pool)."""
     if not by.has_perm("customers.add_customer"):
         raise PermissionDenied
+    owner = by if owner == "by" else owner
     customer = Customer(
-        owner=data.pop("owner", by),
-        team=data.pop("team", by.team),
+        owner=owner,
+        team=owner.team if owner else None,
+        pool_entered_at=None if owner else timezone.now(),
         **{k: v for k, v in data.items() if k in EDITABLE_FIELDS},
     )
-    customer.full_clean()
-    with transaction.atomic(), pghistory.context(user=by.pk):
-        customer.save()
+    numbers = normalise_phones(list(phone_numbers))
+    try:
+        with transaction.atomic(), _audited(by):
+            _set_id_number(customer, id_number)
+            customer.phone = numbers[0][0] if numbers else ""
+            customer.full_clean(exclude=["name_grams"])
+            customer.save()
+            _save_phones(customer, numbers)
+            Customer.objects.filter(pk=customer.pk).update(phone=customer.phone)
+            CustomerProfile.objects.create(
+                customer=customer,
+                **{k: v for k, v in (profile or {}).items() if k in PROFILE_FIELDS},
+            )
+    except IntegrityError as exc:
+        # The unique ID-number index lost a race with a concurrent create.
+        raise ValidationError(
+            {"id_number": _("该身份证号刚被另一位客户登记。")}
+        ) from exc
     return customer
 
 
 def customer_update(
-    *, by: Any, customer: Customer, version: int, **data: Any
+    *,
+    by: Any,
+    customer: Customer,
+    version: int,
+    data: dict[str, Any],
+    phone_numbers: list[str] | None = None,
+    id_number: str | None = None,
 ) -> Customer:
-    """Save `data` only if nobody saved since `version` was read; else EditConflict."""
+    """Save only if nobody saved since `version` was read; otherwise EditConflict."""
     if not by.has_perm("customers.change_customer"):
         raise PermissionDenied
-    for field, value in data.items():
+    for field in data:
         if field not in EDITABLE_FIELDS:
             raise ValidationError({field: _("该字段不可修改。")})
-        setattr(customer, field, value)
-    customer.full_clean()
-    with transaction.atomic(), pghistory.context(user=by.pk):
-        changed = Customer.objects.filter(pk=customer.pk, version=version).update(
-            **{field: getattr(customer, field) for field in data},
+        setattr(customer, field, data[field])
+    numbers = normalise_phones(phone_numbers) if phone_numbers is not None else None
+    with transaction.atomic(), _audited(by):
+        # Lock the row, then compare versions: a stale form never overwrites.
+        current = Customer.objects.select_for_update().get(pk=customer.pk)
+        if current.version != version:
+            raise EditConflict(current)
+        _set_id_number(customer, id_number)
+        if numbers is not None:
+            _save_phones(customer, numbers)
+        customer.version = version + 1
+        customer.full_clean(exclude=["name_grams"])
+        customer.save()
+    return customer
+
+
+def profile_update(
+    *, by: Any, customer: Customer, data: dict[str, Any]
+) -> CustomerProfile:
+    if not by.has_perm("customers.change_customer"):
+        raise PermissionDenied
+    with transaction.atomic(), _audited(by):
+        profile, _ = CustomerProfile.objects.select_for_update().get_or_create(
+            customer=customer
+        )
+        for field in PROFILE_FIELDS:
+            if field in data:
+                setattr(profile, field, data[field])
+        profile.full_clean()
+        profile.save()
+    return profile
+
+
+def find_duplicates(
+    *,
+    phone_numbers: list[str] = (),
+    id_number: str = "",
+    name: str = "",
+    organization_name: str = "",
+    exclude_pk: int | None = None,
+) -> list[Customer]:
+    """Existing customers that look like the one being entered (any visibility)."""
+    condition = Q(pk__in=[])
+    numbers = []
+    for raw in phone_numbers:
+        try:
+            numbers.append(phones.normalise_phone(raw)[0])
+        except ValidationError:
+            continue
+    if numbers:
+        condition |= Q(phones__number__in=numbers)
+    if id_number and id_number.strip():
+        try:
+            number = identity.normalise_id_number(id_number)
+        except ValidationError:
+            number = ""
+        if number:
+            condition |= Q(id_number_index=identity.blind_index(number))
+    if name and organization_name:
+        condition |= Q(name=name.strip(), organization__name=organization_name.strip())
+    if name and not organization_name:
+        condition |= Q(name=name.strip(), is_organization=True)
+    candidates = (
+        Customer.objects.filter(condition, merged_into__isnull=True)
+        .select_related("owner", "team")
+        .distinct()
+    )
+    if exclude_pk:
+        candidates = candidates.exclude(pk=exclude_pk)
+    return list(candidates[:10])
+
+
+def customer_reveal_id_number(*, by: Any, customer: Customer, reason: str) -> str:
+    """The clear ID number for a role allowed to see it; every reveal is audited."""
+    if not by.has_perm("customers.reveal_customer_pii"):
+        raise PermissionDenied
+    if not reason.strip():
+        raise ValidationError({"reason": _("请说明查看原因。")})
+    if not customer.id_number_cipher:
+        return ""
+    from crm.core.models import AccessLog
+
+    AccessLog.objects.create(
+        user=by,
+        action="reveal_id_number",
+        object_type="customer",
+        object_id=customer.pk,
+        detail=reason.strip()[:200],
+    )
+    return identity.decrypt(customer.id_number_cipher)
+
+
+# --- contacts and follow-ups -----------------------------------------------------------
+
+
+def contact_log_create(
+    *,
+    by: Any,
+    customer: Customer,
+    channel: str,
+    summary: str,
+    occurred_at: datetime | None = None,
+    direction: str = ContactLog.Direction.OUTBOUND,
+    outcome: str = "",
+    sentiment: str = ContactLog.Sentiment.NEUTRAL,
+    next_step: str = "",
+    next_step_at: datetime | None = None,
+) -> ContactLog:
+    """Record a contact; a next step with a date becomes a follow-up for `by`."""
+    if not by.has_perm("customers.add_contactlog"):
+        raise PermissionDenied
+    log = ContactLog(
+        customer=customer,
+        author=by,
+        channel=channel,
+        summary=summary.strip(),
+        occurred_at=occurred_at or timezone.now(),
+        direction=direction,
+        outcome=outcome,
+        sentiment=sentiment,
+        next_step=next_step.strip(),
+        next_step_at=next_step_at,
+    )
+    log.full_clean()
+    with transaction.atomic(), _audited(by):
+        log.save()
+        Customer.objects.filter(pk=customer.pk).update(
+            contact_count=F("contact_count") + 1,
+            last_contacted_at=log.occurred_at,
+            updated_at=timezone.now(),
+        )
+        if next_step_at:
+            followup_create(
+                by=by,
+                customer=customer,
+                assignee=by,
+                due_at=next_step_at,
+                note=log.next_step or log.summary[:200],
+                source_contact=log,
+            )
+    return log
+
+
+def followup_create(
+    *,
+    by: Any,
+    customer: Customer,
+    assignee: Any,
+    due_at: datetime,
+    note: str,
+    source_contact: ContactLog | None = None,
+) -> FollowUp:
+    """A promise to get back to the customer; its reminder is a scheduled action."""
+    followup = FollowUp(
+        customer=customer,
+        assignee=assignee,
+        created_by=by,
+        due_at=due_at,
+        note=note.strip(),
+        source_contact=source_contact,
+    )
+    followup.full_clean()
+    with transaction.atomic(), _audited(by):
+        followup.save()
+        scheduler.action_schedule(
+            kind=FOLLOWUP_REMINDER,
+            target_id=followup.pk,
+            due_at=due_at,
+            key=f"followup:{followup.pk}:remind",
+        )
+    return followup
+
+
+def followup_complete(*, by: Any, followup: FollowUp) -> FollowUp:
+    with transaction.atomic(), _audited(by):
+        changed = FollowUp.objects.filter(
+            pk=followup.pk, status=FollowUp.Status.OPEN
+        ).update(status=FollowUp.Status.DONE, done_at=timezone.now())
+        if changed:
+            scheduler.action_cancel(key=f"followup:{followup.pk}:remind")
+    followup.refresh_from_db()
+    return followup
+
+
+def followup_remind(action: Any) -> None:
+    """Scheduled-action handler: tell the assignee a follow-up is due (idempotent)."""
+    followup = (
+        FollowUp.objects.select_related("customer", "assignee")
+        .filter(pk=action.target_id)
+        .first()
+    )
+    if followup is None or followup.status != FollowUp.Status.OPEN:
+        return
+    notifications.notification_send(
+        recipient=followup.assignee,
+        key=action.idempotency_key,
+        title=_("跟进到期：%(customer)s") % {"customer": followup.customer.name},
+        body=followup.note,
+        url=followup.get_absolute_url(),
+    )
+    FollowUp.objects.filter(pk=followup.pk, reminded_at__isnull=True).update(
+        reminded_at=timezone.now()
+    )
+
+
+# --- ownership: reassignment and the public pool ---------------------------------------
+
+
+def customers_reassign(*, by: Any, customer_ids: list[int], new_owner: Any) -> int:
+    """Move customers (and their open follow-ups) to `new_owner`; returns the count."""
+    if not by.has_perm("customers.reassign_customer"):
+        raise PermissionDenied
+    if new_owner.role not in ("sales", "manager"):
+        raise ValidationError({"new_owner": _("只能转给销售或经理。")})
+    with transaction.atomic(), _audited(by):
+        customers = Customer.objects.visible_to(by).filter(pk__in=customer_ids)
+        ids = list(customers.values_list("pk", flat=True))
+        moved = Customer.objects.filter(pk__in=ids).update(
+            owner=new_owner,
+            team=new_owner.team,
+            pool_entered_at=None,
+            updated_at=timezone.now(),
             version=F("version") + 1,
         )
-        if not changed:
-            raise EditConflict(Customer.objects.get(pk=customer.pk))
+        FollowUp.objects.filter(
+            customer_id__in=ids, status=FollowUp.Status.OPEN
+        ).update(assignee=new_owner)
+        PoolEvent.objects.bulk_create(
+            PoolEvent(
+                customer_id=pk,
+                user=new_owner,
+                actor=by,
+                action=PoolEvent.Action.REASSIGN,
+            )
+            for pk in ids
+        )
+    return moved
+
+
+def pool_claim(*, by: Any, customer_id: int) -> Customer:
+    """Take a customer from the public pool. Of two simultaneous claims, one wins."""
+    if by.role not in ("sales", "manager"):
+        raise PermissionDenied
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    with transaction.atomic(), _audited(by):
+        # Serialise one person's claims so the daily limit holds under concurrency.
+        get_user_model().objects.select_for_update().get(pk=by.pk)
+        claimed_today = PoolEvent.objects.filter(
+            user=by, action=PoolEvent.Action.CLAIM, created_at__gte=today
+        ).count()
+        if claimed_today >= settings.KEHU_POOL_CLAIM_LIMIT:
+            raise ValidationError(
+                _("今天已领取 %(n)d 位客户，达到上限。") % {"n": claimed_today}
+            )
+        won = Customer.objects.filter(
+            pk=customer_id, owner__isnull=True, merged_into__isnull=True
+        ).update(
+            owner=by,
+            team=by.team,
+            pool_entered_at=None,
+            updated_at=timezone.now(),
+            version=F("version") + 1,
+        )
+        if not won:
+            raise ValidationError(_("该客户已被他人领取。"))
+        PoolEvent.objects.create(
+            customer_id=customer_id, user=by, actor=by, action=PoolEvent.Action.CLAIM
+        )
+    return Customer.objects.get(pk=customer_id)
+
+
+def pool_release(*, by: Any, customer: Customer) -> Customer:
+    if customer.owner_id != by.pk and not by.has_perm("customers.reassign_customer"):
+        raise PermissionDenied
+    with transaction.atomic(), _audited(by):
+        _return_to_pool([customer.pk], actor=by, action=PoolEvent.Action.RELEASE)
     customer.refresh_from_db()
     return customer
+
+
+def _return_to_pool(ids: list[int], *, actor: Any, action: str) -> None:
+    owners = dict(
+        Customer.objects.filter(pk__in=ids, owner__isnull=False).values_list(
+            "pk", "owner_id"
+        )
+    )
+    Customer.objects.filter(pk__in=owners).update(
+        owner=None,
+        team=None,
+        pool_entered_at=timezone.now(),
+        updated_at=timezone.now(),
+        version=F("version") + 1,
+    )
+    FollowUp.objects.filter(customer_id__in=owners, status=FollowUp.Status.OPEN).update(
+        status=FollowUp.Status.CANCELLED
+    )
+    PoolEvent.objects.bulk_create(
+        PoolEvent(customer_id=pk, user_id=owner_id, actor=actor, action=action)
+        for pk, owner_id in owners.items()
+    )
+
+
+def _last_touch() -> Any:
+    from django.db.models.functions import Coalesce
+
+    return Coalesce("last_contacted_at", "created_at")
+
+
+def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Daily: warn owners a few days ahead, then return neglected customers to the pool."""
+    now = now or timezone.now()
+    days = settings.KEHU_POOL_RETURN_DAYS
+    warn_days = settings.KEHU_POOL_WARNING_DAYS
+    owned = Customer.objects.filter(
+        owner__isnull=False, merged_into__isnull=True
+    ).alias(last_touch=_last_touch())
+    expired = list(
+        owned.filter(last_touch__lt=now - timedelta(days=days)).values_list(
+            "pk", flat=True
+        )
+    )
+    warned = 0
+    for customer in (
+        owned.filter(
+            last_touch__lt=now - timedelta(days=days - warn_days),
+            last_touch__gte=now - timedelta(days=days),
+        )
+        .select_related("owner")
+        .iterator()
+    ):
+        created = notifications.notification_send(
+            recipient=customer.owner,
+            key=f"pool-warning:{customer.pk}:{customer.owner_id}:{customer.last_contacted_at or customer.created_at:%Y%m%d%H%M%S}",
+            title=_("客户即将回到公海：%(name)s") % {"name": customer.name},
+            body=_("已超过 %(days)d 天未联系，%(warn)d 天内不联系将自动回到公海。")
+            % {"days": days - warn_days, "warn": warn_days},
+            url=customer.get_absolute_url(),
+        )
+        warned += created is not None
+    with transaction.atomic(), _audited(None):
+        _return_to_pool(expired, actor=None, action=PoolEvent.Action.AUTO_RETURN)
+    return {"warned": warned, "returned": len(expired)}
+
+
+def dormant_key_accounts_sweep(*, now: datetime | None = None) -> int:
+    """Daily: key accounts nobody contacted for N days get a follow-up for their owner."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.KEHU_DORMANT_KEY_ACCOUNT_DAYS)
+    dormant = (
+        Customer.objects.filter(
+            Q(is_key_account=True) | Q(tier=Customer.Tier.A),
+            owner__isnull=False,
+            merged_into__isnull=True,
+        )
+        .alias(last_touch=_last_touch())
+        .filter(last_touch__lt=cutoff)
+        .exclude(followups__status=FollowUp.Status.OPEN)
+        .select_related("owner")
+    )
+    created = 0
+    for customer in dormant.iterator():
+        followup_create(
+            by=customer.owner,
+            customer=customer,
+            assignee=customer.owner,
+            due_at=now,
+            note=_("重点客户已 %(days)d 天未联系，请尽快回访。")
+            % {"days": settings.KEHU_DORMANT_KEY_ACCOUNT_DAYS},
+        )
+        created += 1
+    return created

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -10,28 +11,71 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core.pagination import paginate
 from customers import masking, selectors, services
-from customers.forms import CustomerForm
-from customers.models import Customer
+from customers.forms import (
+    ContactQuickForm,
+    CustomerFilterForm,
+    CustomerForm,
+    FollowUpForm,
+    ProfileForm,
+    ReassignForm,
+    RevealForm,
+)
+from customers.models import Customer, FollowUp
 
 ALL_ROLES = tuple(Role.values)
 EDITOR_ROLES = (Role.SALES, Role.MANAGER, Role.ADMIN)
+CONTACT_ROLES = ALL_ROLES
 PAGE_SIZE = 25
+
+
+def _visible_customer(request: HttpRequest, pk: int) -> Customer:
+    return access.get_object_for(
+        Customer.objects.visible_to(request.user).select_related(
+            "owner", "team", "organization", "parent"
+        ),
+        pk,
+    )
+
+
+def _organizations(request: HttpRequest):  # noqa: ANN202 - a QuerySet
+    return (
+        Customer.objects.visible_to(request.user)
+        .filter(is_organization=True, merged_into__isnull=True)
+        .order_by("name")
+    )
 
 
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def customer_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:100]
-    sort = request.GET.get("sort", "recent")
-    customers = selectors.customer_list(user=request.user, query=query, sort=sort)
-    page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    owners = selectors.owner_choices(user=request.user)
+    form = CustomerFilterForm(
+        request.GET or None,
+        owners=owners,
+        teams=selectors.team_choices(user=request.user),
+    )
+    filters = form.filters() if request.GET else {}
+    query = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
+    sort = (
+        form.cleaned_data.get("sort") if form.is_bound and form.is_valid() else ""
+    ) or "recent"
+    customers = selectors.customer_list(
+        user=request.user, query=query, sort=sort, filters=filters
+    )
     context = {
-        "page": page,
+        "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
+        "form": form,
         "query": query,
         "sort": sort,
         "can_see_pii": masking.can_see_pii(request.user),
         "can_add": request.user.has_perm("customers.add_customer"),
+        "can_log_contact": request.user.has_perm("customers.add_contactlog"),
+        "can_reassign": request.user.has_perm("customers.reassign_customer"),
+        "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
+        "reassign_form": ReassignForm(owners=owners),
+        "contact_form": ContactQuickForm(),
     }
     template = (
         "customers/_customer_results.html"
@@ -44,63 +88,307 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = access.get_object_for(
-        Customer.objects.visible_to(request.user).select_related("owner", "team"), pk
+    customer = _visible_customer(request, pk)
+    context = selectors.customer_page(user=request.user, customer=customer)
+    context.update(
+        history=selectors.customer_history(
+            customer=customer, can_see_pii=context["can_see_pii"]
+        ),
+        can_edit=request.user.has_perm("customers.change_customer"),
+        can_log_contact=request.user.has_perm("customers.add_contactlog"),
+        can_reveal=request.user.has_perm("customers.reveal_customer_pii"),
+        can_release=customer.owner_id == request.user.pk,
+        can_claim=customer.owner_id is None
+        and request.user.role in (Role.SALES, Role.MANAGER),
+        contact_form=ContactQuickForm(),
+        reveal_form=RevealForm(),
     )
-    context = {
-        "customer": customer,
-        "history": selectors.customer_history(customer=customer),
-        "can_see_pii": masking.can_see_pii(request.user),
-        "can_edit": request.user.has_perm("customers.change_customer"),
-    }
     return render(request, "customers/customer_detail.html", context)
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ALL_ROLES)
+def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """The next page of the timeline (htmx), older than `before`."""
+    customer = _visible_customer(request, pk)
+    try:
+        before = datetime.fromisoformat(request.GET.get("before", ""))
+    except ValueError:
+        before = None
+    context = selectors.customer_page(
+        user=request.user, customer=customer, before=before
+    )
+    return render(request, "customers/_timeline.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EDITOR_ROLES)
 def customer_create(request: HttpRequest) -> HttpResponse:
-    form = CustomerForm(request.POST or None)
+    form = CustomerForm(request.POST or None, organizations=_organizations(request))
+    duplicates = []
     if request.method == "POST" and form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        try:
-            customer = services.customer_create(by=request.user, **data)
-        except ValidationError as error:
-            form.add_error(None, error)
+        arguments = form.service_arguments()
+        duplicates = services.find_duplicates(
+            phone_numbers=arguments["phone_numbers"],
+            id_number=arguments["id_number"] or "",
+            name=arguments["data"]["name"],
+            organization_name=getattr(
+                arguments["data"].get("organization"), "name", ""
+            ),
+        )
+        # Show look-alikes before saving; saving anyway needs a second, explicit submit.
+        if duplicates and not form.cleaned_data.get("confirm_duplicates"):
+            form = CustomerForm(
+                {**request.POST.dict(), "confirm_duplicates": "on"},
+                organizations=_organizations(request),
+            )
+            form.is_valid()
         else:
-            messages.success(request, _("客户已创建。"))
-            return redirect(customer)
-    return render(request, "customers/customer_form.html", {"form": form})
+            try:
+                customer = services.customer_create(by=request.user, **arguments)
+            except ValidationError as error:
+                _add_errors(form, error)
+            else:
+                messages.success(request, _("客户已创建。"))
+                return redirect(customer)
+    visible_ids = set(
+        Customer.objects.visible_to(request.user)
+        .filter(pk__in=[d.pk for d in duplicates])
+        .values_list("pk", flat=True)
+    )
+    return render(
+        request,
+        "customers/customer_form.html",
+        {"form": form, "duplicates": duplicates, "visible_duplicate_ids": visible_ids},
+    )
+
+
+def _add_errors(form: CustomerForm, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
 
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EDITOR_ROLES)
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = access.get_object_for(Customer.objects.visible_to(request.user), pk)
+    customer = _visible_customer(request, pk)
     form = CustomerForm(
-        request.POST or None, instance=customer, initial={"version": customer.version}
+        request.POST or None,
+        instance=customer,
+        initial={"version": customer.version, "phone": customer.phone},
+        organizations=_organizations(request).exclude(pk=customer.pk),
     )
     if request.method == "POST" and form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+        version = form.cleaned_data["version"] or 0
         try:
             services.customer_update(
                 by=request.user,
                 customer=customer,
-                version=form.cleaned_data["version"] or 0,
-                **data,
+                version=version,
+                **form.service_arguments(),
             )
         except services.EditConflict as conflict:
-            form = CustomerForm(
-                instance=conflict.current, initial={"version": conflict.current.version}
-            )
             messages.error(
                 request,
                 _("该客户已被他人修改。下面显示的是最新内容，请核对后重新保存。"),
             )
+            form = CustomerForm(
+                instance=conflict.current,
+                initial={
+                    "version": conflict.current.version,
+                    "phone": conflict.current.phone,
+                },
+                organizations=_organizations(request).exclude(pk=customer.pk),
+            )
         except ValidationError as error:
-            form.add_error(None, error)
+            _add_errors(form, error)
         else:
             messages.success(request, _("客户已保存。"))
             return redirect(customer)
     return render(
         request, "customers/customer_form.html", {"form": form, "customer": customer}
     )
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*EDITOR_ROLES)
+def customer_profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _visible_customer(request, pk)
+    profile = getattr(customer, "profile", None)
+    form = ProfileForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        services.profile_update(
+            by=request.user, customer=customer, data=form.cleaned_data
+        )
+        messages.success(request, _("一对一档案已保存。"))
+        return redirect(customer)
+    return render(
+        request, "customers/profile_form.html", {"form": form, "customer": customer}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*CONTACT_ROLES)
+def contact_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Quick contact entry (htmx): answers the refreshed form plus a success note."""
+    customer = _visible_customer(request, pk)
+    if request.method == "GET":
+        return render(
+            request,
+            "customers/_contact_form.html",
+            {
+                "customer": customer,
+                "contact_form": ContactQuickForm(),
+                "show_name": True,
+            },
+        )
+    form = ContactQuickForm(request.POST)
+    logged = None
+    if form.is_valid():
+        try:
+            logged = services.contact_log_create(
+                by=request.user, customer=customer, **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        except PermissionDenied:
+            raise
+    if not request.htmx:
+        if logged:
+            messages.success(request, _("联系记录已保存。"))
+        else:
+            messages.error(
+                request,
+                _("联系记录未保存：%(errors)s") % {"errors": form.errors.as_text()},
+            )
+        return redirect(customer)
+    response = render(
+        request,
+        "customers/_contact_form.html",
+        {
+            "customer": customer,
+            "contact_form": ContactQuickForm() if logged else form,
+            "logged": logged,
+            "show_name": request.POST.get("show_name") == "1",
+        },
+    )
+    if logged:
+        # Lets the page refresh its timeline and follow-ups without a reload.
+        response["HX-Trigger"] = "contact-logged"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*EDITOR_ROLES)
+def followup_create(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _visible_customer(request, pk)
+    form = FollowUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.followup_create(
+            by=request.user,
+            customer=customer,
+            assignee=customer.owner or request.user,
+            **form.cleaned_data,
+        )
+        messages.success(request, _("跟进已安排。"))
+        return redirect(customer)
+    return render(
+        request, "customers/followup_form.html", {"form": form, "customer": customer}
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EDITOR_ROLES)
+def followup_complete(request: HttpRequest, pk: int) -> HttpResponse:
+    followup = access.get_object_for(
+        FollowUp.objects.filter(
+            customer__in=Customer.objects.visible_to(request.user)
+        ).select_related("customer"),
+        pk,
+    )
+    services.followup_complete(by=request.user, followup=followup)
+    messages.success(request, _("跟进已完成。"))
+    return redirect(
+        request.POST.get("next") if _safe_next(request) else followup.customer
+    )
+
+
+def _safe_next(request: HttpRequest) -> bool:
+    target = request.POST.get("next", "")
+    return target.startswith("/") and not target.startswith("//")
+
+
+@require_http_methods(["POST"])
+@access.role_required(*ALL_ROLES)
+def customer_reveal(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _visible_customer(request, pk)
+    form = RevealForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("请说明查看原因。"))
+        return redirect(customer)
+    number = services.customer_reveal_id_number(
+        by=request.user, customer=customer, reason=form.cleaned_data["reason"]
+    )
+    return render(
+        request, "customers/_revealed.html", {"number": number, "customer": customer}
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(Role.MANAGER, Role.ADMIN)
+def customer_reassign(request: HttpRequest) -> HttpResponse:
+    form = ReassignForm(request.POST, owners=selectors.owner_choices(user=request.user))
+    if form.is_valid():
+        try:
+            moved = services.customers_reassign(
+                by=request.user,
+                customer_ids=form.cleaned_data["customer_ids"],
+                new_owner=form.cleaned_data["new_owner"],
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("已转移 %(n)d 位客户。") % {"n": moved})
+    else:
+        messages.error(
+            request, _("转移失败：%(errors)s") % {"errors": form.errors.as_text()}
+        )
+    return redirect("customers:customer_list")
+
+
+@require_http_methods(["POST"])
+@access.role_required(Role.SALES, Role.MANAGER)
+def pool_claim(request: HttpRequest, pk: int) -> HttpResponse:
+    # The pool is visible to every salesperson, whatever team owned the customer before.
+    try:
+        customer = services.pool_claim(by=request.user, customer_id=pk)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("customers:pool_list")
+    messages.success(request, _("已领取客户“%(name)s”。") % {"name": customer.name})
+    return redirect(customer)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EDITOR_ROLES)
+def pool_release(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = _visible_customer(request, pk)
+    services.pool_release(by=request.user, customer=customer)
+    messages.success(request, _("客户已放回公海。"))
+    return redirect("customers:customer_list")
+
+
+@require_http_methods(["GET"])
+@access.role_required(Role.SALES, Role.MANAGER, Role.ADMIN)
+def pool_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")[:100]
+    customers = selectors.pool_list(query=query)
+    context = {
+        "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
+        "query": query,
+        "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
+    }
+    return render(request, "customers/pool_list.html", context)

@@ -11,19 +11,15 @@ from customers.models import Customer
 
 
 def sales_home(*, user: Any) -> dict[str, Any]:
-    mine = Customer.objects.filter(owner=user)
-    counts = mine.aggregate(
-        total=Count("id"),
-        key_accounts=Count("id", filter=Q(is_key_account=True)),
-        leads=Count("id", filter=Q(stage=Customer.Stage.LEAD)),
-    )
-    recent = list(mine.order_by("-updated_at", "-id")[:10])
-    return {"counts": counts, "recent_customers": recent}
+    from customers import selectors as customer_selectors
+
+    return customer_selectors.my_day(user=user)
 
 
 def service_home(*, user: Any) -> dict[str, Any]:
     recent = list(
         Customer.objects.visible_to(user)
+        .filter(merged_into__isnull=True)
         .select_related("owner")
         .order_by("-updated_at", "-id")[:10]
     )

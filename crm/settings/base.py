@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -32,6 +33,8 @@ INSTALLED_APPS = [
     "pghistory",
     "crm.core",
     "crm.accounts",
+    "crm.scheduler",
+    "crm.notifications",
     "customers",
 ]
 
@@ -39,7 +42,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "crm.core.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -142,7 +145,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_ETA_TASK_LIMIT = 100
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Access (docs/access.md): what each role sees of customers and their records ---
 # Scopes: "own" (owned by me), "team" (mine or my team's), "department", "all".
@@ -165,3 +167,28 @@ LOGGING = {
 KEHU_UNMASKED_ROLES = env.list(
     "KEHU_UNMASKED_ROLES", default=["sales", "manager", "admin"]
 )
+# Encrypts ID numbers at rest (customers/identity.py); production must set its own.
+KEHU_FIELD_KEY = env("KEHU_FIELD_KEY", default=SECRET_KEY)
+# Public pool (公海) rules: how many pool customers one salesperson may hold through
+# claims, and how many days without contact send a customer back to the pool.
+KEHU_POOL_CLAIM_LIMIT = env.int("KEHU_POOL_CLAIM_LIMIT", default=50)
+KEHU_POOL_RETURN_DAYS = env.int("KEHU_POOL_RETURN_DAYS", default=30)
+KEHU_POOL_WARNING_DAYS = env.int("KEHU_POOL_WARNING_DAYS", default=3)
+# Key accounts (tier A or flagged) with no contact for this many days get a follow-up.
+KEHU_DORMANT_KEY_ACCOUNT_DAYS = env.int("KEHU_DORMANT_KEY_ACCOUNT_DAYS", default=30)
+# The scheduled-action pipeline (crm/scheduler): how often the sweeper runs and how long
+# a claimed action may take before another worker may claim it again.
+KEHU_SWEEP_SECONDS = env.float("KEHU_SWEEP_SECONDS", default=15)
+KEHU_ACTION_LEASE_SECONDS = env.int("KEHU_ACTION_LEASE_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "scheduled-actions-sweep": {
+        "task": "crm.scheduler.tasks.actions_sweep_task",
+        "schedule": KEHU_SWEEP_SECONDS,
+        # A sweep that waited longer than one interval is pointless: the next one comes.
+        "options": {"expires": KEHU_SWEEP_SECONDS},
+    },
+    "customers-daily": {
+        "task": "customers.tasks.customers_daily_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
+}

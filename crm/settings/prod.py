@@ -28,3 +28,4 @@ SESSION_SAVE_EVERY_REQUEST = True
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
 )
+KEHU_FIELD_KEY = env("KEHU_FIELD_KEY")

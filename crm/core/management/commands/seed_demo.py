@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 import random
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 from faker import Faker
 
 from crm.accounts import services as account_services
 from crm.accounts.models import Department, Team, User
 from crm.accounts.roles import Role
-from customers.models import Customer
+from customers import search
+from customers import services as customer_services
+from customers.models import ContactLog, Customer, CustomerPhone, CustomerProfile
 
 # username, display name, role, team
 DEMO_USERS = [
@@ -27,6 +31,23 @@ DEMO_USERS = [
     ("sales1", "李销售", Role.SALES, "销售一组"),
     ("sales2", "赵销售", Role.SALES, "销售二组"),
     ("service1", "陈客服", Role.SERVICE, "客服组"),
+]
+PROVINCES = [
+    ("广东省", "深圳市"),
+    ("广东省", "广州市"),
+    ("上海市", "上海市"),
+    ("北京市", "北京市"),
+    ("浙江省", "杭州市"),
+    ("江苏省", "南京市"),
+    ("四川省", "成都市"),
+    ("湖北省", "武汉市"),
+]
+TAGS = ["学区房", "改善型", "投资客", "老业主", "团购", "VIP", "已交房", "待入伙"]
+FOLLOWUP_NOTES = [
+    "回访购房意向",
+    "发送最新户型资料",
+    "确认入伙时间",
+    "邀请参加业主活动",
 ]
 TEAMS = [("销售一组", "销售部"), ("销售二组", "销售部"), ("客服组", "客户服务部")]
 
@@ -87,32 +108,91 @@ class Command(BaseCommand):
         return users
 
     def _customers(self, wanted: int, users: dict[str, User], seed: int) -> int:
-        missing = wanted - Customer.objects.count()
+        existing = Customer.objects.count()
+        missing = wanted - existing
         if missing <= 0:
             return 0
         fake = Faker("zh_CN")
-        fake.seed_instance(seed + Customer.objects.count())
-        rng = random.Random(seed)  # noqa: S311 - demo data, not security
+        fake.seed_instance(seed + existing)
+        rng = random.Random(seed + existing)  # noqa: S311 - demo data, not security
         owners = [users["sales1"], users["sales2"], users["manager1"], None]
         kinds = Customer.Kind.values
-        batch = []
-        for _ in range(missing):
+        customers, numbers = [], []
+        for offset in range(missing):
             owner = rng.choice(owners)
             kind = rng.choices(kinds, weights=[60, 15, 5, 8, 4, 5, 3])[0]
-            name = fake.name() if kind == Customer.Kind.OWNER else fake.company()
-            batch.append(
+            is_org = kind != Customer.Kind.OWNER
+            name = fake.company() if is_org else fake.name()
+            pinyin, initials = search.pinyin_of(name)
+            province = rng.choice(PROVINCES)
+            # Unique by construction: a numbering plan no real customer uses twice.
+            numbers.append(
+                f"1{rng.choice('3589')}{(existing + offset) % 10}{existing + offset:08d}"
+            )
+            customers.append(
                 Customer(
                     name=name,
+                    name_pinyin=pinyin,
+                    name_initials=initials,
+                    is_organization=is_org,
                     kind=kind,
                     stage=rng.choice(Customer.Stage.values),
                     tier=rng.choices("ABCD", weights=[10, 25, 40, 25])[0],
                     is_key_account=rng.random() < 0.1,
-                    phone=fake.phone_number(),
-                    email=fake.email() if rng.random() < 0.5 else "",
+                    source=rng.choice(Customer.Source.values),
+                    tags=rng.sample(TAGS, k=rng.randint(0, 2)),
+                    province=province[0],
+                    city=province[1],
+                    phone=numbers[-1],
+                    wechat_id=f"wx_{initials}{offset}" if rng.random() < 0.4 else "",
+                    email=fake.email() if rng.random() < 0.3 else "",
                     owner=owner,
                     team=owner.team if owner else None,
+                    pool_entered_at=None if owner else timezone.now(),
+                    lifetime_value=rng.choice([0, 0, 50_000, 1_200_000, 3_500_000]),
                     notes=fake.sentence() if rng.random() < 0.3 else "",
                 )
             )
-        Customer.objects.bulk_create(batch, batch_size=2000)
+        Customer.objects.bulk_create(customers, batch_size=2000)
+        CustomerPhone.objects.bulk_create(
+            (
+                CustomerPhone(customer=c, number=n, is_primary=True)
+                for c, n in zip(customers, numbers, strict=True)
+            ),
+            batch_size=2000,
+        )
+        CustomerProfile.objects.bulk_create(
+            (CustomerProfile(customer=c) for c in customers), batch_size=2000
+        )
+        self._activity(customers[:60], users, rng, fake)
         return missing
+
+    def _activity(
+        self, customers: list[Customer], users: dict, rng: random.Random, fake: Faker
+    ) -> None:
+        """Contacts and follow-ups through the real services, so reminders are scheduled."""
+        now = timezone.now()
+        channels = ContactLog.Channel.values
+        for customer in customers:
+            author = customer.owner or users["service1"]
+            for days_ago in sorted(
+                rng.sample(range(1, 90), k=rng.randint(1, 4)), reverse=True
+            ):
+                customer_services.contact_log_create(
+                    by=author,
+                    customer=customer,
+                    channel=rng.choice(channels),
+                    summary=fake.sentence(),
+                    occurred_at=now - timedelta(days=days_ago),
+                    sentiment=rng.choice(ContactLog.Sentiment.values),
+                )
+            if customer.owner and rng.random() < 0.5:
+                # Some overdue, some today, some later: "my day" has something to show.
+                due = now + timedelta(hours=rng.choice([-30, -3, 2, 5, 48, 120]))
+                customer_services.followup_create(
+                    by=customer.owner,
+                    customer=customer,
+                    assignee=customer.owner,
+                    due_at=due,
+                    note=rng.choice(FOLLOWUP_NOTES),
+                )

@@ -1,0 +1,131 @@
+"""Schedule, sweep and deliver ScheduledActions (docs/reliability.md D1-D3)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.scheduler import registry
+from crm.scheduler.models import ScheduledAction
+
+logger = logging.getLogger(__name__)
+State = ScheduledAction.State
+SWEEP_BATCH = 500
+
+
+def action_schedule(
+    *, kind: str, target_id: int, due_at: datetime, key: str
+) -> ScheduledAction:
+    """Create the action, or move a still-pending one with the same key to `due_at`.
+
+    Call inside the business transaction: the action then exists exactly when the
+    business change does.
+    """
+    action, created = ScheduledAction.objects.get_or_create(
+        idempotency_key=key,
+        defaults={"kind": kind, "target_id": target_id, "due_at": due_at},
+    )
+    if not created and action.state == State.PENDING and action.due_at != due_at:
+        ScheduledAction.objects.filter(pk=action.pk, state=State.PENDING).update(
+            due_at=due_at
+        )
+        action.due_at = due_at
+    return action
+
+
+def action_cancel(*, key: str) -> int:
+    """Cancel a not-yet-delivered action; returns how many rows changed (0 or 1)."""
+    return ScheduledAction.objects.filter(
+        idempotency_key=key, state__in=[State.PENDING, State.DISPATCHED]
+    ).update(state=State.CANCELLED)
+
+
+def actions_sweep(
+    *, now: datetime | None = None, limit: int = SWEEP_BATCH
+) -> list[int]:
+    """Claim due and abandoned actions and publish them to the workers.
+
+    Safe to run twice at once (SKIP LOCKED: each row goes to one sweeper) and after any
+    crash: a claim is a lease, and an expired lease is claimed again.
+    """
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
+    at_most_once = registry.at_most_once_kinds()
+    with transaction.atomic():
+        # A customer-facing message that may already have gone out is never re-sent.
+        if at_most_once:
+            ScheduledAction.objects.filter(
+                state=State.SENDING, lease_until__lt=now, kind__in=at_most_once
+            ).update(state=State.NEEDS_REVIEW, last_error="lease expired while sending")
+        due = (
+            ScheduledAction.objects.filter(
+                Q(state=State.PENDING, due_at__lte=now)
+                | Q(state__in=[State.DISPATCHED, State.SENDING], lease_until__lt=now)
+            )
+            .order_by("due_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        ids = list(due)
+        if ids:
+            ScheduledAction.objects.filter(pk__in=ids).update(
+                state=State.DISPATCHED, lease_until=now + lease
+            )
+            transaction.on_commit(lambda: _publish(ids))
+    return ids
+
+
+def _publish(ids: list[int]) -> None:
+    from crm.scheduler.tasks import action_deliver_task
+
+    for action_id in ids:
+        try:
+            action_deliver_task.delay(action_id)
+        except Exception:  # noqa: BLE001 - broker down: the lease expires, the sweeper retries
+            logger.warning(
+                "could not publish action %s; the sweeper will retry", action_id
+            )
+            return
+
+
+def action_deliver(*, action_id: int, now: datetime | None = None) -> bool:
+    """Carry out one action exactly once from the database's point of view.
+
+    Returns True if this call delivered it, False if it was not ours to deliver
+    (already done, cancelled, or taken by another worker).
+    """
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
+    # The conditional UPDATE is the claim: of two workers given the same id, one wins.
+    claimed = ScheduledAction.objects.filter(
+        pk=action_id, state=State.DISPATCHED
+    ).update(state=State.SENDING, attempts=F("attempts") + 1, lease_until=now + lease)
+    if not claimed:
+        return False
+    action = ScheduledAction.objects.get(pk=action_id)
+    kind = registry.get(action.kind)
+    try:
+        with transaction.atomic():
+            kind.handler(action)
+            ScheduledAction.objects.filter(pk=action_id, state=State.SENDING).update(
+                state=State.DONE,
+                done_at=timezone.now(),
+                lease_until=None,
+                last_error="",
+            )
+    except Exception as exc:
+        retry_at = timezone.now() + timedelta(seconds=min(300, 10 * 2**action.attempts))
+        ScheduledAction.objects.filter(pk=action_id, state=State.SENDING).update(
+            state=State.PENDING,
+            due_at=retry_at,
+            lease_until=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        logger.exception("action %s failed; retry at %s", action_id, retry_at)
+        return False
+    return True

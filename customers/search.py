@@ -1,0 +1,89 @@
+"""How one search box finds customers by Chinese name, pinyin, initials or phone digits.
+
+Name pieces: a GIN index on `name_grams` (every 1- and 2-character piece of the name)
+answers one- and two-character searches such as 王 or 张三, which are most Chinese
+searches and which pg_trgm cannot serve from its index. Longer searches intersect their
+2-character pieces in the same index and re-check the whole string.
+Pinyin: `name_pinyin` (zhangsan) and `name_initials` (zs), matched as prefixes through
+varchar_pattern_ops indexes. Phones: a trigram index on CustomerPhone.number finds any
+run of three or more digits, such as the last four.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Upper
+from pypinyin import lazy_pinyin
+
+FULL_WIDTH = (
+    {0xFF10 + i: ord("0") + i for i in range(10)}
+    | {0xFF21 + i: ord("A") + i for i in range(26)}
+    | {0xFF41 + i: ord("a") + i for i in range(26)}
+)
+PHONE_QUERY = re.compile(r"^[\d\s\-+()]+$")
+PINYIN_QUERY = re.compile(r"^[A-Za-z]+$")
+MIN_PHONE_DIGITS = 3
+
+
+def pinyin_of(name: str) -> tuple[str, str]:
+    """('zhangsan', 'zs') for 张三; Latin letters are kept as they are, lower-cased."""
+    syllables = lazy_pinyin(name, errors=lambda chars: [c for c in chars])
+    letters = [
+        s.lower() for s in syllables if s.strip() and s.isascii() and s.isalnum()
+    ]
+    full = "".join(letters)
+    initials = "".join(s[0] for s in letters)
+    return full[:300], initials[:100]
+
+
+def normalise(query: str) -> str:
+    return query.translate(FULL_WIDTH).strip()
+
+
+def name_grams(text: str) -> list[str]:
+    """The 2-character pieces of a search string (or the string itself if shorter)."""
+    text = text.lower()
+    if len(text) <= 2:
+        return [text]
+    return sorted({text[i : i + 2] for i in range(len(text) - 1)})
+
+
+def condition(query: str) -> Q | None:
+    """The Q that finds `query`, or None when the query is too short to search."""
+    from customers.models import CustomerPhone
+
+    query = normalise(query)
+    if not query:
+        return None
+    if PHONE_QUERY.match(query):
+        digits = re.sub(r"\D", "", query)
+        if len(digits) < MIN_PHONE_DIGITS:
+            return Q(pk__in=[])
+        phones = CustomerPhone.objects.filter(
+            customer=OuterRef("pk"), number__contains=digits
+        )
+        return Q(Exists(phones))
+    by_name = Q(name_grams__contains=name_grams(query))
+    if len(query) > 2:
+        by_name &= Q(name__icontains=query)
+    if PINYIN_QUERY.match(query):
+        upper = query.upper()
+        # Upper() matches the expression indexes customer_pinyin_prefix/_initials_prefix.
+        return (
+            by_name
+            | Q(name_pinyin_upper__startswith=upper)
+            | Q(name_initials_upper__startswith=upper)
+        )
+    return by_name
+
+
+def annotate_for(queryset, query: str):  # noqa: ANN001, ANN201 - QuerySet in, out
+    """Add the upper-cased pinyin columns that `condition` filters on, when needed."""
+    if PINYIN_QUERY.match(normalise(query)):
+        return queryset.alias(
+            name_pinyin_upper=Upper("name_pinyin"),
+            name_initials_upper=Upper("name_initials"),
+        )
+    return queryset
