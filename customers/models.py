@@ -346,8 +346,8 @@ class ContactLog(models.Model):
         ON_SITE = "on_site", _("现场")
 
     class Direction(models.TextChoices):
-        OUTBOUND = "out", _("去电/拜访")
-        INBOUND = "in", _("来电/来访")
+        OUTBOUND = "out", _("我方主动")
+        INBOUND = "in", _("客户主动")
 
     class Sentiment(models.TextChoices):
         POSITIVE = "positive", _("积极")

@@ -575,3 +575,91 @@ def dormant_key_accounts_sweep(*, now: datetime | None = None) -> int:
         )
         created += 1
     return created
+
+
+# --- merging duplicates ---------------------------------------------------------------
+
+MERGE_FILL_FIELDS = (
+    "email",
+    "wechat_id",
+    "address",
+    "province",
+    "city",
+    "district",
+    "organization",
+    "parent",
+    "notes",
+)
+
+
+def customer_merge(*, by: Any, survivor: Customer, duplicate: Customer) -> Customer:
+    """Move everything attached to `duplicate` onto `survivor`; nothing is deleted.
+
+    The duplicate stays, marked merged_into the survivor, so its history and audit
+    trail remain readable. Both rows are locked in id order (no deadlock between two
+    merges), and a customer that is already merged cannot take part again.
+    """
+    from customers import hooks
+
+    if not by.has_perm("customers.merge_customer"):
+        raise PermissionDenied
+    if survivor.pk == duplicate.pk:
+        raise ValidationError(_("不能与自己合并。"))
+    with transaction.atomic(), _audited(by):
+        locked = {
+            c.pk: c
+            for c in Customer.objects.select_for_update()
+            .filter(pk__in=[survivor.pk, duplicate.pk])
+            .order_by("pk")
+        }
+        survivor, duplicate = locked[survivor.pk], locked[duplicate.pk]
+        if survivor.merged_into_id or duplicate.merged_into_id:
+            raise ValidationError(_("其中一位客户已被合并，请刷新后重试。"))
+        ContactLog.objects.filter(customer=duplicate).update(customer=survivor)
+        FollowUp.objects.filter(customer=duplicate).update(customer=survivor)
+        PoolEvent.objects.filter(customer=duplicate).update(customer=survivor)
+        CustomerPhone.objects.filter(customer=duplicate).update(
+            customer=survivor, is_primary=False
+        )
+        Customer.objects.filter(organization=duplicate).update(organization=survivor)
+        Customer.objects.filter(parent=duplicate).update(parent=survivor)
+        for field in MERGE_FILL_FIELDS:
+            if not getattr(survivor, field) and getattr(duplicate, field):
+                setattr(survivor, field, getattr(duplicate, field))
+        if not survivor.id_number_index and duplicate.id_number_index:
+            survivor.id_number_cipher = duplicate.id_number_cipher
+            survivor.id_number_masked = duplicate.id_number_masked
+            index = duplicate.id_number_index
+            # Free the unique index before the survivor takes it.
+            Customer.objects.filter(pk=duplicate.pk).update(id_number_index=None)
+            survivor.id_number_index = index
+        survivor.tags = sorted(set(survivor.tags) | set(duplicate.tags))
+        survivor.lifetime_value += duplicate.lifetime_value
+        survivor.contact_count += duplicate.contact_count
+        survivor.is_key_account = survivor.is_key_account or duplicate.is_key_account
+        stamps = [
+            s for s in (survivor.last_contacted_at, duplicate.last_contacted_at) if s
+        ]
+        survivor.last_contacted_at = max(stamps) if stamps else None
+        _merge_profiles(survivor, duplicate)
+        for hook in hooks.merge_hooks:
+            hook(survivor, duplicate)
+        survivor.version += 1
+        survivor.save()
+        Customer.objects.filter(pk=duplicate.pk).update(
+            merged_into=survivor, version=F("version") + 1, updated_at=timezone.now()
+        )
+    return survivor
+
+
+def _merge_profiles(survivor: Customer, duplicate: Customer) -> None:
+    kept = CustomerProfile.objects.filter(customer=survivor).first()
+    other = CustomerProfile.objects.filter(customer=duplicate).first()
+    if other is None:
+        return
+    if kept is None:
+        kept = CustomerProfile(customer=survivor)
+    for field in PROFILE_FIELDS:
+        if not getattr(kept, field) and getattr(other, field):
+            setattr(kept, field, getattr(other, field))
+    kept.save()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("pool/", views.pool_list, name="pool_list"),
     path("<int:pk>/", views.customer_detail, name="customer_detail"),
     path("<int:pk>/edit/", views.customer_edit, name="customer_edit"),
+    path("<int:pk>/merge/", views.customer_merge, name="customer_merge"),
     path(
         "<int:pk>/profile/", views.customer_profile_edit, name="customer_profile_edit"
     ),

@@ -98,6 +98,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         can_log_contact=request.user.has_perm("customers.add_contactlog"),
         can_reveal=request.user.has_perm("customers.reveal_customer_pii"),
         can_release=customer.owner_id == request.user.pk,
+        can_merge=request.user.has_perm("customers.merge_customer"),
         can_claim=customer.owner_id is None
         and request.user.role in (Role.SALES, Role.MANAGER),
         contact_form=ContactQuickForm(),
@@ -392,3 +393,48 @@ def pool_list(request: HttpRequest) -> HttpResponse:
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
     }
     return render(request, "customers/pool_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(Role.MANAGER, Role.ADMIN)
+def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Pick a duplicate of this customer, compare the two, then merge on confirmation."""
+    survivor = _visible_customer(request, pk)
+    visible = Customer.objects.visible_to(request.user).filter(merged_into__isnull=True)
+    other_id = request.POST.get("other") or request.GET.get("other")
+    other = (
+        access.get_object_for(visible.exclude(pk=survivor.pk), other_id)
+        if other_id
+        else None
+    )
+    if request.method == "POST" and other is not None:
+        try:
+            services.customer_merge(by=request.user, survivor=survivor, duplicate=other)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request, _("已将“%(other)s”合并到本客户。") % {"other": other.name}
+            )
+            return redirect(survivor)
+    query = request.GET.get("q", "")[:100]
+    candidates = services.find_duplicates(
+        phone_numbers=[p.number for p in survivor.phones.all()],
+        name=survivor.name,
+        exclude_pk=survivor.pk,
+    )
+    candidates = [c for c in candidates if visible.filter(pk=c.pk).exists()]
+    if query:
+        candidates = list(
+            selectors.customer_list(user=request.user, query=query).exclude(
+                pk=survivor.pk
+            )[:20]
+        )
+    context = {
+        "customer": survivor,
+        "other": other,
+        "candidates": candidates,
+        "query": query,
+        "can_see_pii": masking.can_see_pii(request.user),
+    }
+    return render(request, "customers/customer_merge.html", context)
