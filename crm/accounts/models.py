@@ -72,6 +72,8 @@ class User(AbstractUser):
     )
     display_name = models.CharField(_("姓名"), max_length=50, blank=True)
     phone = models.CharField(_("手机"), max_length=20, blank=True)
+    # Away staff are skipped by automatic ticket assignment.
+    is_away = models.BooleanField(_("暂离"), default=False)
 
     class Meta:
         verbose_name = _("用户")

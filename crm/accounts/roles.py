@@ -24,12 +24,27 @@ _CUSTOMER_WORK = [
     "customers.add_followup",
     "customers.change_followup",
 ]
+_SERVICE_WORK = [
+    "service.view_ticket",
+    "service.add_ticket",
+    "service.change_ticket",
+    "service.add_workorder",
+    "service.view_asset",
+    "service.add_asset",
+]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.SALES: [*_CUSTOMER_WORK, "customers.reveal_customer_pii"],
+    Role.SALES: [
+        *_CUSTOMER_WORK,
+        "customers.reveal_customer_pii",
+        "service.view_ticket",
+        "service.add_ticket",
+        "service.view_asset",
+    ],
     Role.SERVICE: [
         "customers.view_customer",
         "customers.add_contactlog",
         "customers.view_contactlog",
+        *_SERVICE_WORK,
     ],
     Role.MANAGER: [
         *_CUSTOMER_WORK,
@@ -39,6 +54,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.import_customer",
         "customers.merge_customer",
         "accounts.view_team_report",
+        *_SERVICE_WORK,
     ],
     Role.ADMIN: [
         *_CUSTOMER_WORK,
@@ -51,5 +67,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_team_report",
         "accounts.view_user",
         "accounts.view_team",
+        *_SERVICE_WORK,
     ],
 }

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "crm.scheduler",
     "crm.notifications",
     "customers",
+    "service",
 ]
 
 MIDDLEWARE = [
@@ -192,3 +193,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=7, minute=0),
     },
 }
+# Service desk: a breached ticket goes to the department's managers this long after its
+# team lead was told; the public intake form accepts this many submissions an hour.
+KEHU_ESCALATION_MANAGER_MINUTES = env.int("KEHU_ESCALATION_MANAGER_MINUTES", default=60)
+KEHU_INTAKE_PER_IP_HOUR = env.int("KEHU_INTAKE_PER_IP_HOUR", default=10)
+KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)

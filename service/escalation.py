@@ -1,0 +1,12 @@
+"""The service desk's kinds of scheduled action and the handlers that carry them out."""
+
+from __future__ import annotations
+
+from service import services
+
+HANDLERS = {
+    services.SLA_WARNING: services.sla_escalate,
+    services.SLA_BREACH: services.sla_escalate,
+    services.SLA_MANAGER: services.sla_escalate,
+    services.WORKORDER_OVERDUE: services.workorder_overdue,
+}

@@ -1,0 +1,883 @@
+"""Every write of the service desk: tickets, their workflow and SLA clocks, work orders,
+assets and the public intake form.
+
+SLA deadlines are stored on the ticket (as Zammad does) and every warning and
+escalation is a ScheduledAction written in the same transaction (crm/scheduler), so a
+worker or Redis restart loses none and sends none twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pghistory
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.notifications import services as notifications
+from crm.scheduler import services as scheduler
+from crm.scheduler.models import ScheduledAction
+from service import events
+from service.models import (
+    AssignmentCursor,
+    Asset,
+    Category,
+    IntakeAttempt,
+    SLAPolicy,
+    Ticket,
+    TicketAttachment,
+    TicketLink,
+    TicketMessage,
+    TicketTransition,
+    WorkOrder,
+)
+from service.sla import BusinessCalendar
+
+Status = Ticket.Status
+SLA_WARNING = "service.sla_warning"
+SLA_BREACH = "service.sla_breach"
+SLA_MANAGER = "service.sla_manager"
+WORKORDER_OVERDUE = "service.workorder_overdue"
+SLA_KINDS = (SLA_WARNING, SLA_BREACH, SLA_MANAGER)
+
+# Which status may follow which; anything else is refused.
+TRANSITIONS: dict[str, set[str]] = {
+    Status.NEW: {Status.ASSIGNED, Status.IN_PROGRESS, Status.RESOLVED, Status.CLOSED},
+    Status.ASSIGNED: {Status.IN_PROGRESS, Status.WAITING, Status.RESOLVED},
+    Status.IN_PROGRESS: {Status.WAITING, Status.RESOLVED},
+    Status.WAITING: {Status.IN_PROGRESS, Status.RESOLVED},
+    Status.RESOLVED: {Status.CLOSED, Status.IN_PROGRESS},
+    Status.CLOSED: {Status.IN_PROGRESS},
+}
+UPLOAD_TYPES = {
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/webp": (".webp",),
+    "application/pdf": (".pdf",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
+        ".docx",
+    ),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (".xlsx",),
+}
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# File signatures: the declared type must match the bytes, not only the name.
+MAGIC = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
+        b"PK\x03\x04",
+    ),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+        b"PK\x03\x04",
+    ),
+}
+
+
+class EditConflict(Exception):
+    def __init__(self, current: Ticket) -> None:
+        super().__init__("stale ticket version")
+        self.current = current
+
+
+def _audited(by: Any) -> pghistory.context:
+    return pghistory.context(user=by.pk if by else None)
+
+
+def _require(by: Any, perm: str) -> None:
+    if by is not None and not by.has_perm(perm):
+        raise PermissionDenied
+
+
+def next_reference() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('service_ticket_ref_seq')")
+        number = cursor.fetchone()[0]
+    return f"{timezone.localdate().year}{number:06d}"
+
+
+# --- SLA clocks --------------------------------------------------------------------------
+
+
+def sla_policy_for(
+    *, ticket_type: str, priority: str, is_key_account: bool
+) -> SLAPolicy | None:
+    policies = SLAPolicy.objects.filter(ticket_type=ticket_type, priority=priority)
+    if is_key_account:
+        key = policies.filter(for_key_accounts=True).first()
+        if key:
+            return key
+    return policies.filter(for_key_accounts=False).first()
+
+
+def _key(ticket: Ticket, metric: str, stage: str, due: datetime) -> str:
+    return f"ticket:{ticket.pk}:{metric}:{stage}:{int(due.timestamp())}"
+
+
+def _schedule_clocks(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+    """Schedule warning, breach and manager escalation for each running clock."""
+    policy = ticket.sla_policy
+    if policy is None or ticket.paused_at or not ticket.is_open:
+        return
+    clocks = [("resolution", ticket.resolution_due_at)]
+    if ticket.first_responded_at is None:
+        clocks.append(("first_response", ticket.first_response_due_at))
+    manager_delay = timedelta(minutes=settings.KEHU_ESCALATION_MANAGER_MINUTES)
+    for metric, due in clocks:
+        if due is None:
+            continue
+        left = calendar.minutes_between(now, due)
+        if left > policy.warn_before_minutes:
+            warn_at = calendar.add_minutes(now, left - policy.warn_before_minutes)
+            scheduler.action_schedule(
+                kind=SLA_WARNING,
+                target_id=ticket.pk,
+                due_at=warn_at,
+                key=_key(ticket, metric, "warning", due),
+            )
+        scheduler.action_schedule(
+            kind=SLA_BREACH,
+            target_id=ticket.pk,
+            due_at=due,
+            key=_key(ticket, metric, "breach", due),
+        )
+        scheduler.action_schedule(
+            kind=SLA_MANAGER,
+            target_id=ticket.pk,
+            due_at=due + manager_delay,
+            key=_key(ticket, metric, "manager", due),
+        )
+
+
+def _cancel_clocks(ticket: Ticket, metric: str | None = None) -> None:
+    pending = ScheduledAction.objects.filter(
+        kind__in=SLA_KINDS,
+        target_id=ticket.pk,
+        state__in=[ScheduledAction.State.PENDING, ScheduledAction.State.DISPATCHED],
+    )
+    if metric:
+        pending = pending.filter(idempotency_key__contains=f":{metric}:")
+    pending.update(state=ScheduledAction.State.CANCELLED)
+
+
+def _start_clocks(ticket: Ticket, now: datetime, calendar: BusinessCalendar) -> None:
+    policy = ticket.sla_policy
+    if policy is None:
+        return
+    ticket.first_response_due_at = calendar.add_minutes(
+        now, policy.first_response_minutes
+    )
+    ticket.resolution_due_at = calendar.add_minutes(now, policy.resolution_minutes)
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+def ticket_create(
+    *,
+    by: Any,
+    customer: Any,
+    ticket_type: str,
+    channel: str,
+    subject: str,
+    description: str,
+    priority: str = "normal",
+    category: Category | None = None,
+    asset: Asset | None = None,
+    contact_name: str = "",
+    contact_phone: str = "",
+    team: Any = None,
+    now: datetime | None = None,
+) -> Ticket:
+    """Open a ticket, start its SLA clocks and assign it round-robin when it can."""
+    _require(by, "service.add_ticket")
+    now = now or timezone.now()
+    if asset is not None and asset.customer_id != customer.pk:
+        raise ValidationError({"asset": _("该资产不属于此客户。")})
+    ticket = Ticket(
+        customer=customer,
+        ticket_type=ticket_type,
+        channel=channel,
+        subject=subject.strip(),
+        description=description.strip(),
+        priority=priority,
+        category=category,
+        asset=asset,
+        dealer_id=asset.dealer_id if asset else None,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+        team=team or (category.team if category else None),
+        created_by=by,
+    )
+    ticket.sla_policy = sla_policy_for(
+        ticket_type=ticket_type,
+        priority=priority,
+        is_key_account=customer.is_key_account or customer.tier == "A",
+    )
+    calendar = BusinessCalendar.load()
+    _start_clocks(ticket, now, calendar)
+    with transaction.atomic(), _audited(by):
+        ticket.reference = next_reference()
+        ticket.full_clean(exclude=["reference"])
+        ticket.save()
+        TicketTransition.objects.create(ticket=ticket, to_status=Status.NEW, by=by)
+        if ticket.team_id:
+            _auto_assign(ticket, by=by)
+        _schedule_clocks(ticket, calendar, now)
+    return ticket
+
+
+def _auto_assign(ticket: Ticket, *, by: Any) -> None:
+    """Round-robin within the ticket's team, skipping people marked away."""
+    cursor, _ = AssignmentCursor.objects.select_for_update().get_or_create(
+        team_id=ticket.team_id
+    )
+    people = list(
+        get_user_model()
+        .objects.filter(team_id=ticket.team_id, is_active=True, is_away=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not people:
+        return
+    later = [
+        pk for pk in people if cursor.last_user_id is None or pk > cursor.last_user_id
+    ]
+    chosen = later[0] if later else people[0]
+    cursor.last_user_id = chosen
+    cursor.save(update_fields=["last_user"])
+    _assign(ticket, get_user_model().objects.get(pk=chosen), by=by)
+
+
+def _assign(ticket: Ticket, assignee: Any, *, by: Any) -> None:
+    previous = ticket.status
+    ticket.assignee = assignee
+    if ticket.status == Status.NEW:
+        ticket.status = Status.ASSIGNED
+    Ticket.objects.filter(pk=ticket.pk).update(
+        assignee=assignee,
+        status=ticket.status,
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+    ticket.version += 1
+    if previous != ticket.status:
+        TicketTransition.objects.create(
+            ticket=ticket, from_status=previous, to_status=ticket.status, by=by
+        )
+    notifications.notification_send(
+        recipient=assignee,
+        key=f"ticket:{ticket.pk}:assigned:{assignee.pk}:{ticket.version}",
+        title=_("新工单 %(ref)s：%(subject)s")
+        % {"ref": ticket.reference, "subject": ticket.subject},
+        body=ticket.description[:200],
+        url=ticket.get_absolute_url(),
+        email=False,
+    )
+
+
+def ticket_assign(*, by: Any, ticket: Ticket, assignee: Any, version: int) -> Ticket:
+    _require(by, "service.change_ticket")
+    if not assignee.is_active or assignee.role not in (
+        "service",
+        "manager",
+        "admin",
+        "sales",
+    ):
+        raise ValidationError({"assignee": _("不能分派给此用户。")})
+    with transaction.atomic(), _audited(by):
+        ticket = _lock(ticket, version)
+        _assign(ticket, assignee, by=by)
+    return ticket
+
+
+def _lock(ticket: Ticket, version: int | None) -> Ticket:
+    current = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if version is not None and current.version != version:
+        raise EditConflict(current)
+    return current
+
+
+def ticket_update(
+    *, by: Any, ticket: Ticket, version: int, data: dict[str, Any]
+) -> Ticket:
+    """Edit fields; a form loaded before someone else's save is refused (EditConflict)."""
+    _require(by, "service.change_ticket")
+    allowed = {
+        "subject",
+        "priority",
+        "category",
+        "ticket_type",
+        "asset",
+        "team",
+        "contact_name",
+        "contact_phone",
+    }
+    with transaction.atomic(), _audited(by):
+        current = _lock(ticket, version)
+        old_policy = (current.ticket_type, current.priority)
+        for field, value in data.items():
+            if field not in allowed:
+                raise ValidationError({field: _("该字段不可修改。")})
+            setattr(current, field, value)
+        current.dealer_id = (
+            current.asset.dealer_id if current.asset_id else current.dealer_id
+        )
+        current.version += 1
+        current.full_clean()
+        if (current.ticket_type, current.priority) != old_policy and current.is_open:
+            _restart_policy(current)
+        current.save()
+    return current
+
+
+def _restart_policy(ticket: Ticket) -> None:
+    """A new type or priority means new targets, counted from the ticket's creation."""
+    calendar = BusinessCalendar.load()
+    ticket.sla_policy = sla_policy_for(
+        ticket_type=ticket.ticket_type,
+        priority=ticket.priority,
+        is_key_account=ticket.customer.is_key_account or ticket.customer.tier == "A",
+    )
+    _cancel_clocks(ticket)
+    if ticket.sla_policy is None or ticket.paused_at:
+        return
+    _start_clocks(ticket, ticket.created_at, calendar)
+    _schedule_clocks(ticket, calendar, timezone.now())
+
+
+def ticket_transition(
+    *,
+    by: Any,
+    ticket: Ticket,
+    to_status: str,
+    note: str = "",
+    resolution_summary: str = "",
+    now: datetime | None = None,
+) -> Ticket:
+    """Move a ticket along its workflow; only the TRANSITIONS rules are allowed.
+
+    The UPDATE is conditional on the status read, so two agents cannot both move it.
+    """
+    _require(by, "service.change_ticket")
+    now = now or timezone.now()
+    if to_status not in TRANSITIONS.get(ticket.status, set()):
+        raise ValidationError(
+            _("工单不能从“%(from)s”变为“%(to)s”。")
+            % {"from": Status(ticket.status).label, "to": Status(to_status).label}
+        )
+    if to_status == Status.RESOLVED and not resolution_summary.strip():
+        raise ValidationError({"resolution_summary": _("解决工单需要填写解决说明。")})
+    calendar = BusinessCalendar.load()
+    with transaction.atomic(), _audited(by):
+        current = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if current.status != ticket.status:
+            raise EditConflict(current)
+        previous = current.status
+        current.status = to_status
+        if previous == Status.WAITING:
+            _resume(current, calendar, now)
+        if to_status == Status.WAITING:
+            _pause(current, calendar, now)
+        if to_status == Status.RESOLVED:
+            current.resolved_at = now
+            current.resolution_summary = resolution_summary.strip()
+            _cancel_clocks(current)
+        if to_status == Status.CLOSED:
+            current.closed_at = now
+            _cancel_clocks(current)
+        if previous in (Status.RESOLVED, Status.CLOSED):  # reopened
+            current.resolved_at = current.closed_at = None
+            if current.sla_policy:
+                current.resolution_due_at = calendar.add_minutes(
+                    now, current.sla_policy.resolution_minutes
+                )
+                current.resolution_breached = False
+        current.version += 1
+        current.save()
+        TicketTransition.objects.create(
+            ticket=current,
+            from_status=previous,
+            to_status=to_status,
+            by=by,
+            note=note[:300],
+        )
+        if (
+            previous in (Status.WAITING, Status.RESOLVED, Status.CLOSED)
+            and current.is_open
+        ):
+            _schedule_clocks(current, calendar, now)
+        if to_status == Status.RESOLVED:
+            resolved = current
+            transaction.on_commit(lambda: events.ticket_resolved(resolved))
+    return current
+
+
+def _pause(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+    ticket.paused_at = now
+    if ticket.first_responded_at is None and ticket.first_response_due_at:
+        ticket.first_response_left = max(
+            0, calendar.minutes_between(now, ticket.first_response_due_at)
+        )
+    if ticket.resolution_due_at:
+        ticket.resolution_left = max(
+            0, calendar.minutes_between(now, ticket.resolution_due_at)
+        )
+    _cancel_clocks(ticket)
+
+
+def _resume(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+    if ticket.first_response_left is not None:
+        ticket.first_response_due_at = calendar.add_minutes(
+            now, ticket.first_response_left
+        )
+    if ticket.resolution_left is not None:
+        ticket.resolution_due_at = calendar.add_minutes(now, ticket.resolution_left)
+    ticket.paused_at = None
+    ticket.first_response_left = ticket.resolution_left = None
+
+
+def ticket_message_add(
+    *,
+    by: Any,
+    ticket: Ticket,
+    body: str,
+    kind: str = TicketMessage.Kind.REPLY,
+    now: datetime | None = None,
+) -> TicketMessage:
+    """A reply to the customer (stops the first-response clock) or an internal note."""
+    _require(by, "service.change_ticket")
+    if not body.strip():
+        raise ValidationError({"body": _("请填写内容。")})
+    now = now or timezone.now()
+    with transaction.atomic(), _audited(by):
+        message = TicketMessage.objects.create(
+            ticket=ticket, kind=kind, author=by, body=body.strip()
+        )
+        if kind == TicketMessage.Kind.REPLY:
+            answered = Ticket.objects.filter(
+                pk=ticket.pk, first_responded_at__isnull=True
+            ).update(first_responded_at=now, updated_at=now)
+            if answered:
+                _cancel_clocks(ticket, "first_response")
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
+    return message
+
+
+def canned_reply_render(*, body: str, ticket: Ticket, agent: Any) -> str:
+    return (
+        body.replace("{客户}", ticket.customer.name)
+        .replace("{工单号}", ticket.reference)
+        .replace("{处理人}", str(agent))
+    )
+
+
+def attachment_add(*, by: Any, ticket: Ticket, upload: Any) -> TicketAttachment:
+    """Store an upload after checking its size, extension and real type (magic bytes)."""
+    _require(by, "service.change_ticket")
+    name = (upload.name or "").replace("\x00", "")[-200:]
+    extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    content_type = next(
+        (t for t, exts in UPLOAD_TYPES.items() if extension in exts), None
+    )
+    if upload.size == 0:
+        raise ValidationError({"file": _("文件是空的。")})
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ValidationError({"file": _("文件不能超过 10 MB。")})
+    if content_type is None:
+        raise ValidationError(
+            {"file": _("只能上传图片（JPG、PNG、WebP）、PDF、Word 或 Excel 文件。")}
+        )
+    head = upload.read(16)
+    upload.seek(0)
+    if not any(head.startswith(magic) for magic in MAGIC[content_type]):
+        raise ValidationError({"file": _("文件内容与扩展名不符。")})
+    attachment = TicketAttachment(
+        ticket=ticket,
+        original_name=name.rsplit("/", 1)[-1] or "file",
+        content_type=content_type,
+        size=upload.size,
+        uploaded_by=by,
+    )
+    # Stored under a random name: the original name is only shown, never used as a path.
+    import uuid
+
+    attachment.file.save(f"{uuid.uuid4().hex}{extension}", upload, save=False)
+    attachment.save()
+    return attachment
+
+
+def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
+    """Move the duplicate's conversation and attachments into `target` and close it."""
+    _require(by, "service.change_ticket")
+    if target.pk == duplicate.pk:
+        raise ValidationError(_("不能与自己合并。"))
+    with transaction.atomic(), _audited(by):
+        locked = {
+            t.pk: t
+            for t in Ticket.objects.select_for_update()
+            .filter(pk__in=[target.pk, duplicate.pk])
+            .order_by("pk")
+        }
+        target, duplicate = locked[target.pk], locked[duplicate.pk]
+        # Refusing already-merged tickets stops two agents merging A into B and B into A.
+        if target.merged_into_id or duplicate.merged_into_id:
+            raise ValidationError(_("其中一张工单已被合并，请刷新后重试。"))
+        TicketMessage.objects.filter(ticket=duplicate).update(ticket=target)
+        TicketAttachment.objects.filter(ticket=duplicate).update(ticket=target)
+        TicketMessage.objects.create(
+            ticket=target,
+            kind=TicketMessage.Kind.NOTE,
+            author=by,
+            body=_("已合并工单 %(ref)s：%(subject)s")
+            % {"ref": duplicate.reference, "subject": duplicate.subject},
+        )
+        previous = duplicate.status
+        Ticket.objects.filter(pk=duplicate.pk).update(
+            merged_into=target,
+            status=Status.CLOSED,
+            closed_at=timezone.now(),
+            version=F("version") + 1,
+        )
+        TicketTransition.objects.create(
+            ticket=duplicate,
+            from_status=previous,
+            to_status=Status.CLOSED,
+            by=by,
+            note=_("合并到 %(ref)s") % {"ref": target.reference},
+        )
+        _cancel_clocks(duplicate)
+    return target
+
+
+def ticket_link(*, by: Any, ticket: Ticket, other: Ticket) -> None:
+    _require(by, "service.change_ticket")
+    if ticket.pk == other.pk:
+        raise ValidationError(_("不能关联自己。"))
+    a, b = sorted([ticket.pk, other.pk])
+    TicketLink.objects.get_or_create(a_id=a, b_id=b)
+
+
+# --- escalation handlers (called by the scheduled-action pipeline) -----------------------
+
+
+def _clock_still_running(ticket: Ticket, metric: str, due_ts: int) -> bool:
+    if not ticket.is_open or ticket.paused_at:
+        return False
+    if metric == "first_response":
+        due = ticket.first_response_due_at
+        if ticket.first_responded_at is not None:
+            return False
+    else:
+        due = ticket.resolution_due_at
+    # A deadline moved since this action was scheduled: the action is stale.
+    return due is not None and int(due.timestamp()) == due_ts
+
+
+def sla_escalate(action: ScheduledAction) -> None:
+    """Warn before a breach, escalate to the team lead at it, then to the managers."""
+    _, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
+    ticket = (
+        Ticket.objects.select_related("team__lead", "assignee", "customer")
+        .filter(pk=action.target_id)
+        .first()
+    )
+    if ticket is None or not _clock_still_running(ticket, metric, int(due_ts)):
+        return
+    label = _("首次响应") if metric == "first_response" else _("解决")
+    recipients: list[Any] = []
+    if stage == "warning":
+        title = _("即将超时（%(what)s）：%(ref)s") % {
+            "what": label,
+            "ref": ticket.reference,
+        }
+        recipients = [ticket.assignee or (ticket.team.lead if ticket.team else None)]
+    elif stage == "breach":
+        title = _("已超时（%(what)s），升级到组长：%(ref)s") % {
+            "what": label,
+            "ref": ticket.reference,
+        }
+        field = (
+            "first_response_breached"
+            if metric == "first_response"
+            else "resolution_breached"
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(
+            **{field: True}, escalation_level=models_greatest(1)
+        )
+        recipients = [ticket.team.lead if ticket.team else None, ticket.assignee]
+    else:
+        title = _("超时未处理，升级到经理：%(ref)s") % {"ref": ticket.reference}
+        Ticket.objects.filter(pk=ticket.pk).update(escalation_level=models_greatest(2))
+        recipients = list(_department_managers(ticket))
+    for recipient in {r.pk: r for r in recipients if r is not None}.values():
+        notifications.notification_send(
+            recipient=recipient,
+            key=f"{action.idempotency_key}:{recipient.pk}",
+            title=title,
+            body=ticket.subject,
+            url=ticket.get_absolute_url(),
+        )
+
+
+def models_greatest(level: int) -> Any:
+    from django.db.models import Value
+    from django.db.models.functions import Greatest
+
+    return Greatest(F("escalation_level"), Value(level))
+
+
+def _department_managers(ticket: Ticket) -> Any:
+    managers = get_user_model().objects.filter(groups__name="manager", is_active=True)
+    if ticket.team_id:
+        return managers.filter(team__department=ticket.team.department_id)
+    return managers
+
+
+# --- back-office work orders -------------------------------------------------------------
+
+
+def workorder_create(
+    *,
+    by: Any,
+    ticket: Ticket,
+    department: Any,
+    title: str,
+    due_at: datetime,
+    description: str = "",
+) -> WorkOrder:
+    _require(by, "service.add_workorder")
+    if due_at <= timezone.now():
+        raise ValidationError({"due_at": _("完成时限必须晚于现在。")})
+    order = WorkOrder(
+        ticket=ticket,
+        department=department,
+        title=title.strip(),
+        description=description,
+        due_at=due_at,
+        created_by=by,
+    )
+    order.full_clean()
+    with transaction.atomic(), _audited(by):
+        order.save()
+        scheduler.action_schedule(
+            kind=WORKORDER_OVERDUE,
+            target_id=order.pk,
+            due_at=due_at,
+            key=f"workorder:{order.pk}:overdue:{int(due_at.timestamp())}",
+        )
+    return order
+
+
+def can_work_on(user: Any, order: WorkOrder) -> bool:
+    """Members of the order's department, and admins, may work on it."""
+    if user.role == "admin":
+        return True
+    return bool(user.team_id) and user.team.department_id == order.department_id
+
+
+def workorder_update(
+    *, by: Any, order: WorkOrder, status: str, result: str = ""
+) -> WorkOrder:
+    if not can_work_on(by, order):
+        raise PermissionDenied
+    if status not in WorkOrder.Status.values:
+        raise ValidationError({"status": _("状态无效。")})
+    if status == WorkOrder.Status.DONE and not result.strip():
+        raise ValidationError({"result": _("完成时请填写处理结果。")})
+    with transaction.atomic(), _audited(by):
+        changed = WorkOrder.objects.filter(
+            pk=order.pk,
+            status__in=[WorkOrder.Status.OPEN, WorkOrder.Status.IN_PROGRESS],
+        ).update(
+            status=status,
+            result=result.strip(),
+            assignee=by,
+            completed_at=timezone.now() if status in ("done", "rejected") else None,
+        )
+        if not changed:
+            raise ValidationError(_("该后台工单已结束，不能再修改。"))
+        if status in ("done", "rejected"):
+            scheduler.action_cancel(
+                key=f"workorder:{order.pk}:overdue:{int(order.due_at.timestamp())}"
+            )
+            ticket = order.ticket
+            if ticket.assignee_id:
+                notifications.notification_send(
+                    recipient=ticket.assignee,
+                    key=f"workorder:{order.pk}:finished",
+                    title=_("后台工单已处理：%(title)s") % {"title": order.title},
+                    body=result[:200],
+                    url=ticket.get_absolute_url(),
+                    email=False,
+                )
+    order.refresh_from_db()
+    return order
+
+
+def workorder_rate(*, by: Any, order: WorkOrder, rating: int) -> WorkOrder:
+    _require(by, "service.change_ticket")
+    if order.status != WorkOrder.Status.DONE:
+        raise ValidationError(_("只能评价已完成的后台工单。"))
+    if not 1 <= rating <= 5:
+        raise ValidationError({"rating": _("评分为 1 到 5 分。")})
+    WorkOrder.objects.filter(pk=order.pk).update(rating=rating)
+    order.rating = rating
+    return order
+
+
+def workorder_overdue(action: ScheduledAction) -> None:
+    order = (
+        WorkOrder.objects.select_related("ticket", "department")
+        .filter(pk=action.target_id)
+        .first()
+    )
+    if order is None or order.status not in (
+        WorkOrder.Status.OPEN,
+        WorkOrder.Status.IN_PROGRESS,
+    ):
+        return
+    WorkOrder.objects.filter(pk=order.pk).update(is_overdue=True)
+    from crm.accounts.models import Team
+
+    leads = Team.objects.filter(department=order.department_id).values("lead")
+    members = (
+        get_user_model()
+        .objects.filter(
+            Q(team__department=order.department_id, groups__name="manager")
+            | Q(pk__in=leads)
+            | Q(pk=order.assignee_id),
+            is_active=True,
+        )
+        .distinct()
+    )
+    recipients = list(members) + (
+        [order.ticket.assignee] if order.ticket.assignee_id else []
+    )
+    for recipient in {r.pk: r for r in recipients}.values():
+        notifications.notification_send(
+            recipient=recipient,
+            key=f"{action.idempotency_key}:{recipient.pk}",
+            title=_("后台工单超时：%(title)s") % {"title": order.title},
+            body=_("%(dept)s 未在时限内完成。") % {"dept": order.department.name},
+            url=order.ticket.get_absolute_url(),
+        )
+
+
+# --- assets, customers' timeline and merges ---------------------------------------------
+
+
+def asset_create(*, by: Any, customer: Any, data: dict[str, Any]) -> Asset:
+    _require(by, "service.add_asset")
+    asset = Asset(customer=customer, **data)
+    asset.full_clean()
+    with transaction.atomic(), _audited(by):
+        asset.save()
+    return asset
+
+
+def ticket_timeline_entries(customer: Any, before: datetime | None, limit: int) -> list:
+    from customers.timeline import Entry
+
+    tickets = Ticket.objects.filter(customer=customer)
+    if before:
+        tickets = tickets.filter(created_at__lt=before)
+    return [
+        Entry(
+            at=ticket.created_at,
+            kind="ticket",
+            icon="headset",
+            title=f"{ticket.get_ticket_type_display()} {ticket.reference}：{ticket.subject}",
+            body=ticket.resolution_summary or ticket.description[:200],
+            badge=ticket.get_status_display(),
+            url=ticket.get_absolute_url(),
+        )
+        for ticket in tickets.order_by("-created_at", "-id")[:limit]
+    ]
+
+
+def tickets_follow_customer_merge(survivor: Any, duplicate: Any) -> None:
+    Ticket.objects.filter(customer=duplicate).update(customer=survivor)
+    Asset.objects.filter(customer=duplicate).update(customer=survivor)
+    Asset.objects.filter(dealer=duplicate).update(dealer=survivor)
+    Ticket.objects.filter(dealer=duplicate).update(dealer=survivor)
+
+
+# --- the public intake form --------------------------------------------------------------
+
+
+def intake_submit(
+    *,
+    ip: str,
+    phone: str,
+    name: str,
+    ticket_type: str,
+    description: str,
+    now: datetime | None = None,
+) -> Ticket:
+    """A customer files a complaint or repair without logging in.
+
+    Throttled per IP and per phone. The customer is found by phone, or created in the
+    public pool so that the desk sees who called.
+    """
+    from customers import phones
+    from customers.models import Customer, CustomerPhone, CustomerProfile
+
+    now = now or timezone.now()
+    number, _kind = phones.normalise_phone(phone)
+    hour_ago = now - timedelta(hours=1)
+    with transaction.atomic():
+        if (
+            IntakeAttempt.objects.filter(ip=ip, created_at__gte=hour_ago).count()
+            >= settings.KEHU_INTAKE_PER_IP_HOUR
+        ):
+            raise ValidationError(_("提交太频繁，请稍后再试或拨打客服热线。"))
+        if (
+            IntakeAttempt.objects.filter(phone=number, created_at__gte=hour_ago).count()
+            >= settings.KEHU_INTAKE_PER_PHONE_HOUR
+        ):
+            raise ValidationError(_("该号码提交太频繁，请稍后再试或拨打客服热线。"))
+        IntakeAttempt.objects.create(ip=ip, phone=number)
+    if ticket_type not in ("complaint", "repair"):
+        raise ValidationError({"ticket_type": _("请选择投诉或报修。")})
+    with transaction.atomic(), _audited(None):
+        known = (
+            CustomerPhone.objects.select_related("customer")
+            .filter(number=number)
+            .first()
+        )
+        if known:
+            customer = known.customer
+        else:
+            customer = Customer.objects.create(
+                name=name.strip()[:100] or number,
+                phone=number,
+                pool_entered_at=now,
+                source=Customer.Source.ONLINE,
+            )
+            CustomerPhone.objects.create(
+                customer=customer, number=number, is_primary=True
+            )
+            CustomerProfile.objects.create(customer=customer)
+        category = Category.objects.filter(
+            name=_("报修") if ticket_type == "repair" else _("投诉")
+        ).first()
+        return ticket_create(
+            by=None,
+            customer=customer,
+            ticket_type=ticket_type,
+            channel=Ticket.Channel.WEB,
+            subject=description.strip()[:60],
+            description=description,
+            category=category,
+            contact_name=name.strip()[:50],
+            contact_phone=number,
+            now=now,
+        )
