@@ -25,8 +25,8 @@ from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
 from service import events
 from service.models import (
-    AssignmentCursor,
     Asset,
+    AssignmentCursor,
     Category,
     IntakeAttempt,
     SLAPolicy,

@@ -63,7 +63,7 @@ class BusinessCalendar:
             if remaining <= available:
                 return segment_start + remaining
             remaining -= available
-        raise ValueError("no working time in the calendar within %d days" % MAX_DAYS)
+        raise ValueError(f"no working time in the calendar within {MAX_DAYS} days")
 
     def minutes_between(self, start: datetime, end: datetime) -> int:
         """Business minutes in [start, end); negative when end is before start."""
