@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_user_is_away'),
-        ('customers', '0003_importjob_importrow_importjob_importjob_user_recent_and_more'),
+        ('customers', '0002_contact_direction_labels'),
         ('pghistory', '0007_auto_20250421_0444'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
