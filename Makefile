@@ -40,3 +40,9 @@ messages: install
 
 clean-data:
 	rm -rf var
+
+# Scale benchmark (docs/benchmarks.md): SIZE=small (10,000 customers) or full (1,000,000).
+SIZE ?= full
+.PHONY: bench
+bench: install
+	$(PY) -m bench.run --size $(SIZE)

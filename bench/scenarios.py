@@ -1,0 +1,298 @@
+"""The named scenarios of `make bench`: one row each in SCENARIOS.
+
+A scenario either requests real pages over HTTP as a logged-in user of its role
+(`requests`: a function from the bench fixtures to the list of paths it cycles through),
+or performs a real action in the runner process (`action`). A scenario whose feature is
+not built yet has neither, and its `missing` says why; it is reported as missing, never
+measured against something else. `needs` checks run first, so a scenario whose feature
+half-exists (a model field the generator does not fill, say) is also reported missing.
+
+Adding a scenario is one Scenario(...) row; its name is the key figures are compared by
+over time, so never rename one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlencode
+
+Check = Callable[[], str | None]  # None when satisfied, else why not
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    metric: str = "p95_ms"  # a key of the scenario's result
+    limit: float | None = None
+    higher_is_better: bool = False
+
+    def met(self, result: dict[str, Any]) -> bool | None:
+        value = result.get(self.metric)
+        if self.limit is None or value is None:
+            return None
+        return value >= self.limit if self.higher_is_better else value < self.limit
+
+
+PAGE = Goal("p95 < 100 ms", "p95_ms", 100)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    goal: Goal
+    role: str = "sales"
+    requests: Callable[[Fixtures], Sequence[str]] | None = None
+    action: Callable[[Fixtures], None] | None = None
+    needs: tuple[Check, ...] = ()
+    concurrency: int = 1  # > 1: that many clients at once; rps and errors recorded
+    missing: str = ""
+
+    def why_missing(self) -> str | None:
+        if self.requests is None and self.action is None:
+            return self.missing or "feature not built yet"
+        for check in self.needs:
+            reason = check()
+            if reason:
+                return reason
+        return None
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def has_fields(label: str, *names: str) -> Check:
+    def check() -> str | None:
+        from django.apps import apps
+
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            return f"model {label} does not exist yet"
+        columns = {f.name for f in model._meta.get_fields()}
+        absent = [n for n in names if n not in columns]
+        return f"{label} has no {', '.join(absent)} yet" if absent else None
+
+    return check
+
+
+def generated(dataset: str, *columns: str) -> Check:
+    """The seed_scale dataset fills these columns (else the figures would be of blanks)."""
+
+    def check() -> str | None:
+        from crm.core.management.commands import seed_scale
+
+        spec = next(d for d in seed_scale.DATASETS if d.name == dataset)
+        absent = [c for c in columns if c not in spec.columns]
+        if absent:
+            return f"seed_scale does not generate {dataset}.{', '.join(absent)}"
+        return None
+
+    return check
+
+
+def built(dataset: str) -> Check:
+    """seed_scale built this dataset (a page over an empty table proves nothing)."""
+
+    def check() -> str | None:
+        from crm.core.management.commands import seed_scale
+
+        state = seed_scale.read_state().get(dataset)
+        if not state or state["missing"] or not state["rows"]:
+            return f"bench dataset {dataset} not built"
+        return None
+
+    return check
+
+
+# --- fixtures: real rows of the bench data that a scenario's requests point at ---------
+
+
+class Fixtures:
+    """Values drawn from the bench database, per role, computed once when first used."""
+
+    SAMPLE = 200
+
+    def __init__(self, logins: dict[str, str]) -> None:
+        self.logins = logins
+
+    def user(self, role: str) -> Any:
+        from crm.accounts.models import User
+
+        return User.objects.get(username=self.logins[role])
+
+    def visible_customers(self, role: str) -> Any:
+        from customers.models import Customer
+
+        return Customer.objects.visible_to(self.user(role))
+
+    def _sample(self, role: str, *fields: str, **filters: Any) -> list[tuple]:
+        """About SAMPLE rows spread evenly over the role's visible customers."""
+        rows = list(
+            self.visible_customers(role)
+            .filter(**filters)
+            .order_by("pk")
+            .values_list("pk", *fields)
+        )
+        step = max(1, len(rows) // self.SAMPLE)
+        return rows[::step][: self.SAMPLE]
+
+    @cached_property
+    def sales_customer_ids(self) -> list[int]:
+        return [row[0] for row in self._sample("sales")]
+
+    @cached_property
+    def sales_person_names(self) -> list[str]:
+        from customers.models import Customer
+
+        return [
+            row[1] for row in self._sample("sales", "name", kind=Customer.Kind.OWNER)
+        ]
+
+    @cached_property
+    def sales_phones(self) -> list[str]:
+        return [row[1] for row in self._sample("sales", "phone", phone__gt="")]
+
+    @cached_property
+    def sales_pinyin(self) -> list[tuple[str, str]]:
+        from customers.models import Customer
+
+        rows = self._sample(
+            "sales", "name_pinyin", "name_initials", kind=Customer.Kind.OWNER
+        )
+        return [(row[1], row[2]) for row in rows]
+
+
+def search(query: str) -> str:
+    return "/customers/?" + urlencode({"q": query})
+
+
+def name_searches(fx: Fixtures) -> list[str]:
+    """One, two and three characters of real names, as people type them (王, 王芳, 王芳华)."""
+    paths = []
+    for n, name in enumerate(fx.sales_person_names):
+        paths.append(search(name[: 1 + n % 3]))
+    return paths
+
+
+def phone_searches(fx: Fixtures) -> list[str]:
+    return [search(phone[-4:]) for phone in fx.sales_phones]
+
+
+def pinyin_searches(fx: Fixtures) -> list[str]:
+    """Initials (zs) and full pinyin (zhangsan), alternately."""
+    return [
+        search(initials if n % 2 else full)
+        for n, (full, initials) in enumerate(fx.sales_pinyin)
+    ]
+
+
+# --- the table ------------------------------------------------------------------------
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        "customers.list",
+        PAGE,
+        requests=lambda fx: ["/customers/"],
+    ),
+    Scenario("customers.search_name", PAGE, requests=name_searches),
+    Scenario(
+        "customers.search_pinyin",
+        PAGE,
+        requests=pinyin_searches,
+        needs=(
+            has_fields("customers.Customer", "name_pinyin", "name_initials"),
+            generated("customers", "name_pinyin", "name_initials"),
+        ),
+    ),
+    Scenario(
+        "customers.search_phone",
+        PAGE,
+        requests=phone_searches,
+        needs=(built("customer_phones"),),
+    ),
+    Scenario(
+        "customers.detail",
+        PAGE,
+        requests=lambda fx: [f"/customers/{pk}/" for pk in fx.sales_customer_ids],
+        needs=(built("contact_logs"),),
+    ),
+    Scenario(
+        "service.queue",
+        Goal("p95 < 100 ms (team queue by SLA due, 1,000,000 tickets)", "p95_ms", 100),
+        role="service",
+        missing="service desk has no pages yet (issue 5)",
+    ),
+    Scenario(
+        "service.ticket",
+        Goal("p95 < 100 ms (ticket with 200 messages)", "p95_ms", 100),
+        role="service",
+        missing="service desk has no pages yet (issue 5)",
+    ),
+    Scenario(
+        "service.escalation_sweep",
+        Goal("< 10 s over 10,000 due tickets", "p50_ms", 10_000),
+        role="admin",
+        # An in-process `action` once seed_scale generates tickets (see its DATASETS).
+        missing="tickets dataset not generated yet (service models landed in 80d8f18)",
+    ),
+    Scenario(
+        "handover.checkin",
+        Goal("p95 < 500 ms", "p95_ms", 500),
+        missing="handover not built",
+    ),
+    Scenario(
+        "handover.station",
+        Goal("p95 < 300 ms", "p95_ms", 300),
+        missing="handover not built",
+    ),
+    Scenario(
+        "handover.defect",
+        Goal("p95 < 500 ms (photo upload excluded)", "p95_ms", 500),
+        missing="handover not built",
+    ),
+    Scenario(
+        "handover.board",
+        Goal("< 1 s for a 2,000-unit event", "p95_ms", 1000),
+        role="manager",
+        missing="handover not built",
+    ),
+    Scenario(
+        "handover.booking_burst",
+        Goal(">= 50 bookings/s, 0 overbooked", "rps", 50, higher_is_better=True),
+        concurrency=50,
+        missing="handover not built",
+    ),
+    Scenario(
+        "culture.scorecard",
+        Goal("p95 < 100 ms (page default; culture issue not filed yet)", "p95_ms", 100),
+        role="manager",
+        missing="culture not built",
+    ),
+    Scenario(
+        "culture.segment_dashboard",
+        Goal("p95 < 100 ms (page default; culture issue not filed yet)", "p95_ms", 100),
+        role="manager",
+        missing="culture not built",
+    ),
+    Scenario(
+        "culture.pareto",
+        Goal("p95 < 100 ms (page default; culture issue not filed yet)", "p95_ms", 100),
+        role="manager",
+        missing="culture not built",
+    ),
+    Scenario(
+        "culture.segment_count",
+        Goal("not set yet (culture issue not filed)"),
+        role="manager",
+        missing="culture not built",
+    ),
+    Scenario(
+        "culture.rollup_rebuild",
+        Goal("not set yet (culture issue not filed)"),
+        role="admin",
+        missing="culture not built",
+    ),
+]

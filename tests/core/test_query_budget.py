@@ -1,0 +1,129 @@
+"""Each main page runs the same number of queries with 3 customers as with 40.
+
+Timings are measured by `make bench`, not here; this catches the N+1 regression that
+would make a page slow at a million customers while it stays fast with demo data. Each
+page also stays within a budget, raised deliberately when a page gains a query.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pghistory
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from customers.models import ContactLog, Customer
+from tests.factories import CustomerFactory
+
+SMALL, LARGE = 3, 40
+# Queries per page, session and permission look-ups included: raise one deliberately
+# when its page gains a query, never to make an N+1 pass.
+BUDGET = {"list": 12, "detail": 20, "home": 12}
+
+
+def add_customers(count: int, owners: list) -> list[Customer]:
+    return [
+        CustomerFactory(
+            owner=owners[n % len(owners)], team=owners[n % len(owners)].team
+        )
+        for n in range(count)
+    ]
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured.captured_queries)
+
+
+@pytest.fixture
+def owners(sales_rep, teammate, outsider):
+    """Owners in the sales rep's team and in another team of the same department, so
+    every persona below sees some of the customers (and not only its own)."""
+    return [sales_rep, teammate, outsider]
+
+
+@pytest.mark.parametrize("persona", ["sales_rep", "manager", "service_agent"])
+def test_customer_list_runs_the_same_queries_with_3_and_40_customers(
+    request, login, owners, persona
+):
+    client = login(request.getfixturevalue(persona))
+    url = reverse("customers:customer_list")
+    add_customers(SMALL, owners)
+    client.get(url)  # first request of the session: nothing cached yet either way
+    few = queries_for(client, url)
+    add_customers(LARGE - SMALL, owners)
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= BUDGET["list"]
+
+
+def test_customer_search_runs_the_same_queries_with_3_and_40_matches(
+    login, owners, sales_rep
+):
+    client = login(sales_rep)
+    url = reverse("customers:customer_list") + "?q=王"
+    for customer in add_customers(SMALL, owners):
+        Customer.objects.filter(pk=customer.pk).update(name=f"王{customer.pk}")
+    client.get(url)
+    few = queries_for(client, url)
+    for customer in add_customers(LARGE - SMALL, owners):
+        Customer.objects.filter(pk=customer.pk).update(name=f"王{customer.pk}")
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= BUDGET["list"]
+
+
+def edit(customer: Customer, times: int, *, by) -> None:
+    """Edit the customer and log a contact `times` times as `by`: each edit writes one
+    audit row, each contact one timeline entry."""
+    for n in range(times):
+        with pghistory.context(user=by.pk):
+            Customer.objects.filter(pk=customer.pk).update(notes=f"第{n}次跟进")
+        ContactLog.objects.create(
+            customer=customer,
+            author=by,
+            channel=ContactLog.Channel.PHONE,
+            occurred_at=timezone.now() - timedelta(days=n),
+            summary=f"第{n}次电话回访",
+        )
+
+
+def test_customer_detail_runs_the_same_queries_with_3_and_40_history_entries(
+    login, owners, sales_rep, teammate
+):
+    """More customers around it, a longer timeline and audit trail change nothing."""
+    client = login(sales_rep)
+    customer = add_customers(1, [sales_rep])[0]
+    add_customers(SMALL - 1, owners)
+    edit(customer, SMALL, by=sales_rep)
+    url = reverse("customers:customer_detail", args=[customer.pk])
+    client.get(url)
+    few = queries_for(client, url)
+    add_customers(LARGE - SMALL, owners)
+    edit(customer, LARGE - SMALL, by=teammate)  # 40 of each, and a second author
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= BUDGET["detail"]
+
+
+@pytest.mark.parametrize(
+    "persona", ["sales_rep", "service_agent", "manager", "admin_user"]
+)
+def test_each_home_page_runs_the_same_queries_with_3_and_40_customers(
+    request, login, owners, persona
+):
+    client = login(request.getfixturevalue(persona))
+    url = reverse("home")
+    add_customers(SMALL, owners)
+    client.get(url)
+    few = queries_for(client, url)
+    add_customers(LARGE - SMALL, owners)
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= BUDGET["home"]
