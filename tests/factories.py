@@ -48,3 +48,84 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     phone = factory.Sequence(lambda n: f"138{n:08d}")
     owner = factory.SubFactory(UserFactory)
     team = factory.SelfAttribute("owner.team")
+
+
+# --- service desk (string model references keep this module's imports unchanged) ---
+
+
+def _in_one_day() -> object:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(days=1)
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "service.Category"
+
+    name = factory.Sequence(lambda n: f"分类{n}")
+    team = None
+
+
+class SLAPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "service.SLAPolicy"
+        django_get_or_create = ("ticket_type", "priority", "for_key_accounts")
+
+    name = factory.Sequence(lambda n: f"SLA 策略{n}")
+    ticket_type = "complaint"
+    priority = "normal"
+    for_key_accounts = False
+    first_response_minutes = 60
+    resolution_minutes = 480
+    warn_before_minutes = 30
+
+
+class AssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "service.Asset"
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = "appliance"
+    name = factory.Sequence(lambda n: f"空调{n}")
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    """A bare ticket row: no SLA clocks or actions (services.ticket_create starts them).
+
+    References start with the year 2000, which services.next_reference never produces.
+    """
+
+    class Meta:
+        model = "service.Ticket"
+
+    reference = factory.Sequence(lambda n: f"2000{n:06d}")
+    customer = factory.SubFactory(CustomerFactory)
+    ticket_type = "complaint"
+    channel = "hotline"
+    subject = factory.Sequence(lambda n: f"工单主题{n}")
+    description = "客户反映的问题。"
+    status = "new"
+
+
+class TicketMessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "service.TicketMessage"
+
+    ticket = factory.SubFactory(TicketFactory)
+    kind = "reply"
+    body = factory.Sequence(lambda n: f"消息{n}")
+
+
+class WorkOrderFactory(factory.django.DjangoModelFactory):
+    """A bare work order (no overdue action); services.workorder_create schedules one."""
+
+    class Meta:
+        model = "service.WorkOrder"
+
+    ticket = factory.SubFactory(TicketFactory)
+    department = factory.SubFactory(DepartmentFactory)
+    title = factory.Sequence(lambda n: f"后台事项{n}")
+    due_at = factory.LazyFunction(_in_one_day)
