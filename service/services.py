@@ -70,7 +70,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAGIC = {
     "image/jpeg": (b"\xff\xd8\xff",),
     "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/webp": (b"RIFF",),
+    "image/webp": (b"RIFF",),  # and "WEBP" at byte 8, checked in _looks_like
     "application/pdf": (b"%PDF",),
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (
         b"PK\x03\x04",
@@ -339,18 +339,58 @@ def ticket_update(
 
 
 def _restart_policy(ticket: Ticket) -> None:
-    """A new type or priority means new targets, counted from the ticket's creation."""
+    """A new type or priority changes the targets by the difference between the policies.
+
+    Shifting the current deadlines (rather than recounting from creation) keeps the time
+    the ticket spent waiting on the customer out of the clock.
+    """
     calendar = BusinessCalendar.load()
-    ticket.sla_policy = sla_policy_for(
+    now = timezone.now()
+    old = ticket.sla_policy
+    new = sla_policy_for(
         ticket_type=ticket.ticket_type,
         priority=ticket.priority,
         is_key_account=ticket.customer.is_key_account or ticket.customer.tier == "A",
     )
+    ticket.sla_policy = new
     _cancel_clocks(ticket)
-    if ticket.sla_policy is None or ticket.paused_at:
+    if new is None:
         return
-    _start_clocks(ticket, ticket.created_at, calendar)
-    _schedule_clocks(ticket, calendar, timezone.now())
+    if old is None:
+        _start_clocks(ticket, now, calendar)
+    else:
+        shift_first = new.first_response_minutes - old.first_response_minutes
+        shift_resolution = new.resolution_minutes - old.resolution_minutes
+        if ticket.paused_at:
+            if ticket.first_response_left is not None:
+                ticket.first_response_left = max(
+                    0, ticket.first_response_left + shift_first
+                )
+            if ticket.resolution_left is not None:
+                ticket.resolution_left = max(
+                    0, ticket.resolution_left + shift_resolution
+                )
+            return
+        if ticket.first_response_due_at and ticket.first_responded_at is None:
+            left = (
+                calendar.minutes_between(now, ticket.first_response_due_at)
+                + shift_first
+            )
+            ticket.first_response_due_at = _due_from(calendar, now, left)
+        if ticket.resolution_due_at:
+            left = (
+                calendar.minutes_between(now, ticket.resolution_due_at)
+                + shift_resolution
+            )
+            ticket.resolution_due_at = _due_from(calendar, now, left)
+    _schedule_clocks(ticket, calendar, now)
+
+
+def _due_from(calendar: BusinessCalendar, now: datetime, left: int) -> datetime:
+    """`left` business minutes from now; a negative value is a deadline already passed."""
+    if left >= 0:
+        return calendar.add_minutes(now, left)
+    return now - timedelta(minutes=-left)
 
 
 def ticket_transition(
@@ -368,6 +408,8 @@ def ticket_transition(
     """
     _require(by, "service.change_ticket")
     now = now or timezone.now()
+    if to_status not in Status.values:
+        raise ValidationError({"status": _("状态无效。")})
     if to_status not in TRANSITIONS.get(ticket.status, set()):
         raise ValidationError(
             _("工单不能从“%(from)s”变为“%(to)s”。")
@@ -393,7 +435,8 @@ def ticket_transition(
         if to_status == Status.CLOSED:
             current.closed_at = now
             _cancel_clocks(current)
-        if previous in (Status.RESOLVED, Status.CLOSED):  # reopened
+        reopened = previous in (Status.RESOLVED, Status.CLOSED) and current.is_open
+        if reopened:
             current.resolved_at = current.closed_at = None
             if current.sla_policy:
                 current.resolution_due_at = calendar.add_minutes(
@@ -467,6 +510,11 @@ def ticket_message_add(
             ).update(first_responded_at=now, updated_at=now)
             if answered:
                 _cancel_clocks(ticket, "first_response")
+                # A first reply after the deadline is a breach even if the breach
+                # action had not run yet.
+                Ticket.objects.filter(
+                    pk=ticket.pk, first_response_due_at__lt=now
+                ).update(first_response_breached=True)
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
     return message
 
@@ -497,7 +545,7 @@ def attachment_add(*, by: Any, ticket: Ticket, upload: Any) -> TicketAttachment:
         )
     head = upload.read(16)
     upload.seek(0)
-    if not any(head.startswith(magic) for magic in MAGIC[content_type]):
+    if not _looks_like(content_type, head):
         raise ValidationError({"file": _("文件内容与扩展名不符。")})
     attachment = TicketAttachment(
         ticket=ticket,
@@ -512,6 +560,12 @@ def attachment_add(*, by: Any, ticket: Ticket, upload: Any) -> TicketAttachment:
     attachment.file.save(f"{uuid.uuid4().hex}{extension}", upload, save=False)
     attachment.save()
     return attachment
+
+
+def _looks_like(content_type: str, head: bytes) -> bool:
+    if not any(head.startswith(magic) for magic in MAGIC[content_type]):
+        return False
+    return content_type != "image/webp" or head[8:12] == b"WEBP"
 
 
 def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
@@ -583,7 +637,7 @@ def _clock_still_running(ticket: Ticket, metric: str, due_ts: int) -> bool:
 
 def sla_escalate(action: ScheduledAction) -> None:
     """Warn before a breach, escalate to the team lead at it, then to the managers."""
-    _, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
+    _prefix, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
     ticket = (
         Ticket.objects.select_related("team__lead", "assignee", "customer")
         .filter(pk=action.target_id)
@@ -813,6 +867,40 @@ def tickets_follow_customer_merge(survivor: Any, duplicate: Any) -> None:
 # --- the public intake form --------------------------------------------------------------
 
 
+def _intake_customer(number: str, name: str, now: datetime) -> Any:
+    """The customer with this phone, created in the public pool if there is none.
+
+    Two first submissions from one new phone race on the unique phone index: the loser's
+    savepoint rolls back and it uses the winner's customer.
+    """
+    from django.db import IntegrityError
+
+    from customers.models import Customer, CustomerPhone, CustomerProfile
+
+    known = (
+        CustomerPhone.objects.select_related("customer").filter(number=number).first()
+    )
+    if known:
+        return known.customer
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.create(
+                name=name.strip()[:100] or number,
+                phone=number,
+                pool_entered_at=now,
+                source=Customer.Source.ONLINE,
+            )
+            CustomerPhone.objects.create(
+                customer=customer, number=number, is_primary=True
+            )
+            CustomerProfile.objects.create(customer=customer)
+            return customer
+    except IntegrityError:
+        return (
+            CustomerPhone.objects.select_related("customer").get(number=number).customer
+        )
+
+
 def intake_submit(
     *,
     ip: str,
@@ -828,7 +916,6 @@ def intake_submit(
     public pool so that the desk sees who called.
     """
     from customers import phones
-    from customers.models import Customer, CustomerPhone, CustomerProfile
 
     now = now or timezone.now()
     number, _kind = phones.normalise_phone(phone)

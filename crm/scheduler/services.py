@@ -23,6 +23,8 @@ def action_schedule(
 ) -> ScheduledAction:
     """Create the action, or move a still-pending one with the same key to `due_at`.
 
+    A cancelled action with the same key is armed again (a deadline that comes back,
+    e.g. after a pause over lunch); a done one stays done, so nothing is sent twice.
     Call inside the business transaction: the action then exists exactly when the
     business change does.
     """
@@ -30,11 +32,11 @@ def action_schedule(
         idempotency_key=key,
         defaults={"kind": kind, "target_id": target_id, "due_at": due_at},
     )
-    if not created and action.state == State.PENDING and action.due_at != due_at:
-        ScheduledAction.objects.filter(pk=action.pk, state=State.PENDING).update(
-            due_at=due_at
-        )
-        action.due_at = due_at
+    if not created and action.state in (State.PENDING, State.CANCELLED):
+        ScheduledAction.objects.filter(
+            pk=action.pk, state__in=[State.PENDING, State.CANCELLED]
+        ).update(due_at=due_at, state=State.PENDING, lease_until=None)
+        action.due_at, action.state = due_at, State.PENDING
     return action
 
 
