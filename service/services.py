@@ -935,24 +935,7 @@ def intake_submit(
     if ticket_type not in ("complaint", "repair"):
         raise ValidationError({"ticket_type": _("请选择投诉或报修。")})
     with transaction.atomic(), _audited(None):
-        known = (
-            CustomerPhone.objects.select_related("customer")
-            .filter(number=number)
-            .first()
-        )
-        if known:
-            customer = known.customer
-        else:
-            customer = Customer.objects.create(
-                name=name.strip()[:100] or number,
-                phone=number,
-                pool_entered_at=now,
-                source=Customer.Source.ONLINE,
-            )
-            CustomerPhone.objects.create(
-                customer=customer, number=number, is_primary=True
-            )
-            CustomerProfile.objects.create(customer=customer)
+        customer = _intake_customer(number, name, now)
         category = Category.objects.filter(
             name=_("报修") if ticket_type == "repair" else _("投诉")
         ).first()

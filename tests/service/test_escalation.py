@@ -47,18 +47,6 @@ class DeliveryFailed(AssertionError):
     """action_deliver ran the handler and it raised; carries the row's last_error."""
 
 
-# Every delivery of a running SLA clock's action crashes today; the tests marked with
-# this state what must happen once it is fixed (and fail only by DeliveryFailed).
-ESCALATE_CRASHES = pytest.mark.xfail(
-    strict=True,
-    raises=DeliveryFailed,
-    reason="BUG: service/services.py sla_escalate unpacks the key as "
-    "`_, _pk, metric, stage, due_ts = ...`, which makes `_` a local str, so "
-    "`_(\"首次响应\")` raises TypeError: 'str' object is not callable; every warning, "
-    "breach and manager escalation of a running clock fails and is retried forever",
-)
-
-
 class BrokenMailBackend(BaseEmailBackend):
     """The outside world's mail gateway, down."""
 
@@ -170,7 +158,6 @@ def action(ticket: Ticket, metric: str, stage: str) -> ScheduledAction:
     )
 
 
-@ESCALATE_CRASHES
 def test_warning_breach_and_manager_escalation_arrive_once_at_the_right_times(
     desk: SimpleNamespace, ticket: Ticket
 ) -> None:
@@ -214,7 +201,6 @@ def test_warning_breach_and_manager_escalation_arrive_once_at_the_right_times(
     assert len({m.extra_headers["X-Kehu-Idempotency-Key"] for m in mail.outbox}) == 7
 
 
-@ESCALATE_CRASHES
 def test_delivering_twice_or_sweeping_twice_sends_nothing_twice(
     desk: SimpleNamespace, ticket: Ticket
 ) -> None:
@@ -230,7 +216,6 @@ def test_delivering_twice_or_sweeping_twice_sends_nothing_twice(
     assert ScheduledAction.objects.get(pk=warning).state == State.DONE
 
 
-@ESCALATE_CRASHES
 def test_an_escalation_lost_with_redis_is_swept_again_after_its_lease(
     desk: SimpleNamespace, ticket: Ticket
 ) -> None:
@@ -259,7 +244,6 @@ def test_an_escalation_lost_with_redis_is_swept_again_after_its_lease(
     ]
 
 
-@ESCALATE_CRASHES
 def test_a_worker_killed_while_sending_is_redelivered_once(
     desk: SimpleNamespace, ticket: Ticket
 ) -> None:
@@ -279,7 +263,6 @@ def test_a_worker_killed_while_sending_is_redelivered_once(
     assert ScheduledAction.objects.get(pk=warning).attempts == 2
 
 
-@ESCALATE_CRASHES
 def test_a_mail_gateway_outage_retries_the_escalation_and_sends_it_once(
     desk: SimpleNamespace, ticket: Ticket, settings: Any
 ) -> None:
@@ -394,7 +377,6 @@ def test_resolving_cancels_every_escalation(
     assert mail.outbox == []
 
 
-@ESCALATE_CRASHES
 def test_without_an_assignee_the_warning_goes_to_the_team_lead(
     desk: SimpleNamespace,
 ) -> None:

@@ -201,14 +201,6 @@ def file_twice_at_once(phone: str) -> list[Any]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: intake_submit looks the phone up and then inserts Customer + "
-    "CustomerPhone (check-then-insert); two first-time submissions with the same new "
-    "phone at once make the second fail with IntegrityError on "
-    "customer_phone_unique (a 500) instead of finding the customer",
-)
 def test_two_first_submissions_from_one_new_phone_at_once_share_one_customer(
     desk: Any, settings: Any
 ) -> None:

@@ -399,11 +399,6 @@ def test_every_transition_follows_the_rules(
         assert not TicketTransition.objects.filter(ticket=ticket).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ticket_transition formats its refusal with Status(to_status).label, so "
-    "an unknown status raises ValueError (a 500) instead of ValidationError",
-)
 def test_an_unknown_status_is_refused_with_a_message(service_agent: Any) -> None:
     ticket = TicketFactory(status="in_progress")
 
@@ -476,12 +471,6 @@ def test_reopening_a_closed_ticket_starts_a_new_resolution_clock(
     assert pending_clocks(ticket) == armed("resolution", at(TUE, 18), at(WED, 9, 30))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ticket_transition treats every move out of RESOLVED as a reopen "
-    "(`if previous in (RESOLVED, CLOSED)`), so closing a resolved ticket clears "
-    "resolved_at and the new closed_at and recomputes resolution_due_at",
-)
 def test_closing_a_resolved_ticket_keeps_its_resolution_and_records_the_close(
     service_agent: Any, customer: Any, repairs: Any, policy: Any
 ) -> None:
@@ -559,13 +548,6 @@ def test_a_pause_over_the_weekend_moves_the_deadline_by_business_time_only(
     assert ticket.resolution_due_at == at(date(2026, 3, 9), 10, 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a pause that spans no business time (e.g. over lunch) leaves the "
-    "deadline unchanged, so _schedule_clocks derives the same idempotency keys as the "
-    "actions _pause cancelled; action_schedule returns the cancelled rows and never "
-    "re-arms them: the ticket loses every warning, breach and manager escalation",
-)
 def test_a_pause_over_lunch_keeps_the_escalations_armed(
     service_agent: Any, customer: Any, repairs: Any, policy: Any
 ) -> None:
@@ -721,12 +703,6 @@ def test_a_priority_change_recomputes_the_due_times_and_the_actions(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: changing the priority back restores the original deadlines, whose "
-    "idempotency keys belong to the actions cancelled by the first change; "
-    "action_schedule does not re-arm cancelled rows, so no escalation remains",
-)
 def test_changing_the_priority_back_keeps_the_escalations_armed(
     service_agent: Any, customer: Any, repairs: Any, policy: Any, urgent_policy: Any
 ) -> None:
@@ -744,12 +720,6 @@ def test_changing_the_priority_back_keeps_the_escalations_armed(
     assert pending_clocks(ticket) == AT_CREATION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _restart_policy recomputes the deadlines from created_at and forgets "
-    "the time the ticket waited on the customer, so a priority change after a long "
-    "pause puts the resolution deadline in the past",
-)
 def test_a_priority_change_after_a_pause_keeps_the_paused_time_excluded(
     service_agent: Any, customer: Any, repairs: Any, policy: Any
 ) -> None:
@@ -1040,11 +1010,6 @@ def test_a_bad_upload_is_refused_and_nothing_is_stored(
     assert stored_files(media) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MAGIC accepts any RIFF container as image/webp (only b'RIFF' is "
-    "checked, not the 'WEBP' tag at bytes 8-11), so a WAV or AVI renamed .webp passes",
-)
 def test_a_riff_file_that_is_not_webp_is_refused(
     service_agent: Any, media: Path
 ) -> None:
