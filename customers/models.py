@@ -491,3 +491,134 @@ class PoolEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.customer_id}"
+
+
+def _import_upload_path(job: ImportJob, filename: str) -> str:
+    """imports/<random>.csv: the user's file name never reaches the file system."""
+    import secrets
+    from pathlib import PurePath
+
+    return f"imports/{secrets.token_hex(16)}{PurePath(filename).suffix.lower()}"
+
+
+class ImportJob(models.Model):
+    """One uploaded CSV/XLSX file on its way in: validated, previewed, then imported.
+
+    The rows live in ImportRow, each with its outcome, so a worker that dies mid-import
+    loses nothing: the next run carries on with the rows still marked valid.
+    """
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating", _("校验中")
+        READY = "ready", _("待确认")
+        IMPORTING = "importing", _("导入中")
+        DONE = "done", _("已完成")
+        CANCELLED = "cancelled", _("已取消")
+        FAILED = "failed", _("失败")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("导入人"),
+    )
+    file = models.FileField(upload_to=_import_upload_path, blank=True)
+    original_name = models.CharField(_("文件名"), max_length=200)
+    file_format = models.CharField(max_length=4, choices=Format)
+    encoding = models.CharField(max_length=20, blank=True)
+    status = models.CharField(
+        _("状态"), max_length=12, choices=Status, default=Status.VALIDATING
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    valid_rows = models.PositiveIntegerField(default=0)
+    invalid_rows = models.PositiveIntegerField(default=0)
+    imported_rows = models.PositiveIntegerField(default=0)
+    skipped_rows = models.PositiveIntegerField(default=0)
+    # Recognised column -> field, and the headers that were ignored.
+    columns = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    # A running task holds the job until lease_until; an expired lease may be taken over.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("导入任务")
+        verbose_name_plural = _("导入任务")
+        indexes = [
+            models.Index(
+                fields=["created_by", "-created_at"], name="importjob_user_recent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("customers:import_job_detail", args=[self.pk])
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (self.Status.VALIDATING, self.Status.IMPORTING)
+
+    @property
+    def validated_rows(self) -> int:
+        return self.valid_rows + self.invalid_rows
+
+    @property
+    def processed_rows(self) -> int:
+        return self.imported_rows + self.skipped_rows
+
+    @property
+    def percent(self) -> int:
+        """Progress of the current phase, 0-100."""
+        if self.status == self.Status.VALIDATING:
+            done, total = self.validated_rows, self.total_rows
+        elif self.status == self.Status.IMPORTING:
+            done, total = self.processed_rows, self.valid_rows
+        else:
+            return 100
+        return min(100, done * 100 // total) if total else 0
+
+
+class ImportRow(models.Model):
+    """One data row of an import file, with what became of it."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", _("待导入")
+        INVALID = "invalid", _("有错误")
+        IMPORTED = "imported", _("已导入")
+        SKIPPED = "skipped", _("已跳过")
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows")
+    # The spreadsheet row number (the header is row 1), as the user sees it in Excel.
+    line = models.PositiveIntegerField(_("行号"))
+    status = models.CharField(_("结果"), max_length=10, choices=Status)
+    name = models.CharField(_("名称"), max_length=200, blank=True)
+    phone = models.CharField(_("电话"), max_length=60, blank=True)
+    # What customer_create will receive; the ID number only encrypted. Emptied when done.
+    data = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("导入行")
+        verbose_name_plural = _("导入行")
+        constraints = [
+            models.UniqueConstraint(fields=["job", "line"], name="importrow_job_line"),
+        ]
+        indexes = [
+            models.Index(fields=["job", "status", "line"], name="importrow_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.line}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.db import OperationalError
 
-from customers import services
+from customers import imports, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -13,3 +14,36 @@ def customers_daily_task() -> dict[str, int]:
     result = services.pool_return_sweep()
     result["dormant_followups"] = services.dormant_key_accounts_sweep()
     return result
+
+
+# --- import (customers/imports.py): the job row says what is left, so reruns are safe ---
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def import_job_validate_task(self: Task, job_id: int) -> None:
+    try:
+        imports.import_job_validate(job_id=job_id)
+    except imports.JobBusy as busy:
+        raise self.retry(countdown=busy.seconds, max_retries=None) from busy
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def import_job_execute_task(self: Task, job_id: int) -> None:
+    try:
+        imports.import_job_execute(job_id=job_id)
+    except imports.JobBusy as busy:
+        raise self.retry(countdown=busy.seconds, max_retries=None) from busy

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from customers import views
+from customers import io_views, views
 
 app_name = "customers"
 
@@ -24,4 +24,31 @@ urlpatterns = [
     path("<int:pk>/claim/", views.pool_claim, name="pool_claim"),
     path("<int:pk>/release/", views.pool_release, name="pool_release"),
     path("followups/<int:pk>/done/", views.followup_complete, name="followup_complete"),
+]
+
+# Import and export (customers/io_views.py).
+urlpatterns += [
+    path("import/", io_views.import_upload, name="import_upload"),
+    path("import/template.csv", io_views.import_template, name="import_template"),
+    path("import/<int:pk>/", io_views.import_job_detail, name="import_job_detail"),
+    path(
+        "import/<int:pk>/progress/",
+        io_views.import_job_progress,
+        name="import_job_progress",
+    ),
+    path(
+        "import/<int:pk>/confirm/",
+        io_views.import_job_confirm,
+        name="import_job_confirm",
+    ),
+    path(
+        "import/<int:pk>/cancel/", io_views.import_job_cancel, name="import_job_cancel"
+    ),
+    path(
+        "import/<int:pk>/report.csv",
+        io_views.import_job_report,
+        name="import_job_report",
+    ),
+    path("export/", io_views.export_confirm, name="export_confirm"),
+    path("export/download/", io_views.export_download, name="export_download"),
 ]

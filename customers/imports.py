@@ -1,0 +1,947 @@
+"""Customer import from CSV and XLSX: read, validate into a preview, then import.
+
+The flow, each step a service:
+1. `inspect_upload` (called by the upload form) checks the file can be read and has a
+   name column; `import_job_create` stores it under MEDIA_ROOT/imports with a random
+   name and queues validation.
+2. `import_job_validate` (task) reads every row into an ImportRow, valid or with its
+   reasons: bad phone or ID number, missing name, a phone or ID number repeated in the
+   file or already held by an existing customer (the same unique indexes
+   `customer_create` relies on, looked up in batches).
+3. The user reads the preview and either confirms (`import_job_confirm`) or imports
+   nothing (`import_job_cancel`).
+4. `import_job_execute` (task) creates each valid row through
+   `services.customer_create`, one transaction per row that also marks the row done,
+   so a rerun, a duplicated task or a worker killed mid-file never imports a row twice
+   and carries on from the first row still waiting.
+
+Owner rule (shown on the upload and preview pages): an empty 负责人 cell makes the
+importing user the owner; a username of a salesperson or manager the importer may
+assign to (selectors.owner_choices) makes that person the owner; 公海 puts the customer
+in the public pool; any other name falls back to the importer, with a warning on the
+row in the preview.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import PurePath
+from typing import IO, Any
+
+import pghistory
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from customers import identity, phones, selectors, services
+from customers.models import Customer, CustomerPhone, ImportJob, ImportRow
+from customers.search import FULL_WIDTH
+
+IMPORT_PERM = "customers.import_customer"
+EXTENSIONS = {".csv": ImportJob.Format.CSV, ".xlsx": ImportJob.Format.XLSX}
+VALIDATE_BATCH = 500
+LEASE = timedelta(minutes=2)
+# A queued job no worker has taken for this long is queued again (broker restarted).
+REQUEUE_AFTER = timedelta(seconds=60)
+PREVIEW_ERRORS = 200
+PREVIEW_VALID = 20
+
+# field -> accepted headers (compared after _header_key); Chinese first, as Excel shows.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "name": ("名称", "姓名", "客户名称", "客户姓名", "name"),
+    "phone": ("电话", "手机", "手机号", "手机号码", "电话号码", "联系电话", "phone"),
+    "kind": ("类型", "客户类型", "kind"),
+    "stage": ("阶段", "客户阶段", "stage"),
+    "tier": ("等级", "价值等级", "客户等级", "tier"),
+    "source": ("来源", "来源渠道", "source"),
+    "is_key_account": ("重点客户", "is_key_account"),
+    "is_organization": ("是机构", "机构", "is_organization"),
+    "province": ("省份", "省", "province"),
+    "city": ("城市", "市", "city"),
+    "district": ("区县", "区", "县", "district"),
+    "address": ("地址", "详细地址", "address"),
+    "wechat_id": ("微信号", "微信", "wechat_id", "wechat"),
+    "email": ("邮箱", "电子邮箱", "email"),
+    "tags": ("标签", "tags"),
+    "id_number": ("身份证号", "身份证", "身份证号码", "id_number"),
+    "notes": ("备注", "notes"),
+    "owner": ("负责人", "owner"),
+}
+# What the upload page lists and the template file contains.
+TEMPLATE_HEADERS = [
+    ("名称", gettext_lazy("必填；个人或机构名称")),
+    ("电话", gettext_lazy("手机或座机，多个用逗号分隔")),
+    ("类型", gettext_lazy("业主、企业、分销商、经销商、批发商、代理商、合作伙伴")),
+    ("阶段", gettext_lazy("潜在、意向、成交、沉睡、流失")),
+    ("等级", "A、B、C、D"),
+    ("省份", ""),
+    ("城市", ""),
+    ("区县", ""),
+    ("地址", ""),
+    ("微信号", ""),
+    ("邮箱", ""),
+    ("标签", gettext_lazy("多个用逗号或顿号分隔")),
+    ("身份证号", gettext_lazy("18 位，含校验位")),
+    ("备注", ""),
+    ("负责人", gettext_lazy("用户名；留空为导入人，“公海”为放入公海")),
+]
+TEMPLATE_EXAMPLE = [
+    "张三",
+    "13800138000",
+    "业主",
+    "潜在",
+    "B",
+    "广东省",
+    "深圳市",
+    "南山区",
+    "科技园路 1 号",
+    "zhangsan_wx",
+    "zhangsan@example.com",
+    "老带新、学区房",
+    "",
+    "",
+    "",
+]
+CHOICE_FIELDS = {
+    "kind": Customer.Kind,
+    "stage": Customer.Stage,
+    "tier": Customer.Tier,
+    "source": Customer.Source,
+}
+BOOLEAN_FIELDS = ("is_key_account", "is_organization")
+TEXT_FIELDS = (
+    "province",
+    "city",
+    "district",
+    "address",
+    "wechat_id",
+    "email",
+    "notes",
+)
+TRUE_WORDS = {"是", "y", "yes", "true", "1", "√", "✓", "重点"}
+FALSE_WORDS = {"否", "n", "no", "false", "0", "×", "x", ""}
+POOL_WORDS = {"公海", "pool"}
+LIST_SEPARATORS = re.compile(r"[,，、;；/|]+")
+
+
+def max_upload_bytes() -> int:
+    return getattr(settings, "KEHU_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
+
+
+def max_rows() -> int:
+    return getattr(settings, "KEHU_IMPORT_MAX_ROWS", 50_000)
+
+
+def slice_rows() -> int:
+    """Rows one execute task imports before it queues its successor.
+
+    Short tasks keep a worker restart cheap and let other users' jobs take turns.
+    """
+    return getattr(settings, "KEHU_IMPORT_SLICE_ROWS", 500)
+
+
+# --- reading files ---------------------------------------------------------------------
+
+
+def _header_key(text: str) -> str:
+    """'负责人(username)', ' 名称* ', 'Ｎａｍｅ' -> '负责人', '名称', 'name'."""
+    text = text.translate(FULL_WIDTH).replace("\ufeff", "")
+    text = re.sub(r"[（(].*?[）)]", "", text)
+    return re.sub(r"[\s*＊:：]", "", text).lower()
+
+
+HEADER_LOOKUP = {
+    _header_key(alias): name for name, aliases in COLUMNS.items() for alias in aliases
+}
+
+
+def _cell_text(value: Any) -> str:
+    """One spreadsheet cell as text; Excel keeps phone numbers as floats."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _csv_rows(raw: bytes) -> tuple[str, Iterator[list[str]]]:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Excel's "Unicode text" export: UTF-16 with a BOM, tab-separated.
+        candidates = ("utf-16",)
+    elif b"\x00" in raw[:8192]:
+        raise ValidationError(
+            _("文件内容不是文本格式的 CSV。Excel 文件请保存为 .xlsx 后上传。")
+        )
+    else:
+        # Excel in a Chinese Windows saves CSV as GBK; GB18030 is its superset.
+        candidates = ("utf-8-sig", "gb18030")
+    for encoding in candidates:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        break
+    else:
+        raise ValidationError(
+            _("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV 文件。")
+        )
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",\t;", key=first_line.count)
+    if not first_line.count(delimiter):
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return encoding, (list(row) for row in reader)
+
+
+def _xlsx_rows(handle: IO[bytes]) -> Iterator[list[str]]:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+    except Exception as exc:  # any damage to the zip or XML is the file's problem
+        raise ValidationError(
+            _(
+                "无法打开该 Excel 文件，请确认是 .xlsx 格式（旧版 .xls 请另存为 .xlsx）。"
+            )
+        ) from exc
+    try:
+        if not workbook.worksheets:
+            return
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            yield [_cell_text(v) for v in values]
+    except Exception as exc:  # a damaged sheet can fail at any row
+        raise ValidationError(_("Excel 文件内容已损坏，无法读取。")) from exc
+    finally:
+        workbook.close()
+
+
+def read_rows(handle: IO[bytes], file_format: str) -> tuple[str, Iterator[list[str]]]:
+    """(encoding, every row as a list of stripped strings); ValidationError if unreadable."""
+    if file_format == ImportJob.Format.XLSX:
+        return "", _xlsx_rows(handle)
+    encoding, rows = _csv_rows(handle.read())
+    return encoding, _guard_csv(rows)
+
+
+def _guard_csv(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    try:
+        for row in rows:
+            yield [cell.strip() for cell in row]
+    except csv.Error as exc:
+        raise ValidationError(
+            _("CSV 文件格式有误：%(error)s") % {"error": exc}
+        ) from exc
+
+
+def _is_blank(row: list[str]) -> bool:
+    return not any(cell for cell in row)
+
+
+def split_header(
+    rows: Iterator[list[str]],
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The first non-empty row as the header, then (spreadsheet row number, cells)."""
+    numbered = enumerate(rows, start=1)
+    for _line, row in numbered:
+        if not _is_blank(row):
+            header = row
+            break
+    else:
+        raise ValidationError(_("文件是空的，没有任何数据。"))
+    records = ((line, row) for line, row in numbered if not _is_blank(row))
+    return header, records
+
+
+def map_headers(header: list[str]) -> dict[str, Any]:
+    """{"fields": {column index: field}, "ignored": [headers not understood]}."""
+    fields: dict[int, str] = {}
+    ignored = []
+    for index, title in enumerate(header):
+        name = HEADER_LOOKUP.get(_header_key(title))
+        if name and name not in fields.values():
+            fields[index] = name
+        elif title.strip():
+            ignored.append(title.strip())
+    return {"fields": fields, "ignored": ignored}
+
+
+@dataclass
+class Inspection:
+    file_format: str
+    encoding: str
+    columns: dict[str, Any]
+    total_rows: int
+
+
+def inspect_upload(upload: Any) -> Inspection:
+    """Check an uploaded file before it is stored: type, size, readable, has names.
+
+    Reads the whole file once (at most max_upload_bytes) to count rows; leaves the
+    file positioned at its start.
+    """
+    suffix = PurePath(upload.name or "").suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ValidationError(_("只能上传 .csv 或 .xlsx 文件。"))
+    if not upload.size:
+        raise ValidationError(_("上传的文件是空的。"))
+    if upload.size > max_upload_bytes():
+        raise ValidationError(
+            _("文件超过 %(mb)d MB，请拆分后分批导入。")
+            % {"mb": max_upload_bytes() // (1024 * 1024)}
+        )
+    file_format = EXTENSIONS[suffix]
+    upload.seek(0)
+    try:
+        encoding, rows = read_rows(upload, file_format)
+        header, records = split_header(rows)
+        columns = map_headers(header)
+        if "name" not in columns["fields"].values():
+            raise ValidationError(
+                _("第一行没有找到“名称”（或“姓名”）列。请使用导入模板中的表头。")
+            )
+        limit = max_rows()
+        total = sum(1 for _record in itertools.islice(records, limit + 1))
+    finally:
+        upload.seek(0)
+    if not total:
+        raise ValidationError(_("文件只有表头，没有数据行。"))
+    if total > limit:
+        raise ValidationError(
+            _("一次最多导入 %(limit)s 行，请拆分文件。") % {"limit": f"{limit:,}"}
+        )
+    return Inspection(file_format, encoding, _jsonable(columns), total)
+
+
+def _jsonable(columns: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fields": {str(i): name for i, name in columns["fields"].items()},
+        "ignored": columns["ignored"],
+    }
+
+
+# --- validating rows -------------------------------------------------------------------
+
+
+@functools.cache
+def _choice_lookup(field_name: str) -> dict[str, str]:
+    """Accepted spellings of a choice: its code and its Chinese and English labels."""
+    lookup = {}
+    for value, label in CHOICE_FIELDS[field_name].choices:
+        lookup[value.lower()] = value
+        for language in ("zh-hans", "en"):
+            with translation.override(language):
+                lookup[str(label).strip().lower()] = value
+    return lookup
+
+
+def _choice_labels(field_name: str) -> str:
+    return "、".join(str(label) for _v, label in CHOICE_FIELDS[field_name].choices)
+
+
+def _field_label(field_name: str) -> str:
+    return str(Customer._meta.get_field(field_name).verbose_name)
+
+
+@dataclass
+class _Draft:
+    line: int
+    name: str
+    raw_phone: str = ""
+    phones: list[str] = field(default_factory=list)
+    id_index: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class RowChecker:
+    """Validates rows batch by batch, remembering what earlier rows of the file held."""
+
+    def __init__(self, *, by: Any, fields: dict[int, str]) -> None:
+        self.by = by
+        self.fields = fields
+        self.owners = {
+            username.lower(): (pk, username)
+            for pk, username in selectors.owner_choices(user=by).values_list(
+                "pk", "username"
+            )
+        }
+        self.seen_phones: dict[str, int] = {}
+        self.seen_ids: dict[str, int] = {}
+
+    def check(self, batch: list[tuple[int, list[str]]]) -> list[ImportRow]:
+        drafts = [self._parse(line, cells) for line, cells in batch]
+        self._check_existing(drafts)
+        rows = []
+        for draft in drafts:
+            for number in draft.phones:
+                if number in self.seen_phones:
+                    draft.errors.append(
+                        _("电话 %(number)s 与第 %(line)d 行重复。")
+                        % {"number": number, "line": self.seen_phones[number]}
+                    )
+            if draft.id_index in self.seen_ids:
+                draft.errors.append(
+                    _("身份证号与第 %(line)d 行重复。")
+                    % {"line": self.seen_ids[draft.id_index]}
+                )
+            if not draft.errors:
+                # Only rows that will be imported claim their phone and ID number.
+                self.seen_phones.update(dict.fromkeys(draft.phones, draft.line))
+                if draft.id_index:
+                    self.seen_ids[draft.id_index] = draft.line
+            rows.append(
+                ImportRow(
+                    line=draft.line,
+                    status=ImportRow.Status.INVALID
+                    if draft.errors
+                    else ImportRow.Status.VALID,
+                    name=draft.name[:200],
+                    phone=(", ".join(draft.phones) or draft.raw_phone)[:60],
+                    data={} if draft.errors else draft.data,
+                    errors=draft.errors,
+                    warnings=draft.warnings,
+                )
+            )
+        return rows
+
+    def _check_existing(self, drafts: list[_Draft]) -> None:
+        """Phones and ID numbers already held by a customer: one query each per batch."""
+        numbers = {n for d in drafts for n in d.phones}
+        indexes = {d.id_index for d in drafts if d.id_index}
+        phone_owner = dict(
+            CustomerPhone.objects.filter(number__in=numbers).values_list(
+                "number", "customer_id"
+            )
+        )
+        id_owner = dict(
+            Customer.objects.filter(id_number_index__in=indexes).values_list(
+                "id_number_index", "pk"
+            )
+        )
+        # Name a customer the importer may see; for others only say that one exists.
+        visible = dict(
+            Customer.objects.visible_to(self.by)
+            .filter(pk__in={*phone_owner.values(), *id_owner.values()})
+            .values_list("pk", "name")
+        )
+        for draft in drafts:
+            for number in draft.phones:
+                if number not in phone_owner:
+                    continue
+                name = visible.get(phone_owner[number])
+                draft.errors.append(
+                    _("电话 %(number)s 已属于另一团队的现有客户。") % {"number": number}
+                    if name is None
+                    else _("电话 %(number)s 已属于现有客户“%(name)s”。")
+                    % {"number": number, "name": name}
+                )
+            if draft.id_index in id_owner:
+                name = visible.get(id_owner[draft.id_index])
+                draft.errors.append(
+                    _("身份证号已属于另一团队的现有客户。")
+                    if name is None
+                    else _("身份证号已属于现有客户“%(name)s”。") % {"name": name}
+                )
+
+    def _parse(self, line: int, cells: list[str]) -> _Draft:
+        values = {
+            name: cells[index].strip() if index < len(cells) else ""
+            for index, name in self.fields.items()
+        }
+        draft = _Draft(
+            line=line, name=values.get("name", ""), raw_phone=values.get("phone", "")
+        )
+        if not draft.name:
+            draft.errors.append(_("缺少名称。"))
+        data: dict[str, Any] = {"name": draft.name}
+        for name in CHOICE_FIELDS:
+            raw = values.get(name, "")
+            if not raw:
+                continue
+            code = _choice_lookup(name).get(raw.lower())
+            if code is None:
+                draft.errors.append(
+                    _("%(label)s“%(value)s”无效，可选：%(choices)s。")
+                    % {
+                        "label": _field_label(name),
+                        "value": raw,
+                        "choices": _choice_labels(name),
+                    }
+                )
+            else:
+                data[name] = code
+        for name in BOOLEAN_FIELDS:
+            raw = values.get(name, "").lower()
+            if raw in TRUE_WORDS:
+                data[name] = True
+            elif raw not in FALSE_WORDS:
+                draft.errors.append(
+                    _("%(label)s应填“是”或“否”，不能是“%(value)s”。")
+                    % {"label": _field_label(name), "value": values[name]}
+                )
+        for name in TEXT_FIELDS:
+            if values.get(name):
+                data[name] = values[name]
+        if values.get("tags"):
+            data["tags"] = sorted(
+                {t.strip() for t in LIST_SEPARATORS.split(values["tags"]) if t.strip()}
+            )
+        self._parse_phones(values.get("phone", ""), draft)
+        cipher = self._parse_id_number(values.get("id_number", ""), draft)
+        self._check_model(data, draft)
+        owner_id, owner_label = self._owner(values.get("owner", ""), draft)
+        draft.data = {
+            "fields": data,
+            "phones": draft.phones,
+            "id_cipher": cipher,
+            "owner_id": owner_id,
+            "owner_label": owner_label,  # for the preview
+        }
+        return draft
+
+    @staticmethod
+    def _parse_phones(raw: str, draft: _Draft) -> None:
+        for part in LIST_SEPARATORS.split(raw):
+            if not part.strip():
+                continue
+            try:
+                number, _kind = phones.normalise_phone(part.strip())
+            except ValidationError as error:
+                draft.errors.extend(error.messages)
+                continue
+            if number not in draft.phones:
+                draft.phones.append(number)
+
+    @staticmethod
+    def _parse_id_number(raw: str, draft: _Draft) -> str:
+        """The number encrypted (as the customer column keeps it), or ""."""
+        if not raw:
+            return ""
+        try:
+            number = identity.normalise_id_number(raw)
+        except ValidationError as error:
+            draft.errors.extend(error.messages)
+            return ""
+        draft.id_index = identity.blind_index(number)
+        # The waiting rows must not hold the number in clear.
+        return identity.encrypt(number)
+
+    @staticmethod
+    def _check_model(data: dict[str, Any], draft: _Draft) -> None:
+        """Lengths, e-mail and choices exactly as customer_create's full_clean sees them."""
+        # Only the fields the file set: the others keep their (valid) defaults.
+        unset = [f.name for f in Customer._meta.concrete_fields if f.name not in data]
+        try:
+            Customer(**data).full_clean(
+                exclude=unset, validate_unique=False, validate_constraints=False
+            )
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                if name == "name" and not draft.name:
+                    continue  # already reported as missing
+                label = _field_label(name) if name != "__all__" else ""
+                text = "；".join(messages)
+                draft.errors.append(f"{label}：{text}" if label else text)
+
+    def _owner(self, raw: str, draft: _Draft) -> tuple[int | None, str]:
+        """(owner id or None for the pool, what the preview shows) by the owner rule."""
+        if raw.lower() in POOL_WORDS:
+            return None, _("公海")
+        owner = self.owners.get(raw.lower())
+        if owner is not None:
+            return owner
+        if raw:
+            draft.warnings.append(
+                _("负责人“%(name)s”不存在或不在您的管理范围内，将由您负责。")
+                % {"name": raw}
+            )
+        return self.by.pk, self.by.username
+
+
+# --- the job -----------------------------------------------------------------------------
+
+
+def _enqueue_validate(job_id: int) -> None:
+    from customers import tasks
+
+    tasks.import_job_validate_task.delay(job_id)
+
+
+def _enqueue_execute(job_id: int) -> None:
+    from customers import tasks
+
+    tasks.import_job_execute_task.delay(job_id)
+
+
+def import_job_create(*, by: Any, upload: Any, inspection: Inspection) -> ImportJob:
+    """Store the file and queue its validation; the preview follows on the job page."""
+    if not by.has_perm(IMPORT_PERM):
+        raise PermissionDenied
+    job = ImportJob(
+        created_by=by,
+        original_name=PurePath(upload.name).name[:200],
+        file_format=inspection.file_format,
+        encoding=inspection.encoding,
+        total_rows=inspection.total_rows,
+        columns=inspection.columns,
+        queued_at=timezone.now(),
+    )
+    job.file.save(upload.name, upload, save=False)
+    with transaction.atomic():
+        job.save()
+        # robust: a broker that is down must not fail the upload; the job page's poll
+        # queues the job again (import_job_kick).
+        transaction.on_commit(lambda: _enqueue_validate(job.pk), robust=True)
+    return job
+
+
+class JobBusy(Exception):
+    """Another run holds the job's lease: try again once it has run out.
+
+    After a worker is killed its task is delivered again at once, while the dead
+    run's lease still stands; retrying after the lease lets the new run take over.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"import job busy for {seconds:.0f}s")
+        self.seconds = seconds
+
+
+def _claim(job_id: int, status: str) -> ImportJob | None:
+    """Take the job for this run; None if it is not in `status` (done, cancelled).
+
+    Raises JobBusy while another run's lease on it is still valid.
+    """
+    now = timezone.now()
+    claimed = (
+        ImportJob.objects.filter(pk=job_id, status=status)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE)
+    )
+    if not claimed:
+        held_until = (
+            ImportJob.objects.filter(pk=job_id, status=status)
+            .values_list("lease_until", flat=True)
+            .first()
+        )
+        if held_until:
+            raise JobBusy(max(1.0, (held_until - now).total_seconds() + 1))
+        return None
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    if job.started_at is None:
+        job.started_at = now
+        ImportJob.objects.filter(pk=job_id).update(started_at=now)
+    return job
+
+
+def _discard_file(job: ImportJob) -> None:
+    """Forget the uploaded file; it is deleted once the transaction commits."""
+    name, storage = job.file.name, job.file.storage
+    ImportJob.objects.filter(pk=job.pk).update(file="")
+    if name:
+        transaction.on_commit(lambda: storage.delete(name), robust=True)
+
+
+def _fail(job: ImportJob, message: str) -> None:
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.FAILED,
+        error=message[:300],
+        lease_until=None,
+        finished_at=timezone.now(),
+    )
+    ImportRow.objects.filter(job=job).update(data={})
+    _discard_file(job)
+
+
+def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(records)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def import_job_validate(*, job_id: int) -> ImportJob | None:
+    """Read the stored file into ImportRows; None if the job is not (or no longer) ours.
+
+    Validation writes no customers, so a rerun after a crash simply starts again.
+    """
+    job = _claim(job_id, ImportJob.Status.VALIDATING)
+    if job is None:
+        return None
+    ImportRow.objects.filter(job=job).delete()
+    ImportJob.objects.filter(pk=job.pk).update(valid_rows=0, invalid_rows=0)
+    try:
+        with job.file.open("rb") as handle:
+            _encoding, rows = read_rows(handle, job.file_format)
+            header, records = split_header(rows)
+            checker = RowChecker(
+                by=job.created_by, fields=map_headers(header)["fields"]
+            )
+            for batch in _batches(
+                itertools.islice(records, max_rows()), VALIDATE_BATCH
+            ):
+                with transaction.atomic():
+                    rows_ = checker.check(batch)
+                    for row in rows_:
+                        row.job = job
+                    ImportRow.objects.bulk_create(rows_)
+                    valid = sum(r.status == ImportRow.Status.VALID for r in rows_)
+                    ImportJob.objects.filter(pk=job.pk).update(
+                        valid_rows=F("valid_rows") + valid,
+                        invalid_rows=F("invalid_rows") + len(rows_) - valid,
+                        lease_until=timezone.now() + LEASE,
+                    )
+    except (ValidationError, OSError, ValueError) as error:
+        # The file cannot be read (any more): the job ends with the reason shown.
+        messages = getattr(error, "messages", None) or [str(error)]
+        _fail(job, " ".join(messages))
+        job.refresh_from_db()
+        return job
+    except Exception:
+        ImportJob.objects.filter(pk=job.pk).update(lease_until=None)
+        raise
+    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.VALIDATING).update(
+        status=ImportJob.Status.READY,
+        total_rows=F("valid_rows") + F("invalid_rows"),
+        lease_until=None,
+    )
+    job.refresh_from_db()
+    return job
+
+
+def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
+    """ "Import all valid rows": queue the import of a previewed job."""
+    if not by.has_perm(IMPORT_PERM) or job.created_by_id != by.pk:
+        raise PermissionDenied
+    if job.valid_rows == 0:
+        raise ValidationError(_("没有可导入的有效数据。"))
+    with transaction.atomic():
+        started = ImportJob.objects.filter(
+            pk=job.pk, status=ImportJob.Status.READY
+        ).update(status=ImportJob.Status.IMPORTING, queued_at=timezone.now())
+        if not started:
+            raise ValidationError(_("该导入已确认或已取消。"))
+        transaction.on_commit(lambda: _enqueue_execute(job.pk), robust=True)
+    job.refresh_from_db()
+    return job
+
+
+def import_job_cancel(*, by: Any, job: ImportJob) -> ImportJob:
+    """ "Import nothing": the job ends, its rows and file are deleted."""
+    if job.created_by_id != by.pk:
+        raise PermissionDenied
+    with transaction.atomic():
+        cancelled = ImportJob.objects.filter(
+            pk=job.pk,
+            status__in=[ImportJob.Status.VALIDATING, ImportJob.Status.READY],
+        ).update(
+            status=ImportJob.Status.CANCELLED,
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+        if not cancelled:
+            raise ValidationError(_("导入已开始或已结束，无法取消。"))
+        ImportRow.objects.filter(job=job).delete()
+        _discard_file(job)
+    job.refresh_from_db()
+    return job
+
+
+def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | None:
+    """Import up to `limit` (default slice_rows()) waiting rows, then queue a task for
+    the rest or finish the job.
+
+    Each row is one transaction: create the customer and mark the row, or neither.
+    """
+    limit = limit or slice_rows()
+    job = _claim(job_id, ImportJob.Status.IMPORTING)
+    if job is None:
+        return None
+    by = job.created_by
+    if not (
+        by.is_active
+        and by.has_perm(IMPORT_PERM)
+        and by.has_perm("customers.add_customer")
+    ):
+        _fail(job, _("导入人已没有导入权限，导入已停止。"))
+        return job
+    waiting = list(
+        ImportRow.objects.filter(job=job, status=ImportRow.Status.VALID).order_by(
+            "line"
+        )[:limit]
+    )
+    owner_ids = {row.data.get("owner_id") for row in waiting} - {None}
+    owners = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .select_related("team")
+        .in_bulk(owner_ids)
+    )
+    try:
+        for row in waiting:
+            _import_row(job, row, by=by, owners=owners)
+    except Exception:
+        # Let a retry start at once instead of waiting for the lease to run out.
+        ImportJob.objects.filter(pk=job.pk).update(lease_until=None)
+        raise
+    if ImportRow.objects.filter(job=job, status=ImportRow.Status.VALID).exists():
+        with transaction.atomic():
+            ImportJob.objects.filter(pk=job.pk).update(
+                lease_until=None, queued_at=timezone.now()
+            )
+            transaction.on_commit(lambda: _enqueue_execute(job.pk), robust=True)
+    else:
+        with transaction.atomic():
+            ImportJob.objects.filter(
+                pk=job.pk, status=ImportJob.Status.IMPORTING
+            ).update(
+                status=ImportJob.Status.DONE,
+                finished_at=timezone.now(),
+                lease_until=None,
+            )
+            # The report keeps names, phones and reasons; the rest is not needed.
+            ImportRow.objects.filter(job=job).update(data={})
+            _discard_file(job)
+    job.refresh_from_db()
+    return job
+
+
+def _import_row(job: ImportJob, row: ImportRow, *, by: Any, owners: dict) -> None:
+    with transaction.atomic():
+        # The row lock and status check make a second worker on this job skip the row.
+        row = (
+            ImportRow.objects.select_for_update()
+            .filter(pk=row.pk, status=ImportRow.Status.VALID)
+            .first()
+        )
+        if row is None:
+            return
+        data = row.data
+        owner_id = data.get("owner_id")
+        owner = None if owner_id is None else owners.get(owner_id, by)
+        cipher = data.get("id_cipher")
+        try:
+            with transaction.atomic(), pghistory.context(import_job=job.pk):
+                customer = services.customer_create(
+                    by=by,
+                    data=data.get("fields", {}),
+                    phone_numbers=data.get("phones", []),
+                    id_number=identity.decrypt(cipher) if cipher else None,
+                    owner=owner,
+                )
+        except ValidationError as error:
+            # Someone registered the phone or ID number after the preview.
+            row.status = ImportRow.Status.SKIPPED
+            row.errors = error.messages
+            counter = "skipped_rows"
+        else:
+            row.status = ImportRow.Status.IMPORTED
+            row.customer = customer
+            counter = "imported_rows"
+        row.save(update_fields=["status", "errors", "customer"])
+        ImportJob.objects.filter(pk=job.pk).update(
+            **{counter: F(counter) + 1}, lease_until=timezone.now() + LEASE
+        )
+
+
+def import_job_kick(*, job: ImportJob) -> bool:
+    """Queue a running job again if no worker has held it for a while.
+
+    Covers a broker restarted without persistence or a publish that failed: the job
+    row, not the queue, says what is left to do.
+    """
+    if not job.is_running:
+        return False
+    now = timezone.now()
+    requeued = (
+        ImportJob.objects.filter(pk=job.pk, status=job.status)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER))
+        .update(queued_at=now)
+    )
+    if requeued:
+        enqueue = (
+            _enqueue_validate
+            if job.status == ImportJob.Status.VALIDATING
+            else _enqueue_execute
+        )
+        transaction.on_commit(lambda: enqueue(job.pk), robust=True)
+    return bool(requeued)
+
+
+# --- reads for the pages -----------------------------------------------------------------
+
+
+def import_job_page(*, job: ImportJob) -> dict[str, Any]:
+    """What the job page shows; a fixed number of queries whatever the file size."""
+    fields = job.columns.get("fields", {})
+    context: dict[str, Any] = {
+        "job": job,
+        # The first accepted header of each recognised column, as the template has it.
+        "recognised_columns": [COLUMNS[name][0] for name in fields.values()],
+        "ignored_columns": job.columns.get("ignored", []),
+        "problem_rows": [],
+        "valid_sample": [],
+        "skipped_rows": [],
+    }
+    if job.status == ImportJob.Status.READY:
+        context["problem_rows"] = list(
+            job.rows.filter(
+                Q(status=ImportRow.Status.INVALID) | ~Q(warnings=[])
+            ).order_by("line")[:PREVIEW_ERRORS]
+        )
+        context["valid_sample"] = list(
+            job.rows.filter(status=ImportRow.Status.VALID).order_by("line")[
+                :PREVIEW_VALID
+            ]
+        )
+    elif job.status == ImportJob.Status.DONE:
+        context["skipped_rows"] = list(
+            job.rows.filter(
+                status__in=[ImportRow.Status.INVALID, ImportRow.Status.SKIPPED]
+            ).order_by("line")[:PREVIEW_ERRORS]
+        )
+    context["preview_limit"] = PREVIEW_ERRORS
+    return context
+
+
+def import_report_rows(*, job: ImportJob) -> Iterator[list[str]]:
+    """The per-row report: every row with its outcome and reasons (CSV download)."""
+    yield [_("行号"), _("名称"), _("电话"), _("结果"), _("原因"), _("客户编号")]
+    labels = dict(ImportRow.Status.choices)
+    rows = job.rows.order_by("line").values_list(
+        "line", "name", "phone", "status", "errors", "warnings", "customer_id"
+    )
+    for line, name, phone, status, errors, warnings, customer_id in rows.iterator(
+        chunk_size=2000
+    ):
+        yield [
+            str(line),
+            name,
+            phone,
+            str(labels.get(status, status)),
+            "；".join([*errors, *warnings]),
+            str(customer_id or ""),
+        ]
+
+
+def template_rows() -> list[list[str]]:
+    return [[header for header, _hint in TEMPLATE_HEADERS], TEMPLATE_EXAMPLE]

@@ -1,0 +1,36 @@
+"""Forms of the import and export pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Submit
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from customers import imports
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("客户文件"),
+        help_text=_("CSV（UTF-8 或 GBK 编码）或 Excel .xlsx，不超过 20 MB。"),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inspection: imports.Inspection | None = None
+        self.helper = FormHelper()
+        self.helper.attrs = {"data-testid": "import-upload"}
+        self.helper.add_input(Submit("submit", _("上传并校验")))
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        try:
+            self.inspection = imports.inspect_upload(upload)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from error
+        return upload
