@@ -56,17 +56,24 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         owners=owners,
         teams=selectors.team_choices(user=request.user),
     )
-    filters = form.filters() if request.GET else {}
-    query = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
+    valid = not form.is_bound or form.is_valid()
+    query = form.cleaned_data.get("q", "") if form.is_bound and valid else ""
     sort = (
-        form.cleaned_data.get("sort") if form.is_bound and form.is_valid() else ""
+        form.cleaned_data.get("sort") if form.is_bound and valid else ""
     ) or "recent"
     customers = selectors.customer_list(
-        user=request.user, query=query, sort=sort, filters=filters
+        user=request.user,
+        query=query,
+        sort=sort,
+        filters=form.filters() if form.is_bound and valid else {},
     )
+    if not valid:
+        # A filter that does not parse must not silently widen the list to everyone.
+        customers = customers.none()
     context = {
         "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
         "form": form,
+        "filter_errors": None if valid else form.errors,
         "query": query,
         "sort": sort,
         "can_see_pii": masking.can_see_pii(request.user),
