@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.db.models.functions import Upper
 from pypinyin import lazy_pinyin
 
@@ -25,6 +25,8 @@ FULL_WIDTH = (
 PHONE_QUERY = re.compile(r"^[\d\s\-+()]+$")
 PINYIN_QUERY = re.compile(r"^[A-Za-z]+$")
 MIN_PHONE_DIGITS = 3
+# A phone fragment matching more customers than this is too vague to be useful.
+MAX_PHONE_MATCHES = 5_000
 
 
 def pinyin_of(name: str) -> tuple[str, str]:
@@ -61,10 +63,14 @@ def condition(query: str) -> Q | None:
         digits = re.sub(r"\D", "", query)
         if len(digits) < MIN_PHONE_DIGITS:
             return Q(pk__in=[])
-        phones = CustomerPhone.objects.filter(
-            customer=OuterRef("pk"), number__contains=digits
+        # Ids first, from the trigram index: given a correlated EXISTS, the planner
+        # misjudges how many phones match and walks the whole recency index instead.
+        ids = list(
+            CustomerPhone.objects.filter(number__contains=digits).values_list(
+                "customer_id", flat=True
+            )[:MAX_PHONE_MATCHES]
         )
-        return Q(Exists(phones))
+        return Q(pk__in=ids)
     by_name = Q(name_grams__contains=name_grams(query))
     if len(query) > 2:
         by_name &= Q(name__icontains=query)
