@@ -50,6 +50,47 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     team = factory.SelfAttribute("owner.team")
 
 
+def _now() -> object:
+    # Imported here so that this addition leaves the module's imports alone.
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+class CustomerPhoneFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "customers.CustomerPhone"
+
+    customer = factory.SubFactory(CustomerFactory)
+    number = factory.Sequence(lambda n: f"137{n:08d}")
+    kind = "mobile"
+    is_primary = True
+
+
+class ContactLogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "customers.ContactLog"
+
+    customer = factory.SubFactory(CustomerFactory)
+    author = factory.SelfAttribute("customer.owner")
+    channel = "phone"
+    occurred_at = factory.LazyFunction(_now)
+    summary = factory.Sequence(lambda n: f"第{n}次沟通")
+
+
+class FollowUpFactory(factory.django.DjangoModelFactory):
+    """A bare follow-up row (no reminder); services.followup_create schedules one."""
+
+    class Meta:
+        model = "customers.FollowUp"
+
+    customer = factory.SubFactory(CustomerFactory)
+    assignee = factory.SelfAttribute("customer.owner")
+    created_by = factory.SelfAttribute("assignee")
+    due_at = factory.LazyFunction(_now)
+    note = factory.Sequence(lambda n: f"跟进事项{n}")
+
+
 # --- service desk (string model references keep this module's imports unchanged) ---
 
 
