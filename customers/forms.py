@@ -186,11 +186,13 @@ class CustomerFilterForm(forms.Form):
         required=False,
         choices=[("", _("全部等级")), *Customer.Tier.choices],
     )
-    owner = forms.ModelChoiceField(
-        label=_("负责人"), required=False, queryset=None, empty_label=_("全部负责人")
+    # Plain choices built once from the visible people and teams: the same list
+    # serves validation and rendering without another query each.
+    owner = forms.TypedChoiceField(
+        label=_("负责人"), required=False, coerce=int, empty_value=None
     )
-    team = forms.ModelChoiceField(
-        label=_("团队"), required=False, queryset=None, empty_label=_("全部团队")
+    team = forms.TypedChoiceField(
+        label=_("团队"), required=False, coerce=int, empty_value=None
     )
     tag = forms.CharField(label=_("标签"), required=False, max_length=30)
     province = forms.CharField(label=_("省份"), required=False, max_length=20)
@@ -213,8 +215,23 @@ class CustomerFilterForm(forms.Form):
 
     def __init__(self, *args: Any, owners: Any, teams: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = owners
-        self.fields["team"].queryset = teams
+        self.fields["owner"].choices = [("", _("全部负责人"))] + [
+            (u.pk, str(u)) for u in owners
+        ]
+        self.fields["team"].choices = [("", _("全部团队"))] + [
+            (t.pk, str(t)) for t in teams
+        ]
+        for field in self.fields.values():
+            css = (
+                "form-check-input"
+                if isinstance(field.widget, forms.CheckboxInput)
+                else (
+                    "form-select"
+                    if isinstance(field.widget, forms.Select)
+                    else "form-control"
+                )
+            )
+            field.widget.attrs.setdefault("class", css)
 
     def filters(self) -> dict[str, Any]:
         if not self.is_valid():

@@ -50,11 +50,11 @@ def _organizations(request: HttpRequest):  # noqa: ANN202 - a QuerySet
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def customer_list(request: HttpRequest) -> HttpResponse:
-    owners = selectors.owner_choices(user=request.user)
+    owners = list(selectors.owner_choices(user=request.user))
     form = CustomerFilterForm(
         request.GET or None,
         owners=owners,
-        teams=selectors.team_choices(user=request.user),
+        teams=list(selectors.team_choices(user=request.user)),
     )
     valid = not form.is_bound or form.is_valid()
     query = form.cleaned_data.get("q", "") if form.is_bound and valid else ""
@@ -81,7 +81,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "can_log_contact": request.user.has_perm("customers.add_contactlog"),
         "can_reassign": request.user.has_perm("customers.reassign_customer"),
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
-        "reassign_form": ReassignForm(owners=owners),
+        "owners": owners,
         "contact_form": ContactQuickForm(),
     }
     template = (
