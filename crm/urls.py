@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from crm.core import views as core_views
+from service import views as service_views
 
 handler403 = "crm.core.views.error_403"
 handler404 = "crm.core.views.error_404"
@@ -27,6 +28,9 @@ urlpatterns = [
     ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("customers.urls")),
+    path("service/", include("service.urls")),
+    # The public complaint/repair form: no login.
+    path("report/", service_views.intake, name="intake"),
     path("notifications/", include("crm.notifications.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -12,8 +12,16 @@ from crm.accounts.roles import Role
 NAVIGATION = [
     (_("首页"), "home", tuple(Role.values)),
     (_("客户"), "customers:customer_list", tuple(Role.values)),
+    (
+        _("服务台"),
+        "service:ticket_queue",
+        (Role.SERVICE, Role.MANAGER, Role.ADMIN, Role.SALES),
+    ),
+    # Shown only to users in a team (every team belongs to a department).
+    (_("后台工单"), "service:workorder_list", tuple(Role.values)),
     (_("系统管理"), "admin:index", (Role.ADMIN,)),
 ]
+NEEDS_DEPARTMENT = {"service:workorder_list"}
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -29,6 +37,13 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             or (name != "home" and request.path.startswith(reverse(name))),
         }
         for label, name, roles in NAVIGATION
-        if role in roles
+        if role in roles and (name not in NEEDS_DEPARTMENT or user.team_id)
     ]
+    # Nested URLs (/service/workorders/ under /service/): only the closest item is active.
+    active = [item for item in items if item["active"]]
+    for item in active:
+        item["active"] = not any(
+            other["url"] != item["url"] and other["url"].startswith(item["url"])
+            for other in active
+        )
     return {"nav_items": items}

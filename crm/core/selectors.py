@@ -17,13 +17,10 @@ def sales_home(*, user: Any) -> dict[str, Any]:
 
 
 def service_home(*, user: Any) -> dict[str, Any]:
-    recent = list(
-        Customer.objects.visible_to(user)
-        .filter(merged_into__isnull=True)
-        .select_related("owner")
-        .order_by("-updated_at", "-id")[:10]
-    )
-    return {"recent_customers": recent}
+    """The agent's queue summary: my open tickets by deadline, breaching, unassigned."""
+    from service import selectors as service_selectors
+
+    return service_selectors.desk_summary(user=user)
 
 
 def manager_home(*, user: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from crm.accounts.roles import Role
 from customers import search
 from customers import services as customer_services
 from customers.models import ContactLog, Customer, CustomerPhone, CustomerProfile
+from service import demo as service_demo
 
 # username, display name, role, team
 DEMO_USERS = [
@@ -73,8 +74,20 @@ class Command(BaseCommand):
             account_services.roles_sync()
             users = self._users(password)
             added = self._customers(options["customers"], users, options["seed"])
+            # Skipped once any ticket exists, like the customers above.
+            tickets = service_demo.seed_service_demo(
+                users,
+                list(
+                    Customer.objects.filter(merged_into__isnull=True).order_by("pk")[
+                        :200
+                    ]
+                ),
+                random.Random(options["seed"]),  # noqa: S311 - demo data
+            )
         self.stdout.write(
-            self.style.SUCCESS(f"demo users ready; {added} customers added")
+            self.style.SUCCESS(
+                f"demo users ready; {added} customers added; {tickets} tickets added"
+            )
         )
 
     def _users(self, password: str) -> dict[str, User]:
