@@ -202,7 +202,7 @@ class CustomerFilterForm(forms.Form):
     )
     is_key_account = forms.BooleanField(label=_("仅重点客户"), required=False)
     pool = forms.BooleanField(label=_("仅公海"), required=False)
-    sort = forms.ChoiceField(
+    sort = forms.TypedChoiceField(
         label=_("排序"),
         required=False,
         choices=[
@@ -232,6 +232,18 @@ class CustomerFilterForm(forms.Form):
                 )
             )
             field.widget.attrs.setdefault("class", css)
+
+    def full_clean(self) -> None:
+        # An unknown sort (an old bookmark, a hand-made URL) falls back to the default
+        # instead of failing the whole form.
+        if self.is_bound and self.data.get("sort") not in (
+            None,
+            "",
+            *dict(self.fields["sort"].choices),
+        ):
+            self.data = self.data.copy()
+            self.data["sort"] = "recent"
+        super().full_clean()
 
     def filters(self) -> dict[str, Any]:
         if not self.is_valid():

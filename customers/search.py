@@ -29,9 +29,43 @@ MIN_PHONE_DIGITS = 3
 MAX_PHONE_MATCHES = 5_000
 
 
+# Surnames whose reading differs from the character's everyday one (曾 is zeng, not ceng).
+SURNAME_READINGS = {
+    "曾": "zeng",
+    "单": "shan",
+    "解": "xie",
+    "仇": "qiu",
+    "翟": "zhai",
+    "区": "ou",
+    "查": "zha",
+    "朴": "piao",
+    "缪": "miao",
+    "盖": "ge",
+    "尉": "yu",
+    "乐": "yue",
+    "任": "ren",
+    "召": "shao",
+    "洗": "xian",
+    "冼": "xian",
+    "黑": "he",
+    "隗": "wei",
+    "繁": "po",
+    "覃": "qin",
+    "员": "yun",
+    "折": "she",
+    "褚": "chu",
+    "秘": "bi",
+}
+
+
 def pinyin_of(name: str) -> tuple[str, str]:
-    """('zhangsan', 'zs') for 张三; Latin letters are kept as they are, lower-cased."""
+    """('zhangsan', 'zs') for 张三; Latin letters are kept as they are, lower-cased.
+
+    The first character is read as a surname when it has a surname reading.
+    """
     syllables = lazy_pinyin(name, errors=lambda chars: [c for c in chars])
+    if name and name[0] in SURNAME_READINGS and syllables:
+        syllables[0] = SURNAME_READINGS[name[0]]
     letters = [
         s.lower() for s in syllables if s.strip() and s.isascii() and s.isalnum()
     ]
@@ -41,7 +75,16 @@ def pinyin_of(name: str) -> tuple[str, str]:
 
 
 def normalise(query: str) -> str:
-    return query.translate(FULL_WIDTH).strip()
+    # NUL cannot reach PostgreSQL text; full-width digits and letters become ASCII.
+    return query.replace("\x00", "").translate(FULL_WIDTH).strip()
+
+
+def _without_country_code(digits: str) -> str:
+    """13812345678 from 8613812345678 or 008613812345678 (caller ID shows +86)."""
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) >= 10:
+            return digits[len(prefix) :]
+    return digits
 
 
 def name_grams(text: str) -> list[str]:
@@ -60,7 +103,7 @@ def condition(query: str) -> Q | None:
     if not query:
         return None
     if PHONE_QUERY.match(query):
-        digits = re.sub(r"\D", "", query)
+        digits = _without_country_code(re.sub(r"\D", "", query))
         if len(digits) < MIN_PHONE_DIGITS:
             return Q(pk__in=[])
         # Ids first, from the trigram index: given a correlated EXISTS, the planner

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from crm.accounts import access
@@ -18,7 +18,8 @@ SORTS = {
     "recent": ("-updated_at", "-id"),
     "name": ("name", "id"),
     "created": ("-created_at", "-id"),
-    "last_contact": ("last_contacted_at", "id"),
+    # Never contacted first: they are the most neglected.
+    "last_contact": (F("last_contacted_at").asc(nulls_first=True), "id"),
 }
 
 
@@ -84,13 +85,13 @@ def team_choices(*, user: Any) -> QuerySet:
 
 
 def customer_page(
-    *, user: Any, customer: Customer, before: Any = None
+    *, user: Any, customer: Customer, cursor: timeline.Cursor | None = None
 ) -> dict[str, Any]:
     """Everything the 360° page shows; the query count does not grow with history."""
     from customers.models import CustomerProfile
 
     profile = CustomerProfile.objects.filter(customer=customer).first()
-    entries = timeline.entries(customer, before=before)
+    entries, next_cursor = timeline.entries(customer, cursor=cursor)
     return {
         "customer": customer,
         "profile": profile,
@@ -112,9 +113,7 @@ def customer_page(
             )[:10]
         ),
         "timeline": entries,
-        "timeline_next": entries[-1].at.isoformat()
-        if len(entries) == timeline.PAGE_SIZE
-        else "",
+        "timeline_next": str(next_cursor or ""),
         "can_see_pii": masking.can_see_pii(user),
     }
 
@@ -127,7 +126,7 @@ def my_day(*, user: Any) -> dict[str, Any]:
         FollowUp.objects.filter(
             assignee=user, status=FollowUp.Status.OPEN, due_at__lte=end_of_today
         )
-        .select_related("customer")
+        .select_related("customer", "customer__profile")
         .order_by("due_at")[:50]
     )
     for followup in due:
@@ -152,6 +151,16 @@ def my_day(*, user: Any) -> dict[str, Any]:
     }
 
 
+def _masked_diff(diff: dict) -> dict:
+    """Personal fields in an audit diff, masked as on the profile tab."""
+    masked = dict(diff)
+    if "phone" in masked:
+        masked["phone"] = [masking.mask_phone(v or "") for v in masked["phone"]]
+    if "address" in masked:
+        masked["address"] = ["（已隐藏）" if v else v for v in masked["address"]]
+    return masked
+
+
 def customer_history(*, customer: Customer, can_see_pii: bool, limit: int = 50) -> list:
     """The audit trail of one customer, newest first, with the acting user's name."""
     import pghistory.models
@@ -165,11 +174,8 @@ def customer_history(*, customer: Customer, can_see_pii: bool, limit: int = 50) 
     names = {u.pk: str(u) for u in get_user_model().objects.filter(pk__in=user_ids)}
     for row in rows:
         row.actor = names.get((row.pgh_context or {}).get("user"), "")
-        if not can_see_pii and row.pgh_diff and "phone" in row.pgh_diff:
-            row.pgh_diff = {
-                **row.pgh_diff,
-                "phone": [masking.mask_phone(v or "") for v in row.pgh_diff["phone"]],
-            }
+        if not can_see_pii and row.pgh_diff:
+            row.pgh_diff = _masked_diff(row.pgh_diff)
     return rows
 
 

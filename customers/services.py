@@ -315,6 +315,9 @@ def contact_log_create(
     """Record a contact; a next step with a date becomes a follow-up for `by`."""
     if not by.has_perm("customers.add_contactlog"):
         raise PermissionDenied
+    if customer.merged_into_id:
+        # An old link to a merged record: the contact belongs to the survivor.
+        customer = Customer.objects.get(pk=customer.merged_into_id)
     log = ContactLog(
         customer=customer,
         author=by,
@@ -517,9 +520,12 @@ def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     days = settings.KEHU_POOL_RETURN_DAYS
     warn_days = settings.KEHU_POOL_WARNING_DAYS
-    owned = Customer.objects.filter(
-        owner__isnull=False, merged_into__isnull=True
-    ).alias(last_touch=_last_touch())
+    # Key accounts never drop into the pool: they get a dormant follow-up instead.
+    owned = (
+        Customer.objects.filter(owner__isnull=False, merged_into__isnull=True)
+        .exclude(Q(is_key_account=True) | Q(tier=Customer.Tier.A))
+        .alias(last_touch=_last_touch())
+    )
     expired = list(
         owned.filter(last_touch__lt=now - timedelta(days=days)).values_list(
             "pk", flat=True

@@ -11,8 +11,9 @@ from customers import imports, services
 @shared_task(acks_late=True, ignore_result=True)
 def customers_daily_task() -> dict[str, int]:
     # Both sweeps are idempotent, so a duplicated beat tick does no harm.
+    dormant = services.dormant_key_accounts_sweep()
     result = services.pool_return_sweep()
-    result["dormant_followups"] = services.dormant_key_accounts_sweep()
+    result["dormant_followups"] = dormant
     return result
 
 

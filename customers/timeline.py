@@ -1,7 +1,8 @@
 """One timeline per customer, fed by every app through `register`.
 
 A source is a function (customer, before, limit) -> list[Entry] that runs one query and
-returns its newest `limit` entries older than `before`. The page merges the sources, so
+returns its newest `limit` entries at or before `before` (ties included: the page
+skips those already shown). The page merges the sources, so
 a customer with 50,000 events costs the same number of queries as one with 5. Tickets,
 handovers and surveys register their own sources when those apps land.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils.formats import date_format
@@ -30,6 +31,31 @@ class Entry:
     actor: str = ""
     url: str = ""
     badge: str = ""
+    id: int = 0  # the row's id: orders entries of the same moment, stably
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: entries at or before `before`, minus the first
+    `skip` entries stamped exactly `before` (already shown)."""
+
+    before: datetime | None = None
+    skip: int = 0
+
+    @classmethod
+    def parse(cls, raw: str) -> Cursor:
+        moment, bar, skip = raw.partition("|")
+        try:
+            before = datetime.fromisoformat(moment)
+            # A bare timestamp means "strictly older than".
+            if not bar:
+                return cls(before - timedelta(microseconds=1), 0)
+            return cls(before, max(0, int(skip or 0)))
+        except ValueError:
+            return cls()
+
+    def __str__(self) -> str:
+        return f"{self.before.isoformat()}|{self.skip}" if self.before else ""
 
 
 Source = Callable[[Any, datetime | None, int], list[Entry]]
@@ -40,15 +66,31 @@ def register(name: str, source: Source) -> None:
     _SOURCES[name] = source
 
 
+def _order(entry: Entry) -> tuple:
+    return (entry.at, entry.kind, entry.id)
+
+
 def entries(
-    customer: Any, *, before: datetime | None = None, limit: int = PAGE_SIZE
-) -> list[Entry]:
-    """The newest `limit` entries before `before`, from all sources, newest first."""
+    customer: Any, *, cursor: Cursor | None = None, limit: int = PAGE_SIZE
+) -> tuple[list[Entry], Cursor | None]:
+    """One page of the merged timeline, newest first, and the cursor of the next page."""
+    cursor = cursor or Cursor()
     merged: list[Entry] = []
     for source in _SOURCES.values():
-        merged.extend(source(customer, before, limit))
-    merged.sort(key=lambda entry: entry.at, reverse=True)
-    return merged[:limit]
+        # One more than a page tells whether an older page exists.
+        merged.extend(source(customer, cursor.before, limit + cursor.skip + 1))
+    merged.sort(key=_order, reverse=True)
+    if cursor.before is not None:
+        at_edge = [e for e in merged if e.at == cursor.before][: cursor.skip]
+        merged = [e for e in merged if e not in at_edge]
+    page = merged[:limit]
+    if len(merged) <= limit:
+        return page, None
+    last = page[-1].at
+    skip = sum(1 for e in page if e.at == last)
+    if last == cursor.before:
+        skip += cursor.skip
+    return page, Cursor(last, skip)
 
 
 def contact_entries(customer: Any, before: datetime | None, limit: int) -> list[Entry]:
@@ -56,7 +98,7 @@ def contact_entries(customer: Any, before: datetime | None, limit: int) -> list[
 
     logs = ContactLog.objects.filter(customer=customer).select_related("author")
     if before:
-        logs = logs.filter(occurred_at__lt=before)
+        logs = logs.filter(occurred_at__lte=before)
     return [
         Entry(
             at=log.occurred_at,
@@ -66,6 +108,7 @@ def contact_entries(customer: Any, before: datetime | None, limit: int) -> list[
             body=log.summary,
             actor=str(log.author),
             badge=log.get_sentiment_display() if log.sentiment != "neutral" else "",
+            id=log.pk,
         )
         for log in logs.order_by("-occurred_at", "-id")[:limit]
     ]
@@ -76,7 +119,7 @@ def followup_entries(customer: Any, before: datetime | None, limit: int) -> list
 
     followups = FollowUp.objects.filter(customer=customer).select_related("assignee")
     if before:
-        followups = followups.filter(created_at__lt=before)
+        followups = followups.filter(created_at__lte=before)
     return [
         Entry(
             at=followup.created_at,
@@ -87,6 +130,7 @@ def followup_entries(customer: Any, before: datetime | None, limit: int) -> list
             % {"due": date_format(localtime(followup.due_at), "SHORT_DATETIME_FORMAT")},
             actor=str(followup.assignee),
             badge=followup.get_status_display(),
+            id=followup.pk,
         )
         for followup in followups.order_by("-created_at", "-id")[:limit]
     ]

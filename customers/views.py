@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core.pagination import paginate
-from customers import masking, selectors, services
+from customers import masking, selectors, services, timeline
 from customers.forms import (
     ContactQuickForm,
     CustomerFilterForm,
@@ -102,7 +100,8 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
             customer=customer, can_see_pii=context["can_see_pii"]
         ),
         can_edit=request.user.has_perm("customers.change_customer"),
-        can_log_contact=request.user.has_perm("customers.add_contactlog"),
+        can_log_contact=request.user.has_perm("customers.add_contactlog")
+        and not customer.merged_into_id,
         can_reveal=request.user.has_perm("customers.reveal_customer_pii"),
         can_release=customer.owner_id == request.user.pk,
         can_merge=request.user.has_perm("customers.merge_customer"),
@@ -119,12 +118,9 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """The next page of the timeline (htmx), older than `before`."""
     customer = _visible_customer(request, pk)
-    try:
-        before = datetime.fromisoformat(request.GET.get("before", ""))
-    except ValueError:
-        before = None
+    cursor = timeline.Cursor.parse(request.GET.get("before", ""))
     context = selectors.customer_page(
-        user=request.user, customer=customer, before=before
+        user=request.user, customer=customer, cursor=cursor
     )
     return render(request, "customers/_timeline.html", context)
 

@@ -842,7 +842,7 @@ def ticket_timeline_entries(customer: Any, before: datetime | None, limit: int) 
 
     tickets = Ticket.objects.filter(customer=customer)
     if before:
-        tickets = tickets.filter(created_at__lt=before)
+        tickets = tickets.filter(created_at__lte=before)
     return [
         Entry(
             at=ticket.created_at,
@@ -852,6 +852,7 @@ def ticket_timeline_entries(customer: Any, before: datetime | None, limit: int) 
             body=ticket.resolution_summary or ticket.description[:200],
             badge=ticket.get_status_display(),
             url=ticket.get_absolute_url(),
+            id=ticket.pk,
         )
         for ticket in tickets.order_by("-created_at", "-id")[:limit]
     ]

@@ -189,15 +189,6 @@ def test_another_team_cannot_read_the_timeline(client, outsider, sales_rep):
     assertNotContains(response, "沟通00000", status_code=404)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: customers/selectors.py customer_page sets timeline_next to the last "
-        "entry's time and customers/timeline.py contact_entries pages with "
-        "occurred_at < before, with no tie-breaker: contacts sharing the timestamp "
-        "of a page's last entry (e.g. entered with the same time) are never shown"
-    ),
-)
 def test_contacts_with_the_same_time_are_all_shown_across_pages(as_sales, sales_rep):
     customer = add(sales_rep, "张三")
     same_time = timezone.now() - dt.timedelta(days=1)
@@ -310,14 +301,6 @@ def test_the_history_tab_masks_phones_for_a_role_without_pii_rights(
     assert "13987654321" not in page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: customers/selectors.py customer_history masks only 'phone' in pgh_diff; "
-        "the address, which the 资料 tab hides from roles without PII rights "
-        "(（已隐藏）), is printed in clear in the history tab"
-    ),
-)
 def test_the_history_tab_hides_the_address_from_a_role_without_pii_rights(
     client, sales_rep, service_agent
 ):

@@ -423,16 +423,6 @@ def test_merging_with_an_already_merged_customer_is_refused(
     assert ContactLog.objects.filter(customer=third).count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: customers/views.py contact_create (and customer_detail, which still "
-        "offers the form) accept a merged customer: a call logged from an old link "
-        "is saved on the hidden merged record, so it never shows on the survivor's "
-        "timeline and does not reset the survivor's last contact (which the pool "
-        "return sweep reads)"
-    ),
-)
 def test_a_contact_logged_on_a_merged_record_is_not_lost(
     client, manager, sales_rep, pair
 ):

@@ -486,16 +486,6 @@ def test_no_second_follow_up_while_one_is_open(accounts, at_now):
     assert FollowUp.objects.count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: with the default settings KEHU_DORMANT_KEY_ACCOUNT_DAYS == "
-        "KEHU_POOL_RETURN_DAYS == 30, and customers.tasks.customers_daily_task runs "
-        "pool_return_sweep before dormant_key_accounts_sweep, so a key account "
-        "reaches both thresholds in the same run and is returned to the pool: its "
-        "owner never gets the dormant-key-account follow-up"
-    ),
-)
 def test_the_daily_job_with_default_settings_gives_a_dormant_key_account_a_follow_up(
     sales_rep, at_now
 ):
