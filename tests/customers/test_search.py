@@ -13,7 +13,6 @@ from collections.abc import Callable
 import pytest
 import time_machine
 from django.db import connection
-from django.db.utils import DataError
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
