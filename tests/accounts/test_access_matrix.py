@@ -1,0 +1,662 @@
+"""Who may open which page, and whose records each role sees.
+
+MATRIX lists every URL pattern of the project (bar Django's own admin pages,
+set_language and static files) with the status each persona gets. A new page missing
+from it fails `test_every_url_pattern_is_in_the_access_matrix`, so nobody ships a page
+without deciding who may use it.
+
+Object pages are opened on canary records: a customer of team A (`own_team`, owned by
+sales_rep), of team B in the same department (`other_team`, owned by outsider), of
+another department (`other_dept`, owned by far_outsider), and one in the public pool.
+Their names are unique strings that no refused page, list or home page may contain.
+Pages of records that the table opens on a missing id (`missing`) check the role gate
+only: a role that may use the page gets 404, one that may not gets 403.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from crm.notifications import services as notification_services
+from crm.notifications.models import Notification
+from customers import services as customer_services
+from customers.models import Customer
+from service import services as service_services
+
+CANARIES = {
+    "own_team": "金丝雀甲组-Q7X2K",
+    "other_team": "金丝雀乙组-M4R8T",
+    "other_dept": "金丝雀华南-Z9W3P",
+    "pool": "金丝雀公海-H5N6B",
+}
+OWNERS = {
+    "own_team": "sales_rep",
+    "other_team": "outsider",
+    "other_dept": "far_outsider",
+    "pool": None,
+}
+PHONES = {
+    "own_team": "13811110001",
+    "other_team": "13811110002",
+    "other_dept": "13811110003",
+    "pool": "13811110004",
+}
+
+ACTORS = (
+    "anonymous",
+    "sales_rep",
+    "teammate",
+    "outsider",
+    "far_outsider",
+    "manager",
+    "service_agent",
+    "admin_user",
+    "readonly_user",
+)
+
+LOGIN = "login"  # 302 to the login page
+PROBE = "probe"  # the public health probe: JSON, 200 or 503, never a login redirect
+MISSING_ID = 987654321
+
+# fmt: off
+L, P = LOGIN, PROBE
+# Customer-page columns, reused below: who sees a customer (or its ticket, asset ...)
+# of each canary team under the default KEHU_VISIBILITY.
+#                   anon  sales mate  out   far   mgr   svc   admin norole
+SEES_A           = (L,    200,  200,  404,  404,  200,  200,  200,  403)
+SEES_B           = (L,    404,  404,  200,  404,  200,  200,  200,  403)
+SEES_FAR         = (L,    404,  404,  404,  200,  404,  200,  200,  403)
+EDITS_A          = (L,    200,  200,  404,  404,  200,  403,  200,  403)
+EDITS_B          = (L,    404,  404,  200,  404,  200,  403,  200,  403)
+EDITS_FAR        = (L,    404,  404,  404,  200,  404,  403,  200,  403)
+SAVES_A          = (L,    302,  302,  404,  404,  302,  403,  302,  403)
+SAVES_B          = (L,    404,  404,  302,  404,  302,  403,  302,  403)
+SAVES_FAR        = (L,    404,  404,  404,  302,  404,  403,  302,  403)
+ANY_ROLE         = (L,    200,  200,  200,  200,  200,  200,  200,  403)
+MANAGERS         = (L,    403,  403,  403,  403,  200,  403,  200,  403)
+MANAGERS_MISSING = (L,    403,  403,  403,  403,  404,  403,  404,  403)
+# Ticket work (reply, transition ...) needs service.change_ticket: service desk,
+# managers and admins; sales may open their customers' tickets but not work them.
+# An empty form answers 400.
+WORKS_A          = (L,    403,  403,  404,  404,  400,  400,  400,  403)
+WORKS_FAR        = (L,    404,  404,  404,  403,  404,  400,  400,  403)
+
+MATRIX = [
+    # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
+    ("home", "GET", None,                           *ANY_ROLE),
+    ("healthz", "GET", None,                        P,     P,     P,     P,     P,     P,     P,     P,     P),
+    ("login", "GET", None,                          200,   200,   200,   200,   200,   200,   200,   200,   200),
+    ("logout", "GET", None,                         405,   405,   405,   405,   405,   405,   405,   405,   405),
+    ("logout", "POST", None,                        L,     L,     L,     L,     L,     L,     L,     L,     L),
+    # Changing one's own password needs a login, not a role.
+    ("password_change", "GET", None,                L,     200,   200,   200,   200,   200,   200,   200,   200),
+    ("password_change_done", "GET", None,           L,     200,   200,   200,   200,   200,   200,   200,   200),
+    # The public complaint/repair form; an invalid submission answers 400.
+    ("intake", "GET", None,                         200,   200,   200,   200,   200,   200,   200,   200,   200),
+    ("intake", "POST", None,                        400,   400,   400,   400,   400,   400,   400,   400,   400),
+
+    ("customers:customer_list", "GET", None,        *ANY_ROLE),
+    ("customers:customer_create", "GET", None,      L,     200,   200,   200,   200,   200,   403,   200,   403),
+    ("customers:customer_create", "POST", None,     L,     302,   302,   302,   302,   302,   403,   302,   403),
+    ("customers:customer_reassign", "POST", None,   L,     403,   403,   403,   403,   302,   403,   302,   403),
+    ("customers:pool_list", "GET", None,            L,     200,   200,   200,   200,   200,   403,   200,   403),
+    ("customers:pool_claim", "POST", "pool",        L,     302,   302,   302,   302,   302,   403,   403,   403),
+    ("customers:customer_detail", "GET", "own_team",   *SEES_A),
+    ("customers:customer_detail", "GET", "other_team", *SEES_B),
+    ("customers:customer_detail", "GET", "other_dept", *SEES_FAR),
+    # Nobody's customer: service and admin see it; salespeople claim it from the pool.
+    ("customers:customer_detail", "GET", "pool",    L,     404,   404,   404,   404,   404,   200,   200,   403),
+    ("customers:customer_edit", "GET", "own_team",     *EDITS_A),
+    ("customers:customer_edit", "GET", "other_team",   *EDITS_B),
+    ("customers:customer_edit", "GET", "other_dept",   *EDITS_FAR),
+    ("customers:customer_edit", "POST", "own_team",    *SAVES_A),
+    ("customers:customer_edit", "POST", "other_team",  *SAVES_B),
+    ("customers:customer_edit", "POST", "other_dept",  *SAVES_FAR),
+    ("customers:customer_profile_edit", "GET", "own_team",   *EDITS_A),
+    ("customers:customer_profile_edit", "GET", "other_dept", *EDITS_FAR),
+    ("customers:customer_timeline", "GET", "own_team",       *SEES_A),
+    ("customers:customer_timeline", "GET", "other_dept",     *SEES_FAR),
+    ("customers:contact_create", "GET", "own_team",          *SEES_A),
+    ("customers:contact_create", "GET", "other_dept",        *SEES_FAR),
+    ("customers:followup_create", "GET", "own_team",         *EDITS_A),
+    ("customers:followup_create", "GET", "other_dept",       *EDITS_FAR),
+    ("customers:followup_complete", "POST", "followup:own_team",   *SAVES_A),
+    ("customers:followup_complete", "POST", "followup:other_dept", *SAVES_FAR),
+    # Without a reason nothing is revealed (back to the page with a message).
+    ("customers:customer_reveal", "POST", "own_team", L,   302,   302,   404,   404,   302,   302,   302,   403),
+    ("customers:customer_reveal", "POST", "other_dept", L, 404,   404,   404,   302,   404,   302,   302,   403),
+    # Only the owner (or a manager/admin) may put a customer back in the pool.
+    ("customers:pool_release", "POST", "own_team",  L,     302,   403,   404,   404,   302,   403,   302,   403),
+    ("customers:pool_release", "POST", "other_dept", L,    404,   404,   404,   302,   404,   403,   302,   403),
+    ("customers:customer_merge", "GET", "own_team",   *MANAGERS),
+    ("customers:customer_merge", "GET", "other_dept", L,   403,   403,   403,   403,   404,   403,   200,   403),
+    ("customers:export_confirm", "GET", None,       *MANAGERS),
+    ("customers:export_download", "GET", None,      *MANAGERS),
+    ("customers:import_upload", "GET", None,        *MANAGERS),
+    ("customers:import_template", "GET", None,      *MANAGERS),
+    ("customers:import_job_detail", "GET", "missing",    *MANAGERS_MISSING),
+    ("customers:import_job_progress", "GET", "missing",  *MANAGERS_MISSING),
+    ("customers:import_job_confirm", "POST", "missing",  *MANAGERS_MISSING),
+    ("customers:import_job_cancel", "POST", "missing",   *MANAGERS_MISSING),
+    ("customers:import_job_report", "GET", "missing",    *MANAGERS_MISSING),
+
+    ("notifications:notification_list", "GET", None, *ANY_ROLE),
+    ("notifications:notification_bell", "GET", None, *ANY_ROLE),
+    # Marking someone else's notification read does nothing and leads to one's own list.
+    ("notifications:notification_read", "POST", "notification:sales_rep",
+                                                    L,     302,   302,   302,   302,   302,   302,   302,   403),
+    ("notifications:notification_read_all", "POST", None,
+                                                    L,     302,   302,   302,   302,   302,   302,   302,   403),
+
+    ("service:ticket_queue", "GET", None,           *ANY_ROLE),
+    ("service:ticket_create", "GET", None,          *ANY_ROLE),
+    ("service:ticket_create", "GET", "own_team",    *SEES_A),
+    ("service:ticket_create", "GET", "other_dept",  *SEES_FAR),
+    ("service:ticket_detail", "GET", "ticket:own_team",   *SEES_A),
+    ("service:ticket_detail", "GET", "ticket:other_team", *SEES_B),
+    ("service:ticket_detail", "GET", "ticket:other_dept", *SEES_FAR),
+    ("service:ticket_reply", "POST", "ticket:own_team",         *WORKS_A),
+    ("service:ticket_reply", "POST", "ticket:other_dept",       *WORKS_FAR),
+    ("service:attachment_upload", "POST", "ticket:own_team",    *WORKS_A),
+    ("service:attachment_upload", "POST", "ticket:other_dept",  *WORKS_FAR),
+    ("service:ticket_transition", "POST", "ticket:own_team",    *WORKS_A),
+    ("service:ticket_transition", "POST", "ticket:other_dept",  *WORKS_FAR),
+    ("service:ticket_link", "POST", "ticket:own_team",          *WORKS_A),
+    ("service:ticket_link", "POST", "ticket:other_dept",        *WORKS_FAR),
+    ("service:ticket_merge", "GET", "ticket:own_team",          *WORKS_A),
+    ("service:ticket_merge", "GET", "ticket:other_dept",        *WORKS_FAR),
+    ("service:workorder_create", "POST", "ticket:own_team",     *WORKS_A),
+    ("service:workorder_create", "POST", "ticket:other_dept",   *WORKS_FAR),
+    # An empty assignment goes back to the ticket with a message.
+    ("service:ticket_assign", "POST", "ticket:own_team",   L, 403,   403,   404,   404,   302,   302,   302,   403),
+    ("service:ticket_assign", "POST", "ticket:other_dept", L, 404,   404,   404,   403,   404,   302,   302,   403),
+    ("service:canned_reply", "GET", "ticket:own_team",     L, 403,   403,   404,   404,   200,   200,   200,   403),
+    ("service:canned_reply", "GET", "ticket:other_dept",   L, 404,   404,   404,   403,   404,   200,   200,   403),
+    ("service:attachment_download", "GET", "attachment:own_team",   *SEES_A),
+    ("service:attachment_download", "GET", "attachment:other_dept", *SEES_FAR),
+    ("service:workorder_list", "GET", None,         *ANY_ROLE),
+    # Work orders go to the service department; the ticket's viewers may look.
+    ("service:workorder_detail", "GET", "workorder:own_team",   *SEES_A),
+    ("service:workorder_detail", "GET", "workorder:other_dept", *SEES_FAR),
+    ("service:workorder_rate", "POST", "workorder:own_team", L, 403, 403,  404,   404,   302,   302,   302,   403),
+    ("service:asset_create", "GET", "own_team",     L,     403,   403,   403,   403,   200,   200,   200,   403),
+    ("service:asset_create", "GET", "other_dept",   L,     403,   403,   403,   403,   404,   200,   200,   403),
+    ("service:asset_detail", "GET", "asset:own_team",   *SEES_A),
+    ("service:asset_detail", "GET", "asset:other_dept", *SEES_FAR),
+    ("service:dealer_report", "GET", None,          *MANAGERS),
+]
+# fmt: on
+
+# Cells where the app deviates from the documented rule (docs/access.md: "A user with
+# no role can log in but may use no page (403)"). The table holds the rule; these cells
+# run in test_access_matrix_known_bugs as strict xfails.
+NOTIFICATIONS_BUG = (
+    "BUG: crm/notifications/views.py uses login_required, not role_required, so a "
+    "user with no role (e.g. one whose role was removed) still opens the inbox and "
+    "reads notifications, which name customers"
+)
+KNOWN_BUGS = {
+    (
+        "notifications:notification_list",
+        "GET",
+        None,
+        "readonly_user",
+    ): NOTIFICATIONS_BUG,
+    (
+        "notifications:notification_bell",
+        "GET",
+        None,
+        "readonly_user",
+    ): NOTIFICATIONS_BUG,
+    (
+        "notifications:notification_read",
+        "POST",
+        "notification:sales_rep",
+        "readonly_user",
+    ): NOTIFICATIONS_BUG,
+    ("notifications:notification_read_all", "POST", None, "readonly_user"): (
+        NOTIFICATIONS_BUG
+    ),
+}
+
+# The canaries each persona may see anywhere (lists, home, exports, any page).
+VISIBLE = {
+    "anonymous": set(),
+    "sales_rep": {"own_team"},
+    "teammate": {"own_team"},
+    "outsider": {"other_team"},
+    "far_outsider": {"other_dept"},
+    "manager": {"own_team", "other_team"},
+    "service_agent": set(CANARIES),
+    "admin_user": set(CANARIES),
+    "readonly_user": set(),
+}
+# Pages that show a record's name when they answer 200.
+NAME_PAGES = {
+    "customers:customer_detail",
+    "customers:customer_edit",
+    "service:ticket_detail",
+}
+# Pages whose URL takes the customer as ?customer= rather than in the path.
+QUERY_CUSTOMER_PAGES = {"service:ticket_create", "service:asset_create"}
+# What each POST sends: enough to pass the form where the row expects a save.
+POST_DATA = {
+    "intake": {"name": "", "phone": "", "description": ""},
+}
+
+EXCLUDED_NAMES = {"set_language"}
+
+
+def _url_patterns(patterns=None, prefix="", namespace=""):
+    """(route, name) of every URL pattern, following include() recursively."""
+    if patterns is None:
+        patterns = get_resolver().url_patterns
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern).lstrip("^")
+        if isinstance(pattern, URLResolver):
+            inner = (
+                f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            )
+            yield from _url_patterns(pattern.url_patterns, route, inner)
+        else:
+            yield route, f"{namespace}{pattern.name}" if pattern.name else route
+
+
+def _checked_patterns():
+    for route, name in _url_patterns():
+        if route.startswith(("admin/", "static/")) or name in EXCLUDED_NAMES:
+            continue
+        yield route, name
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class World:
+    """Every persona, the canary customers, and records hanging off them (on demand)."""
+
+    def __init__(self, actors):
+        self.actors = actors
+        self.customers = {}
+        for target, name in CANARIES.items():
+            owner = actors[OWNERS[target]] if OWNERS[target] else None
+            self.customers[target] = customer_services.customer_create(
+                by=owner or actors["admin_user"],
+                data={"name": name},
+                phone_numbers=[PHONES[target]],
+                owner=owner,
+            )
+        self._tickets = {}
+
+    def ticket(self, target):
+        if target not in self._tickets:
+            self._tickets[target] = service_services.ticket_create(
+                by=self.actors["admin_user"],
+                customer=self.customers[target],
+                ticket_type="repair",
+                channel="hotline",
+                subject=f"{CANARIES[target]}的报修",
+                description="门锁坏了",
+            )
+        return self._tickets[target]
+
+    def url(self, url_name, target):
+        """The address of `url_name` for `target` (see the module docstring)."""
+        if target is None:
+            return reverse(url_name)
+        if url_name in QUERY_CUSTOMER_PAGES:
+            return f"{reverse(url_name)}?customer={self.customers[target].pk}"
+        return reverse(url_name, args=[self._arg(url_name, target)])
+
+    def _arg(self, url_name, target):
+        admin = self.actors["admin_user"]
+        if target == "missing":
+            return MISSING_ID
+        kind, _, which = target.partition(":")
+        if kind == "ticket":
+            return self.ticket(which).reference
+        if kind == "workorder":
+            return service_services.workorder_create(
+                by=admin,
+                ticket=self.ticket(which),
+                department=self.actors["service_agent"].team.department,
+                title="更换门锁",
+                due_at=timezone.now() + dt.timedelta(days=2),
+            ).pk
+        if kind == "asset":
+            return service_services.asset_create(
+                by=admin, customer=self.customers[which], data={"name": "空调外机"}
+            ).pk
+        if kind == "attachment":
+            return service_services.attachment_add(
+                by=admin,
+                ticket=self.ticket(which),
+                upload=SimpleUploadedFile("photo.png", PNG, "image/png"),
+            ).pk
+        if kind == "followup":
+            owner = self.actors[OWNERS[which]]
+            return customer_services.followup_create(
+                by=owner,
+                customer=self.customers[which],
+                assignee=owner,
+                due_at=timezone.now() + dt.timedelta(days=1),
+                note="回访",
+            ).pk
+        if kind == "notification":
+            return notification_services.notification_send(
+                recipient=self.actors[which],
+                key=f"matrix:{which}",
+                title=f"跟进提醒：{CANARIES['own_team']}",
+                url="/",
+                email=False,
+            ).pk
+        return self.customers[target].pk
+
+
+@pytest.fixture
+def world(
+    sales_rep,
+    teammate,
+    outsider,
+    far_outsider,
+    manager,
+    service_agent,
+    admin_user,
+    readonly_user,
+):
+    return World(
+        {
+            "sales_rep": sales_rep,
+            "teammate": teammate,
+            "outsider": outsider,
+            "far_outsider": far_outsider,
+            "manager": manager,
+            "service_agent": service_agent,
+            "admin_user": admin_user,
+            "readonly_user": readonly_user,
+        }
+    )
+
+
+def _body(response) -> str:
+    if getattr(response, "streaming", False):
+        # Consuming the content closes the response (and its file) the test client's way.
+        content = b"".join(response.streaming_content)
+    else:
+        content = response.content
+    return content.decode(errors="replace")
+
+
+def _post_data(world, url_name, target):
+    if url_name == "customers:customer_create":
+        return {"name": "矩阵新客户"}
+    if url_name == "customers:customer_edit":
+        customer = world.customers[target]
+        return {"name": "矩阵改名", "version": customer.version}
+    return POST_DATA.get(url_name, {})
+
+
+def _check(world, url, url_name, method, target, actor, expected) -> list[str]:
+    """Request `url` as `actor`; what is wrong with the answer (empty when right).
+
+    Runs in a savepoint rolled back afterwards, so each persona finds the same world.
+    """
+    problems = []
+    savepoint = transaction.savepoint()
+    try:
+        client = Client(raise_request_exception=False)
+        if actor != "anonymous":
+            client.force_login(world.actors[actor])
+        rows_before = Customer.objects.count()
+        if method == "POST":
+            response = client.post(url, _post_data(world, url_name, target))
+        else:
+            response = client.get(url)
+        body = _body(response)
+
+        got = response.status_code
+        if expected == LOGIN:
+            location = response.get("Location", "")
+            if got != 302 or location.split("?")[0] != reverse("login"):
+                problems.append(f"{actor}: expected a redirect to login, got {got}")
+        elif expected == PROBE:
+            if got not in (200, 503) or response["Content-Type"] != "application/json":
+                problems.append(f"{actor}: expected the health JSON, got {got}")
+        elif got != expected:
+            problems.append(f"{actor}: expected {expected}, got {got}")
+
+        allowed = VISIBLE[actor] | (
+            {"pool"} if url_name == "customers:pool_list" else set()
+        )
+        leaked = {t for t, name in CANARIES.items() if name in body} - allowed
+        if leaked:
+            problems.append(f"{actor}: page shows canaries of {sorted(leaked)}")
+        if expected == 200 and url_name in NAME_PAGES:
+            which = target.partition(":")[2] or target
+            if CANARIES[which] not in body:
+                problems.append(f"{actor}: page does not show {CANARIES[which]}")
+
+        if method == "POST" and url_name == "customers:customer_edit":
+            renamed = Customer.objects.get(pk=world.customers[target].pk).name
+            if (renamed == "矩阵改名") != (expected == 302):
+                problems.append(f"{actor}: saved={renamed == '矩阵改名'} ({got})")
+        if method == "POST" and url_name == "customers:customer_create":
+            added = Customer.objects.count() - rows_before
+            if added != (1 if expected == 302 else 0):
+                problems.append(f"{actor}: {added} customers added ({got})")
+    finally:
+        transaction.savepoint_rollback(savepoint)
+    return problems
+
+
+def _row_id(row) -> str:
+    url_name, method, target, *_ = row
+    return f"{method} {url_name}" + (f" [{target}]" if target else "")
+
+
+def test_every_url_pattern_is_in_the_access_matrix():
+    in_table = {row[0] for row in MATRIX}
+    routes = dict(_checked_patterns())
+    missing = {name: route for route, name in routes.items() if name not in in_table}
+    assert not missing, f"URL patterns missing from the access matrix: {missing}"
+    stale = in_table - set(routes.values())
+    assert not stale, f"access matrix rows for URLs that no longer exist: {stale}"
+
+
+def test_every_matrix_row_has_a_status_for_every_persona():
+    for row in MATRIX:
+        assert len(row) == 3 + len(ACTORS), _row_id(row)
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=_row_id)
+def test_access_matrix(world, row):
+    url_name, method, target, *statuses = row
+    url = world.url(url_name, target)
+    problems = []
+    for actor, expected in zip(ACTORS, statuses, strict=True):
+        if (url_name, method, target, actor) in KNOWN_BUGS:
+            continue
+        problems += _check(world, url, url_name, method, target, actor, expected)
+    assert not problems, f"{method} {url}:\n" + "\n".join(problems)
+
+
+def _known_bug_cases():
+    expected = {
+        (row[0], row[1], row[2], actor): status
+        for row in MATRIX
+        for actor, status in zip(ACTORS, row[3:], strict=True)
+    }
+    for cell, reason in KNOWN_BUGS.items():
+        yield pytest.param(
+            *cell,
+            expected[cell],
+            marks=pytest.mark.xfail(strict=True, reason=reason),
+            id=f"{_row_id(cell[:3])} as {cell[3]}",
+        )
+
+
+@pytest.mark.parametrize(
+    "url_name, method, target, actor, expected", list(_known_bug_cases())
+)
+def test_access_matrix_known_bugs(world, url_name, method, target, actor, expected):
+    url = world.url(url_name, target)
+    problems = _check(world, url, url_name, method, target, actor, expected)
+    assert not problems, "\n".join(problems)
+
+
+# --- lists, home pages and exports show only what the role may see -------------------
+
+LIST_ACTORS = sorted(set(VISIBLE) - {"anonymous", "readonly_user"})
+
+
+def _canaries_in(body: str) -> set[str]:
+    return {target for target, name in CANARIES.items() if name in body}
+
+
+@pytest.mark.parametrize("actor", LIST_ACTORS)
+def test_customer_list_shows_exactly_the_canaries_the_role_may_see(
+    client, world, actor
+):
+    client.force_login(world.actors[actor])
+    response = client.get(reverse("customers:customer_list"))
+    assert _canaries_in(response.content.decode()) == VISIBLE[actor]
+
+
+@pytest.mark.parametrize("actor", LIST_ACTORS)
+def test_home_page_shows_no_canary_of_other_teams(client, world, actor):
+    client.force_login(world.actors[actor])
+    response = client.get(reverse("home"))
+    assert response.status_code == 200
+    assert _canaries_in(response.content.decode()) <= VISIBLE[actor]
+
+
+def test_sales_home_lists_their_own_customer(client, world):
+    client.force_login(world.actors["sales_rep"])
+    body = client.get(reverse("home")).content.decode()
+    assert CANARIES["own_team"] in body
+
+
+@pytest.mark.parametrize("actor", ["manager", "admin_user"])
+def test_export_contains_exactly_the_canaries_the_role_may_see(client, world, actor):
+    client.force_login(world.actors[actor])
+    response = client.get(reverse("customers:export_download"))
+    assert response.status_code == 200
+    assert _canaries_in(_body(response)) == VISIBLE[actor]
+
+
+def test_outsider_searching_another_teams_customer_finds_nothing(client, world):
+    client.force_login(world.actors["outsider"])
+    for query in (CANARIES["own_team"], PHONES["own_team"]):
+        response = client.get(reverse("customers:customer_list"), {"q": query})
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "没有找到" in body
+        assert world.customers["own_team"].get_absolute_url() not in body
+
+
+def _page_text(response, url):
+    """The page with its per-response CSRF tokens and its own address blanked out."""
+    body = response.content.decode().replace(url, "URL")
+    return re.sub(
+        r'("X-CSRFToken": "|name="csrfmiddlewaretoken" value=")[^"]*', r"\1", body
+    )
+
+
+def test_a_hidden_customer_and_a_missing_one_answer_alike(client, world):
+    """So that ids cannot be probed for existence."""
+    client.force_login(world.actors["outsider"])
+    hidden_url = reverse(
+        "customers:customer_detail", args=[world.customers["own_team"].pk]
+    )
+    missing_url = reverse("customers:customer_detail", args=[MISSING_ID])
+    hidden = client.get(hidden_url)
+    missing = client.get(missing_url)
+    assert hidden.status_code == missing.status_code == 404
+    assert _page_text(hidden, hidden_url) == _page_text(missing, missing_url)
+
+
+def test_marking_someone_elses_notification_read_changes_nothing(client, world):
+    url = world.url("notifications:notification_read", "notification:sales_rep")
+    client.force_login(world.actors["outsider"])
+    assert client.post(url).status_code == 302
+    sales_rep = world.actors["sales_rep"]
+    assert Notification.objects.unread().filter(recipient=sales_rep).count() == 1
+
+
+@pytest.mark.xfail(strict=True, reason=NOTIFICATIONS_BUG)
+def test_user_whose_role_was_removed_cannot_read_old_notifications(client, world):
+    sales_rep = world.actors["sales_rep"]
+    world.url("notifications:notification_read", "notification:sales_rep")
+    sales_rep.groups.clear()
+    client.force_login(sales_rep)
+    response = client.get(reverse("notifications:notification_list"))
+    assert CANARIES["own_team"] not in response.content.decode()
+    assert response.status_code == 403
+
+
+# --- the visibility scope is a setting ---------------------------------------------
+
+
+def test_default_sales_scope_is_team(settings, client, world):
+    assert settings.KEHU_VISIBILITY["sales"] == "team"
+    client.force_login(world.actors["teammate"])
+    customer = world.customers["own_team"]
+    url = reverse("customers:customer_detail", args=[customer.pk])
+    assert client.get(url).status_code == 200
+
+
+def test_sales_scope_own_hides_a_teammates_customer(settings, client, world):
+    settings.KEHU_VISIBILITY = {**settings.KEHU_VISIBILITY, "sales": "own"}
+    customer = world.customers["own_team"]
+    url = reverse("customers:customer_detail", args=[customer.pk])
+
+    client.force_login(world.actors["teammate"])
+    response = client.get(url)
+    assert response.status_code == 404
+    assert customer.name not in response.content.decode()
+    listing = client.get(reverse("customers:customer_list")).content.decode()
+    assert customer.name not in listing
+    ticket_url = world.url("service:ticket_detail", "ticket:own_team")
+    assert client.get(ticket_url).status_code == 404
+
+    client.force_login(world.actors["sales_rep"])
+    assert client.get(url).status_code == 200
+
+
+def test_sales_scope_department_shows_another_teams_customer(settings, client, world):
+    settings.KEHU_VISIBILITY = {**settings.KEHU_VISIBILITY, "sales": "department"}
+    same_department = world.customers["own_team"]
+    other_department = world.customers["other_dept"]
+
+    client.force_login(world.actors["outsider"])
+    response = client.get(
+        reverse("customers:customer_detail", args=[same_department.pk])
+    )
+    assert response.status_code == 200
+    assert same_department.name in response.content.decode()
+    listing = client.get(reverse("customers:customer_list")).content.decode()
+    assert _canaries_in(listing) == {"own_team", "other_team"}
+
+    response = client.get(
+        reverse("customers:customer_detail", args=[other_department.pk])
+    )
+    assert response.status_code == 404
+    assert other_department.name not in response.content.decode()
+
+
+def test_an_unknown_scope_falls_back_to_own(settings, client, world):
+    settings.KEHU_VISIBILITY = {**settings.KEHU_VISIBILITY, "sales": "everything"}
+    customer = world.customers["own_team"]
+    url = reverse("customers:customer_detail", args=[customer.pk])
+    client.force_login(world.actors["teammate"])
+    assert client.get(url).status_code == 404
+    client.force_login(world.actors["sales_rep"])
+    assert client.get(url).status_code == 200

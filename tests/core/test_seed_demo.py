@@ -1,0 +1,115 @@
+"""`seed_demo`: the demo logins `make run` prints work, and running it again is harmless.
+
+Seeding takes seconds (customers, their activity and the service desk demo), so each
+test seeds as few times as its story needs.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from crm.accounts.models import Department, Team, User
+from customers.models import Customer
+from tests.factories import UserFactory
+
+DEMO_PASSWORD = "kehu-demo"  # what `make run` prints when CRM_DEMO_PASSWORD is unset
+# username: (group, home page title)
+DEMO_USERS = {
+    "admin": ("admin", "系统管理"),
+    "manager1": ("manager", "部门概览"),
+    "sales1": ("sales", "我的一天"),
+    "sales2": ("sales", "我的一天"),
+    "service1": ("service", "客服工作台"),
+}
+
+
+@pytest.fixture
+def seed(db, monkeypatch):
+    monkeypatch.delenv("CRM_DEMO_PASSWORD", raising=False)
+
+    def _seed(**options: object) -> str:
+        out = StringIO()
+        call_command("seed_demo", stdout=out, **options)
+        return out.getvalue()
+
+    return _seed
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "users": User.objects.count(),
+        "teams": Team.objects.count(),
+        "departments": Department.objects.count(),
+        "customers": Customer.objects.count(),
+    }
+
+
+def _logs_in_to(username: str, password: str) -> str | None:
+    """The home page a fresh browser reaches with the login form, or None."""
+    browser = Client()
+    response = browser.post(
+        reverse("login"), {"username": username, "password": password}
+    )
+    if response.status_code != 302:
+        return None
+    assert response["Location"] == reverse("home")
+    home = browser.get(reverse("home"))
+    assert home.status_code == 200
+    return home.content.decode()
+
+
+def test_seed_demo_twice_gives_every_role_a_working_login_and_adds_nothing(seed):
+    first = seed(customers=30)
+    after_first = _counts()
+    assert after_first["customers"] == 30
+    assert "30 customers added" in first
+
+    users = {u.username: u for u in User.objects.filter(username__in=DEMO_USERS)}
+    assert set(users) == set(DEMO_USERS)
+    for username, (group, _) in DEMO_USERS.items():
+        assert set(users[username].groups.values_list("name", flat=True)) == {group}
+    assert users["admin"].is_superuser and users["admin"].is_staff
+    assert not users["sales1"].is_staff
+    assert users["sales1"].team.name == "销售一组"
+    assert users["sales2"].team.name == "销售二组"
+    assert users["sales1"].team.department == users["sales2"].team.department
+
+    # Someone changed a demo password in between: the second run keeps it.
+    users["sales2"].set_password("my-own-secret-9")
+    users["sales2"].save()
+
+    second = seed(customers=30)
+    assert _counts() == after_first
+    assert "0 customers added" in second
+
+    for username, (_, title) in DEMO_USERS.items():
+        password = "my-own-secret-9" if username == "sales2" else DEMO_PASSWORD
+        home = _logs_in_to(username, password)
+        assert home is not None, f"{username} cannot log in"
+        assert title in home
+    assert _logs_in_to("sales2", DEMO_PASSWORD) is None
+
+    browser = Client()
+    browser.login(username="sales1", password=DEMO_PASSWORD)
+    listing = browser.get(reverse("customers:customer_list")).content.decode()
+    assert 'data-testid="customer-table"' in listing
+
+
+def test_crm_demo_password_sets_the_demo_password(db, monkeypatch):
+    monkeypatch.setenv("CRM_DEMO_PASSWORD", "another-demo-pw-7")
+    call_command("seed_demo", customers=0, stdout=StringIO())
+    assert _logs_in_to("manager1", "another-demo-pw-7") is not None
+    assert _logs_in_to("manager1", DEMO_PASSWORD) is None
+
+
+def test_if_empty_leaves_an_existing_installation_alone(seed):
+    UserFactory(username="admin", team=None)
+    before = _counts()
+    out = seed(customers=50, if_empty=True)
+    assert _counts() == before
+    assert "already present" in out
