@@ -170,7 +170,8 @@ def cmd_run() -> int:
             Child("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}"]),
             Child(
                 "worker",
-                [*celery, "worker", "-l", "info", "-c", "2", "-n", "kehu-worker@%h"],
+                [*celery, "worker", "-l", "info", "-c", "2", "-n", "kehu-worker@%h"]
+                + ["-Q", "celery,sweep"],
             ),
             Child(
                 "beat",

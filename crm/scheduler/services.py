@@ -110,7 +110,17 @@ def action_deliver(*, action_id: int, now: datetime | None = None) -> bool:
     if not claimed:
         return False
     action = ScheduledAction.objects.get(pk=action_id)
-    kind = registry.get(action.kind)
+    try:
+        kind = registry.get(action.kind)
+    except KeyError:
+        # A kind no handler knows (renamed, or an old worker mid-deploy) needs a person.
+        ScheduledAction.objects.filter(pk=action_id, state=State.SENDING).update(
+            state=State.NEEDS_REVIEW,
+            lease_until=None,
+            last_error=f"no handler registered for kind {action.kind!r}",
+        )
+        logger.error("action %s has unknown kind %s", action_id, action.kind)
+        return False
     try:
         with transaction.atomic():
             kind.handler(action)

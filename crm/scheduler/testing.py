@@ -334,6 +334,8 @@ def celery_worker_argv(name: str = "kehu-reliability") -> Callable[[int], list[s
             "2",
             "--without-mingle",
             "--without-gossip",
+            "-Q",
+            "celery,sweep",
             "-n",
             f"{name}@%h",
             "-l",

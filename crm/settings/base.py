@@ -181,6 +181,10 @@ KEHU_DORMANT_KEY_ACCOUNT_DAYS = env.int("KEHU_DORMANT_KEY_ACCOUNT_DAYS", default
 # a claimed action may take before another worker may claim it again.
 KEHU_SWEEP_SECONDS = env.float("KEHU_SWEEP_SECONDS", default=15)
 KEHU_ACTION_LEASE_SECONDS = env.int("KEHU_ACTION_LEASE_SECONDS", default=60)
+# The sweep has its own queue: behind a backlog of deliveries in the default queue it
+# would wait, and so would every expired lease it exists to recover.
+CELERY_TASK_ROUTES = {"crm.scheduler.tasks.actions_sweep_task": {"queue": "sweep"}}
+CELERY_WORKER_QUEUES = "celery,sweep"  # what every worker must consume (-Q)
 CELERY_BEAT_SCHEDULE = {
     "scheduled-actions-sweep": {
         "task": "crm.scheduler.tasks.actions_sweep_task",
