@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
@@ -26,4 +29,25 @@ class LanguageMiddleware:
         request.LANGUAGE_CODE = language
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", language)
+        return response
+
+
+class SessionLimitsMiddleware:
+    """An absolute session lifetime on top of the idle timeout, and no caching of pages
+    that show customer data (ASVS V7.3, V14.3.2)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = int(time.time())
+            started = request.session.setdefault("kehu_login_at", now)
+            if now - started > settings.KEHU_SESSION_ABSOLUTE_SECONDS:
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+        response = self.get_response(request)
+        if user is not None and user.is_authenticated:
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -23,8 +23,6 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 30)
-SESSION_SAVE_EVERY_REQUEST = True
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
 )

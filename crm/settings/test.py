@@ -14,3 +14,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Serve static files straight from static/ without collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Django's test client logs in without a request, which django-axes refuses; the axes
+# tests put its backend back (tests/accounts/test_lockout.py).
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

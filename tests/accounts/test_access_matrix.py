@@ -195,37 +195,9 @@ MATRIX = [
 ]
 # fmt: on
 
-# Cells where the app deviates from the documented rule (docs/access.md: "A user with
-# no role can log in but may use no page (403)"). The table holds the rule; these cells
-# run in test_access_matrix_known_bugs as strict xfails.
-NOTIFICATIONS_BUG = (
-    "BUG: crm/notifications/views.py uses login_required, not role_required, so a "
-    "user with no role (e.g. one whose role was removed) still opens the inbox and "
-    "reads notifications, which name customers"
-)
-KNOWN_BUGS = {
-    (
-        "notifications:notification_list",
-        "GET",
-        None,
-        "readonly_user",
-    ): NOTIFICATIONS_BUG,
-    (
-        "notifications:notification_bell",
-        "GET",
-        None,
-        "readonly_user",
-    ): NOTIFICATIONS_BUG,
-    (
-        "notifications:notification_read",
-        "POST",
-        "notification:sales_rep",
-        "readonly_user",
-    ): NOTIFICATIONS_BUG,
-    ("notifications:notification_read_all", "POST", None, "readonly_user"): (
-        NOTIFICATIONS_BUG
-    ),
-}
+# Cells where the app deviates from the documented rule (docs/access.md) would be listed
+# here and run as strict xfails in test_access_matrix_known_bugs. None at present.
+KNOWN_BUGS: dict[tuple, str] = {}
 
 # The canaries each persona may see anywhere (lists, home, exports, any page).
 VISIBLE = {
@@ -591,7 +563,6 @@ def test_marking_someone_elses_notification_read_changes_nothing(client, world):
     assert Notification.objects.unread().filter(recipient=sales_rep).count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason=NOTIFICATIONS_BUG)
 def test_user_whose_role_was_removed_cannot_read_old_notifications(client, world):
     sales_rep = world.actors["sales_rep"]
     world.url("notifications:notification_read", "notification:sales_rep")

@@ -1,0 +1,66 @@
+"""Brute force: django-axes locks a username on one IP after five failures."""
+
+from __future__ import annotations
+
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+WITH_AXES = override_settings(
+    AUTHENTICATION_BACKENDS=[
+        "axes.backends.AxesStandaloneBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
+)
+
+
+def _login(client: Client, username: str, password: str, ip: str = "10.9.8.7"):
+    return client.post(
+        reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=ip
+    )
+
+
+@WITH_AXES
+def test_five_failures_lock_the_account_even_for_the_right_password(client, sales_rep):
+    for _ in range(4):
+        response = _login(client, sales_rep.username, "wrong-password-1")
+        assert response.status_code == 200  # the form again, with its error
+    assert _login(client, sales_rep.username, "wrong-password-1").status_code == 429
+    locked = _login(client, sales_rep.username, PASSWORD)
+    assert locked.status_code == 429
+    assert "暂时锁定" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+@WITH_AXES
+def test_the_lock_is_per_username_so_colleagues_on_the_same_pc_still_log_in(
+    client, sales_rep, teammate
+):
+    for _ in range(5):
+        _login(client, sales_rep.username, "wrong-password-1")
+    response = _login(client, teammate.username, PASSWORD)
+    assert response.status_code == 302
+
+
+@WITH_AXES
+def test_a_success_before_the_limit_resets_the_count(client, sales_rep):
+    for _ in range(4):
+        _login(client, sales_rep.username, "wrong-password-1")
+    assert _login(client, sales_rep.username, PASSWORD).status_code == 302
+    client.post(reverse("logout"))
+    for _ in range(4):
+        _login(client, sales_rep.username, "wrong-password-1")
+    assert _login(client, sales_rep.username, PASSWORD).status_code == 302
+
+
+@WITH_AXES
+def test_unknown_and_known_usernames_fail_alike(client, sales_rep):
+    known = _login(client, sales_rep.username, "wrong-password-1")
+    unknown = _login(client, "nobody-here", "wrong-password-1")
+    assert known.status_code == unknown.status_code == 200
+    assert (
+        known.context["form"].non_field_errors()
+        == unknown.context["form"].non_field_errors()
+    )
+    assert known.context["form"].non_field_errors()
