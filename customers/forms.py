@@ -346,13 +346,19 @@ class ReassignForm(forms.Form):
     """New owner plus the ticked customers (checkboxes named `pick` in the list)."""
 
     new_owner = forms.ModelChoiceField(label=_("新负责人"), queryset=None)
+    # A departing salesperson: every customer they own moves, not only the ticked ones.
+    all_of_owner = forms.ModelChoiceField(required=False, queryset=None)
 
     def __init__(self, *args: Any, owners: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["new_owner"].queryset = owners
+        self.fields["all_of_owner"].queryset = owners
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("all_of_owner"):
+            data["customer_ids"] = None
+            return data
         try:
             ids = [int(x) for x in self.data.getlist("pick")]
         except (ValueError, AttributeError) as exc:

@@ -85,7 +85,7 @@ TEMPLATE_HEADERS = [
     ("电话", gettext_lazy("手机或座机，多个用逗号分隔")),
     ("类型", gettext_lazy("业主、企业、分销商、经销商、批发商、代理商、合作伙伴")),
     ("阶段", gettext_lazy("潜在、意向、成交、沉睡、流失")),
-    ("等级", "A、B、C、D"),
+    ("等级", gettext_lazy("A、B、C、D")),
     ("省份", ""),
     ("城市", ""),
     ("区县", ""),
@@ -353,7 +353,8 @@ def _choice_lookup(field_name: str) -> dict[str, str]:
 
 
 def _choice_labels(field_name: str) -> str:
-    return "、".join(str(label) for _v, label in CHOICE_FIELDS[field_name].choices)
+    separator = translation.pgettext("list separator", "、")
+    return separator.join(str(label) for _v, label in CHOICE_FIELDS[field_name].choices)
 
 
 def _field_label(field_name: str) -> str:
@@ -559,8 +560,10 @@ class RowChecker:
                 if name == "name" and not draft.name:
                     continue  # already reported as missing
                 label = _field_label(name) if name != "__all__" else ""
-                text = "；".join(messages)
-                draft.errors.append(f"{label}：{text}" if label else text)
+                text = translation.pgettext("list separator", "；").join(messages)
+                if label:
+                    text = _("%(label)s：%(text)s") % {"label": label, "text": text}
+                draft.errors.append(text)
 
     def _owner(self, raw: str, draft: _Draft) -> tuple[int | None, str]:
         """(owner id or None for the pool, what the preview shows) by the owner rule."""

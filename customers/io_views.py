@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
@@ -183,13 +184,16 @@ def _filtered_customers(
             shown = _("是") if value is True else str(value)
         else:
             shown = str(dict(field.choices).get(value, value))
-        summary.append(f"{field.label or _('搜索')}：{shown}")
+        summary.append(
+            _("%(label)s：%(value)s")
+            % {"label": field.label or _("搜索"), "value": shown}
+        )
     return customers, {
         "audit": "; ".join(
             f"{key}={getattr(value, 'pk', value)}"
             for key, value in {**used, "sort": sort}.items()
         ),
-        "summary": "；".join(summary),
+        "summary": pgettext("list separator", "；").join(summary),
         "querystring": params.urlencode(),
     }
 

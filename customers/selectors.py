@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from crm.accounts import access
 from crm.accounts.models import Team
@@ -157,7 +158,9 @@ def _masked_diff(diff: dict) -> dict:
     if "phone" in masked:
         masked["phone"] = [masking.mask_phone(v or "") for v in masked["phone"]]
     if "address" in masked:
-        masked["address"] = ["（已隐藏）" if v else v for v in masked["address"]]
+        masked["address"] = [
+            gettext("（已隐藏）") if v else v for v in masked["address"]
+        ]
     return masked
 
 

@@ -415,14 +415,24 @@ def followup_remind(action: Any) -> None:
 # --- ownership: reassignment and the public pool ---------------------------------------
 
 
-def customers_reassign(*, by: Any, customer_ids: list[int], new_owner: Any) -> int:
-    """Move customers (and their open follow-ups) to `new_owner`; returns the count."""
+def customers_reassign(
+    *, by: Any, customer_ids: list[int] | None, new_owner: Any, from_owner: Any = None
+) -> int:
+    """Move customers (and their open follow-ups) to `new_owner`; returns the count.
+
+    With `from_owner` instead of ids, every customer of that person that `by` may see
+    moves (a salesperson leaving).
+    """
     if not by.has_perm("customers.reassign_customer"):
         raise PermissionDenied
     if new_owner.role not in ("sales", "manager"):
         raise ValidationError({"new_owner": _("只能转给销售或经理。")})
     with transaction.atomic(), _audited(by):
-        customers = Customer.objects.visible_to(by).filter(pk__in=customer_ids)
+        customers = Customer.objects.visible_to(by)
+        if from_owner is not None:
+            customers = customers.filter(owner=from_owner, merged_into__isnull=True)
+        else:
+            customers = customers.filter(pk__in=customer_ids or [])
         ids = list(customers.values_list("pk", flat=True))
         moved = Customer.objects.filter(pk__in=ids).update(
             owner=new_owner,

@@ -80,6 +80,14 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "can_reassign": request.user.has_perm("customers.reassign_customer"),
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
         "owners": owners,
+        "filtered_owner": next(
+            (
+                o
+                for o in owners
+                if valid and form.is_bound and form.cleaned_data.get("owner") == o.pk
+            ),
+            None,
+        ),
         "contact_form": ContactQuickForm(),
     }
     template = (
@@ -351,6 +359,7 @@ def customer_reassign(request: HttpRequest) -> HttpResponse:
                 by=request.user,
                 customer_ids=form.cleaned_data["customer_ids"],
                 new_owner=form.cleaned_data["new_owner"],
+                from_owner=form.cleaned_data.get("all_of_owner"),
             )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))

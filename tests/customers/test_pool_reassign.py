@@ -496,3 +496,22 @@ def test_the_daily_job_with_default_settings_gives_a_dormant_key_account_a_follo
     key.refresh_from_db()
     assert FollowUp.objects.filter(customer=key, assignee=sales_rep).exists()
     assert key.owner == sales_rep
+
+
+def test_a_manager_moves_all_customers_of_a_departing_salesperson(
+    client, manager, sales_rep, teammate
+):
+    from customers.models import Customer, FollowUp
+    from tests.factories import CustomerFactory, FollowUpFactory
+
+    leaving = [CustomerFactory(owner=sales_rep) for _ in range(30)]
+    FollowUpFactory(customer=leaving[0], assignee=sales_rep)
+    client.force_login(manager)
+    response = client.post(
+        reverse("customers:customer_reassign"),
+        {"new_owner": teammate.pk, "all_of_owner": sales_rep.pk},
+    )
+    assert response.status_code == 302
+    assert Customer.objects.filter(owner=sales_rep).count() == 0
+    assert Customer.objects.filter(owner=teammate).count() == 30
+    assert FollowUp.objects.get(customer=leaving[0]).assignee == teammate
