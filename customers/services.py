@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pghistory
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,6 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.core.db import audited, lock_in_order
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from customers import identity, phones
@@ -71,10 +71,6 @@ class EditConflict(Exception):
     def __init__(self, current: Customer) -> None:
         super().__init__("stale customer version")
         self.current = current
-
-
-def _audited(by: Any) -> pghistory.context:
-    return pghistory.context(user=by.pk if by else None)
 
 
 # --- customers -------------------------------------------------------------------------
@@ -170,7 +166,7 @@ def customer_create(
     )
     numbers = normalise_phones(list(phone_numbers))
     try:
-        with transaction.atomic(), _audited(by):
+        with transaction.atomic(), audited(by):
             _set_id_number(customer, id_number)
             customer.phone = numbers[0][0] if numbers else ""
             customer.full_clean(exclude=["name_grams"])
@@ -206,7 +202,7 @@ def customer_update(
             raise ValidationError({field: _("该字段不可修改。")})
         setattr(customer, field, data[field])
     numbers = normalise_phones(phone_numbers) if phone_numbers is not None else None
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         # Lock the row, then compare versions: a stale form never overwrites.
         current = Customer.objects.select_for_update().get(pk=customer.pk)
         if current.version != version:
@@ -225,7 +221,7 @@ def profile_update(
 ) -> CustomerProfile:
     if not by.has_perm("customers.change_customer"):
         raise PermissionDenied
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         profile, _ = CustomerProfile.objects.select_for_update().get_or_create(
             customer=customer
         )
@@ -331,7 +327,7 @@ def contact_log_create(
         next_step_at=next_step_at,
     )
     log.full_clean()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         log.save()
         Customer.objects.filter(pk=customer.pk).update(
             contact_count=F("contact_count") + 1,
@@ -369,7 +365,7 @@ def followup_create(
         source_contact=source_contact,
     )
     followup.full_clean()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         followup.save()
         scheduler.action_schedule(
             kind=FOLLOWUP_REMINDER,
@@ -381,7 +377,7 @@ def followup_create(
 
 
 def followup_complete(*, by: Any, followup: FollowUp) -> FollowUp:
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         changed = FollowUp.objects.filter(
             pk=followup.pk, status=FollowUp.Status.OPEN
         ).update(status=FollowUp.Status.DONE, done_at=timezone.now())
@@ -427,7 +423,7 @@ def customers_reassign(
         raise PermissionDenied
     if new_owner.role not in ("sales", "manager"):
         raise ValidationError({"new_owner": _("只能转给销售或经理。")})
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         customers = Customer.objects.visible_to(by)
         if from_owner is not None:
             customers = customers.filter(owner=from_owner, merged_into__isnull=True)
@@ -461,7 +457,7 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
     if by.role not in ("sales", "manager"):
         raise PermissionDenied
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         # Serialise one person's claims so the daily limit holds under concurrency.
         get_user_model().objects.select_for_update().get(pk=by.pk)
         claimed_today = PoolEvent.objects.filter(
@@ -491,7 +487,7 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
 def pool_release(*, by: Any, customer: Customer) -> Customer:
     if customer.owner_id != by.pk and not by.has_perm("customers.reassign_customer"):
         raise PermissionDenied
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         _return_to_pool([customer.pk], actor=by, action=PoolEvent.Action.RELEASE)
     customer.refresh_from_db()
     return customer
@@ -559,7 +555,7 @@ def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
             url=customer.get_absolute_url(),
         )
         warned += created is not None
-    with transaction.atomic(), _audited(None):
+    with transaction.atomic(), audited(None):
         _return_to_pool(expired, actor=None, action=PoolEvent.Action.AUTO_RETURN)
     return {"warned": warned, "returned": len(expired)}
 
@@ -621,13 +617,8 @@ def customer_merge(*, by: Any, survivor: Customer, duplicate: Customer) -> Custo
         raise PermissionDenied
     if survivor.pk == duplicate.pk:
         raise ValidationError(_("不能与自己合并。"))
-    with transaction.atomic(), _audited(by):
-        locked = {
-            c.pk: c
-            for c in Customer.objects.select_for_update()
-            .filter(pk__in=[survivor.pk, duplicate.pk])
-            .order_by("pk")
-        }
+    with transaction.atomic(), audited(by):
+        locked = lock_in_order(Customer, survivor.pk, duplicate.pk)
         survivor, duplicate = locked[survivor.pk], locked[duplicate.pk]
         if survivor.merged_into_id or duplicate.merged_into_id:
             raise ValidationError(_("其中一位客户已被合并，请刷新后重试。"))

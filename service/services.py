@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pghistory
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.core.db import audited, lock_in_order
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
@@ -85,10 +85,6 @@ class EditConflict(Exception):
     def __init__(self, current: Ticket) -> None:
         super().__init__("stale ticket version")
         self.current = current
-
-
-def _audited(by: Any) -> pghistory.context:
-    return pghistory.context(user=by.pk if by else None)
 
 
 def _require(by: Any, perm: str) -> None:
@@ -223,7 +219,7 @@ def ticket_create(
     )
     calendar = BusinessCalendar.load()
     _start_clocks(ticket, now, calendar)
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         ticket.reference = next_reference()
         ticket.full_clean(exclude=["reference"])
         ticket.save()
@@ -292,7 +288,7 @@ def ticket_assign(*, by: Any, ticket: Ticket, assignee: Any, version: int) -> Ti
         "sales",
     ):
         raise ValidationError({"assignee": _("不能分派给此用户。")})
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         ticket = _lock(ticket, version)
         _assign(ticket, assignee, by=by)
     return ticket
@@ -320,7 +316,7 @@ def ticket_update(
         "contact_name",
         "contact_phone",
     }
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         current = _lock(ticket, version)
         old_policy = (current.ticket_type, current.priority)
         for field, value in data.items():
@@ -418,7 +414,7 @@ def ticket_transition(
     if to_status == Status.RESOLVED and not resolution_summary.strip():
         raise ValidationError({"resolution_summary": _("解决工单需要填写解决说明。")})
     calendar = BusinessCalendar.load()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         current = Ticket.objects.select_for_update().get(pk=ticket.pk)
         if current.status != ticket.status:
             raise EditConflict(current)
@@ -500,7 +496,7 @@ def ticket_message_add(
     if not body.strip():
         raise ValidationError({"body": _("请填写内容。")})
     now = now or timezone.now()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         message = TicketMessage.objects.create(
             ticket=ticket, kind=kind, author=by, body=body.strip()
         )
@@ -573,13 +569,8 @@ def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
     _require(by, "service.change_ticket")
     if target.pk == duplicate.pk:
         raise ValidationError(_("不能与自己合并。"))
-    with transaction.atomic(), _audited(by):
-        locked = {
-            t.pk: t
-            for t in Ticket.objects.select_for_update()
-            .filter(pk__in=[target.pk, duplicate.pk])
-            .order_by("pk")
-        }
+    with transaction.atomic(), audited(by):
+        locked = lock_in_order(Ticket, target.pk, duplicate.pk)
         target, duplicate = locked[target.pk], locked[duplicate.pk]
         # Refusing already-merged tickets stops two agents merging A into B and B into A.
         if target.merged_into_id or duplicate.merged_into_id:
@@ -719,7 +710,7 @@ def workorder_create(
         created_by=by,
     )
     order.full_clean()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         order.save()
         scheduler.action_schedule(
             kind=WORKORDER_OVERDUE,
@@ -746,7 +737,7 @@ def workorder_update(
         raise ValidationError({"status": _("状态无效。")})
     if status == WorkOrder.Status.DONE and not result.strip():
         raise ValidationError({"result": _("完成时请填写处理结果。")})
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         changed = WorkOrder.objects.filter(
             pk=order.pk,
             status__in=[WorkOrder.Status.OPEN, WorkOrder.Status.IN_PROGRESS],
@@ -832,7 +823,7 @@ def asset_create(*, by: Any, customer: Any, data: dict[str, Any]) -> Asset:
     _require(by, "service.add_asset")
     asset = Asset(customer=customer, **data)
     asset.full_clean()
-    with transaction.atomic(), _audited(by):
+    with transaction.atomic(), audited(by):
         asset.save()
     return asset
 
@@ -848,7 +839,12 @@ def ticket_timeline_entries(customer: Any, before: datetime | None, limit: int) 
             at=ticket.created_at,
             kind="ticket",
             icon="headset",
-            title=f"{ticket.get_ticket_type_display()} {ticket.reference}：{ticket.subject}",
+            title=_("%(type)s %(reference)s：%(subject)s")
+            % {
+                "type": ticket.get_ticket_type_display(),
+                "reference": ticket.reference,
+                "subject": ticket.subject,
+            },
             body=ticket.resolution_summary or ticket.description[:200],
             badge=ticket.get_status_display(),
             url=ticket.get_absolute_url(),
@@ -935,7 +931,7 @@ def intake_submit(
         IntakeAttempt.objects.create(ip=ip, phone=number)
     if ticket_type not in ("complaint", "repair"):
         raise ValidationError({"ticket_type": _("请选择投诉或报修。")})
-    with transaction.atomic(), _audited(None):
+    with transaction.atomic(), audited(None):
         customer = _intake_customer(number, name, now)
         category = Category.objects.filter(
             name=_("报修") if ticket_type == "repair" else _("投诉")

@@ -18,3 +18,8 @@ WHITENOISE_AUTOREFRESH = True
 # Django's test client logs in without a request, which django-axes refuses; the axes
 # tests put its backend back (tests/accounts/test_lockout.py).
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+# Tests travel in time by hours and days; the idle and absolute session limits are
+# tested on their own (tests/core/test_security_headers.py) with the real values.
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 366
+KEHU_SESSION_ABSOLUTE_SECONDS = 60 * 60 * 24 * 366

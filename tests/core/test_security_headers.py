@@ -73,3 +73,18 @@ def test_short_and_guessable_passwords_are_refused(login, sales_rep):
         assert response.status_code == 200, weak
     sales_rep.refresh_from_db()
     assert sales_rep.check_password("pw-for-tests-123")
+
+
+def test_a_session_idle_for_longer_than_the_timeout_is_ended(login, sales_rep):
+    import time_machine
+
+    with time_machine.travel("2026-11-23 10:00 +0800", tick=False) as clock:
+        with override_settings(SESSION_COOKIE_AGE=30 * 60):
+            client = login(sales_rep)
+            assert client.get(reverse("home")).status_code == 200
+            clock.shift(20 * 60)  # each request renews the idle timeout
+            assert client.get(reverse("home")).status_code == 200
+            clock.shift(31 * 60)
+            response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

@@ -220,7 +220,7 @@ def test_queue_runs_the_same_queries_with_3_and_30_tickets(
         )
     many = queries_for(client, url)
     assert many == few
-    assert many <= 12
+    assert many <= 13  # includes the per-request session save (idle timeout)
 
 
 # --- a new ticket ------------------------------------------------------------------------
