@@ -126,7 +126,8 @@ class CalendarDay(models.Model):
         ordering = ["date"]
 
     def __str__(self) -> str:
-        return f"{self.date} {'上班' if self.is_working else '休息'}"
+        state = _("上班") if self.is_working else _("休息")
+        return f"{self.date} {state}"
 
 
 @pghistory.track(

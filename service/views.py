@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
@@ -45,7 +45,9 @@ ASSET_ROLES = (Role.SERVICE, Role.MANAGER, Role.ADMIN)
 REPORT_ROLES = (Role.MANAGER, Role.ADMIN)
 PAGE_SIZE = 25
 INTAKE_SESSION_KEY = "service_intake_reference"
-CONFLICT_MESSAGE = _lazy("工单已被他人修改。下面显示的是最新状态，请核对后再操作。")
+CONFLICT_MESSAGE = gettext_lazy(
+    "工单已被他人修改。下面显示的是最新状态，请核对后再操作。"
+)
 
 
 def _visible_ticket(request: HttpRequest, reference: str) -> Ticket:
@@ -107,11 +109,11 @@ def ticket_queue(request: HttpRequest) -> HttpResponse:
 
 
 QUEUE_TABS = [
-    ("mine", _lazy("我的队列")),
-    ("team", _lazy("团队队列")),
-    ("unassigned", _lazy("未分派")),
-    ("breaching", _lazy("即将超时")),
-    ("all", _lazy("全部")),
+    ("mine", gettext_lazy("我的队列")),
+    ("team", gettext_lazy("团队队列")),
+    ("unassigned", gettext_lazy("未分派")),
+    ("breaching", gettext_lazy("即将超时")),
+    ("all", gettext_lazy("全部")),
 ]
 
 

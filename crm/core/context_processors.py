@@ -5,13 +5,18 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.accounts.roles import Role
 
 # (label, url name, roles that see it); the same table drives the role-aware navbar.
 NAVIGATION = [
     (_("首页"), "home", tuple(Role.values)),
-    (_("客户"), "customers:customer_list", tuple(Role.values)),
+    (
+        pgettext_lazy("navigation", "客户"),
+        "customers:customer_list",
+        tuple(Role.values),
+    ),
     (
         _("服务台"),
         "service:ticket_queue",
