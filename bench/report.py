@@ -24,6 +24,31 @@ def markers(size: str) -> tuple[str, str]:
     )
 
 
+# What every scenario records; an action's other figures are listed under the table.
+STANDARD_KEYS = {
+    "goal",
+    "role",
+    "kind",
+    "requests",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "queries",
+    "queries_max",
+    "sql_ms",
+    "cpu_ms",
+    "bytes",
+    "rps",
+    "client_p95_ms",
+    "meets_goal",
+    "heaviest_query_ms",
+    "status",
+    "reason",
+    "missing",
+}
+
+
 def number(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -69,7 +94,14 @@ def render(results: dict[str, Any]) -> str:
         f"{database.get('postgres', '?')}; gunicorn "
         f"{results['server']['gunicorn_workers']} workers.",
         f"Data: {', '.join(built)}; {datasets.get('salespeople')} salespeople in "
-        f"{datasets.get('teams')} teams; not built yet: {', '.join(not_built) or 'none'}. "
+        f"{datasets.get('teams')} teams"
+        + (
+            f", {datasets['service_agents']} service agents in "
+            f"{datasets['service_teams']} teams"
+            if datasets.get("service_agents")
+            else ""
+        )
+        + f"; not built yet: {', '.join(not_built) or 'none'}. "
         f"Data step: {build['seconds']:.0f} s "
         f"({'reused' if build['reused'] else 'built'}).",
         "",
@@ -100,6 +132,18 @@ def render(results: dict[str, Any]) -> str:
             f"{number(entry.get('bytes'))} | {load} | "
             f"{verdict(entry)} |"
         )
+    details = [
+        f"`{name}` (median of {entry['requests']} runs): "
+        + ", ".join(
+            f"{key} {number(value)}"
+            for key, value in entry.items()
+            if key not in STANDARD_KEYS
+        )
+        for name, entry in results["scenarios"].items()
+        if entry.get("kind") == "action"
+    ]
+    if details:
+        lines += ["", "Actions in detail: " + "; ".join(details) + "."]
     lines.append(end)
     return "\n".join(lines)
 

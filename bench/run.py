@@ -289,22 +289,38 @@ def measure_concurrent(
     return samples, len(samples) / (time.perf_counter() - start)
 
 
-def measure_action(action: Any, fixtures: Any, plan: Plan) -> dict[str, Any]:
-    """An in-process action (a sweep, a rebuild): wall time, queries and SQL time."""
+def measure_action(scenario: Any, fixtures: Any, plan: Plan) -> dict[str, Any]:
+    """An in-process action (a sweep, a rebuild): wall time, queries and SQL time.
+
+    Each repetition runs the scenario's setup first and its teardown after, neither
+    timed. An action may return extra figures (their median is recorded); its
+    `elapsed_ms`, when given, is the repetition's time instead of the call's.
+    """
     from django.db import connection
 
     from crm.core.bench_middleware import QueryStats
 
-    times, stats_list = [], []
-    for _ in range(max(3, plan.least // 10)):
-        stats = QueryStats()
-        start = time.perf_counter()
-        with connection.execute_wrapper(stats):
-            action(fixtures)
-        times.append((time.perf_counter() - start) * 1000)
+    times, stats_list, cpu, extras = [], [], [], []
+    for _ in range(scenario.repeat or max(3, plan.least // 10)):
+        if scenario.setup:
+            scenario.setup(fixtures)
+        try:
+            stats = QueryStats()
+            cpu_start = time.thread_time()
+            start = time.perf_counter()
+            with connection.execute_wrapper(stats):
+                extra = scenario.action(fixtures) or {}
+            elapsed = (time.perf_counter() - start) * 1000
+            cpu.append((time.thread_time() - cpu_start) * 1000)
+        finally:
+            if scenario.teardown:
+                scenario.teardown(fixtures)
+        times.append(extra.pop("elapsed_ms", elapsed))
         stats_list.append(stats)
+        extras.append(extra)
     p50, p95, p99 = percentiles(times)
-    return {
+    result = {
+        "kind": "action",
         "requests": len(times),
         "errors": 0,
         "p50_ms": round(p50, 1),
@@ -312,8 +328,14 @@ def measure_action(action: Any, fixtures: Any, plan: Plan) -> dict[str, Any]:
         "p99_ms": round(p99, 1),
         "queries": int(statistics.median(s.count for s in stats_list)),
         "sql_ms": round(statistics.median(s.seconds * 1000 for s in stats_list), 1),
+        "cpu_ms": round(statistics.median(cpu), 1),
         "bytes": 0,
     }
+    for key in extras[0] if extras else ():
+        values = [e[key] for e in extras if key in e]
+        median = statistics.median(values)
+        result[key] = round(median, 1) if isinstance(median, float) else median
+    return result
 
 
 # --- EXPLAIN of the heaviest query ----------------------------------------------------
@@ -432,6 +454,8 @@ def dataset_facts() -> dict[str, Any]:
     facts: dict[str, Any] = {
         "salespeople": seed_scale.SALESPEOPLE,
         "teams": len(seed_scale.SALES_TEAMS),
+        "service_agents": seed_scale.AGENTS_PER_TEAM * len(seed_scale.SERVICE_TEAMS),
+        "service_teams": len(seed_scale.SERVICE_TEAMS),
     }
     for dataset in seed_scale.DATASETS:
         row = state.get(dataset.name, {})
@@ -491,7 +515,7 @@ def run(args: argparse.Namespace) -> int:
         from crm.core.management.commands import seed_scale
 
         logins = {role.value: name for role, name in seed_scale.LOGINS.items()}
-        fixtures = Fixtures(logins)
+        fixtures = Fixtures(logins, size=args.size)
         meta = {
             "size": args.size,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -532,7 +556,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             t1 = time.monotonic()
             if scenario.action is not None:
-                entry.update(measure_action(scenario.action, fixtures, plan))
+                entry.update(measure_action(scenario, fixtures, plan))
             else:
                 paths = list(scenario.requests(fixtures))
                 if not paths:

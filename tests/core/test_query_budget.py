@@ -128,3 +128,116 @@ def test_each_home_page_runs_the_same_queries_with_3_and_40_customers(
     many = queries_for(client, url)
     assert many == few
     assert many <= BUDGET["home"]
+
+
+# --- the service desk: the team queue and a ticket page -------------------------------
+# Queries per page, as BUDGET above: the queue (tabs, filters, bounded count, one page)
+# and the ticket page (header, conversation, work orders, transitions, audit trail,
+# assignee and canned-reply choices).
+SERVICE_BUDGET = {"queue": 13, "ticket": 22}
+FEW_TICKETS, MANY_TICKETS = 3, 30
+FEW_MESSAGES, MANY_MESSAGES = 5, 60
+
+
+@pytest.fixture
+def desk(service_agent):
+    """Business hours, an SLA for every type and priority, the desk's category, and a
+    second agent in the team (tickets go round-robin between the two)."""
+    from service import calendar_data
+    from service.models import Category, Priority, SLAPolicy, TicketType
+    from tests.factories import UserFactory
+
+    calendar_data.calendar_seed(years=[])
+    SLAPolicy.objects.bulk_create(
+        SLAPolicy(
+            name=f"{ticket_type}-{priority}",
+            ticket_type=ticket_type,
+            priority=priority,
+            first_response_minutes=60,
+            resolution_minutes=480,
+        )
+        for ticket_type in TicketType.values
+        for priority in Priority.values
+    )
+    UserFactory(username="service_b", team=service_agent.team, role="service")
+    return Category.objects.create(name="报修", team=service_agent.team)
+
+
+def open_tickets(by, category, count: int) -> list:
+    from service import services
+
+    customers = [CustomerFactory() for _ in range(3)]
+    return [
+        services.ticket_create(
+            by=by,
+            customer=customers[n % 3],
+            ticket_type=("repair", "complaint")[n % 2],
+            channel="hotline",
+            priority=("urgent", "normal", "low")[n % 3],
+            subject=f"报修{n}",
+            description="楼上漏水",
+            category=category,
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("queue", ["team", "mine", "unassigned", "breaching", "all"])
+def test_service_queue_runs_the_same_queries_with_3_and_30_tickets(
+    login, desk, service_agent, queue
+):
+    """Whatever the number of tickets, customers, assignees and categories on the page."""
+    client = login(service_agent)
+    url = reverse("service:ticket_queue") + f"?queue={queue}"
+    open_tickets(service_agent, desk, FEW_TICKETS)
+    client.get(url)
+    few = queries_for(client, url)
+    open_tickets(service_agent, desk, MANY_TICKETS - FEW_TICKETS)
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= SERVICE_BUDGET["queue"]
+
+
+def converse(ticket, count: int, agents: list) -> None:
+    """`count` messages of every kind by several agents, a transition and an edit."""
+    from service import services
+    from service.models import TicketMessage
+
+    kinds = [TicketMessage.Kind.REPLY, TicketMessage.Kind.NOTE]
+    for n in range(count):
+        if n % 3 == 2:
+            TicketMessage.objects.create(
+                ticket=ticket, kind=TicketMessage.Kind.CUSTOMER, body=f"客户{n}"
+            )
+        else:
+            services.ticket_message_add(
+                by=agents[n % len(agents)],
+                ticket=ticket,
+                body=f"第{n}条",
+                kind=kinds[n % 2],
+            )
+
+
+def test_ticket_page_runs_the_same_queries_with_5_and_60_messages(
+    login, desk, service_agent
+):
+    """A longer conversation from more authors, more transitions and audit rows and
+    more tickets around it change nothing."""
+    from django.contrib.auth import get_user_model
+
+    from service import services
+
+    agents = list(get_user_model().objects.filter(team=service_agent.team))
+    client = login(service_agent)
+    ticket = open_tickets(service_agent, desk, 1)[0]
+    url = reverse("service:ticket_detail", args=[ticket.reference])
+    converse(ticket, FEW_MESSAGES, agents)
+    client.get(url)
+    few = queries_for(client, url)
+    open_tickets(service_agent, desk, MANY_TICKETS)
+    converse(ticket, MANY_MESSAGES - FEW_MESSAGES, agents)
+    ticket.refresh_from_db()
+    services.ticket_transition(by=agents[-1], ticket=ticket, to_status="in_progress")
+    many = queries_for(client, url)
+    assert many == few
+    assert many <= SERVICE_BUDGET["ticket"]
