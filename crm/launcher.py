@@ -22,7 +22,15 @@ from pathlib import Path
 from crm import embedded
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-DEMO_USERS = ("admin", "manager1", "sales1", "sales2", "service1", "service2", "engineer1")
+DEMO_USERS = (
+    "admin",
+    "manager1",
+    "sales1",
+    "sales2",
+    "service1",
+    "service2",
+    "engineer1",
+)
 
 
 def data_dir() -> Path:
