@@ -440,7 +440,8 @@ def database_facts() -> dict[str, Any]:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
         cursor.execute(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
+            # current_setting() gives "1GB"; setting || unit gave "131072" || "8kB".
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
             "('shared_buffers', 'work_mem', 'effective_cache_size', "
             "'max_parallel_workers_per_gather', 'random_page_cost')"
         )
