@@ -322,18 +322,7 @@ class FollowUpForm(forms.ModelForm):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = CustomerProfile
-        fields = [
-            "preferred_channel",
-            "preferred_time",
-            "language",
-            "do_not_call",
-            "do_not_sms",
-            "do_not_visit",
-            "special_needs",
-            "interests",
-            "family_notes",
-            "notes",
-        ]
+        fields = list(CustomerProfile.PREFERENCE_FIELDS)
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -309,6 +309,20 @@ class CustomerProfile(models.Model):
     notes = models.TextField(_("其他说明"), blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # What the profile form edits and a merge carries over.
+    PREFERENCE_FIELDS = (
+        "preferred_channel",
+        "preferred_time",
+        "language",
+        "do_not_call",
+        "do_not_sms",
+        "do_not_visit",
+        "special_needs",
+        "interests",
+        "family_notes",
+        "notes",
+    )
+
     class Meta:
         verbose_name = _("一对一档案")
         verbose_name_plural = _("一对一档案")

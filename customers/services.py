@@ -50,18 +50,7 @@ EDITABLE_FIELDS = (
     "parent",
     "lifetime_value",
 )
-PROFILE_FIELDS = (
-    "preferred_channel",
-    "preferred_time",
-    "language",
-    "do_not_call",
-    "do_not_sms",
-    "do_not_visit",
-    "special_needs",
-    "interests",
-    "family_notes",
-    "notes",
-)
+PROFILE_FIELDS = CustomerProfile.PREFERENCE_FIELDS
 FOLLOWUP_REMINDER = "customers.followup_reminder"
 
 

@@ -378,3 +378,60 @@ def manage_py(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass
+class RunningPipeline:
+    """A Redis of its own plus a supervised worker and beat, against one database."""
+
+    folder: Path
+    redis: RedisServer
+    supervisor: Supervisor
+    env: dict[str, str]
+    mail_log: Path
+
+
+def start_pipeline(
+    folder: Path,
+    db_url: str,
+    *,
+    sweep_seconds: float,
+    lease_seconds: int,
+    worker_name: str = "kehu-reliability",
+) -> RunningPipeline:
+    """Start Redis, a Celery worker and beat as `make run` does; stop with stop_pipeline.
+
+    The children use the dev settings so that EMAIL_BACKEND comes from the environment:
+    the test settings pin locmem, which a separate process cannot report back from.
+    """
+    redis = RedisServer(folder=folder / "redis")
+    redis.start()
+    mail_log = folder / "mail-attempts.jsonl"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=db_url,
+        REDIS_URL=redis.url,
+        DJANGO_SETTINGS_MODULE="crm.settings.dev",
+        DEBUG="0",
+        LOG_LEVEL="WARNING",
+        EMAIL_BACKEND="crm.scheduler.testing.AttemptLogEmailBackend",
+        KEHU_SWEEP_SECONDS=str(sweep_seconds),
+        KEHU_ACTION_LEASE_SECONDS=str(lease_seconds),
+        PYTHONUNBUFFERED="1",
+    )
+    env[MAIL_LOG_ENV] = str(mail_log)
+    supervisor = Supervisor(
+        [
+            Child(
+                "worker", celery_worker_argv(worker_name), env, folder / "worker.log"
+            ),
+            Child("beat", celery_beat_argv(folder), env, folder / "beat.log"),
+        ]
+    )
+    supervisor.start()
+    return RunningPipeline(folder, redis, supervisor, env, mail_log)
+
+
+def stop_pipeline(running: RunningPipeline) -> None:
+    running.supervisor.stop()
+    running.redis.stop()

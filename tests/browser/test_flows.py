@@ -18,7 +18,6 @@ test-artifacts/browser-flows.json.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -38,14 +37,12 @@ from crm.accounts.models import User
 from crm.accounts.roles import Role
 from crm.notifications.models import Notification
 from crm.scheduler.testing import (
-    MAIL_LOG_ENV,
-    Child,
     RedisServer,
     Supervisor,
-    celery_beat_argv,
-    celery_worker_argv,
     database_url,
     read_mail_log,
+    start_pipeline,
+    stop_pipeline,
 )
 from customers.models import ContactLog, FollowUp
 from service.models import CalendarDay, Ticket, WorkingPeriod, WorkOrder
@@ -90,42 +87,23 @@ def pipeline(transactional_db: None, tmp_path: Path) -> Iterator[Pipeline]:
 
     Started before the browser work so that it is warm when the first action is due.
     """
-    redis = RedisServer(folder=tmp_path / "redis")
-    redis.start()
-    mail_log = tmp_path / "mail-attempts.jsonl"
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(connection.settings_dict),
-        REDIS_URL=redis.url,
-        DJANGO_SETTINGS_MODULE="crm.settings.dev",
-        DEBUG="0",
-        LOG_LEVEL="WARNING",
-        EMAIL_BACKEND="crm.scheduler.testing.AttemptLogEmailBackend",
-        KEHU_SWEEP_SECONDS="1",
-        KEHU_ACTION_LEASE_SECONDS="10",
-        PYTHONUNBUFFERED="1",
+    running = start_pipeline(
+        tmp_path,
+        database_url(connection.settings_dict),
+        sweep_seconds=1,
+        lease_seconds=10,
+        worker_name="kehu-browser",
     )
-    env[MAIL_LOG_ENV] = str(mail_log)
-    supervisor = Supervisor(
-        [
-            Child(
-                "worker",
-                celery_worker_argv("kehu-browser"),
-                env,
-                tmp_path / "worker.log",
-            ),
-            Child("beat", celery_beat_argv(tmp_path), env, tmp_path / "beat.log"),
-        ]
-    )
-    supervisor.start()
     pipe = Pipeline(
-        folder=tmp_path, redis=redis, supervisor=supervisor, mail_log=mail_log
+        folder=tmp_path,
+        redis=running.redis,
+        supervisor=running.supervisor,
+        mail_log=running.mail_log,
     )
     try:
         yield pipe
     finally:
-        supervisor.stop()
-        redis.stop()
+        stop_pipeline(running)
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ append-only attempt log, so duplicates are counted per idempotency key.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections import Counter
@@ -27,14 +26,12 @@ from crm.accounts.roles import Role
 from crm.notifications.models import Notification
 from crm.scheduler.models import ScheduledAction
 from crm.scheduler.testing import (
-    MAIL_LOG_ENV,
-    Child,
     RedisServer,
     Supervisor,
-    celery_beat_argv,
-    celery_worker_argv,
     database_url,
     read_mail_log,
+    start_pipeline,
+    stop_pipeline,
     wait_for,
 )
 from customers import services as customer_services
@@ -236,41 +233,21 @@ def staff(transactional_db) -> tuple[Any, list[Customer]]:
 
 @pytest.fixture
 def pipeline(transactional_db, tmp_path: Path) -> Iterator[Pipeline]:
-    redis = RedisServer(folder=tmp_path / "redis")
-    redis.start()
-    mail_log = tmp_path / "mail-attempts.jsonl"
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(connection.settings_dict),
-        REDIS_URL=redis.url,
-        # The worker's settings must read EMAIL_BACKEND from the environment (the test
-        # settings pin locmem, which a separate process cannot report back from).
-        DJANGO_SETTINGS_MODULE="crm.settings.dev",
-        DEBUG="0",
-        LOG_LEVEL="WARNING",
-        EMAIL_BACKEND="crm.scheduler.testing.AttemptLogEmailBackend",
-        KEHU_SWEEP_SECONDS=str(SWEEP_SECONDS),
-        KEHU_ACTION_LEASE_SECONDS=str(LEASE_SECONDS),
-        PYTHONUNBUFFERED="1",
+    running = start_pipeline(
+        tmp_path,
+        database_url(connection.settings_dict),
+        sweep_seconds=SWEEP_SECONDS,
+        lease_seconds=LEASE_SECONDS,
     )
-    env[MAIL_LOG_ENV] = str(mail_log)
-    supervisor = Supervisor(
-        [
-            Child("worker", celery_worker_argv(), env, tmp_path / "worker.log"),
-            Child("beat", celery_beat_argv(tmp_path), env, tmp_path / "beat.log"),
-        ]
-    )
-    supervisor.start()
     pipe = Pipeline(
         folder=tmp_path,
-        redis=redis,
-        supervisor=supervisor,
-        env=env,
-        mail_log=mail_log,
+        redis=running.redis,
+        supervisor=running.supervisor,
+        env=running.env,
+        mail_log=running.mail_log,
     )
     try:
         yield pipe
     finally:
-        supervisor.stop()
-        redis.stop()
+        stop_pipeline(running)
         print(pipe.log_tails())  # noqa: T201 - shown when the test fails
