@@ -214,7 +214,11 @@ def _render_ticket(
     user = request.user
     now, calendar = timezone.now(), BusinessCalendar.load()
     context = selectors.ticket_page(
-        user=user, ticket=ticket, calendar=calendar, now=now
+        user=user,
+        ticket=ticket,
+        calendar=calendar,
+        now=now,
+        whole_conversation=request.GET.get("conversation") == "all",
     )
     can_change = user.has_perm("service.change_ticket") and not ticket.merged_into_id
     initial = {"version": ticket.version}

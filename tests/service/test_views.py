@@ -386,6 +386,29 @@ def test_reply_and_note_are_told_apart(login, ticket, service_agent):
     assertContains(page, "已响应")
 
 
+def test_a_long_conversation_shows_the_latest_50_and_the_rest_on_request(
+    login, ticket, service_agent
+):
+    TicketMessage.objects.bulk_create(
+        TicketMessage(
+            ticket=ticket, kind=TicketMessage.Kind.CUSTOMER, body=f"来信{n:03}"
+        )
+        for n in range(55)
+    )
+    client = login(service_agent)
+
+    latest = client.get(detail_url(ticket)).content.decode()
+    assert latest.count('data-testid="message-customer"') == 50
+    assert "来信054" in latest and "来信005" in latest and "来信004" not in latest
+    assert latest.index("来信005") < latest.index("来信054")  # oldest first
+    assert 'data-testid="conversation-earlier"' in latest
+
+    whole = client.get(detail_url(ticket) + "?conversation=all").content.decode()
+    assert whole.count('data-testid="message-customer"') == 55
+    assert "来信000" in whole
+    assert 'data-testid="conversation-earlier"' not in whole
+
+
 def test_empty_reply_re_renders_with_an_error(login, ticket, service_agent):
     response = login(service_agent).post(
         detail_url(ticket, "ticket_reply"),
