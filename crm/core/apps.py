@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,3 +9,12 @@ class CoreConfig(AppConfig):
     name = "crm.core"
     label = "core"
     verbose_name = _("系统")
+
+    def ready(self) -> None:
+        from crm.core import append_only, signals  # noqa: F401 - connects the receivers
+
+        post_migrate.connect(
+            append_only.protect_event_tables,
+            sender=self,
+            dispatch_uid="kehu_append_only",
+        )

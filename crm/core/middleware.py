@@ -51,3 +51,40 @@ class SessionLimitsMiddleware:
         if user is not None and user.is_authenticated:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (`request.request_id`, echoed as X-Request-ID) that the
+    audit rows and log records of the request carry, and keeps the request at hand for
+    `crm.core.audit.record` in code that has none (services, the access layer).
+
+    An id sent by the client is not trusted: it would let one forge another's trail.
+    First in MIDDLEWARE, so every response, even an early refusal, carries the id.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from crm.core import audit
+
+        request.request_id = audit.new_request_id()
+        token = audit._current_request.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            audit._current_request.reset(token)
+        response.headers["X-Request-ID"] = request.request_id
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """A 403 that the access layer did not record itself (a service's permission
+        check) is recorded here, so every refusal by role leaves a row."""
+        from django.core.exceptions import PermissionDenied
+
+        from crm.core import audit
+
+        if isinstance(exception, PermissionDenied) and not getattr(
+            request, "audit_denial_recorded", False
+        ):
+            audit.record_denial(request, audit.DENIED_ROLE)

@@ -6,22 +6,48 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AccessLog(models.Model):
-    """Reads of personal data that the law asks us to account for (reveals, exports)."""
+    """The security audit log: sign-ins, refused access, reads of personal data (reveals,
+    exports, customer pages) and changes to users' rights. Written only through
+    `crm.core.audit.record`; the database refuses UPDATE and DELETE on it."""
 
+    # Null for a failed sign-in of an unknown user; `username` keeps what was typed.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
     )
+    username = models.CharField(_("用户名"), max_length=150, blank=True)
+    roles = models.CharField(_("角色"), max_length=100, blank=True)
     action = models.CharField(_("操作"), max_length=40)
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.BigIntegerField(null=True, blank=True)
+    outcome = models.CharField(_("结果"), max_length=10, default="ok")
     detail = models.CharField(_("说明"), max_length=300, blank=True)
     row_count = models.PositiveIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP 地址"), null=True, blank=True)
+    request_id = models.CharField(_("请求编号"), max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = _("敏感数据访问记录")
-        verbose_name_plural = _("敏感数据访问记录")
-        indexes = [models.Index(fields=["user", "-created_at"], name="accesslog_user")]
+        verbose_name = _("安全审计记录")
+        verbose_name_plural = _("安全审计记录")
+        # The audit page lists newest first, keyset on (created_at, id), under each of
+        # its filters; each filter has its own index in that order.
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="accesslog_user"),
+            models.Index(fields=["-created_at", "-id"], name="accesslog_recent"),
+            models.Index(
+                fields=["username", "-created_at", "-id"], name="accesslog_username"
+            ),
+            models.Index(
+                fields=["action", "-created_at", "-id"], name="accesslog_action"
+            ),
+            models.Index(
+                fields=["outcome", "-created_at", "-id"], name="accesslog_outcome"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.username} {self.action} {self.created_at:%Y-%m-%d %H:%M}"

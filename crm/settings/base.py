@@ -40,9 +40,12 @@ INSTALLED_APPS = [
     "crm.notifications",
     "customers",
     "service",
+    "service.handover",
 ]
 
 MIDDLEWARE = [
+    # First: every response carries X-Request-ID, and audit rows and logs the request id.
+    "crm.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -206,9 +209,22 @@ KEHU_VISIBILITY = env.json(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "crm.core.audit.RequestIdLogFilter"}},
+    "formatters": {
+        "with_request_id": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "with_request_id",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+# The security audit log (crm/core/audit.py) is kept at least 3 years: it holds the
+# PIPL Art. 55-56 processing records (reveals, exports). `audit_purge` refuses less.
+KEHU_AUDIT_RETENTION_DAYS = env.int("KEHU_AUDIT_RETENTION_DAYS", default=1095)
 KEHU_UNMASKED_ROLES = env.list(
     "KEHU_UNMASKED_ROLES", default=["sales", "manager", "admin"]
 )
