@@ -29,6 +29,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("customers.urls")),
     path("service/", include("service.urls")),
+    path("handover/", include("service.handover.urls")),
     # The public complaint/repair form: no login.
     path("report/", service_views.intake, name="intake"),
     path("notifications/", include("crm.notifications.urls")),

@@ -262,3 +262,11 @@ CELERY_BEAT_SCHEDULE = {
 KEHU_ESCALATION_MANAGER_MINUTES = env.int("KEHU_ESCALATION_MANAGER_MINUTES", default=60)
 KEHU_INTAKE_PER_IP_HOUR = env.int("KEHU_INTAKE_PER_IP_HOUR", default=10)
 KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
+# Personal data controls (customers/exports.py, customers/services.py): an export of
+# more rows than this needs a second person's approval; exports per user per day; ID
+# number reveals per user per hour; how long an approved export may be downloaded.
+KEHU_EXPORT_APPROVAL_ROWS = env.int("KEHU_EXPORT_APPROVAL_ROWS", default=200)
+KEHU_EXPORT_DAILY_LIMIT = env.int("KEHU_EXPORT_DAILY_LIMIT", default=10)
+KEHU_EXPORT_DOWNLOAD_HOURS = env.int("KEHU_EXPORT_DOWNLOAD_HOURS", default=24)
+KEHU_REVEAL_HOURLY_LIMIT = env.int("KEHU_REVEAL_HOURLY_LIMIT", default=30)
+EXPORT_ROOT = DATA_DIR / "exports"

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class HandoverConfig(AppConfig):
+    name = "service.handover"
+    label = "handover"
+    verbose_name = _("入伙")
+
+    def ready(self) -> None:
+        from crm.scheduler import registry
+        from service.handover import services
+
+        # The reminder goes to the customer: never sent twice, even after a crash.
+        registry.register(
+            services.APPOINTMENT_REMINDER,
+            services.appointment_remind,
+            at_most_once=True,
+        )

@@ -1,0 +1,450 @@
+"""Every write of the 入伙 (handover) booking core.
+
+Capacity (docs/handover.md, reliability D6): a seat is taken with a conditional UPDATE
+(`booked_count < capacity`) in the transaction that inserts the appointment, never by
+counting first; the CheckConstraint on TimeSlot is the backstop. So `booked_count`
+always equals the number of active appointments of the slot.
+
+Lock order, the same in every function so that none can deadlock another: first the
+appointment row (inserted, or updated conditionally), then slot rows in id order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.accounts.roles import Role
+from crm.core.db import audited
+from crm.scheduler import services as scheduler
+from customers.models import ContactLog, Customer
+from service.handover.models import Appointment, HandoverEvent, TimeSlot
+
+EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
+BOOKING_ROLES = (Role.SALES, Role.SERVICE, Role.MANAGER, Role.ADMIN)
+APPOINTMENT_REMINDER = "handover.appointment_reminder"
+# Reminders go out at this local time on the day before the slot.
+REMINDER_TIME = dt.time(10, 0)
+MAX_SLOTS_PER_DAY = 96
+UNIQUE_ACTIVE = "handover_one_active_appointment_per_customer"
+
+State = Appointment.State
+Status = HandoverEvent.Status
+
+
+class BookingError(ValueError):
+    """A booking the customer cannot have; `message` is shown to the user as is."""
+
+    default_message = ""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or str(self.default_message)
+        super().__init__(self.message)
+
+
+class SlotFull(BookingError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or _("该时段已满，请选择其他时段。"))
+
+
+class AlreadyBooked(BookingError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message or _("该客户在本次入伙活动中已有预约，请改约或先取消原预约。")
+        )
+
+
+class Conflict(BookingError):
+    """The appointment changed since the page was loaded (stale version or state)."""
+
+
+class NotBookable(BookingError):
+    """The event is not open for booking, or the slot has already begun."""
+
+
+# --- events and slots --------------------------------------------------------------------
+
+
+def _require_role(by: Any, roles: tuple[str, ...]) -> None:
+    if getattr(by, "role", None) not in roles:
+        raise PermissionDenied
+
+
+EVENT_FIELDS = ("name", "project_name", "venue", "start_date", "end_date")
+
+
+def event_save(
+    *, by: Any, data: dict[str, Any], event: HandoverEvent | None = None
+) -> HandoverEvent:
+    """Create an event (as a draft) or edit one that is not closed."""
+    _require_role(by, EVENT_ROLES)
+    if event is None:
+        event = HandoverEvent(created_by=by)
+    elif event.status == Status.CLOSED:
+        raise ValidationError(_("已关闭的活动不能再修改。"))
+    for field in EVENT_FIELDS:
+        setattr(event, field, data[field])
+    event.full_clean()
+    if event.pk:
+        outside = event.slots.exclude(
+            date__range=(event.start_date, event.end_date)
+        ).exists()
+        if outside:
+            raise ValidationError(
+                {"start_date": _("已有时段落在新的日期范围之外，请先调整日期。")}
+            )
+    with transaction.atomic(), audited(by):
+        event.save()
+    return event
+
+
+def _event_transition(
+    *, by: Any, event: HandoverEvent, source: tuple[str, ...], target: str
+) -> HandoverEvent:
+    _require_role(by, EVENT_ROLES)
+    with transaction.atomic(), audited(by):
+        changed = HandoverEvent.objects.filter(pk=event.pk, status__in=source).update(
+            status=target, updated_at=timezone.now()
+        )
+    event.refresh_from_db()
+    if not changed:
+        raise ValidationError(
+            _("活动当前状态为“%(status)s”，不能执行此操作。")
+            % {"status": event.get_status_display()}
+        )
+    return event
+
+
+def event_publish(*, by: Any, event: HandoverEvent) -> HandoverEvent:
+    """Open the event for booking; it needs at least one slot."""
+    if not event.slots.exists():
+        raise ValidationError(_("请先添加时段，再发布活动。"))
+    return _event_transition(
+        by=by, event=event, source=(Status.DRAFT,), target=Status.PUBLISHED
+    )
+
+
+def event_close(*, by: Any, event: HandoverEvent) -> HandoverEvent:
+    """Stop all booking, rescheduling and cancelling; appointments stay as they are."""
+    return _event_transition(
+        by=by,
+        event=event,
+        source=(Status.DRAFT, Status.PUBLISHED),
+        target=Status.CLOSED,
+    )
+
+
+def slots_add_day(
+    *,
+    by: Any,
+    event: HandoverEvent,
+    date: dt.date,
+    start_time: dt.time,
+    end_time: dt.time,
+    interval_minutes: int,
+    capacity: int,
+) -> int:
+    """Add one day's slots of `interval_minutes` each; returns how many were new.
+
+    A start time that already has a slot is left alone, so adding a day twice is safe.
+    """
+    _require_role(by, EVENT_ROLES)
+    if event.status == Status.CLOSED:
+        raise ValidationError(_("已关闭的活动不能再添加时段。"))
+    if not event.start_date <= date <= event.end_date:
+        raise ValidationError({"date": _("日期必须在活动的起止日期之内。")})
+    if end_time <= start_time:
+        raise ValidationError({"end_time": _("结束时间必须晚于开始时间。")})
+    if interval_minutes < 5:
+        raise ValidationError({"interval_minutes": _("每个时段至少 5 分钟。")})
+    if capacity < 1:
+        raise ValidationError({"capacity": _("容量至少为 1 户。")})
+    step = dt.timedelta(minutes=interval_minutes)
+    day_end = dt.datetime.combine(date, end_time)
+    start = dt.datetime.combine(date, start_time)
+    slots = []
+    while start + step <= day_end:
+        slots.append(
+            TimeSlot(
+                event=event,
+                date=date,
+                start_time=start.time(),
+                end_time=(start + step).time(),
+                capacity=capacity,
+            )
+        )
+        start += step
+    if not slots:
+        raise ValidationError(
+            {"interval_minutes": _("时段长度超过了开始到结束的时间。")}
+        )
+    if len(slots) > MAX_SLOTS_PER_DAY:
+        raise ValidationError(
+            {
+                "interval_minutes": _("一天最多 %(max)s 个时段，请加大间隔。")
+                % {"max": MAX_SLOTS_PER_DAY}
+            }
+        )
+    with transaction.atomic(), audited(by):
+        before = event.slots.filter(date=date).count()
+        TimeSlot.objects.bulk_create(slots, ignore_conflicts=True)
+        return event.slots.filter(date=date).count() - before
+
+
+# --- appointments ------------------------------------------------------------------------
+
+
+def reminder_key(appointment_id: int, slot_id: int) -> str:
+    # The slot is part of the key: after a reschedule the new slot gets its own reminder.
+    return f"handover:appointment:{appointment_id}:slot:{slot_id}:remind"
+
+
+def _reminder_due(slot: TimeSlot) -> dt.datetime:
+    return dt.datetime.combine(
+        slot.date - dt.timedelta(days=1),
+        REMINDER_TIME,
+        tzinfo=timezone.get_current_timezone(),
+    )
+
+
+def _schedule_reminder(appointment_id: int, slot: TimeSlot) -> None:
+    due_at = _reminder_due(slot)
+    # Booked after the eve's reminder time: the customer has just been told in person.
+    if due_at > timezone.now():
+        scheduler.action_schedule(
+            kind=APPOINTMENT_REMINDER,
+            target_id=appointment_id,
+            due_at=due_at,
+            key=reminder_key(appointment_id, slot.pk),
+        )
+
+
+def _require_bookable(slot: TimeSlot) -> None:
+    if not slot.event.is_bookable:
+        raise NotBookable(
+            _("活动“%(event)s”%(status)s，不能预约。")
+            % {"event": slot.event.name, "status": slot.event.get_status_display()}
+        )
+    if slot.is_past:
+        raise NotBookable(_("该时段已开始或已过去，不能预约。"))
+
+
+def _require_visible(by: Any, customer: Customer) -> None:
+    if not Customer.objects.visible_to(by).filter(pk=customer.pk).exists():
+        raise PermissionDenied
+
+
+def appointment_book(
+    *,
+    slot: TimeSlot,
+    customer: Customer,
+    by: Any,
+    unit: str = "",
+    party_size: int = 1,
+    channel: str = Appointment.Channel.STAFF,
+) -> Appointment:
+    """Book `customer` into `slot`, or raise SlotFull / AlreadyBooked / NotBookable."""
+    _require_role(by, BOOKING_ROLES)
+    _require_visible(by, customer)
+    slot = TimeSlot.objects.select_related("event").get(pk=slot.pk)
+    _require_bookable(slot)
+    appointment = Appointment(
+        event_id=slot.event_id,
+        slot=slot,
+        customer=customer,
+        unit=unit.strip(),
+        party_size=party_size,
+        channel=channel,
+        created_by=by,
+    )
+    # The database holds both rules (unique index, seat counter): no read-then-write.
+    appointment.full_clean(validate_unique=False, validate_constraints=False)
+    if not 1 <= party_size <= 20:
+        raise ValidationError({"party_size": _("到场人数应在 1 到 20 之间。")})
+    with transaction.atomic(), audited(by):
+        # The row first, the seat second: every write here locks the appointment
+        # before any slot (module docstring), which rules out deadlocks.
+        try:
+            with transaction.atomic():
+                appointment.save()
+        except IntegrityError as exc:
+            if _constraint_of(exc) == UNIQUE_ACTIVE:
+                raise AlreadyBooked from exc
+            raise
+        taken = TimeSlot.objects.filter(
+            pk=slot.pk, booked_count__lt=F("capacity")
+        ).update(booked_count=F("booked_count") + 1)
+        if not taken:
+            raise SlotFull
+        _schedule_reminder(appointment.pk, slot)
+    return appointment
+
+
+def _constraint_of(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _lock_appointment(appointment: Appointment, version: int | None) -> Appointment:
+    """The current row, locked; Conflict if it is no longer booked or was changed."""
+    current = (
+        Appointment.objects.select_for_update(no_key=True)
+        .select_related("event")
+        .get(pk=appointment.pk)
+    )
+    if version is not None and current.version != version:
+        raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
+    if current.state != State.BOOKED:
+        raise Conflict(
+            _("该预约当前为“%(state)s”，不能再操作。")
+            % {"state": current.get_state_display()}
+        )
+    if current.event.status == Status.CLOSED:
+        raise NotBookable(_("活动已关闭，预约不能再更改。"))
+    return current
+
+
+def _advance(current: Appointment, **changes: Any) -> None:
+    """The transition itself, conditional on the state and version just read."""
+    changed = Appointment.objects.filter(
+        pk=current.pk, state=State.BOOKED, version=current.version
+    ).update(version=F("version") + 1, updated_at=timezone.now(), **changes)
+    if not changed:  # cannot happen while the row lock is held; kept as the guard
+        raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
+
+
+def appointment_cancel(
+    appointment: Appointment, *, by: Any, version: int | None = None
+) -> Appointment:
+    """Cancel a booked appointment and give its seat back."""
+    _require_role(by, BOOKING_ROLES)
+    with transaction.atomic(), audited(by):
+        current = _lock_appointment(appointment, version)
+        _advance(current, state=State.CANCELLED, cancelled_at=timezone.now())
+        TimeSlot.objects.filter(pk=current.slot_id).update(
+            booked_count=F("booked_count") - 1
+        )
+        scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
+    current.refresh_from_db()
+    return current
+
+
+def appointment_reschedule(
+    appointment: Appointment,
+    *,
+    new_slot: TimeSlot,
+    by: Any,
+    version: int | None = None,
+) -> Appointment:
+    """Move a booked appointment to another slot of the same event, atomically:
+    the customer keeps the old seat if the new one cannot be had."""
+    _require_role(by, BOOKING_ROLES)
+    new_slot = TimeSlot.objects.select_related("event").get(pk=new_slot.pk)
+    _require_bookable(new_slot)
+    with transaction.atomic(), audited(by):
+        current = _lock_appointment(appointment, version)
+        if new_slot.event_id != current.event_id:
+            raise NotBookable(_("只能改约到同一入伙活动的其他时段。"))
+        if new_slot.pk == current.slot_id:
+            raise NotBookable(_("新时段与原时段相同。"))
+        old_slot_id = current.slot_id
+        _advance(current, slot_id=new_slot.pk, reminded_at=None)
+        _lock_slots_in_order(old_slot_id, new_slot.pk)
+        taken = TimeSlot.objects.filter(
+            pk=new_slot.pk, booked_count__lt=F("capacity")
+        ).update(booked_count=F("booked_count") + 1)
+        if not taken:
+            raise SlotFull
+        TimeSlot.objects.filter(pk=old_slot_id).update(
+            booked_count=F("booked_count") - 1
+        )
+        scheduler.action_cancel(key=reminder_key(current.pk, old_slot_id))
+        _schedule_reminder(current.pk, new_slot)
+    current.refresh_from_db()
+    return current
+
+
+def _lock_slots_in_order(*pks: int) -> None:
+    """Like crm.core.db.lock_in_order, but FOR NO KEY UPDATE: that does not conflict
+    with the KEY SHARE lock every appointment insert takes on its slot (the foreign
+    key check), so bookings into these slots are not held up by the lock."""
+    list(
+        TimeSlot.objects.select_for_update(no_key=True)
+        .filter(pk__in=pks)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
+    """The customer has arrived at the venue; the seat stays taken."""
+    _require_role(by, BOOKING_ROLES)
+    now = timezone.now()
+    with transaction.atomic(), audited(by):
+        changed = Appointment.objects.filter(
+            pk=appointment.pk, state=State.BOOKED
+        ).update(
+            state=State.CHECKED_IN,
+            checked_in_at=now,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        appointment.refresh_from_db()
+        if not changed:
+            raise Conflict(
+                _("该预约当前为“%(state)s”，不能签到。")
+                % {"state": appointment.get_state_display()}
+            )
+        scheduler.action_cancel(key=reminder_key(appointment.pk, appointment.slot_id))
+    return appointment
+
+
+def appointment_remind(action: Any) -> None:
+    """Scheduled-action handler: the day-before reminder to the customer.
+
+    No SMS gateway yet: the reminder is recorded on the customer's contact timeline
+    (without counting as a salesperson's contact, so the public-pool clock is
+    untouched). Idempotent: `reminded_at` is claimed with a conditional UPDATE.
+    """
+    appointment = (
+        Appointment.objects.select_related("slot__event", "customer", "created_by")
+        .filter(pk=action.target_id)
+        .first()
+    )
+    if appointment is None or appointment.state != State.BOOKED:
+        return
+    if action.idempotency_key != reminder_key(appointment.pk, appointment.slot_id):
+        return  # rescheduled since: the new slot has its own reminder
+    claimed = Appointment.objects.filter(
+        pk=appointment.pk, state=State.BOOKED, reminded_at__isnull=True
+    ).update(reminded_at=timezone.now())
+    if not claimed:
+        return
+    slot, event = appointment.slot, appointment.slot.event
+    customer = appointment.customer
+    if customer.merged_into_id:
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+    ContactLog.objects.create(
+        customer=customer,
+        author=appointment.created_by,
+        channel=ContactLog.Channel.SMS,
+        direction=ContactLog.Direction.OUTBOUND,
+        occurred_at=timezone.now(),
+        summary=_(
+            "入伙预约提醒：%(event)s，%(date)s %(start)s–%(end)s，地点：%(venue)s。"
+        )
+        % {
+            "event": event.name,
+            "date": f"{slot.date:%Y-%m-%d}",
+            "start": f"{slot.start_time:%H:%M}",
+            "end": f"{slot.end_time:%H:%M}",
+            "venue": event.venue,
+        },
+        outcome=_("系统自动提醒"),
+    )
