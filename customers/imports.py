@@ -831,7 +831,7 @@ def _import_row(job: ImportJob, row: ImportRow, *, by: Any, owners: dict) -> Non
     with transaction.atomic():
         # The row lock and status check make a second worker on this job skip the row.
         row = (
-            ImportRow.objects.select_for_update()
+            ImportRow.objects.select_for_update(no_key=True)
             .filter(pk=row.pk, status=ImportRow.Status.VALID)
             .first()
         )

@@ -193,7 +193,7 @@ def customer_update(
     numbers = normalise_phones(phone_numbers) if phone_numbers is not None else None
     with transaction.atomic(), audited(by):
         # Lock the row, then compare versions: a stale form never overwrites.
-        current = Customer.objects.select_for_update().get(pk=customer.pk)
+        current = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
         if current.version != version:
             raise EditConflict(current)
         _set_id_number(customer, id_number)
@@ -211,7 +211,7 @@ def profile_update(
     if not by.has_perm("customers.change_customer"):
         raise PermissionDenied
     with transaction.atomic(), audited(by):
-        profile, _ = CustomerProfile.objects.select_for_update().get_or_create(
+        profile, _ = CustomerProfile.objects.select_for_update(no_key=True).get_or_create(
             customer=customer
         )
         for field in PROFILE_FIELDS:
@@ -448,7 +448,7 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     with transaction.atomic(), audited(by):
         # Serialise one person's claims so the daily limit holds under concurrency.
-        get_user_model().objects.select_for_update().get(pk=by.pk)
+        get_user_model().objects.select_for_update(no_key=True).get(pk=by.pk)
         claimed_today = PoolEvent.objects.filter(
             user=by, action=PoolEvent.Action.CLAIM, created_at__gte=today
         ).count()

@@ -232,7 +232,7 @@ def ticket_create(
 
 def _auto_assign(ticket: Ticket, *, by: Any) -> None:
     """Round-robin within the ticket's team, skipping people marked away."""
-    cursor, _ = AssignmentCursor.objects.select_for_update().get_or_create(
+    cursor, _ = AssignmentCursor.objects.select_for_update(no_key=True).get_or_create(
         team_id=ticket.team_id
     )
     people = list(
@@ -295,7 +295,7 @@ def ticket_assign(*, by: Any, ticket: Ticket, assignee: Any, version: int) -> Ti
 
 
 def _lock(ticket: Ticket, version: int | None) -> Ticket:
-    current = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    current = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
     if version is not None and current.version != version:
         raise EditConflict(current)
     return current
@@ -415,7 +415,7 @@ def ticket_transition(
         raise ValidationError({"resolution_summary": _("解决工单需要填写解决说明。")})
     calendar = BusinessCalendar.load()
     with transaction.atomic(), audited(by):
-        current = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        current = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
         if current.status != ticket.status:
             raise EditConflict(current)
         previous = current.status

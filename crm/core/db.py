@@ -14,7 +14,11 @@ def audited(by: Any) -> pghistory.context:
 
 
 def lock_in_order(model: type[Model], *pks: int) -> dict[int, Model]:
-    """SELECT … FOR UPDATE the rows in id order, so two transactions locking the same
-    pair in opposite roles (A into B, B into A) cannot deadlock. Call in a transaction."""
-    rows = model.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+    """SELECT … FOR NO KEY UPDATE the rows in id order, so two transactions locking the
+    same pair in opposite roles (A into B, B into A) cannot deadlock. Call in a
+    transaction. NO KEY: the callers (merges) update rows but never delete them or change
+    their keys, and rows referencing them by foreign key can still be inserted meanwhile."""
+    rows = (
+        model.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+    )
     return {row.pk: row for row in rows}

@@ -70,7 +70,7 @@ def actions_sweep(
                 | Q(state__in=[State.DISPATCHED, State.SENDING], lease_until__lt=now)
             )
             .order_by("due_at")
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, no_key=True)
             .values_list("pk", flat=True)[:limit]
         )
         ids = list(due)

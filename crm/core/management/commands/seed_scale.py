@@ -1010,7 +1010,7 @@ class Command(BaseCommand):
         for statement in dataset.after:
             cursor.execute(statement)
         table = connection.ops.quote_name(plan.table)
-        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - a model's table
+        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608  # nosec B608 # a model's quoted table name, no input
         rows = cursor.fetchone()[0]
         write_state(cursor, dataset.name, size, rows, sig, time.monotonic() - t0, "")
 
@@ -1343,7 +1343,7 @@ def read_state() -> dict[str, dict[str, Any]]:
     """What the bench database holds, per dataset (also read by bench/run.py)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT name, size, rows, signature, seconds, missing, built_at "  # noqa: S608
+            "SELECT name, size, rows, signature, seconds, missing, built_at "  # noqa: S608  # nosec B608 # STATE_TABLE is a constant
             f"FROM {STATE_TABLE}"
         )
         columns = [c.name for c in cursor.description]
@@ -1356,7 +1356,7 @@ def write_state(
     cursor: Any, name: str, size: str, rows: int, sig: str, seconds: float, missing: str
 ) -> None:
     cursor.execute(
-        f"INSERT INTO {STATE_TABLE} (name, size, rows, signature, seconds, missing) "  # noqa: S608
+        f"INSERT INTO {STATE_TABLE} (name, size, rows, signature, seconds, missing) "  # noqa: S608  # nosec B608 # constant table, values bound
         "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
         "size = EXCLUDED.size, rows = EXCLUDED.rows, signature = EXCLUDED.signature, "
         "seconds = EXCLUDED.seconds, missing = EXCLUDED.missing, built_at = now()",
