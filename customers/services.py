@@ -211,9 +211,9 @@ def profile_update(
     if not by.has_perm("customers.change_customer"):
         raise PermissionDenied
     with transaction.atomic(), audited(by):
-        profile, _ = CustomerProfile.objects.select_for_update(no_key=True).get_or_create(
-            customer=customer
-        )
+        profile, _ = CustomerProfile.objects.select_for_update(
+            no_key=True
+        ).get_or_create(customer=customer)
         for field in PROFILE_FIELDS:
             if field in data:
                 setattr(profile, field, data[field])
@@ -269,14 +269,10 @@ def customer_reveal_id_number(*, by: Any, customer: Customer, reason: str) -> st
         raise ValidationError({"reason": _("请说明查看原因。")})
     if not customer.id_number_cipher:
         return ""
-    from crm.core.models import AccessLog
+    from crm.core import audit
 
-    AccessLog.objects.create(
-        user=by,
-        action="reveal_id_number",
-        object_type="customer",
-        object_id=customer.pk,
-        detail=reason.strip()[:200],
+    audit.record(
+        None, audit.ID_REVEALED, user=by, obj=customer, detail=reason.strip()[:200]
     )
     return identity.decrypt(customer.id_number_cipher)
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core import audit
 from crm.core.pagination import paginate
 from customers import masking, selectors, services, timeline
 from customers.forms import (
@@ -102,6 +103,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @access.role_required(*ALL_ROLES)
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _visible_customer(request, pk)
+    audit.record(request, audit.CUSTOMER_VIEWED, obj=customer)
     context = selectors.customer_page(user=request.user, customer=customer)
     context.update(
         history=selectors.customer_history(

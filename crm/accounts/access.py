@@ -60,11 +60,29 @@ def filter_visible(queryset: QuerySet, user: Any, **fields: str) -> QuerySet:
 
 
 def get_object_for(queryset: QuerySet, pk: Any) -> Model:
-    """Fetch from an already-scoped queryset, answering 404 when outside the scope."""
+    """Fetch from an already-scoped queryset, answering 404 when outside the scope.
+
+    A 404 for a record that exists (outside the scope, or filtered out) is audited as
+    a refusal; one for an id that does not exist is not (a typo is no attempt).
+    """
     try:
         return queryset.get(pk=pk)
     except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
+        _audit_scope_denial(queryset.model, pk)
         raise Http404 from exc
+
+
+def _audit_scope_denial(model: type[Model], pk: Any) -> None:
+    from crm.core import audit
+
+    try:
+        exists = model._base_manager.filter(pk=pk).exists()
+    except (ValueError, TypeError):
+        return
+    if exists:
+        audit.record_denial(
+            None, audit.DENIED_SCOPE, obj_type=model._meta.model_name, obj_id=pk
+        )
 
 
 def role_required(*roles: str) -> Callable:
@@ -75,6 +93,9 @@ def role_required(*roles: str) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.user.role not in roles:
+                from crm.core import audit
+
+                audit.record_denial(request, audit.DENIED_ROLE)
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
