@@ -1,0 +1,142 @@
+"""The URL inventory and canary world of the security sweeps, shared with the access matrix.
+
+Every URL the sweeps request comes from `tests/accounts/test_access_matrix.py`'s MATRIX
+(every URL pattern of the project × 9 personas), so a new page joins the sweeps as soon
+as it joins the matrix. `build_world()` makes the same personas as `tests/conftest.py`
+outside a test function, so that a module-scoped fixture can crawl once for several
+tests; the canary customers also get ID numbers here, for the PII scan.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db import transaction
+from stdnum.cn import ric
+
+from crm.accounts.roles import Role
+from customers import services as customer_services
+from tests.accounts.test_access_matrix import (
+    ACTORS,
+    CANARIES,
+    LOGIN,
+    MATRIX,
+    PHONES,
+    PROBE,
+    VISIBLE,
+    World,
+    _body,
+)
+from tests.factories import DepartmentFactory, TeamFactory, UserFactory
+
+__all__ = [
+    "ACTORS",
+    "CANARIES",
+    "ID_NUMBERS",
+    "LOGIN",
+    "MATRIX",
+    "MOBILE",
+    "ID_NUMBER",
+    "PHONES",
+    "PROBE",
+    "ROLE_OF",
+    "VISIBLE",
+    "World",
+    "body_of",
+    "build_world",
+    "get_rows",
+    "post_rows",
+]
+
+body_of = _body
+
+# The PII patterns of S14: a mainland mobile number and an 18-character ID number.
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+
+
+def _id_number(body: str) -> str:
+    return body + ric.calc_check_digit(body + "0")
+
+
+ID_NUMBERS = {
+    "own_team": _id_number("11010119800101123"),
+    "other_team": _id_number("31010119850202234"),
+    "other_dept": _id_number("44030119900303345"),
+    "pool": _id_number("51010119950404456"),
+}
+
+ROLE_OF = {
+    "anonymous": None,
+    "sales_rep": Role.SALES,
+    "teammate": Role.SALES,
+    "outsider": Role.SALES,
+    "far_outsider": Role.SALES,
+    "manager": Role.MANAGER,
+    "service_agent": Role.SERVICE,
+    "admin_user": Role.ADMIN,
+    "readonly_user": None,
+}
+
+
+def build_world() -> World:
+    """The personas of tests/conftest.py and the matrix's canaries, with ID numbers.
+
+    Call inside a transaction that the caller rolls back.
+    """
+    assert transaction.get_connection().in_atomic_block
+    sales_dept = DepartmentFactory(name="销售部")
+    team_a = TeamFactory(name="销售一组", department=sales_dept)
+    team_b = TeamFactory(name="销售二组", department=sales_dept)
+    far_team = TeamFactory(
+        name="华南组", department=DepartmentFactory(name="华南销售部")
+    )
+    service_team = TeamFactory(
+        name="客服组", department=DepartmentFactory(name="客户服务部")
+    )
+    actors = {
+        "sales_rep": UserFactory(username="sales_a", team=team_a, role=Role.SALES),
+        "teammate": UserFactory(username="sales_a2", team=team_a, role=Role.SALES),
+        "outsider": UserFactory(username="sales_b", team=team_b, role=Role.SALES),
+        "far_outsider": UserFactory(
+            username="sales_far", team=far_team, role=Role.SALES
+        ),
+        "manager": UserFactory(username="manager_a", team=team_a, role=Role.MANAGER),
+        "service_agent": UserFactory(
+            username="service_a", team=service_team, role=Role.SERVICE
+        ),
+        "admin_user": UserFactory(
+            username="admin_a", team=None, role=Role.ADMIN, is_staff=True
+        ),
+        "readonly_user": UserFactory(username="norole", team=None),
+    }
+    world = World(actors)
+    admin = actors["admin_user"]
+    for target, customer in world.customers.items():
+        customer_services.customer_update(
+            by=admin,
+            customer=customer,
+            version=customer.version,
+            data={},
+            id_number=ID_NUMBERS[target],
+        )
+        customer.refresh_from_db()
+    return world
+
+
+def get_rows() -> list[tuple[str, str | None, dict[str, object]]]:
+    """(url name, target, {actor: expected}) of every GET row of the matrix."""
+    return [
+        (row[0], row[2], dict(zip(ACTORS, row[3:], strict=True)))
+        for row in MATRIX
+        if row[1] == "GET"
+    ]
+
+
+def post_rows() -> list[tuple[str, str | None, dict[str, object]]]:
+    """(url name, target, {actor: expected}) of every POST row of the matrix."""
+    return [
+        (row[0], row[2], dict(zip(ACTORS, row[3:], strict=True)))
+        for row in MATRIX
+        if row[1] == "POST"
+    ]
