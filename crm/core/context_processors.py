@@ -22,6 +22,7 @@ NAVIGATION = [
         "service:ticket_queue",
         (Role.SERVICE, Role.MANAGER, Role.ADMIN, Role.SALES),
     ),
+    (_("入伙"), "handover:event_list", tuple(Role.values)),
     # Shown only to users in a team (every team belongs to a department).
     (_("后台工单"), "service:workorder_list", tuple(Role.values)),
     (_("系统管理"), "admin:index", (Role.ADMIN,)),

@@ -24,6 +24,7 @@ from customers import search
 from customers import services as customer_services
 from customers.models import ContactLog, Customer, CustomerPhone, CustomerProfile
 from service import demo as service_demo
+from service.handover import demo as handover_demo
 
 # username, display name, role, team
 DEMO_USERS = [
@@ -83,6 +84,14 @@ class Command(BaseCommand):
                     ]
                 ),
                 random.Random(options["seed"]),  # noqa: S311 - demo data
+            )
+            handover_demo.seed_handover_demo(
+                users,
+                list(
+                    Customer.objects.filter(merged_into__isnull=True).order_by("pk")[
+                        :60
+                    ]
+                ),
             )
         self.stdout.write(
             self.style.SUCCESS(

@@ -1,0 +1,59 @@
+"""Demo data for 入伙: one published event over three days with some appointments.
+
+Idempotent: nothing is added once the demo event exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from service.handover import services
+from service.handover.models import HandoverEvent
+
+DEMO_EVENT = "翠湖花园二期 集中交付"
+UNITS = ["1栋1单元", "2栋1单元", "3栋2单元", "5栋1单元"]
+
+
+def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:
+    """Create the demo event and book some owners into it; returns appointments made."""
+    if HandoverEvent.objects.filter(name=DEMO_EVENT).exists() or not customers:
+        return 0
+    admin = users["admin"]
+    start = timezone.localdate() + dt.timedelta(days=7)
+    event = services.event_save(
+        by=admin,
+        data={
+            "name": DEMO_EVENT,
+            "project_name": "翠湖花园二期",
+            "venue": "翠湖花园会所一楼大厅",
+            "start_date": start,
+            "end_date": start + dt.timedelta(days=2),
+        },
+    )
+    for offset in range(3):
+        services.slots_add_day(
+            by=admin,
+            event=event,
+            date=start + dt.timedelta(days=offset),
+            start_time=dt.time(9, 0),
+            end_time=dt.time(17, 0),
+            interval_minutes=60,
+            capacity=6,
+        )
+    services.event_publish(by=admin, event=event)
+    # Day 1 is the busy day (handover.md §1.2): the first slots fill up first.
+    slots = list(event.slots.order_by("date", "start_time"))
+    owners = [c for c in customers if not c.is_organization][:30]
+    for n, customer in enumerate(owners):
+        services.appointment_book(
+            slot=slots[n // 4],
+            customer=customer,
+            by=admin,
+            unit=f"{UNITS[n % len(UNITS)]}{(n % 20 + 1) * 100 + n % 4 + 1}",
+            party_size=1 + n % 3,
+            channel=("phone", "staff", "app")[n % 3],
+        )
+    return len(owners)

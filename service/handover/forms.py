@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Column, Layout, Row, Submit
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from service.handover.models import Appointment, HandoverEvent, TimeSlot
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+
+
+class EventForm(forms.ModelForm):
+    class Meta:
+        model = HandoverEvent
+        fields = ["name", "project_name", "venue", "start_date", "end_date"]
+        widgets = {"start_date": DATE, "end_date": DATE}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            Row(Column("name"), Column("project_name")),
+            "venue",
+            Row(Column("start_date"), Column("end_date")),
+            Submit("save", _("保存")),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", _("结束日期不能早于开始日期。"))
+        return data
+
+
+class SlotDayForm(forms.Form):
+    """One day's slots in one go: from `start_time` to `end_time`, every N minutes."""
+
+    date = forms.DateField(label=_("日期"), widget=DATE)
+    start_time = forms.TimeField(label=_("开始时间"), widget=TIME)
+    end_time = forms.TimeField(label=_("结束时间"), widget=TIME)
+    interval_minutes = forms.IntegerField(
+        label=_("每个时段（分钟）"), min_value=5, max_value=480, initial=60
+    )
+    capacity = forms.IntegerField(
+        label=_("每个时段容量（户）"), min_value=1, max_value=1000, initial=10
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            Row(Column("date"), Column("start_time"), Column("end_time")),
+            Row(Column("interval_minutes"), Column("capacity")),
+            Submit("save", _("添加时段")),
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start_time"), data.get("end_time")
+        if start and end and end <= start:
+            self.add_error("end_time", _("结束时间必须晚于开始时间。"))
+        return data
+
+
+def slot_label(slot: TimeSlot) -> str:
+    left = _("已满") if slot.is_full else _("余 %(n)s") % {"n": slot.seats_left}
+    return f"{slot.date:%m-%d} {slot.start_time:%H:%M}–{slot.end_time:%H:%M}（{left}）"
+
+
+class SlotChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: TimeSlot) -> str:
+        return slot_label(obj)
+
+
+class _SlotForm(forms.Form):
+    """Slot choice among the event's slots; a full one is refused before any write
+    (the service refuses it again if it fills up meanwhile)."""
+
+    def __init__(self, *args: Any, slots: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].queryset = slots
+
+    def clean_slot(self) -> TimeSlot:
+        slot = self.cleaned_data["slot"]
+        if slot.is_full:
+            raise forms.ValidationError(_("该时段已满，请选择其他时段。"))
+        if slot.is_past:
+            raise forms.ValidationError(_("该时段已开始或已过去，不能预约。"))
+        return slot
+
+
+class BookingForm(_SlotForm):
+    slot = SlotChoiceField(label=_("时段"), queryset=TimeSlot.objects.none())
+    unit = forms.CharField(
+        label=_("房号"),
+        max_length=50,
+        required=False,
+        help_text=_("例如 3栋2单元1502"),
+    )
+    party_size = forms.IntegerField(
+        label=_("到场人数"), min_value=1, max_value=20, initial=1
+    )
+    channel = forms.ChoiceField(
+        label=_("预约渠道"),
+        choices=Appointment.Channel.choices,
+        initial=Appointment.Channel.STAFF,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            "slot",
+            Row(Column("unit"), Column("party_size"), Column("channel")),
+            Submit("book", _("确认预约")),
+        )
+
+
+class RescheduleForm(_SlotForm):
+    slot = SlotChoiceField(label=_("新时段"), queryset=TimeSlot.objects.none())
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout("slot", "version", Submit("move", _("确认改约")))
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)

@@ -1,0 +1,348 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods
+
+from crm.accounts import access
+from crm.accounts.roles import Role
+from crm.core.pagination import paginate
+from customers import masking
+from customers import selectors as customer_selectors
+from customers.models import Customer
+from service.handover import selectors, services
+from service.handover.forms import (
+    BookingForm,
+    EventForm,
+    RescheduleForm,
+    SlotDayForm,
+    VersionForm,
+)
+from service.handover.models import Appointment, HandoverEvent, TimeSlot
+
+STAFF_ROLES = tuple(Role.values)
+EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
+PAGE_SIZE = 25
+STATUS_TABS = [("", gettext_lazy("全部")), *HandoverEvent.Status.choices]
+
+
+def _visible_event(request: HttpRequest, pk: Any) -> HandoverEvent:
+    return access.get_object_for(selectors.events_for(request.user), pk)
+
+
+def _visible_appointment(request: HttpRequest, pk: Any) -> Appointment:
+    return access.get_object_for(selectors.appointment_for_page(request.user), pk)
+
+
+def _add_errors(form: Any, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def _status(form: Any) -> int:
+    return 400 if form.is_bound and form.errors else 200
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET"])
+@access.role_required(*STAFF_ROLES)
+def event_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    events = selectors.event_list(user=request.user, status=status)
+    page = paginate(events, request.GET.get("page"), PAGE_SIZE)
+    page.object_list = list(page.object_list)
+    for event in page.object_list:
+        event.fill_rate = selectors.fill_rate(event.booked, event.seats)
+    context = {
+        "page": page,
+        "status": status,
+        "tabs": STATUS_TABS,
+        "can_manage": request.user.role in EVENT_ROLES,
+    }
+    return render(request, "handover/event_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*EVENT_ROLES)
+def event_create(request: HttpRequest) -> HttpResponse:
+    form = EventForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            event = services.event_save(by=request.user, data=form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("活动已创建（草稿）。请添加时段后发布。"))
+            return redirect(event)
+    return render(
+        request,
+        "handover/event_form.html",
+        {"form": form, "event": None},
+        status=_status(form),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*EVENT_ROLES)
+def event_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    event = _visible_event(request, pk)
+    form = EventForm(request.POST or None, instance=event)
+    if request.method == "POST" and form.is_valid():
+        try:
+            event = services.event_save(
+                by=request.user, event=event, data=form.cleaned_data
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("活动已保存。"))
+            return redirect(event)
+    return render(
+        request,
+        "handover/event_form.html",
+        {"form": form, "event": event},
+        status=_status(form),
+    )
+
+
+def _event_action(
+    request: HttpRequest, pk: int, action: Any, done: str
+) -> HttpResponse:
+    event = _visible_event(request, pk)
+    try:
+        action(by=request.user, event=event)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done)
+    return redirect(event)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EVENT_ROLES)
+def event_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    return _event_action(
+        request, pk, services.event_publish, _("活动已发布，可以开始预约。")
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EVENT_ROLES)
+def event_close(request: HttpRequest, pk: int) -> HttpResponse:
+    return _event_action(
+        request, pk, services.event_close, _("活动已关闭，不再接受预约和改约。")
+    )
+
+
+@require_http_methods(["GET"])
+@access.role_required(*STAFF_ROLES)
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = _visible_event(request, pk)
+    context = {
+        "event": event,
+        "days": selectors.event_days(event),
+        "totals": selectors.event_totals(event),
+        "can_manage": request.user.role in EVENT_ROLES,
+    }
+    return render(request, "handover/event_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*EVENT_ROLES)
+def slots_add(request: HttpRequest, pk: int) -> HttpResponse:
+    event = _visible_event(request, pk)
+    initial = {
+        "date": event.start_date,
+        "start_time": dt.time(9, 0),
+        "end_time": dt.time(17, 0),
+    }
+    form = SlotDayForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            added = services.slots_add_day(
+                by=request.user, event=event, **form.cleaned_data
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            if added:
+                messages.success(request, _("已添加 %(n)s 个时段。") % {"n": added})
+            else:
+                messages.info(request, _("这些时段已经存在，没有新增。"))
+            return redirect(event)
+    return render(
+        request,
+        "handover/slots_add.html",
+        {"form": form, "event": event},
+        status=_status(form),
+    )
+
+
+# --- slots and appointments --------------------------------------------------------------
+
+
+@require_http_methods(["GET"])
+@access.role_required(*STAFF_ROLES)
+def slot_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    slot = access.get_object_for(
+        TimeSlot.objects.filter(
+            event__in=selectors.events_for(request.user)
+        ).select_related("event"),
+        pk,
+    )
+    context = {
+        "slot": slot,
+        "event": slot.event,
+        **selectors.slot_appointments(user=request.user, slot=slot),
+        "can_see_pii": masking.can_see_pii(request.user),
+    }
+    return render(request, "handover/slot_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*STAFF_ROLES)
+def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
+    """Pick a customer the user may see, then a slot of the event."""
+    event = _visible_event(request, pk)
+    customer_id = request.POST.get("customer") or request.GET.get("customer")
+    if not customer_id:
+        return _customer_picker(request, event)
+    customer = access.get_object_for(
+        Customer.objects.visible_to(request.user).filter(merged_into__isnull=True),
+        customer_id,
+    )
+    form = BookingForm(
+        request.POST or None,
+        slots=selectors.open_slots(event),
+        initial={"slot": request.GET.get("slot")},
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            appointment = services.appointment_book(
+                slot=data["slot"],
+                customer=customer,
+                by=request.user,
+                unit=data["unit"],
+                party_size=data["party_size"],
+                channel=data["channel"],
+            )
+        except (services.SlotFull, services.NotBookable) as error:
+            form.add_error("slot", error.message)
+        except services.BookingError as error:
+            form.add_error(None, error.message)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(
+                request,
+                _("已为 %(customer)s 预约 %(slot)s。")
+                % {"customer": customer.name, "slot": appointment.slot},
+            )
+            return redirect(appointment.slot)
+    context = {"event": event, "customer": customer, "form": form}
+    return render(
+        request, "handover/appointment_book.html", context, status=_status(form)
+    )
+
+
+def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse:
+    query = request.GET.get("q", "")[:100].strip()
+    customers = (
+        list(customer_selectors.customer_list(user=request.user, query=query)[:10])
+        if query
+        else []
+    )
+    context = {
+        "event": event,
+        "query": query,
+        "slot_id": request.GET.get("slot", "")[:12],
+        "customers": customers,
+    }
+    template = (
+        "handover/_customer_picker.html"
+        if request.htmx
+        else "handover/appointment_pick_customer.html"
+    )
+    return render(request, template, context)
+
+
+def _appointment_action(
+    request: HttpRequest, pk: int, action: Any, done: str
+) -> HttpResponse:
+    appointment = _visible_appointment(request, pk)
+    form = VersionForm(request.POST)
+    version = form.cleaned_data.get("version") if form.is_valid() else None
+    try:
+        action(appointment, by=request.user, version=version)
+    except services.BookingError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done % {"customer": appointment.customer.name})
+    return redirect("handover:slot_detail", appointment.slot_id)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*STAFF_ROLES)
+def appointment_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _appointment_action(
+        request, pk, services.appointment_cancel, _("已取消 %(customer)s 的预约。")
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(*STAFF_ROLES)
+def appointment_check_in(request: HttpRequest, pk: int) -> HttpResponse:
+    def check_in(appointment: Appointment, *, by: Any, **_: Any) -> Appointment:
+        return services.appointment_check_in(appointment, by=by)
+
+    return _appointment_action(request, pk, check_in, _("%(customer)s 已签到。"))
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*STAFF_ROLES)
+def appointment_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
+    appointment = _visible_appointment(request, pk)
+    form = RescheduleForm(
+        request.POST or None,
+        slots=selectors.open_slots(appointment.event).exclude(pk=appointment.slot_id),
+        initial={"version": appointment.version},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            appointment = services.appointment_reschedule(
+                appointment,
+                new_slot=form.cleaned_data["slot"],
+                by=request.user,
+                version=form.cleaned_data["version"],
+            )
+        except (services.SlotFull, services.NotBookable) as error:
+            form.add_error("slot", error.message)
+        except services.BookingError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request,
+                _("已将 %(customer)s 改约到 %(slot)s。")
+                % {"customer": appointment.customer.name, "slot": appointment.slot},
+            )
+            return redirect(appointment.slot)
+    context = {"appointment": appointment, "event": appointment.event, "form": form}
+    return render(
+        request,
+        "handover/appointment_reschedule.html",
+        context,
+        status=_status(form),
+    )
