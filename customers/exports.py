@@ -2,28 +2,45 @@
 
 The rows come from the list page's selector, so an export never holds a customer the
 user could not open. Phones are masked unless the role may see personal data; ID
-numbers are always masked. Every export writes an AccessLog row before the first byte
-leaves. Cells a spreadsheet would run as a formula get a leading apostrophe (CSV/
-formula injection, OWASP).
+numbers are always masked. Cells a spreadsheet would run as a formula get a leading
+apostrophe (CSV/formula injection, OWASP).
+
+Controls on bulk copies (GB/T 35273-2020 §7.1, docs/security.md):
+* Up to KEHU_EXPORT_APPROVAL_ROWS rows the file is built at once, in memory; more rows
+  become an ExportRequest that another manager or admin approves, after which a Celery
+  task writes the file under KEHU_DATA_DIR/exports and the requester downloads it once,
+  within KEHU_EXPORT_DOWNLOAD_HOURS; the file is deleted as it is handed out.
+* Every file handed out is logged (audit.EXPORTED) with its row count and SHA-256
+  before the first byte leaves.
+* At most KEHU_EXPORT_DAILY_LIMIT exports per user per local day, counted from those
+  log rows; the first refusal of the day notifies every admin.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.core import audit
 from crm.core.models import AccessLog
 from customers import masking
-from customers.models import Customer
+from customers.models import Customer, ExportRequest
 
 EXPORT_PERM = "customers.export_customer"
 CHUNK_SIZE = 2000
@@ -123,23 +140,15 @@ def count_bounded(customers: QuerySet) -> tuple[int, bool]:
     return min(count, limit), count > limit
 
 
-def customers_export(
-    *, by: Any, customers: QuerySet, file_format: str, description: str
-) -> Export:
-    """Audit the export, then hand back its rows (header first) to be streamed.
+def customers_export(*, by: Any, customers: QuerySet) -> Export:
+    """The export's rows (header first), to be written to a file.
 
     `customers` must already be the user's visible list (selectors.customer_list).
+    Nothing is logged here: the log row names the finished file's SHA-256.
     """
     if not by.has_perm(EXPORT_PERM):
         raise PermissionDenied
     row_count, is_capped = count_bounded(customers)
-    AccessLog.objects.create(
-        user=by,
-        action="export",
-        object_type="customer",
-        row_count=row_count,
-        detail=f"{file_format}; {description}"[:300],
-    )
     can_see_pii = masking.can_see_pii(by)
     labels = _Labels()
 
@@ -187,3 +196,424 @@ def xlsx_file(rows: Iterable[list[str]], *, title: str) -> IO[bytes]:
     workbook.save(handle)
     handle.seek(0)
     return handle
+
+
+# --- the file, its digest and the log ---------------------------------------------------
+
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def write_file(rows: Iterable[list[str]], file_format: str, handle: IO[bytes]) -> None:
+    """The whole export into `handle` (a binary file), CSV or XLSX."""
+    if file_format == "xlsx":
+        with xlsx_file(rows, title=_("客户")) as built:
+            shutil.copyfileobj(built, handle)
+    else:
+        for chunk in csv_chunks(rows):
+            handle.write(chunk.encode("utf-8"))
+
+
+def sha256_of(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 16), b""):
+        digest.update(block)
+    handle.seek(0)
+    return digest.hexdigest()
+
+
+def log_export(
+    request: Any,
+    *,
+    by: Any,
+    row_count: int,
+    sha256: str,
+    file_format: str,
+    description: str,
+    export_request: ExportRequest | None = None,
+) -> None:
+    """The one log row of a file handed out: rows, format, SHA-256 and the filters."""
+    audit.record(
+        request,
+        audit.EXPORTED,
+        user=by,
+        object_type="customer",
+        object_id=export_request.pk if export_request else None,
+        row_count=row_count,
+        detail=f"sha256={sha256}; {file_format}; {description}",
+    )
+
+
+# --- how many exports a user may make -----------------------------------------------------
+
+
+def approval_rows() -> int:
+    return settings.KEHU_EXPORT_APPROVAL_ROWS
+
+
+def daily_limit() -> int:
+    return settings.KEHU_EXPORT_DAILY_LIMIT
+
+
+def exports_today(user: Any) -> int:
+    """Files handed to `user` since local midnight, counted from the audit log."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return AccessLog.objects.filter(
+        user=user, action=audit.EXPORTED, outcome=audit.OK, created_at__gte=midnight
+    ).count()
+
+
+def check_daily_limit(request: Any, *, by: Any) -> None:
+    """ValidationError once `by` has had today's exports; the first refusal of the day
+    tells every admin (one notification each, whatever the number of refusals)."""
+    limit = daily_limit()
+    if exports_today(by) < limit:
+        return
+    audit.record(
+        request,
+        audit.EXPORTED,
+        user=by,
+        object_type="customer",
+        outcome=audit.DENIED,
+        detail=f"daily limit {limit}",
+    )
+    _alert_admins(by=by, limit=limit)
+    raise ValidationError(
+        _("您今天已导出 %(limit)s 次，达到每日上限，请明天再导出或联系管理员。")
+        % {"limit": limit}
+    )
+
+
+def _alert_admins(*, by: Any, limit: int) -> None:
+    from django.contrib.auth import get_user_model
+
+    from crm.accounts.roles import Role
+    from crm.notifications.services import notification_send
+
+    day = timezone.localdate().isoformat()
+    admins = get_user_model().objects.filter(is_active=True, groups__name=Role.ADMIN)
+    for admin in admins.distinct():
+        notification_send(
+            recipient=admin,
+            key=f"export-daily-limit:{by.pk}:{day}:{admin.pk}",
+            title=_("导出次数达到上限：%(user)s") % {"user": by},
+            body=_(
+                "%(user)s 今天已导出 %(limit)s 次，之后的导出被拒绝。请确认是否正常。"
+            )
+            % {"user": by, "limit": limit},
+        )
+
+
+# --- an export handed out at once (up to approval_rows) -----------------------------------
+
+
+@dataclass
+class BuiltExport:
+    content: bytes
+    row_count: int
+    sha256: str
+    file_format: str
+
+
+def export_now(
+    request: Any, *, by: Any, customers: QuerySet, file_format: str, description: str
+) -> BuiltExport:
+    """Build a small export in memory and log it; bigger ones need an ExportRequest."""
+    if not by.has_perm(EXPORT_PERM):
+        raise PermissionDenied
+    if count_bounded(customers)[0] > approval_rows():
+        raise ValidationError(
+            _("超过 %(rows)s 行的导出需要另一位经理或管理员审批。")
+            % {"rows": approval_rows()}
+        )
+    check_daily_limit(request, by=by)
+    export = customers_export(by=by, customers=customers)
+    with tempfile.TemporaryFile() as handle:
+        write_file(export.rows, file_format, handle)
+        sha256 = sha256_of(handle)
+        content = handle.read()
+    log_export(
+        request,
+        by=by,
+        row_count=export.row_count,
+        sha256=sha256,
+        file_format=file_format,
+        description=description,
+    )
+    return BuiltExport(content, export.row_count, sha256, file_format)
+
+
+# --- an export that waits for approval ------------------------------------------------------
+
+
+def export_root() -> Path:
+    return Path(settings.EXPORT_ROOT)
+
+
+def export_request_create(
+    request: Any,
+    *,
+    by: Any,
+    filters: dict[str, str],
+    summary: str,
+    row_count: int,
+    file_format: str,
+    reason: str,
+) -> ExportRequest:
+    """Ask for an export of more than approval_rows rows; a second person decides."""
+    if not by.has_perm(EXPORT_PERM):
+        raise PermissionDenied
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("请说明导出原因。")})
+    check_daily_limit(request, by=by)
+    export_request = ExportRequest.objects.create(
+        requested_by=by,
+        filters=filters,
+        filter_summary=summary[:500],
+        file_format=file_format,
+        row_count=row_count,
+        reason=reason[:300],
+    )
+    audit.record(
+        request,
+        audit.EXPORT_REQUESTED,
+        user=by,
+        obj=export_request,
+        row_count=row_count,
+        detail=reason,
+    )
+    return export_request
+
+
+def export_request_decide(
+    request: Any, *, by: Any, export_request: ExportRequest, approve: bool, note: str
+) -> ExportRequest:
+    """Approve (the file is then built by a task) or reject a pending request.
+
+    Never by the requester; an approver must be able to see every customer in it.
+    """
+    from customers.selectors import customers_of_request
+
+    if not by.has_perm(EXPORT_PERM):
+        raise PermissionDenied
+    with transaction.atomic():
+        locked = ExportRequest.objects.select_for_update(no_key=True).get(
+            pk=export_request.pk
+        )
+        if locked.requested_by_id == by.pk:
+            raise ValidationError(
+                _("不能审批自己的导出申请，请由另一位经理或管理员审批。")
+            )
+        if locked.status != ExportRequest.Status.PENDING:
+            raise ValidationError(
+                _("该申请已处理（%(status)s），无需再审批。")
+                % {"status": locked.get_status_display()}
+            )
+        if approve:
+            requested = customers_of_request(locked)
+            if requested is None:
+                raise ValidationError(_("申请中的筛选条件已失效，只能拒绝。"))
+            unseen = requested.order_by().exclude(
+                pk__in=Customer.objects.visible_to(by).values("pk")
+            )
+            if unseen.exists():
+                raise ValidationError(
+                    _(
+                        "该导出包含您无权查看的客户，您不能审批，请由有权查看这些客户的经理或管理员审批。"
+                    )
+                )
+        locked.status = (
+            ExportRequest.Status.APPROVED if approve else ExportRequest.Status.REJECTED
+        )
+        locked.decided_by = by
+        locked.decided_at = timezone.now()
+        locked.decision_note = note.strip()[:300]
+        locked.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_note"]
+        )
+        audit.record(
+            request,
+            audit.EXPORT_APPROVED if approve else audit.EXPORT_REJECTED,
+            user=by,
+            obj=locked,
+            row_count=locked.row_count,
+            detail=locked.decision_note,
+        )
+        if approve:
+            # robust: a broker that is down must not undo the approval; the request's
+            # page queues it again (export_request_kick).
+            transaction.on_commit(lambda: _enqueue_produce(locked.pk), robust=True)
+    return locked
+
+
+def _enqueue_produce(request_id: int) -> None:
+    from customers import tasks
+
+    tasks.export_request_produce_task.delay(request_id)
+
+
+PROGRESS_EVERY = 500
+# An approved request no task has started for this long is queued again.
+REQUEUE_AFTER = timedelta(seconds=60)
+
+
+def export_request_kick(*, export_request: ExportRequest) -> bool:
+    """Queue an approved request again when no worker has started it for a while."""
+    if (
+        export_request.status != ExportRequest.Status.APPROVED
+        or export_request.file_name
+    ):
+        return False
+    stale = (
+        export_request.decided_at or timezone.now()
+    ) < timezone.now() - REQUEUE_AFTER
+    if stale:
+        transaction.on_commit(lambda: _enqueue_produce(export_request.pk), robust=True)
+    return stale
+
+
+def export_request_produce(*, request_id: int) -> ExportRequest | None:
+    """Build the approved file under KEHU_DATA_DIR/exports (the Celery task's work).
+
+    Claiming the request writes its random file name, so a duplicated task finds it
+    taken and does nothing. The rows are read again through the requester's visible
+    list: someone who lost sight of a customer since asking does not get it.
+    """
+    from customers.selectors import customers_of_request
+
+    file_name = f"{secrets.token_hex(16)}.{{fmt}}"
+    with transaction.atomic():
+        export_request = (
+            ExportRequest.objects.select_for_update(skip_locked=True, no_key=True)
+            .select_related("requested_by")
+            .filter(pk=request_id, status=ExportRequest.Status.APPROVED, file_name="")
+            .first()
+        )
+        if export_request is None:
+            return None
+        file_name = file_name.format(fmt=export_request.file_format)
+        export_request.file_name = file_name
+        export_request.save(update_fields=["file_name"])
+    customers = customers_of_request(export_request)
+    if customers is None:
+        return _produce_failed(export_request, _("筛选条件已失效。"))
+    export = customers_export(by=export_request.requested_by, customers=customers)
+    root = export_root()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / file_name
+    partial = path.with_suffix(".part")
+    with partial.open("wb") as handle:
+        write_file(
+            _counting(export.rows, export_request.pk),
+            export_request.file_format,
+            handle,
+        )
+        handle.flush()
+        os.fsync(handle.fileno())
+    with partial.open("rb") as handle:
+        sha256 = sha256_of(handle)
+    partial.rename(path)
+    now = timezone.now()
+    ExportRequest.objects.filter(pk=export_request.pk).update(
+        status=ExportRequest.Status.PRODUCED,
+        rows_written=export.row_count,
+        produced_rows=export.row_count,
+        sha256=sha256,
+        produced_at=now,
+        expires_at=now + timedelta(hours=settings.KEHU_EXPORT_DOWNLOAD_HOURS),
+    )
+    export_request.refresh_from_db()
+    return export_request
+
+
+def _counting(rows: Iterator[list[str]], request_id: int) -> Iterator[list[str]]:
+    """The rows as they are, writing progress to the request every PROGRESS_EVERY."""
+    written = -1  # the header
+    for row in rows:
+        yield row
+        written += 1
+        if written and written % PROGRESS_EVERY == 0:
+            ExportRequest.objects.filter(pk=request_id).update(rows_written=written)
+
+
+def _produce_failed(export_request: ExportRequest, message: str) -> ExportRequest:
+    ExportRequest.objects.filter(pk=export_request.pk).update(
+        status=ExportRequest.Status.FAILED, error=message[:300]
+    )
+    export_request.refresh_from_db()
+    return export_request
+
+
+def export_requests_expire() -> int:
+    """Files not downloaded in time are deleted and their requests marked expired."""
+    stale = list(
+        ExportRequest.objects.filter(
+            status=ExportRequest.Status.PRODUCED, expires_at__lt=timezone.now()
+        ).values_list("pk", "file_name")
+    )
+    for pk, file_name in stale:
+        (export_root() / file_name).unlink(missing_ok=True)
+        ExportRequest.objects.filter(
+            pk=pk, status=ExportRequest.Status.PRODUCED
+        ).update(status=ExportRequest.Status.EXPIRED)
+    return len(stale)
+
+
+@dataclass
+class Handout:
+    handle: IO[bytes]
+    file_format: str
+    sha256: str
+
+
+def export_request_download(
+    request: Any, *, by: Any, export_request: ExportRequest
+) -> Handout:
+    """The approved file, once, to its requester only; logged with its SHA-256.
+
+    The file is unlinked as it is opened: the open handle still reads it, and nobody can
+    fetch it a second time.
+    """
+    if export_request.requested_by_id != by.pk:
+        raise PermissionDenied
+    export_requests_expire()
+    with transaction.atomic():
+        locked = ExportRequest.objects.select_for_update(no_key=True).get(
+            pk=export_request.pk
+        )
+        if locked.status != ExportRequest.Status.PRODUCED:
+            raise ValidationError(
+                _("该导出当前不可下载（%(status)s）。")
+                % {"status": locked.get_status_display()}
+            )
+        path = export_root() / locked.file_name
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as error:
+            locked.status = ExportRequest.Status.FAILED
+            locked.error = "file missing"
+            locked.save(update_fields=["status", "error"])
+            raise ValidationError(_("导出文件已不存在，请重新申请。")) from error
+        sha256 = sha256_of(handle)
+        if sha256 != locked.sha256:
+            handle.close()
+            raise ValidationError(_("导出文件校验失败，请重新申请。"))
+        locked.status = ExportRequest.Status.DOWNLOADED
+        locked.downloaded_at = timezone.now()
+        locked.save(update_fields=["status", "downloaded_at"])
+        log_export(
+            request,
+            by=by,
+            row_count=locked.produced_rows or 0,
+            sha256=sha256,
+            file_format=locked.file_format,
+            description=f"request {locked.pk}; {locked.filter_summary}",
+            export_request=locked,
+        )
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return Handout(handle, locked.file_format, sha256)

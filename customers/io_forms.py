@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from customers import imports
+from customers.models import ExportRequest
 
 
 class ImportUploadForm(forms.Form):
@@ -34,3 +35,30 @@ class ImportUploadForm(forms.Form):
         except ValidationError as error:
             raise forms.ValidationError(error.messages) from error
         return upload
+
+
+class ExportRequestForm(forms.Form):
+    """Asking for an export that needs approval: why, and in which format."""
+
+    file_format = forms.ChoiceField(
+        label=_("格式"), choices=ExportRequest.Format.choices, initial="csv"
+    )
+    reason = forms.CharField(
+        label=_("导出原因"),
+        max_length=300,
+        help_text=_("审批人会看到这段说明，例如“季度回访名单，交给呼叫中心”。"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError(_("请说明导出原因。"))
+        return reason
+
+
+class ExportDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", _("批准")), ("reject", _("拒绝"))]
+    )
+    note = forms.CharField(label=_("审批意见"), max_length=300, required=False)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -16,21 +15,21 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from customers import exports, imports, masking, selectors
-from customers.forms import CustomerFilterForm
-from customers.io_forms import ImportUploadForm
-from customers.models import ImportJob
+from customers import exports, imports, masking, search, selectors
+from customers.io_forms import ExportDecisionForm, ExportRequestForm, ImportUploadForm
+from customers.models import ExportRequest, ImportJob
 
 ALL_ROLES = tuple(Role.values)
 RECENT_JOBS = 10
+RECENT_REQUESTS = 50
 
 
 def _job(request: HttpRequest, pk: int) -> ImportJob:
@@ -145,74 +144,49 @@ def import_job_report(request: HttpRequest, pk: int) -> HttpResponse:
 # --- export ----------------------------------------------------------------------------
 
 
-def _filtered_customers(
-    request: HttpRequest,
-) -> tuple[QuerySet | None, dict[str, Any]]:
-    """The list page's customers for these GET parameters, read as customer_list does.
+def _export_params(request: HttpRequest) -> Any:
+    """The list's parameters as the export pages get them: a ?s= search token stands
+    for its query; paging and the format are not filters."""
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return None
+    for key in ("page", "format"):
+        params.pop(key, None)
+    return params
 
-    Also returns how the filters read: `audit` (key=value, for the access log),
-    `summary` (labels and values, for the page) and `querystring` (for the links).
-    Invalid filters give None: where the list page would fall back to every customer,
-    an export must not.
-    """
+
+def _address_params(request: HttpRequest) -> str:
+    """This page's own parameters for its links (the token, never the digits)."""
     params = request.GET.copy()
     for key in ("page", "format"):
         params.pop(key, None)
-    form = CustomerFilterForm(
-        params or None,
-        owners=selectors.owner_choices(user=request.user),
-        teams=selectors.team_choices(user=request.user),
-    )
-    if form.is_bound and not form.is_valid():
-        return None, {"querystring": params.urlencode()}
-    filters = form.filters() if form.is_bound else {}
-    cleaned = form.cleaned_data if form.is_bound else {}
-    query = cleaned.get("q", "")
-    sort = cleaned.get("sort") or "recent"
-    customers = selectors.customer_list(
-        user=request.user, query=query, sort=sort, filters=filters
-    )
-    used = {
-        key: value
-        for key, value in {"q": query, **filters}.items()
-        if value not in ("", None, False)
-    }
-    summary = []
-    for key, value in used.items():
-        field = form.fields[key]
-        if isinstance(field, forms.ModelChoiceField) or not hasattr(field, "choices"):
-            shown = _("是") if value is True else str(value)
-        else:
-            shown = str(dict(field.choices).get(value, value))
-        summary.append(
-            _("%(label)s：%(value)s")
-            % {"label": field.label or _("搜索"), "value": shown}
-        )
-    return customers, {
-        "audit": "; ".join(
-            f"{key}={getattr(value, 'pk', value)}"
-            for key, value in {**used, "sort": sort}.items()
-        ),
-        "summary": pgettext("list separator", "；").join(summary),
-        "querystring": params.urlencode(),
-    }
+    return params.urlencode()
 
 
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def export_confirm(request: HttpRequest) -> HttpResponse:
     access.require_perm(request.user, exports.EXPORT_PERM)
-    customers, filters = _filtered_customers(request)
-    if customers is None:
-        context = {"is_invalid": True, "row_count": 0, **filters}
+    params = _export_params(request)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    filters = selectors.export_filters(user=request.user, params=params)
+    querystring = _address_params(request)
+    if filters is None:
+        context = {"is_invalid": True, "row_count": 0, "querystring": querystring}
         return render(request, "customers/export_confirm.html", context, status=400)
-    row_count, is_capped = exports.count_bounded(customers)
+    row_count, is_capped = exports.count_bounded(filters.customers)
     context = {
         "row_count": row_count,
         "is_capped": is_capped,
         "max_rows": exports.max_rows(),
+        "approval_rows": exports.approval_rows(),
+        "daily_limit": exports.daily_limit(),
+        "needs_approval": row_count > exports.approval_rows(),
+        "request_form": ExportRequestForm(),
         "can_see_pii": masking.can_see_pii(request.user),
-        **filters,
+        "summary": filters.summary,
+        "querystring": querystring,
     }
     return render(request, "customers/export_confirm.html", context)
 
@@ -220,25 +194,189 @@ def export_confirm(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def export_download(request: HttpRequest) -> HttpResponse:
+    """Up to approval_rows rows at once; more go back to the page to ask for approval."""
     access.require_perm(request.user, exports.EXPORT_PERM)
     file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
-    customers, filters = _filtered_customers(request)
-    if customers is None:
+    params = _export_params(request)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    filters = selectors.export_filters(user=request.user, params=params)
+    if filters is None:
         return HttpResponseBadRequest(_("筛选条件无效，没有导出任何数据。"))
-    export = exports.customers_export(
-        by=request.user,
-        customers=customers,
-        file_format=file_format,
-        description=filters["audit"],
-    )
+    try:
+        built = exports.export_now(
+            request,
+            by=request.user,
+            customers=filters.customers,
+            file_format=file_format,
+            description=filters.audit,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        confirm = reverse("customers:export_confirm")
+        querystring = _address_params(request)
+        return redirect(f"{confirm}?{querystring}" if querystring else confirm)
     stem = _("客户导出-%(when)s") % {
         "when": timezone.localtime().strftime("%Y%m%d-%H%M")
     }
-    if file_format == "xlsx":
-        return FileResponse(
-            exports.xlsx_file(export.rows, title=_("客户")),
-            as_attachment=True,
-            filename=f"{stem}.xlsx",
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    return FileResponse(
+        io.BytesIO(built.content),
+        as_attachment=True,
+        filename=f"{stem}.{file_format}",
+        content_type=exports.CONTENT_TYPES[file_format],
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(*ALL_ROLES)
+def export_request_create(request: HttpRequest) -> HttpResponse:
+    """Ask for an export over approval_rows; its filters are the page's parameters."""
+    access.require_perm(request.user, exports.EXPORT_PERM)
+    params = _export_params(request)
+    filters = (
+        selectors.export_filters(user=request.user, params=params)
+        if params is not None
+        else None
+    )
+    if filters is None:
+        return HttpResponseBadRequest(_("筛选条件无效，没有提交导出申请。"))
+    form = ExportRequestForm(request.POST)
+    row_count, is_capped = exports.count_bounded(filters.customers)
+    if form.is_valid():
+        try:
+            export_request = exports.export_request_create(
+                request,
+                by=request.user,
+                filters=filters.stored,
+                summary=filters.summary,
+                row_count=row_count,
+                file_format=form.cleaned_data["file_format"],
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("导出申请已提交，等待另一位经理或管理员审批。"))
+            return redirect(export_request)
+    context = {
+        "row_count": row_count,
+        "is_capped": is_capped,
+        "max_rows": exports.max_rows(),
+        "approval_rows": exports.approval_rows(),
+        "daily_limit": exports.daily_limit(),
+        "needs_approval": row_count > exports.approval_rows(),
+        "request_form": form,
+        "can_see_pii": masking.can_see_pii(request.user),
+        "summary": filters.summary,
+        "querystring": _address_params(request),
+    }
+    return render(request, "customers/export_confirm.html", context, status=400)
+
+
+# --- export approval (导出审批) ------------------------------------------------------------
+
+
+def _export_request(request: HttpRequest, pk: int) -> ExportRequest:
+    """Requests of people in the user's scope; 404 for everyone else's."""
+    access.require_perm(request.user, exports.EXPORT_PERM)
+    return access.get_object_for(
+        ExportRequest.objects.visible_to(request.user).select_related(
+            "requested_by", "decided_by"
+        ),
+        pk,
+    )
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ALL_ROLES)
+def export_requests(request: HttpRequest) -> HttpResponse:
+    """Pending requests this user may decide, and the user's own recent requests."""
+    access.require_perm(request.user, exports.EXPORT_PERM)
+    exports.export_requests_expire()
+    visible = ExportRequest.objects.visible_to(request.user).select_related(
+        "requested_by", "decided_by"
+    )
+    context = {
+        "pending": list(
+            visible.filter(status=ExportRequest.Status.PENDING)
+            .exclude(requested_by=request.user)
+            .order_by("created_at")[:RECENT_REQUESTS]
+        ),
+        "mine": list(
+            visible.filter(requested_by=request.user).order_by("-created_at")[
+                :RECENT_REQUESTS
+            ]
+        ),
+    }
+    return render(request, "customers/export_requests.html", context)
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ALL_ROLES)
+def export_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The request, its decision and, for its requester, progress and the download.
+    The status part is polled (htmx) while the file is being built."""
+    export_request = _export_request(request, pk)
+    exports.export_request_kick(export_request=export_request)
+    context = {
+        "export_request": export_request,
+        "is_requester": export_request.requested_by_id == request.user.pk,
+        "can_decide": export_request.status == ExportRequest.Status.PENDING
+        and export_request.requested_by_id != request.user.pk,
+        "decision_form": ExportDecisionForm(),
+    }
+    template = (
+        "customers/_export_request_status.html"
+        if request.htmx
+        else "customers/export_request_detail.html"
+    )
+    return render(request, template, context)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*ALL_ROLES)
+def export_request_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    export_request = _export_request(request, pk)
+    form = ExportDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("请选择批准或拒绝。"))
+        return redirect(export_request)
+    approve = form.cleaned_data["decision"] == "approve"
+    try:
+        exports.export_request_decide(
+            request,
+            by=request.user,
+            export_request=export_request,
+            approve=approve,
+            note=form.cleaned_data["note"],
         )
-    return _csv_download(exports.csv_chunks(export.rows), f"{stem}.csv")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(export_request)
+    if approve:
+        messages.success(
+            request, _("已批准，系统正在生成导出文件，申请人可在完成后下载。")
+        )
+    else:
+        messages.info(request, _("已拒绝该导出申请。"))
+    return redirect("customers:export_requests")
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ALL_ROLES)
+def export_request_download(request: HttpRequest, pk: int) -> HttpResponse:
+    export_request = _export_request(request, pk)
+    try:
+        handout = exports.export_request_download(
+            request, by=request.user, export_request=export_request
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(export_request)
+    stem = _("客户导出-申请%(id)s") % {"id": export_request.pk}
+    return FileResponse(
+        handout.handle,
+        as_attachment=True,
+        filename=f"{stem}.{handout.file_format}",
+        content_type=exports.CONTENT_TYPES[handout.file_format],
+    )

@@ -636,3 +636,97 @@ class ImportRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.line}"
+
+
+class ExportRequestQuerySet(models.QuerySet):
+    def visible_to(self, user: settings.AUTH_USER_MODEL) -> ExportRequestQuerySet:
+        """The requester's own requests, and those of people in the user's scope."""
+        return access.filter_visible(
+            self, user, owner="requested_by", team="requested_by__team"
+        )
+
+
+class ExportRequest(models.Model):
+    """An export too big to hand out at once: a second person approves it first.
+
+    GB/T 35273-2020 §7.1 asks for internal approval of bulk downloads. The filters are
+    stored as the list page's whitelisted filter names and plain values, and are read
+    again through the same form when the file is built, never splatted into the ORM.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待审批")
+        APPROVED = "approved", _("生成中")
+        PRODUCED = "produced", _("可下载")
+        DOWNLOADED = "downloaded", _("已下载")
+        REJECTED = "rejected", _("已拒绝")
+        EXPIRED = "expired", _("已过期")
+        FAILED = "failed", _("失败")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("申请人"),
+    )
+    # {"q": ..., "sort": ..., "kind": ...}: names from CustomerFilterForm only.
+    filters = models.JSONField(_("筛选条件"), default=dict, blank=True)
+    filter_summary = models.CharField(_("筛选条件"), max_length=500, blank=True)
+    file_format = models.CharField(
+        _("格式"), max_length=4, choices=Format, default=Format.CSV
+    )
+    row_count = models.PositiveIntegerField(_("申请时行数"))
+    reason = models.CharField(_("导出原因"), max_length=300)
+    status = models.CharField(
+        _("状态"), max_length=12, choices=Status, default=Status.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("审批人"),
+    )
+    decision_note = models.CharField(_("审批意见"), max_length=300, blank=True)
+    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    # Relative to the export folder under KEHU_DATA_DIR; a random name.
+    file_name = models.CharField(max_length=100, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    produced_rows = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    produced_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(_("下载截止"), null=True, blank=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExportRequestQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("导出申请")
+        verbose_name_plural = _("导出申请")
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="exportreq_status"),
+            models.Index(
+                fields=["requested_by", "-created_at"], name="exportreq_user_recent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk} {self.get_status_display()}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("customers:export_request_detail", args=[self.pk])
+
+    @property
+    def percent(self) -> int:
+        if self.status in (self.Status.PRODUCED, self.Status.DOWNLOADED):
+            return 100
+        return (
+            min(100, self.rows_written * 100 // self.row_count) if self.row_count else 0
+        )

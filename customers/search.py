@@ -136,3 +136,87 @@ def annotate_for(queryset, query: str):  # noqa: ANN001, ANN201 - QuerySet in, o
             name_initials_upper=Upper("name_initials"),
         )
     return queryset
+
+
+# --- phone and ID searches stay out of URLs (ASVS V14.2.1) -----------------------------
+# A URL lands in browser history, proxy and server access logs and Referer headers, so a
+# search that looks like a phone or ID number travels in a POST body; the server keeps
+# it in the session under a short random token and the address only carries ?s=<token>.
+
+SENSITIVE_DIGITS = 7
+ID_NUMBER_QUERY = re.compile(r"\d{17}[\dXx]")
+SEARCH_TOKENS_KEY = "kehu_search_tokens"
+MAX_SEARCH_TOKENS = 20
+# Never carried from a posted search form into the address.
+NOT_IN_URL = ("csrfmiddlewaretoken", "page", "q", "s")
+
+
+def is_sensitive(query: str) -> bool:
+    """Seven or more digits (a phone, most of one) or an 18-character ID number."""
+    text = normalise(query or "")
+    return (
+        sum(c.isdigit() for c in text) >= SENSITIVE_DIGITS
+        or ID_NUMBER_QUERY.search(text) is not None
+    )
+
+
+def stash(session, query: str) -> str:  # noqa: ANN001 - a Django session
+    """The token under which `query` is kept in the session (the same query, the same
+    token); only the most recent MAX_SEARCH_TOKENS are kept."""
+    import secrets
+
+    tokens: dict[str, str] = dict(session.get(SEARCH_TOKENS_KEY, {}))
+    for token, stored in tokens.items():
+        if stored == query:
+            return token
+    token = secrets.token_urlsafe(9)
+    tokens[token] = query
+    while len(tokens) > MAX_SEARCH_TOKENS:
+        tokens.pop(next(iter(tokens)))
+    session[SEARCH_TOKENS_KEY] = tokens
+    return token
+
+
+def unstash(session, token: str) -> str:  # noqa: ANN001 - a Django session
+    """The query a token stands for; an unknown or expired token searches nothing."""
+    return session.get(SEARCH_TOKENS_KEY, {}).get(token or "", "")
+
+
+def url_params(session, data, *, query_field: str = "q"):  # noqa: ANN001, ANN201
+    """`data` (a QueryDict from a form) as it may appear in an address: a sensitive
+    query replaced by its token, paging and the CSRF token dropped."""
+    params = data.copy()
+    query = params.get(query_field, "")
+    for key in NOT_IN_URL:
+        params.pop(key, None)
+    params.pop(query_field, None)
+    for key in [k for k, v in params.lists() if not any(v)]:
+        params.pop(key)
+    if query.strip():
+        if is_sensitive(query):
+            params["s"] = stash(session, query)
+        else:
+            params[query_field] = query
+    return params
+
+
+def resolved(session, data, *, query_field: str = "q"):  # noqa: ANN001, ANN201
+    """`data` (request.GET) with the query a ?s= token stands for put back, or None
+    when the address itself carries a sensitive query (the caller redirects)."""
+    if is_sensitive(data.get(query_field, "")):
+        return None
+    params = data.copy()
+    token = params.pop("s", [""])[-1]
+    if token:
+        params[query_field] = unstash(session, token)
+    return params
+
+
+def redirect_without_pii(request, path: str, data, *, query_field: str = "q"):  # noqa: ANN001, ANN201
+    """303 to `path` with `data` as url_params: how a posted search lands on its list."""
+    from django.http import HttpResponseRedirect
+
+    params = url_params(request.session, data, query_field=query_field)
+    response = HttpResponseRedirect(f"{path}?{params.urlencode()}" if params else path)
+    response.status_code = 303
+    return response

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from crm.accounts import access
 from crm.accounts.models import Team
@@ -189,3 +190,101 @@ def pool_list(*, query: str = "") -> QuerySet:
     if condition is not None:
         customers = search.annotate_for(customers, query).filter(condition)
     return customers.order_by("-updated_at", "-id")
+
+
+# --- what an export holds ---------------------------------------------------------------
+
+
+@dataclass
+class ExportFilters:
+    """The list page's filters as an export reads them.
+
+    `stored` keeps only CustomerFilterForm's field names with the values as typed (what
+    an ExportRequest saves and reads back through the same form); `audit` is key=value
+    for the log; `summary` labels and values for people.
+    """
+
+    customers: QuerySet
+    stored: dict[str, str]
+    audit: str
+    summary: str
+
+
+def export_filters(*, user: Any, params: Any) -> ExportFilters | None:
+    """`user`'s customers for these list parameters, or None if a filter is invalid:
+    where the list page would fall back to every customer, an export must not."""
+    from django import forms as django_forms
+    from django.http import QueryDict
+
+    from customers.forms import CustomerFilterForm
+
+    if isinstance(params, dict):
+        data = QueryDict(mutable=True)
+        data.update(params)
+        params = data
+    form = CustomerFilterForm(
+        params or None,
+        owners=owner_choices(user=user),
+        teams=team_choices(user=user),
+    )
+    if form.is_bound and not form.is_valid():
+        return None
+    filters = form.filters() if form.is_bound else {}
+    cleaned = form.cleaned_data if form.is_bound else {}
+    query = cleaned.get("q", "")
+    sort = cleaned.get("sort") or "recent"
+    customers = customer_list(user=user, query=query, sort=sort, filters=filters)
+    used = {
+        key: value
+        for key, value in {"q": query, **filters}.items()
+        if value not in ("", None, False)
+    }
+    summary = []
+    for key, value in used.items():
+        field = form.fields[key]
+        if isinstance(field, django_forms.ModelChoiceField) or not hasattr(
+            field, "choices"
+        ):
+            shown = gettext("是") if value is True else str(value)
+        else:
+            shown = str(dict(field.choices).get(value, value))
+        summary.append(
+            gettext("%(label)s：%(value)s")
+            % {"label": field.label or gettext("搜索"), "value": shown}
+        )
+    stored = {
+        name: str(params.get(name))
+        for name in form.fields
+        if params and params.get(name) not in (None, "")
+    }
+    return ExportFilters(
+        customers=customers,
+        stored=stored,
+        audit="; ".join(
+            f"{key}={getattr(value, 'pk', value)}"
+            for key, value in {**used, "sort": sort}.items()
+        ),
+        summary=pgettext("list separator", "；").join(summary),
+    )
+
+
+def customers_of_request(export_request: Any) -> QuerySet | None:
+    """The customers an ExportRequest holds, read as its requester's list (None if its
+    stored filters no longer validate, e.g. a filtered owner left the scope)."""
+    filters = export_filters(
+        user=export_request.requested_by, params=export_request.filters
+    )
+    return None if filters is None else filters.customers
+
+
+def reveals_last_hour(user: Any) -> int:
+    """ID numbers `user` revealed in the past hour, counted from the audit log."""
+    from crm.core import audit
+    from crm.core.models import AccessLog
+
+    return AccessLog.objects.filter(
+        user=user,
+        action=audit.ID_REVEALED,
+        outcome=audit.OK,
+        created_at__gte=timezone.now() - timedelta(hours=1),
+    ).count()

@@ -1,11 +1,11 @@
-"""Celery adapters for customers: the daily pool and key-account jobs."""
+"""Celery adapters for customers: the daily pool and key-account jobs, imports, exports."""
 
 from __future__ import annotations
 
 from celery import Task, shared_task
 from django.db import OperationalError
 
-from customers import imports, services
+from customers import exports, imports, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -54,3 +54,17 @@ def import_job_execute_task(self: Task, job_id: int) -> None:
         raise self.retry(  # nosemgrep: kehu-no-broker-delay
             countdown=busy.seconds, max_retries=None
         ) from busy
+
+
+# --- an approved export (customers/exports.py): built once, whoever runs it -------------
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def export_request_produce_task(request_id: int) -> None:
+    exports.export_request_produce(request_id=request_id)

@@ -51,4 +51,25 @@ urlpatterns += [
     ),
     path("export/", io_views.export_confirm, name="export_confirm"),
     path("export/download/", io_views.export_download, name="export_download"),
+    path(
+        "export/request/",
+        io_views.export_request_create,
+        name="export_request_create",
+    ),
+    path("export/requests/", io_views.export_requests, name="export_requests"),
+    path(
+        "export/requests/<int:pk>/",
+        io_views.export_request_detail,
+        name="export_request_detail",
+    ),
+    path(
+        "export/requests/<int:pk>/decide/",
+        io_views.export_request_decide,
+        name="export_request_decide",
+    ),
+    path(
+        "export/requests/<int:pk>/download/",
+        io_views.export_request_download,
+        name="export_request_download",
+    ),
 ]

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -11,7 +14,7 @@ from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import audit
 from crm.core.pagination import paginate
-from customers import masking, selectors, services, timeline
+from customers import masking, search, selectors, services, timeline
 from customers.forms import (
     ContactQuickForm,
     CustomerFilterForm,
@@ -46,12 +49,19 @@ def _organizations(request: HttpRequest):  # noqa: ANN202 - a QuerySet
     )
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 @access.role_required(*ALL_ROLES)
 def customer_list(request: HttpRequest) -> HttpResponse:
+    # The search form posts; a phone or ID number comes back as ?s=<token>, never
+    # as digits in the address (customers/search.py).
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
     owners = list(selectors.owner_choices(user=request.user))
     form = CustomerFilterForm(
-        request.GET or None,
+        params or None,
         owners=owners,
         teams=list(selectors.team_choices(user=request.user)),
     )
@@ -343,12 +353,32 @@ def customer_reveal(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, _("请说明查看原因。"))
         return redirect(customer)
-    number = services.customer_reveal_id_number(
-        by=request.user, customer=customer, reason=form.cleaned_data["reason"]
-    )
-    return render(
+    with transaction.atomic():
+        # One reveal at a time per user, so parallel requests cannot pass the limit.
+        get_user_model().objects.select_for_update(no_key=True).filter(
+            pk=request.user.pk
+        ).first()
+        limit = settings.KEHU_REVEAL_HOURLY_LIMIT
+        if selectors.reveals_last_hour(request.user) >= limit:
+            refusal = _(
+                "您在一小时内已查看 %(limit)s 次完整身份证号，达到上限，请稍后再试。"
+            ) % {"limit": limit}
+            if not request.htmx:
+                messages.error(request, refusal)
+                return redirect(customer)
+            return render(
+                request, "customers/_reveal_refused.html", {"message": refusal}
+            )
+        number = services.customer_reveal_id_number(
+            by=request.user, customer=customer, reason=form.cleaned_data["reason"]
+        )
+    # The clear number must not stay in any cache (the middleware says so for every
+    # signed-in page; said here too because this response is the one that matters).
+    response = render(
         request, "customers/_revealed.html", {"number": number, "customer": customer}
     )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_http_methods(["POST"])
@@ -396,10 +426,15 @@ def pool_release(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("customers:customer_list")
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 @access.role_required(Role.SALES, Role.MANAGER, Role.ADMIN)
 def pool_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:100]
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    query = params.get("q", "")[:100]
     customers = selectors.pool_list(query=query)
     context = {
         "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
@@ -415,6 +450,11 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """Pick a duplicate of this customer, compare the two, then merge on confirmation."""
     survivor = _visible_customer(request, pk)
     visible = Customer.objects.visible_to(request.user).filter(merged_into__isnull=True)
+    if request.method == "POST" and "q" in request.POST:
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
     other_id = request.POST.get("other") or request.GET.get("other")
     other = (
         access.get_object_for(visible.exclude(pk=survivor.pk), other_id)
@@ -431,7 +471,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
                 request, _("已将“%(other)s”合并到本客户。") % {"other": other.name}
             )
             return redirect(survivor)
-    query = request.GET.get("q", "")[:100]
+    query = params.get("q", "")[:100]
     candidates = services.find_duplicates(
         phone_numbers=[p.number for p in survivor.phones.all()],
         name=survivor.name,

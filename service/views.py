@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core.pagination import paginate
-from customers import masking
+from customers import masking, search
 from customers import selectors as customer_selectors
 from customers.models import Customer, CustomerProfile
 from service import selectors, services
@@ -75,13 +75,19 @@ def _add_errors(form: Any, error: ValidationError) -> None:
 # --- queues ------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET"])
+@require_http_methods(["GET", "POST"])
 @access.role_required(*ALL_ROLES)
 def ticket_queue(request: HttpRequest) -> HttpResponse:
+    # The search posts: a phone number comes back as ?s=<token>, not in the address.
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
     default = "mine" if request.user.role == Role.SERVICE else "all"
-    queue = request.GET.get("queue", default)
+    queue = params.get("queue", default)
     queue = queue if queue in selectors.QUEUES else default
-    form = QueueFilterForm(request.GET, categories=selectors.category_choices())
+    form = QueueFilterForm(params, categories=selectors.category_choices())
     valid = form.is_valid()
     now, calendar = timezone.now(), BusinessCalendar.load()
     tickets = selectors.ticket_queue(
@@ -180,7 +186,14 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
 
 
 def _customer_picker(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:100].strip()
+    """Find the caller. The look-up posts: a caller's number comes back as
+    ?s=<token>, never as digits in the address (customers/search.py)."""
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    query = params.get("q", "")[:100].strip()
     customers = (
         list(customer_selectors.customer_list(user=request.user, query=query)[:10])
         if query
