@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("kehu.audit")
 
@@ -78,6 +79,30 @@ OK = "ok"
 FAILED = "failed"
 DENIED = "denied"
 OUTCOMES = (OK, FAILED, DENIED)
+
+ACTION_LABELS = {
+    LOGIN_OK: _("登录成功"),
+    LOGIN_FAILED: _("登录失败"),
+    LOGOUT: _("退出登录"),
+    OTP_OK: _("动态口令验证成功"),
+    OTP_FAILED: _("动态口令验证失败"),
+    OTP_DEVICE_ADDED: _("绑定动态口令设备"),
+    OTP_DEVICE_REMOVED: _("解绑动态口令设备"),
+    SESSIONS_ENDED: _("结束会话"),
+    PASSWORD_CHANGED: _("修改密码"),
+    CUSTOMER_VIEWED: _("查看客户"),
+    ID_REVEALED: _("查看身份证号"),
+    EXPORTED: _("导出客户"),
+    EXPORT_REQUESTED: _("申请导出"),
+    EXPORT_APPROVED: _("批准导出"),
+    EXPORT_REJECTED: _("驳回导出"),
+    DENIED_ROLE: _("越权访问（角色）"),
+    DENIED_SCOPE: _("越权访问（范围）"),
+    ROLE_CHANGED: _("角色变更"),
+    USER_DEACTIVATED: _("停用账号"),
+    USER_REACTIVATED: _("启用账号"),
+}
+OUTCOME_LABELS = {OK: _("成功"), FAILED: _("失败"), DENIED: _("拒绝")}
 
 _current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "kehu_current_request", default=None

@@ -51,3 +51,15 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def action_label(self) -> str:
+        from crm.core.audit import ACTION_LABELS
+
+        return ACTION_LABELS.get(self.action, self.action)
+
+    @property
+    def outcome_label(self) -> str:
+        from crm.core.audit import OUTCOME_LABELS
+
+        return OUTCOME_LABELS.get(self.outcome, self.outcome)

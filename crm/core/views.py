@@ -6,8 +6,10 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import health, selectors
+from crm.core.forms import AuditFilterForm
 
 HOME_PAGES = {
     Role.SALES: ("core/home_sales.html", selectors.sales_home),
@@ -49,3 +51,26 @@ def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpR
 def error_500(request: HttpRequest) -> HttpResponse:
     # No context processors that touch the database: the error may be the database.
     return render(request, "500.html", status=500)
+
+
+@require_http_methods(["GET"])
+@access.role_required(Role.ADMIN)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """安全审计日志: newest first, filtered, one keyset page at a time."""
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    cursor = selectors.AuditCursor.parse(request.GET.get("before", ""))
+    rows, next_cursor = selectors.audit_log_page(filters=filters, cursor=cursor)
+    query = request.GET.copy()
+    query.pop("before", None)
+    return render(
+        request,
+        "core/audit_log.html",
+        {
+            "form": form,
+            "rows": rows,
+            "next_cursor": next_cursor,
+            "is_first_page": cursor is None,
+            "filter_query": query.urlencode(),
+        },
+    )

@@ -98,6 +98,8 @@ MATRIX = [
     ("logout", "POST", None,                        L,     L,     L,     L,     L,     L,     L,     L,     L),
     # Changing one's own password needs a login, not a role.
     ("password_change", "GET", None,                L,     200,   200,   200,   200,   200,   200,   200,   200),
+    # The security audit log is for admins only.
+    ("audit_log", "GET", None,                      L,     403,   403,   403,   403,   403,   403,   200,   403),
     ("password_change_done", "GET", None,           L,     200,   200,   200,   200,   200,   200,   200,   200),
     # The public complaint/repair form; an invalid submission answers 400.
     ("intake", "GET", None,                         200,   200,   200,   200,   200,   200,   200,   200,   200),
