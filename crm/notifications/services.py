@@ -8,6 +8,16 @@ from django.utils import timezone
 
 from crm.notifications.models import Notification
 
+TITLE_LENGTH = Notification._meta.get_field("title").max_length
+
+
+def _title_line(title: str) -> str:
+    """One line that fits the column: titles quote subjects and names that users typed
+    (up to 200 characters plus our prefix), and a line break in an e-mail subject is
+    refused by Django as header injection."""
+    line = " ".join(str(title).split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+
 
 def notification_send(
     *,
@@ -23,6 +33,7 @@ def notification_send(
     Returns None when a notification with this key already exists (a redelivery).
     Runs inside the caller's transaction: if that rolls back, so does the notification.
     """
+    title = _title_line(title)
     with transaction.atomic():
         notification, created = Notification.objects.get_or_create(
             idempotency_key=key,
