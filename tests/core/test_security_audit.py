@@ -8,11 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from io import StringIO
 
 import psycopg.errors
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
@@ -370,3 +373,29 @@ def test_each_filter_has_an_index():
     for column in ("username", "action", "outcome"):
         assert (column, "-created_at", "-id") in indexed
     assert ("-created_at", "-id") in indexed
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+def test_retention_is_at_least_three_years():
+    assert settings.KEHU_AUDIT_RETENTION_DAYS >= 1095
+    with pytest.raises(CommandError):
+        call_command("audit_purge", days=1094)
+
+
+def test_the_purge_deletes_only_rows_past_retention_and_leaves_the_table_locked(
+    sales_rep, time_machine
+):
+    time_machine.move_to(dt.datetime(2022, 1, 1, tzinfo=dt.UTC))
+    old = audit.record(None, audit.LOGIN_OK, user=sales_rep)
+    time_machine.move_to(dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+    kept = audit.record(None, audit.LOGIN_OK, user=sales_rep)
+    time_machine.move_to(dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    out = StringIO()
+    call_command("audit_purge", dry_run=True, stdout=out)
+    assert "would delete 1 " in out.getvalue()
+    assert AccessLog.objects.filter(pk=old.pk).exists()
+    call_command("audit_purge", stdout=StringIO())
+    assert set(AccessLog.objects.filter(pk__in=[old.pk, kept.pk])) == {kept}
+    _refused("DELETE FROM core_accesslog WHERE id = %s", kept.pk)
