@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 
 import openpyxl
@@ -178,14 +179,19 @@ def test_xlsx_holds_the_same_visible_rows(as_manager, customers):
 def test_every_export_is_audited_with_its_filters_and_row_count(
     as_manager, manager, customers
 ):
-    _body, rows = download_csv(as_manager, stage="lead", q="张")
+    body, rows = download_csv(as_manager, stage="lead", q="张")
     assert set(by_name(rows)) == {"张三"}
-    as_manager.get(DOWNLOAD_URL, {"format": "xlsx"})
+    xlsx = as_manager.get(DOWNLOAD_URL, {"format": "xlsx"})
+    xlsx_body = b"".join(xlsx.streaming_content)
     csv_log, xlsx_log = _exports().order_by("pk")
     assert (csv_log.user, csv_log.action, csv_log.row_count) == (manager, "export", 1)
-    assert csv_log.detail.startswith("csv;")
+    # The log names the very file handed out: its SHA-256, then format and filters.
+    assert csv_log.detail.startswith(f"sha256={hashlib.sha256(body).hexdigest()}; csv;")
     assert "q=张" in csv_log.detail and "stage=lead" in csv_log.detail
-    assert (xlsx_log.row_count, xlsx_log.detail[:5]) == (2, "xlsx;")
+    assert xlsx_log.row_count == 2
+    assert xlsx_log.detail.startswith(
+        f"sha256={hashlib.sha256(xlsx_body).hexdigest()}; xlsx;"
+    )
 
 
 def test_export_page_counts_the_filtered_customers_and_keeps_the_filters(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import pytest
 import time_machine
@@ -32,6 +33,29 @@ def add(owner, name: str, *phones: str, **data: object) -> Customer:
     return services.customer_create(
         by=owner, data={"name": name, **data}, phone_numbers=list(phones)
     )
+
+
+def _assert_no_phone_digits(url: str, query: str) -> None:
+    """No run of 7+ digits of `query` in `url` (the ?s= token aside)."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k != "s"]
+    digits = re.sub(r"\D", "", unquote_plus(parts.path + repr(kept)))
+    assert not re.search(r"\d{7}", digits), url
+    wanted = re.sub(r"\D", "", query.translate(search.FULL_WIDTH))
+    assert len(wanted) < 7 or wanted not in digits, url
+
+
+def find(client, query: str, url: str = "", **headers: str):
+    """Search as the search box does: POST, then follow the redirect to the list.
+
+    A phone or ID number must come back as ?s=<token>: no URL on the way holds it.
+    """
+    response = client.post(url or LIST_URL, {"q": query}, follow=True, **headers)
+    for address, _status in response.redirect_chain:
+        if search.is_sensitive(query):
+            assert "s=" in address and "q=" not in address, address
+        _assert_no_phone_digits(address, query)
+    return response
 
 
 def listed(response) -> set[str]:
@@ -73,12 +97,12 @@ def people(sales_rep):
 
 
 def test_one_character_finds_every_name_containing_it(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": "王"})) == {"王小明", "老王"}
+    assert listed(find(as_sales, "王")) == {"王小明", "老王"}
 
 
 def test_two_characters_find_names_containing_them_side_by_side(as_sales, people):
     # 张四三 has both characters but not together: it is not a match.
-    assert listed(as_sales.get(LIST_URL, {"q": "张三"})) == {
+    assert listed(find(as_sales, "张三")) == {
         "张三",
         "张三丰",
         "李张三",
@@ -88,42 +112,42 @@ def test_two_characters_find_names_containing_them_side_by_side(as_sales, people
 
 def test_three_characters_find_only_the_whole_string(as_sales, people):
     # 三丰张三 holds every two-character piece of 张三丰, but not 张三丰 itself.
-    assert listed(as_sales.get(LIST_URL, {"q": "张三丰"})) == {"张三丰"}
-    assert listed(as_sales.get(LIST_URL, {"q": "丰张三"})) == {"三丰张三"}
+    assert listed(find(as_sales, "张三丰")) == {"张三丰"}
+    assert listed(find(as_sales, "丰张三")) == {"三丰张三"}
 
 
 # --- pinyin -------------------------------------------------------------------------------
 
 
 def test_full_pinyin_finds_the_name(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": "zhangsan"})) == {"张三", "张三丰"}
+    assert listed(find(as_sales, "zhangsan")) == {"张三", "张三丰"}
 
 
 def test_pinyin_initials_find_the_name(as_sales, people):
     # Initials match as a prefix (zsf, zss), and 赵四 (zhao si) shares them too.
-    assert listed(as_sales.get(LIST_URL, {"q": "zs"})) == {
+    assert listed(find(as_sales, "zs")) == {
         "张三",
         "张三丰",
         "张四三",
         "赵四",
     }
-    assert listed(as_sales.get(LIST_URL, {"q": "zsf"})) == {"张三丰"}
+    assert listed(find(as_sales, "zsf")) == {"张三丰"}
 
 
 def test_a_pinyin_prefix_in_any_case_finds_the_name(as_sales, people):
     for query in ("zhang", "zhangs", "ZhangSan", "ZS"):
-        found = listed(as_sales.get(LIST_URL, {"q": query}))
+        found = listed(find(as_sales, query))
         assert "张三" in found, query
         assert "李四" not in found, query
 
 
 def test_full_width_letters_are_read_as_pinyin(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": "ｚｓｆ"})) == {"张三丰"}
+    assert listed(find(as_sales, "ｚｓｆ")) == {"张三丰"}
 
 
 def test_a_latin_name_is_found_by_its_letters(as_sales, sales_rep):
     add(sales_rep, "Apple 苹果专卖店", is_organization=True, kind="enterprise")
-    assert listed(as_sales.get(LIST_URL, {"q": "apple"})) == {"Apple 苹果专卖店"}
+    assert listed(find(as_sales, "apple")) == {"Apple 苹果专卖店"}
 
 
 def test_a_surname_with_two_readings_is_found_by_its_surname_reading(
@@ -134,9 +158,9 @@ def test_a_surname_with_two_readings_is_found_by_its_surname_reading(
     for name in surnames:
         add(sales_rep, name)
     for name, reading in surnames.items():
-        assert name in listed(as_sales.get(LIST_URL, {"q": reading})), reading
+        assert name in listed(find(as_sales, reading)), reading
         initials = reading[0] + "x"
-        assert name in listed(as_sales.get(LIST_URL, {"q": initials})), initials
+        assert name in listed(find(as_sales, initials)), initials
 
 
 # --- phones ------------------------------------------------------------------------------
@@ -144,16 +168,16 @@ def test_a_surname_with_two_readings_is_found_by_its_surname_reading(
 
 def test_any_three_or_more_digits_of_a_mobile_find_it(as_sales, people):
     for query in ("5678", "1234", "812", "12345678", "138 1234 5678", "138-1234-5678"):
-        assert listed(as_sales.get(LIST_URL, {"q": query})) == {"张三"}, query
+        assert listed(find(as_sales, query)) == {"张三"}, query
 
 
 def test_full_width_digits_find_the_phone(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": "５６７８"})) == {"张三"}
+    assert listed(find(as_sales, "５６７８")) == {"张三"}
 
 
 def test_any_phone_of_a_customer_finds_it_not_only_the_primary(as_sales, sales_rep):
     add(sales_rep, "两个号码", "13812345678", "13987654321")
-    assert listed(as_sales.get(LIST_URL, {"q": "4321"})) == {"两个号码"}
+    assert listed(find(as_sales, "4321")) == {"两个号码"}
 
 
 def test_a_landline_is_found_by_its_digits(as_sales, sales_rep):
@@ -161,18 +185,18 @@ def test_a_landline_is_found_by_its_digits(as_sales, sales_rep):
     assert CustomerPhone.objects.get(customer=customer).number == "01088886666"
     add(sales_rep, "手机客户", "13800138000")
     for query in ("88886666", "010-8888 6666", "(010) 88886666", "6666", "01088"):
-        assert listed(as_sales.get(LIST_URL, {"q": query})) == {"座机客户"}, query
+        assert listed(find(as_sales, query)) == {"座机客户"}, query
 
 
 def test_one_or_two_digits_find_nothing_rather_than_everyone(as_sales, people):
     for query in ("1", "12", "１２", "5", "-", "()", "1-2"):
-        response = as_sales.get(LIST_URL, {"q": query})
+        response = find(as_sales, query)
         assert listed(response) == set(), query
         assertContains(response, "没有找到与")
 
 
 def test_a_number_with_the_country_code_finds_the_customer(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": "+86 138 1234 5678"})) == {"张三"}
+    assert listed(find(as_sales, "+86 138 1234 5678")) == {"张三"}
 
 
 # --- company names and scope ----------------------------------------------------------
@@ -182,9 +206,9 @@ def test_company_name_finds_the_company(as_sales, sales_rep):
     huawei = add(sales_rep, "华为技术有限公司", is_organization=True, kind="enterprise")
     add(sales_rep, "小米科技有限责任公司", is_organization=True, kind="enterprise")
     add(sales_rep, "张三", organization=huawei)
-    assert listed(as_sales.get(LIST_URL, {"q": "华为"})) == {"华为技术有限公司"}
-    assert listed(as_sales.get(LIST_URL, {"q": "技术有限"})) == {"华为技术有限公司"}
-    assert listed(as_sales.get(LIST_URL, {"q": "有限"})) == {
+    assert listed(find(as_sales, "华为")) == {"华为技术有限公司"}
+    assert listed(find(as_sales, "技术有限")) == {"华为技术有限公司"}
+    assert listed(find(as_sales, "有限")) == {
         "华为技术有限公司",
         "小米科技有限责任公司",
     }
@@ -206,7 +230,7 @@ def test_search_never_finds_customers_outside_the_users_scope(
     for user, names in expected.items():
         client.force_login(user)
         for query in ("王", "wang", "w", "1111000", "0004"):
-            found = listed(client.get(LIST_URL, {"q": query}))
+            found = listed(find(client, query))
             assert found == (names if query != "0004" else names & {"王华南"}), (
                 user,
                 query,
@@ -239,7 +263,7 @@ ODD_QUERIES = [
 def test_odd_input_finds_nothing_and_does_not_fail(as_sales, people):
     for query in ODD_QUERIES:
         for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
-            response = as_sales.get(LIST_URL, {"q": query}, **headers)
+            response = find(as_sales, query, **headers)
             assert listed(response) == set(), query
             assertContains(response, "没有找到与")
             assert "<script>alert(1)</script>" not in response.content.decode()
@@ -247,18 +271,18 @@ def test_odd_input_finds_nothing_and_does_not_fail(as_sales, people):
 
 
 def test_a_query_of_blanks_is_no_query(as_sales, people):
-    assert listed(as_sales.get(LIST_URL, {"q": " \u3000 "})) == set(people)
+    assert listed(find(as_sales, " \u3000 ")) == set(people)
 
 
 def test_a_nul_byte_or_a_very_long_query_does_not_fail(as_sales, people):
     for query in ("\x00", "王\x00", "a" * 1000, "王" * 101, "1" * 5000):
         for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
-            response = as_sales.get(LIST_URL, {"q": query}, **headers)
+            response = find(as_sales, query, **headers)
             assert response.status_code == 200, query[:10]
 
 
 def test_a_too_long_query_lists_nobody_and_says_why(as_sales, people):
-    response = as_sales.get(LIST_URL, {"q": "不存在" * 40})
+    response = find(as_sales, "不存在" * 40)
     assert listed(response) == set()
     assertContains(response, "筛选条件有误")
 
@@ -477,7 +501,7 @@ def test_an_unknown_sort_falls_back_to_the_default_order_keeping_the_search(
     as_sales, people
 ):
     response = as_sales.get(LIST_URL, {"q": "王", "sort": "popularity"})
-    assert ordered(response) == ordered(as_sales.get(LIST_URL, {"q": "王"}))
+    assert ordered(response) == ordered(find(as_sales, "王"))
     assert listed(response) == {"王小明", "老王"}
 
 
@@ -486,7 +510,7 @@ def test_an_unknown_sort_falls_back_to_the_default_order_keeping_the_search(
 
 def test_the_list_says_how_many_customers_match(as_sales, people):
     assertContains(as_sales.get(LIST_URL), "共 9 位客户")
-    assertContains(as_sales.get(LIST_URL, {"q": "王"}), "共 2 位客户")
+    assertContains(find(as_sales, "王"), "共 2 位客户")
 
 
 def test_counts_over_the_cap_are_not_given_exactly(as_sales, sales_rep, monkeypatch):
@@ -513,3 +537,77 @@ def test_counting_a_capped_list_reads_at_most_the_cap_plus_one_row(
     )
     assert page.paginator.count == 6
     assert page.paginator.is_capped
+
+
+# --- phone and ID searches stay out of URLs (ASVS V14.2.1) -------------------------------
+
+DIGIT_RUN = re.compile(r"\d{7,}")
+
+
+def test_a_phone_search_travels_as_a_token_and_pages_keep_it(as_sales, sales_rep):
+    for n in range(30):
+        add(sales_rep, f"号段客户{n:02d}", f"1390000{n:04d}")
+    response = find(as_sales, "1390000", **{"HTTP_HX_REQUEST": "true"})
+    assert len(listed(response)) == 25
+    ((landed, status),) = response.redirect_chain
+    assert status == 303 and landed.startswith(f"{LIST_URL}?s=")
+    # Every address the page links to carries the token, never the digits.
+    html = response.content.decode()
+    links = re.findall(r'href="([^"]*)"', html)
+    assert any("page=2" in link and "s=" in link for link in links)
+    assert not [link for link in links if DIGIT_RUN.search(link)]
+    page_two = next(link for link in links if "page=2" in link)
+    assert len(listed(as_sales.get(LIST_URL + page_two.replace("&amp;", "&")))) == 5
+
+
+def test_an_id_number_search_travels_as_a_token(as_sales, sales_rep):
+    services.customer_create(
+        by=sales_rep, data={"name": "有证客户"}, id_number="110105199001011232"
+    )
+    for query in ("11010519900101123X", "110105199001011232"):
+        response = find(as_sales, query)
+        assert response.status_code == 200 and response.redirect_chain, query
+
+
+def test_name_searches_stay_in_the_address(as_sales, people):
+    response = as_sales.post(LIST_URL, {"q": "张三", "sort": "name"})
+    assert response.status_code == 303
+    assert response["Location"] == f"{LIST_URL}?sort=name&q=%E5%BC%A0%E4%B8%89"
+
+
+def test_a_phone_typed_into_the_address_is_moved_out_of_it(as_sales, people):
+    response = as_sales.get(LIST_URL, {"q": "13812345678"}, follow=True)
+    ((landed, _status),) = response.redirect_chain
+    assert "13812345678" not in landed and "s=" in landed
+    assert listed(response) == {"张三"}
+
+
+def test_a_search_token_is_the_users_own(client, as_sales, people, teammate):
+    response = find(as_sales, "13812345678")
+    ((landed, _status),) = response.redirect_chain
+    client.force_login(teammate)
+    # Another session does not know the token: it searches nothing, lists everyone.
+    assert listed(client.get(landed)) == set(people)
+
+
+def test_the_export_link_carries_the_token_not_the_digits(client, manager, people):
+    client.force_login(manager)
+    response = find(client, "13812345678", **{"HTTP_HX_REQUEST": "true"})
+    link = re.search(r'id="export-link"[^>]*href="([^"]+)"', response.content.decode())
+    assert link and "s=" in link.group(1) and not DIGIT_RUN.search(link.group(1))
+    confirm = client.get(link.group(1).replace("&amp;", "&"))
+    assertContains(confirm, "将导出 1 位客户")
+
+
+def test_the_pool_and_the_service_desk_searches_keep_phones_out_of_urls(
+    client, service_agent, sales_rep, people
+):
+    services.pool_release(by=sales_rep, customer=people["张三"])
+    client.force_login(sales_rep)
+    pool = find(client, "13812345678", url=reverse("customers:pool_list"))
+    assertContains(pool, "张三")
+    client.force_login(service_agent)
+    picker = find(client, "13812345678", url=reverse("service:ticket_create"))
+    assert [c.name for c in picker.context["customers"]] == ["张三"]
+    queue = find(client, "13812345678", url=reverse("service:ticket_queue"))
+    assert queue.status_code == 200
