@@ -90,7 +90,7 @@ def superuser(db):
 
 
 def test_a_scripted_session_leaves_exactly_one_row_per_audited_action(
-    sales_rep, own_customer, far_customer, superuser
+    sales_rep, manager, own_customer, far_customer, superuser
 ):
     web = Client(REMOTE_ADDR=CLIENT_IP)
     mark = _mark()
@@ -148,6 +148,17 @@ def test_a_scripted_session_leaves_exactly_one_row_per_audited_action(
 
     assert web.post(LOGOUT_URL).status_code == 302
     expected.append(("sales_a", "sales", audit.LOGOUT, None, audit.OK))
+
+    # A manager exports the customer list (the file is logged with its rows).
+    manager_web = Client(REMOTE_ADDR=CLIENT_IP)
+    manager_web.post(LOGIN_URL, {"username": "manager_a", "password": PASSWORD})
+    expected.append(("manager_a", "manager", audit.LOGIN_OK, None, audit.OK))
+    export = manager_web.get(reverse("customers:export_download"), {"format": "csv"})
+    assert export.status_code == 200
+    b"".join(export.streaming_content)
+    expected.append(
+        ("manager_a", "manager", audit.EXPORTED, ("customer", None), audit.OK)
+    )
 
     # An administrator gives sales_a the manager role, then deactivates the account.
     admin_web = Client(REMOTE_ADDR=CLIENT_IP)
