@@ -77,7 +77,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EVENT_ROLES)
 def event_create(request: HttpRequest) -> HttpResponse:
-    form = EventForm(request.POST or None)
+    form = EventForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             event = services.event_save(by=request.user, data=form.cleaned_data)
@@ -98,7 +98,7 @@ def event_create(request: HttpRequest) -> HttpResponse:
 @access.role_required(*EVENT_ROLES)
 def event_edit(request: HttpRequest, pk: int) -> HttpResponse:
     event = _visible_event(request, pk)
-    form = EventForm(request.POST or None, instance=event)
+    form = EventForm(request.POST if request.method == "POST" else None, instance=event)
     if request.method == "POST" and form.is_valid():
         try:
             event = services.event_save(
@@ -168,7 +168,9 @@ def slots_add(request: HttpRequest, pk: int) -> HttpResponse:
         "start_time": dt.time(9, 0),
         "end_time": dt.time(17, 0),
     }
-    form = SlotDayForm(request.POST or None, initial=initial)
+    form = SlotDayForm(
+        request.POST if request.method == "POST" else None, initial=initial
+    )
     if request.method == "POST" and form.is_valid():
         try:
             added = services.slots_add_day(
@@ -224,7 +226,7 @@ def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
         customer_id,
     )
     form = BookingForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         slots=selectors.open_slots(event),
         initial={"slot": request.GET.get("slot")},
     )
@@ -316,7 +318,7 @@ def appointment_check_in(request: HttpRequest, pk: int) -> HttpResponse:
 def appointment_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
     appointment = _visible_appointment(request, pk)
     form = RescheduleForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         slots=selectors.open_slots(appointment.event).exclude(pk=appointment.slot_id),
         initial={"version": appointment.version},
     )

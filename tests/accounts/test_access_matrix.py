@@ -30,6 +30,8 @@ from crm.notifications.models import Notification
 from customers import services as customer_services
 from customers.models import Customer
 from service import services as service_services
+from service.handover import services as handover_services
+from tests.handover.builders import make_event
 
 CANARIES = {
     "own_team": "金丝雀甲组-Q7X2K",
@@ -194,6 +196,34 @@ MATRIX = [
     ("service:asset_detail", "GET", "asset:own_team",   *SEES_A),
     ("service:asset_detail", "GET", "asset:other_dept", *SEES_FAR),
     ("service:dealer_report", "GET", None,          *MANAGERS),
+    # 入伙: every staff role sees published events and books the customers it may see;
+    # managers and admins plan events (drafts are theirs alone). Empty forms answer 400.
+    ("handover:event_list", "GET", None,            *ANY_ROLE),
+    ("handover:event_create", "GET", None,          *MANAGERS),
+    ("handover:event_create", "POST", None,         L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:event_detail", "GET", "event",       *ANY_ROLE),
+    ("handover:event_detail", "GET", "draft_event", L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:event_edit", "GET", "event",         *MANAGERS),
+    ("handover:event_edit", "GET", "draft_event",   *MANAGERS),
+    ("handover:event_publish", "POST", "draft_event", L,   403,   403,   403,   403,   302,   403,   302,   403),
+    ("handover:event_close", "POST", "event",       L,     403,   403,   403,   403,   302,   403,   302,   403),
+    ("handover:slots_add", "GET", "event",          *MANAGERS),
+    ("handover:slots_add", "POST", "event",         L,     403,   403,   403,   403,   400,   403,   400,   403),
+    # The slot page lists only the appointments of customers the role may see.
+    ("handover:slot_detail", "GET", "slot",         *ANY_ROLE),
+    ("handover:slot_detail", "GET", "draft_slot",   L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:appointment_book", "GET", "event",   *ANY_ROLE),
+    ("handover:appointment_book", "GET", "own_team",   *SEES_A),
+    ("handover:appointment_book", "GET", "other_dept", *SEES_FAR),
+    ("handover:appointment_book", "POST", "own_team",   L, 400,   400,   404,   404,   400,   400,   400,   403),
+    ("handover:appointment_book", "POST", "other_dept", L, 404,   404,   404,   400,   404,   400,   400,   403),
+    ("handover:appointment_cancel", "POST", "appointment:own_team",     L, 302, 302, 404, 404, 302, 302, 302, 403),
+    ("handover:appointment_cancel", "POST", "appointment:other_dept",   L, 404, 404, 404, 302, 404, 302, 302, 403),
+    ("handover:appointment_check_in", "POST", "appointment:own_team",   L, 302, 302, 404, 404, 302, 302, 302, 403),
+    ("handover:appointment_check_in", "POST", "appointment:other_dept", L, 404, 404, 404, 302, 404, 302, 302, 403),
+    ("handover:appointment_reschedule", "GET", "appointment:own_team",   *SEES_A),
+    ("handover:appointment_reschedule", "GET", "appointment:other_dept", *SEES_FAR),
+    ("handover:appointment_reschedule", "POST", "appointment:own_team",  L, 400, 400, 404, 404, 400, 400, 400, 403),
 ]
 # fmt: on
 
@@ -269,6 +299,7 @@ class World:
                 owner=owner,
             )
         self._tickets = {}
+        self._handover = {}
 
     def ticket(self, target):
         if target not in self._tickets:
@@ -282,12 +313,38 @@ class World:
             )
         return self._tickets[target]
 
+    def handover_event(self, kind):
+        """A published (`event`) or draft (`draft_event`) 入伙 event with one slot."""
+        if kind not in self._handover:
+            self._handover[kind] = make_event(
+                self.actors["admin_user"],
+                slots_per_day=1,
+                publish=kind == "event",
+            )
+        return self._handover[kind]
+
+    def handover_appointments(self):
+        """Every canary customer booked into the published event's slot."""
+        if "appointments" not in self._handover:
+            slot = self.handover_event("event").slots.get()
+            self._handover["appointments"] = {
+                target: handover_services.appointment_book(
+                    slot=slot, customer=customer, by=self.actors["admin_user"]
+                )
+                for target, customer in self.customers.items()
+            }
+        return self._handover["appointments"]
+
     def url(self, url_name, target):
         """The address of `url_name` for `target` (see the module docstring)."""
         if target is None:
             return reverse(url_name)
         if url_name in QUERY_CUSTOMER_PAGES:
             return f"{reverse(url_name)}?customer={self.customers[target].pk}"
+        if url_name == "handover:appointment_book" and target in self.customers:
+            event = self.handover_event("event")
+            customer = self.customers[target]
+            return f"{reverse(url_name, args=[event.pk])}?customer={customer.pk}"
         return reverse(url_name, args=[self._arg(url_name, target)])
 
     def _arg(self, url_name, target):
@@ -315,6 +372,14 @@ class World:
                 ticket=self.ticket(which),
                 upload=SimpleUploadedFile("photo.png", PNG, "image/png"),
             ).pk
+        if kind in ("event", "draft_event"):
+            return self.handover_event(kind).pk
+        if kind == "slot":
+            return next(iter(self.handover_appointments().values())).slot_id
+        if kind == "draft_slot":
+            return self.handover_event("draft_event").slots.get().pk
+        if kind == "appointment":
+            return self.handover_appointments()[which].pk
         if kind == "followup":
             owner = self.actors[OWNERS[which]]
             return customer_services.followup_create(

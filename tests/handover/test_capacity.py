@@ -20,7 +20,7 @@ from django.db.models import Count, Q, Sum
 from service.handover import services
 from service.handover.models import Appointment, TimeSlot
 from tests.factories import CustomerFactory
-from tests.handover.conftest import make_event, slots_of
+from tests.handover.builders import make_event, slots_of
 
 CAPACITY = 5
 CLEAN = {

@@ -20,7 +20,7 @@ from customers.models import ContactLog
 from service.handover import services
 from service.handover.models import Appointment, HandoverEvent
 from tests.factories import CustomerFactory
-from tests.handover.conftest import slots_of
+from tests.handover.builders import slots_of
 
 pytestmark = pytest.mark.django_db
 
