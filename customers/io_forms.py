@@ -47,6 +47,7 @@ class ExportRequestForm(forms.Form):
         label=_("导出原因"),
         max_length=300,
         help_text=_("审批人会看到这段说明，例如“季度回访名单，交给呼叫中心”。"),
+        error_messages={"required": _("请说明导出原因。")},
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
