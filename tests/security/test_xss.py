@@ -31,6 +31,7 @@ from crm.accounts.roles import Role
 from crm.notifications.models import Notification
 from customers import imports
 from customers.models import ContactLog, Customer, FollowUp, ImportJob
+from service.handover.models import Appointment, HandoverEvent, TimeSlot
 from service.models import Asset, CannedReply, Ticket, TicketAttachment, WorkOrder
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
 from tests.security.xss_payloads import (
@@ -91,6 +92,8 @@ class Stage:
     orders: list = field(default_factory=list)
     assets: list = field(default_factory=list)
     canned: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    slots: list = field(default_factory=list)
     import_job: ImportJob | None = None
     failures: list = field(default_factory=list)
 
@@ -235,6 +238,49 @@ def _ticket(stage: Stage, r: int, customer: Customer, agent: Client) -> Ticket:
     return ticket
 
 
+def _handover(stage: Stage, r: int, manager: Client, sales: Client) -> None:
+    """A handover (入伙) event named with payloads; the first records get a booking."""
+    start = timezone.localdate() + dt.timedelta(days=3 + r)
+    event = {
+        "name": pack(100, r).strip() or f"交付{r}",
+        "project_name": pack(100, (r + 1) % RECORDS).strip() or "项目",
+        "venue": pack(200, r).strip() or "会所",
+        "start_date": start.isoformat(),
+        "end_date": (start + dt.timedelta(days=1)).isoformat(),
+    }
+    before = set(HandoverEvent.objects.values_list("pk", flat=True))
+    _post(manager, reverse("handover:event_create"), event, stage, f"event {r}")
+    created = HandoverEvent.objects.exclude(pk__in=before).first()
+    if created is None:
+        return
+    stage.events.append(created)
+    if r >= 3:
+        return
+    url = reverse("handover:slots_add", args=[created.pk])
+    slots = {
+        "date": start.isoformat(),
+        "start_time": "09:00",
+        "end_time": "11:00",
+        "interval_minutes": 60,
+        "capacity": 5,
+    }
+    _post(manager, url, slots, stage, f"slots {r}")
+    url = reverse("handover:event_publish", args=[created.pk])
+    _post(manager, url, {}, stage, f"publish {r}")
+    slot = TimeSlot.objects.filter(event=created).order_by("start_time").first()
+    booking = {
+        "customer": stage.customers[r].pk,
+        "slot": slot.pk if slot else "",
+        "unit": pack(50, r),
+        "party_size": 2,
+        "channel": Appointment.Channel.STAFF,
+    }
+    url = reverse("handover:appointment_book", args=[created.pk])
+    _post(sales, url, booking, stage, f"booking {r}")
+    if slot is not None:
+        stage.slots.append(slot)
+
+
 def _import(stage: Stage, manager: Client) -> None:
     rows = [["名称", "电话", "省份", "地址", "微信号", "标签", "备注"]]
     for r, payload in enumerate(PAYLOADS):
@@ -297,6 +343,7 @@ def _build() -> Stage:
         stage.tickets.append(ticket)
         stage.orders.append(WorkOrder.objects.filter(ticket=ticket).first())
         stage.assets.append(Asset.objects.filter(customer=customer).first())
+        _handover(stage, r, clients["manager"], clients["sales"])
     _import(stage, clients["manager"])
     return stage
 
@@ -336,7 +383,9 @@ def _pages(stage: Stage, role: str) -> list[str]:
         reverse("service:workorder_list") + "?state=finished",
         reverse("service:dealer_report") + "?days=0",
         reverse("customers:customer_list") + "?q=script",
+        reverse("handover:event_list"),
     ]
+    pages += [reverse("handover:slot_detail", args=[s.pk]) for s in stage.slots]
     if stage.import_job is not None:
         pages.append(reverse("customers:import_job_detail", args=[stage.import_job.pk]))
         pages.append(
@@ -365,6 +414,14 @@ def _pages(stage: Stage, role: str) -> list[str]:
         ]
         if stage.orders[r] is not None:
             pages.append(reverse("service:workorder_detail", args=[stage.orders[r].pk]))
+        if r < len(stage.events):
+            event = stage.events[r]
+            pages += [
+                reverse("handover:event_detail", args=[event.pk]),
+                reverse("handover:event_edit", args=[event.pk]),
+                reverse("handover:appointment_book", args=[event.pk])
+                + f"?customer={customer.pk}",
+            ]
         if stage.assets[r] is not None:
             pages.append(reverse("service:asset_detail", args=[stage.assets[r].pk]))
     return pages
@@ -373,7 +430,8 @@ def _pages(stage: Stage, role: str) -> list[str]:
 def test_every_payload_went_in_through_the_forms(stage):
     """The sweep below means something only if the payloads are really stored."""
     assert stage.failures == []
-    assert len(stage.customers) == len(stage.tickets) == RECORDS
+    assert len(stage.customers) == len(stage.tickets) == len(stage.events) == RECORDS
+    assert Appointment.objects.filter(unit__contains="<").count() == 3
     stored = "\n".join(
         itertools.chain(
             Customer.objects.values_list("name", flat=True),
