@@ -12,6 +12,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from crm.accounts import signals  # noqa: F401 - connects the receivers
         from crm.accounts.signals import sync_roles_after_migrate
 
         # Sender = the last app in INSTALLED_APPS, so every permission exists by then.

@@ -100,3 +100,35 @@ class User(AbstractUser):
     @cached_property
     def department_id(self) -> int | None:
         return self.team.department_id if self.team_id else None
+
+
+class UserSession(models.Model):
+    """Which signed-in sessions belong to which user, so that all of one user's sessions
+    can be ended at once (deactivation, an administrator's order, a new second factor)
+    without decoding every row of the session table.
+
+    The row goes with its session: logout, expiry (`clearsessions`) and a new session
+    key at login or password change delete the session row and, by cascade, this one.
+    """
+
+    session = models.OneToOneField(
+        "sessions.Session",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("会话"),
+    )
+    user = models.ForeignKey(
+        User,
+        on_delete=models.CASCADE,
+        related_name="signed_in_sessions",
+        verbose_name=_("用户"),
+    )
+    created_at = models.DateTimeField(_("登录时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("登录会话")
+        verbose_name_plural = _("登录会话")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.session_id[:8]}…"

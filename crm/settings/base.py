@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "pgtrigger",
     "pghistory",
     "crm.core",
@@ -53,11 +56,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): has this session passed its second step?
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "crm.core.middleware.SessionLimitsMiddleware",
+    # Sessions that owe their second step see only the code or enrolment page.
+    "crm.accounts.middleware.TwoStepMiddleware",
     # Attaches the acting user and URL to every audit row written during a request.
     "pghistory.middleware.HistoryMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
@@ -137,6 +144,18 @@ SESSION_SAVE_EVERY_REQUEST = True
 KEHU_SESSION_ABSOLUTE_SECONDS = env.int(
     "SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 10
 )
+# Two-step verification (TOTP app + backup codes, django-otp; crm/accounts/two_step.py):
+# available to everyone; required for these roles, or for all staff. Production
+# requires it for managers and admins (prod.py).
+KEHU_MFA_REQUIRED_ROLES = env.list("KEHU_MFA_REQUIRED_ROLES", default=[])
+KEHU_MFA_REQUIRED_FOR_ALL = env.bool("KEHU_MFA_REQUIRED_FOR_ALL", default=False)
+OTP_TOTP_ISSUER = "Kehu CRM"
+# After n wrong codes in a row no code is checked for factor * 2^(n-1) seconds:
+# 16 s after 5, over 8 minutes after 10.
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
+OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
+# The admin lists devices but never shows their secrets (or backup codes) to anyone.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -221,6 +240,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # At DEBUG, django.template logs the whole template context (customer names, phone
+    # numbers) for every missing variable: never below INFO, whatever LOG_LEVEL says.
+    "loggers": {"django.template": {"level": "INFO"}},
 }
 # The security audit log (crm/core/audit.py) is kept at least 3 years: it holds the
 # PIPL Art. 55-56 processing records (reveals, exports). `audit_purge` refuses less.

@@ -13,3 +13,5 @@ STORAGES = {
 # Serve static files straight from static/ without collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Two-step verification stays optional so that the demo logins `make run` prints work.
+KEHU_MFA_REQUIRED_ROLES = env.list("KEHU_MFA_REQUIRED_ROLES", default=[])

@@ -27,3 +27,7 @@ EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
 )
 KEHU_FIELD_KEY = env("KEHU_FIELD_KEY")
+# Managers and admins sign in with a second factor (docs/security.md).
+KEHU_MFA_REQUIRED_ROLES = env.list(
+    "KEHU_MFA_REQUIRED_ROLES", default=["manager", "admin"]
+)

@@ -23,3 +23,7 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 # tested on their own (tests/core/test_security_headers.py) with the real values.
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 366
 KEHU_SESSION_ABSOLUTE_SECONDS = 60 * 60 * 24 * 366
+
+# Two-step verification is optional here; tests/accounts/test_mfa.py turns it on.
+KEHU_MFA_REQUIRED_ROLES: list[str] = []
+KEHU_MFA_REQUIRED_FOR_ALL = False

@@ -103,6 +103,17 @@ MATRIX = [
     # The security audit log is for admins only.
     ("audit_log", "GET", None,                      L,     403,   403,   403,   403,   403,   403,   200,   403),
     ("password_change_done", "GET", None,           L,     200,   200,   200,   200,   200,   200,   200,   200),
+    # Two-step verification and one's own sessions: a login, not a role. These personas
+    # have no app set up, so there is no code to ask for and nothing to renew or remove
+    # (back to the settings page); an empty enrolment form is shown again with errors.
+    ("accounts:two_step", "GET", None,              L,     200,   200,   200,   200,   200,   200,   200,   200),
+    ("accounts:two_step_enrol", "GET", None,        L,     200,   200,   200,   200,   200,   200,   200,   200),
+    ("accounts:two_step_enrol", "POST", None,       L,     200,   200,   200,   200,   200,   200,   200,   200),
+    ("accounts:two_step_verify", "GET", None,       L,     302,   302,   302,   302,   302,   302,   302,   302),
+    ("accounts:two_step_verify", "POST", None,      L,     302,   302,   302,   302,   302,   302,   302,   302),
+    ("accounts:backup_codes_regenerate", "POST", None, L,  302,   302,   302,   302,   302,   302,   302,   302),
+    ("accounts:two_step_remove", "POST", None,      L,     302,   302,   302,   302,   302,   302,   302,   302),
+    ("accounts:sessions_end_others", "POST", None,  L,     302,   302,   302,   302,   302,   302,   302,   302),
     # The public complaint/repair form; an invalid submission answers 400.
     ("intake", "GET", None,                         200,   200,   200,   200,   200,   200,   200,   200,   200),
     ("intake", "POST", None,                        400,   400,   400,   400,   400,   400,   400,   400,   400),

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+
+class PasswordConfirmForm(forms.Form):
+    """Re-authentication before a change to the second factor (ASVS V7.5.1).
+
+    The password goes through `authenticate`, so wrong passwords count towards the
+    django-axes lockout exactly like wrong passwords at the login page.
+    """
+
+    password = forms.CharField(
+        label=_("当前密码"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        user = self.request.user
+        checked = authenticate(
+            self.request, username=user.get_username(), password=password
+        )
+        if checked is None or checked.pk != user.pk:
+            raise forms.ValidationError(_("密码不正确。"), code="wrong_password")
+        return password
+
+
+class TotpEnrolForm(PasswordConfirmForm):
+    code = forms.CharField(
+        label=_("应用显示的 6 位验证码"),
+        max_length=10,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}
+        ),
+    )
+
+    def clean_code(self) -> str:
+        code = "".join(self.cleaned_data["code"].split())
+        if not (len(code) == 6 and code.isdigit()):
+            raise forms.ValidationError(_("请输入 6 位数字。"), code="format")
+        return code
+
+
+class TwoStepVerifyForm(forms.Form):
+    code = forms.CharField(
+        label=_("验证码或备用码"),
+        max_length=20,
+        help_text=_("验证器应用里的 6 位数字；手机不在身边时，输入一个备用码。"),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True}
+        ),
+    )

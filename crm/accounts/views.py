@@ -1,0 +1,226 @@
+"""Two-step verification pages: status and settings, enrolment, backup codes, the code
+page after the password, and ending one's other sessions."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import django_otp
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render, resolve_url
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
+
+from crm.accounts import services, two_step
+from crm.accounts.forms import PasswordConfirmForm, TotpEnrolForm, TwoStepVerifyForm
+from crm.accounts.models import UserSession
+
+
+def _owes_verification(request: HttpRequest) -> bool:
+    # The middleware sends such a session to the code page already; checked again here
+    # because these pages change the second factor itself.
+    return two_step.step_owed(request) == two_step.VERIFY
+
+
+def _totp_device(user: Any) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def _settings_page(
+    request: HttpRequest,
+    *,
+    codes_form: PasswordConfirmForm | None = None,
+    remove_form: PasswordConfirmForm | None = None,
+) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "accounts/two_step.html",
+        {
+            "device": _totp_device(user),
+            "backup_codes_left": StaticToken.objects.filter(device__user=user).count(),
+            "is_required": two_step.is_required(user),
+            "codes_form": codes_form or PasswordConfirmForm(request=request),
+            "remove_form": remove_form or PasswordConfirmForm(request=request),
+            "session_count": UserSession.objects.filter(user=user).count(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET"])
+def two_step_settings(request: HttpRequest) -> HttpResponse:
+    if _owes_verification(request):
+        return redirect("accounts:two_step_verify")
+    return _settings_page(request)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def two_step_enrol(request: HttpRequest) -> HttpResponse:
+    if _owes_verification(request):
+        return redirect("accounts:two_step_verify")
+    user = request.user
+    if _totp_device(user) is not None:
+        messages.info(request, _("你已经设置了两步验证。"))
+        return redirect("accounts:two_step")
+    key = request.session.get(two_step.PENDING_KEY_SESSION_KEY) or random_hex(20)
+    request.session[two_step.PENDING_KEY_SESSION_KEY] = key
+    form = TotpEnrolForm(request.POST or None, request=request)
+    if request.method == "POST" and form.is_valid():
+        try:
+            device, codes = services.totp_device_add(
+                by=user, key=key, code=form.cleaned_data["code"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            request.session.pop(two_step.PENDING_KEY_SESSION_KEY, None)
+            django_otp.login(request, device)
+            two_step.session_enrolled_reset(request, enrolled=True)
+            # A new second factor ends the sessions opened with the password alone.
+            services.user_sessions_end(
+                by=user, user=user, keep_session_key=request.session.session_key
+            )
+            return _backup_codes_page(request, codes, just_enrolled=True)
+    pending = two_step.totp_device_unsaved(user, key)
+    return render(
+        request,
+        "accounts/two_step_enrol.html",
+        {
+            "form": form,
+            "qr_code": two_step.qr_code_svg(pending),
+            "secret": two_step.secret_for_display(pending),
+        },
+    )
+
+
+def _backup_codes_page(
+    request: HttpRequest, codes: list[str], *, just_enrolled: bool
+) -> HttpResponse:
+    # Shown once, in the answer to the POST: the codes are not kept anywhere readable.
+    return render(
+        request,
+        "accounts/backup_codes.html",
+        {
+            "codes": [two_step.backup_code_display(code) for code in codes],
+            "just_enrolled": just_enrolled,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def backup_codes_regenerate(request: HttpRequest) -> HttpResponse:
+    if _owes_verification(request):
+        return redirect("accounts:two_step_verify")
+    if _totp_device(request.user) is None:
+        messages.error(request, _("请先设置验证器应用。"))
+        return redirect("accounts:two_step")
+    form = PasswordConfirmForm(request.POST, request=request)
+    if not form.is_valid():
+        return _settings_page(request, codes_form=form)
+    codes = services.backup_codes_regenerate(by=request.user)
+    return _backup_codes_page(request, codes, just_enrolled=False)
+
+
+@login_required
+@require_http_methods(["POST"])
+def two_step_remove(request: HttpRequest) -> HttpResponse:
+    if _owes_verification(request):
+        return redirect("accounts:two_step_verify")
+    if not two_step.is_enrolled(request.user):
+        messages.info(request, _("你还没有设置两步验证。"))
+        return redirect("accounts:two_step")
+    form = PasswordConfirmForm(request.POST, request=request)
+    if not form.is_valid():
+        return _settings_page(request, remove_form=form)
+    services.two_step_remove(by=request.user)
+    two_step.session_enrolled_reset(request, enrolled=False)
+    messages.success(request, _("已移除两步验证。"))
+    return redirect("accounts:two_step")
+
+
+def _safe_next(request: HttpRequest) -> str:
+    wanted = request.POST.get("next") or request.GET.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return wanted
+    return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def two_step_verify(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request)
+    user = request.user
+    if user.is_verified():
+        return redirect(next_url)
+    if not two_step.is_enrolled(user):
+        two_step.session_enrolled_reset(request, enrolled=False)
+        return redirect(next_url)
+    form = TwoStepVerifyForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.two_step_verify(user=user, code=form.cleaned_data["code"])
+        except services.TwoStepThrottled as exc:
+            form.add_error("code", _throttle_message(exc.locked_until))
+            status = 429
+        else:
+            if device is not None:
+                django_otp.login(request, device)
+                two_step.session_enrolled_reset(request, enrolled=True)
+                return redirect(next_url)
+            form.add_error(
+                "code", _("验证码不正确或已经用过，请输入应用里当前的验证码。")
+            )
+    return render(
+        request,
+        "accounts/two_step_verify.html",
+        {"form": form, "next": next_url},
+        status=status,
+    )
+
+
+def _throttle_message(locked_until: Any) -> str:
+    seconds = 1
+    if locked_until is not None:
+        seconds = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
+    return ngettext(
+        "验证码错误次数过多，请 %(seconds)d 秒后再试。",
+        "验证码错误次数过多，请 %(seconds)d 秒后再试。",
+        seconds,
+    ) % {"seconds": seconds}
+
+
+@login_required
+@require_http_methods(["POST"])
+def sessions_end_others(request: HttpRequest) -> HttpResponse:
+    ended = services.user_sessions_end(
+        by=request.user,
+        user=request.user,
+        keep_session_key=request.session.session_key,
+    )
+    messages.success(
+        request,
+        ngettext(
+            "已结束其他 %(count)d 个登录会话。",
+            "已结束其他 %(count)d 个登录会话。",
+            ended,
+        )
+        % {"count": ended},
+    )
+    return redirect("accounts:two_step")
