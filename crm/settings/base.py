@@ -240,6 +240,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # At DEBUG, django.template logs the whole template context (customer names, phone
+    # numbers) for every missing variable: never below INFO, whatever LOG_LEVEL says.
+    "loggers": {"django.template": {"level": "INFO"}},
 }
 # The security audit log (crm/core/audit.py) is kept at least 3 years: it holds the
 # PIPL Art. 55-56 processing records (reveals, exports). `audit_purge` refuses less.
