@@ -46,3 +46,27 @@ SIZE ?= full
 .PHONY: bench
 bench: install
 	$(PY) -m bench.run --size $(SIZE)
+
+# Static checks (docs/security.md, "Static checks and CI"): bandit, semgrep with the
+# project's rules in .semgrep/, pip-audit, ruff's S rules. The same steps run in CI.
+.PHONY: audit
+audit: install
+	.ci/audit all
+
+# L1 load smoke (docs/benchmarks.md, "L1 load smoke"): gunicorn + Locust against the
+# machine's PostgreSQL/Redis or the ones in DATABASE_URL/REDIS_URL (database kehu_l1 is
+# created and dropped). L1_CUSTOMERS and L1_TIME override the size and the duration.
+.PHONY: load
+load: install
+	bench/l1/run.sh
+
+# Chaos and soak runs of the whole stack (docs/reliability.md): their own PostgreSQL,
+# Redis, worker, beat and gunicorn; kill -9, Redis and PostgreSQL restarts on schedule;
+# invariants checked at the end; exit 1 when one fails. Figures in test-artifacts/.
+SOAK_MINUTES ?= 30
+.PHONY: chaos soak
+chaos: install
+	$(PY) -m bench.chaos chaos $(CHAOS_ARGS)
+
+soak: install
+	$(PY) -m bench.chaos soak --soak-minutes $(SOAK_MINUTES) $(CHAOS_ARGS)
