@@ -163,6 +163,12 @@ def _address_params(request: HttpRequest) -> str:
     return params.urlencode()
 
 
+def _back_to_confirm(request: HttpRequest) -> HttpResponse:
+    confirm = reverse("customers:export_confirm")
+    querystring = _address_params(request)
+    return redirect(f"{confirm}?{querystring}" if querystring else confirm)
+
+
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def export_confirm(request: HttpRequest) -> HttpResponse:
@@ -213,9 +219,7 @@ def export_download(request: HttpRequest) -> HttpResponse:
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-        confirm = reverse("customers:export_confirm")
-        querystring = _address_params(request)
-        return redirect(f"{confirm}?{querystring}" if querystring else confirm)
+        return _back_to_confirm(request)
     stem = _("客户导出-%(when)s") % {
         "when": timezone.localtime().strftime("%Y%m%d-%H%M")
     }
@@ -255,9 +259,9 @@ def export_request_create(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
-        else:
-            messages.success(request, _("导出申请已提交，等待另一位经理或管理员审批。"))
-            return redirect(export_request)
+            return _back_to_confirm(request)
+        messages.success(request, _("导出申请已提交，等待另一位经理或管理员审批。"))
+        return redirect(export_request)
     context = {
         "row_count": row_count,
         "is_capped": is_capped,
