@@ -25,12 +25,14 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from crm.accounts.roles import Role
 from crm.notifications import services as notification_services
 from crm.notifications.models import Notification
 from customers import services as customer_services
-from customers.models import Customer
+from customers.models import Customer, ExportRequest
 from service import services as service_services
 from service.handover import services as handover_services
+from tests.factories import UserFactory
 from tests.handover.builders import make_event
 
 CANARIES = {
@@ -155,6 +157,18 @@ MATRIX = [
     ("customers:customer_merge", "GET", "other_dept", L,   403,   403,   403,   403,   404,   403,   200,   403),
     ("customers:export_confirm", "GET", None,       *MANAGERS),
     ("customers:export_download", "GET", None,      *MANAGERS),
+    # Export approval (导出审批): managers and admins only. A request is seen by its
+    # requester and by managers of the requester's department and admins; another
+    # department's request is 404. An empty form re-renders (400) or goes back (302);
+    # only the requester may download (an admin gets 403).
+    ("customers:export_request_create", "POST", None, L,   403,   403,   403,   403,   400,   403,   400,   403),
+    ("customers:export_requests", "GET", None,      *MANAGERS),
+    ("customers:export_request_detail", "GET", "exportrequest:manager", *MANAGERS),
+    ("customers:export_request_detail", "GET", "exportrequest:far",     L, 403, 403, 403, 403, 404, 403, 200, 403),
+    ("customers:export_request_decide", "POST", "exportrequest:manager", L, 403, 403, 403, 403, 302, 403, 302, 403),
+    ("customers:export_request_decide", "POST", "exportrequest:far",     L, 403, 403, 403, 403, 404, 403, 302, 403),
+    ("customers:export_request_download", "GET", "exportrequest:manager", L, 403, 403, 403, 403, 302, 403, 403, 403),
+    ("customers:export_request_download", "GET", "exportrequest:far",     L, 403, 403, 403, 403, 404, 403, 403, 403),
     ("customers:import_upload", "GET", None,        *MANAGERS),
     ("customers:import_template", "GET", None,      *MANAGERS),
     ("customers:import_job_detail", "GET", "missing",    *MANAGERS_MISSING),
@@ -358,6 +372,20 @@ class World:
             return f"{reverse(url_name, args=[event.pk])}?customer={customer.pk}"
         return reverse(url_name, args=[self._arg(url_name, target)])
 
+    def export_request(self, which):
+        """A pending export request of the manager, or of a manager of another
+        department (`far`)."""
+        requester = self.actors["manager"]
+        if which == "far":
+            requester = UserFactory(
+                username="manager_far",
+                team=self.actors["far_outsider"].team,
+                role=Role.MANAGER,
+            )
+        return ExportRequest.objects.create(
+            requested_by=requester, row_count=500, reason="矩阵导出"
+        )
+
     def _arg(self, url_name, target):
         admin = self.actors["admin_user"]
         if target == "missing":
@@ -400,6 +428,8 @@ class World:
                 due_at=timezone.now() + dt.timedelta(days=1),
                 note="回访",
             ).pk
+        if kind == "exportrequest":
+            return self.export_request(which).pk
         if kind == "notification":
             return notification_services.notification_send(
                 recipient=self.actors[which],
