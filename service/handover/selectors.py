@@ -6,6 +6,7 @@ from itertools import groupby
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
 from crm.accounts.roles import Role
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
@@ -73,7 +74,11 @@ def appointment_for_page(user: Any) -> QuerySet:
 
 
 def open_slots(event: HandoverEvent) -> QuerySet:
-    return event.slots.order_by("date", "start_time")
+    """The slots a booking may choose from: from today on (full ones are shown,
+    marked 已满, and refused by the form)."""
+    return event.slots.filter(date__gte=timezone.localdate()).order_by(
+        "date", "start_time"
+    )
 
 
 def active_counts(event: HandoverEvent) -> dict[str, int]:
