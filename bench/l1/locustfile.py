@@ -285,7 +285,7 @@ class SalesUser(KehuUser):
             url,
             re.compile(rf"^/customers/{pk}/$"),
             # Two users saving one customer at once: the second is told, not overwritten.
-            ok_text='data-testid="edit-conflict"',
+            ok_text="该客户已被他人修改",
         )
 
     @task(5)
