@@ -3,9 +3,10 @@
 Up to the limit the file comes at once; over it the manager asks with a reason, another
 manager or admin who can see every customer in it approves or rejects on 导出审批, a
 Celery task writes the file under KEHU_DATA_DIR/exports and the requester downloads it
-once. The task runs in this process (`export_request_produce_task(pk)`, the Celery
-task's own code); on_commit does not fire inside a test transaction, so nothing is sent
-to a broker here.
+once. Most tests run the task in this process (`export_request_produce_task(pk)`, the
+Celery task's own code: on_commit does not fire inside a test transaction, so nothing
+reaches a broker); the last one approves through a committed transaction and a real
+Celery worker process builds the file.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 
 import pytest
 import time_machine
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
@@ -24,6 +27,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from crm.accounts.roles import Role
 from crm.core import audit
 from crm.core.models import AccessLog
+from crm.scheduler.testing import Child, celery_worker_argv, database_url, wait_for
 from customers import services, tasks
 from customers.models import Customer, ExportRequest
 from tests.factories import CustomerFactory, UserFactory
@@ -323,3 +327,55 @@ def test_an_unfetched_file_expires(client, manager, manager_b, pending, settings
     assert pending.status == ExportRequest.Status.EXPIRED
     assert not stored.exists()
     assert not _exports().exists()
+
+
+# --- through a real Celery worker ---------------------------------------------------------
+
+
+@pytest.fixture
+def worker(transactional_db, tmp_path, settings):
+    """One Celery worker process (prefork, -c 2) on this run's broker and test database,
+    writing exports under its own KEHU_DATA_DIR."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=settings.CELERY_BROKER_URL,
+        DJANGO_SETTINGS_MODULE="crm.settings.dev",
+        DEBUG="0",
+        LOG_LEVEL="WARNING",
+        KEHU_DATA_DIR=str(tmp_path / "data"),
+        PYTHONUNBUFFERED="1",
+    )
+    settings.EXPORT_ROOT = tmp_path / "data" / "exports"
+    child = Child("worker", celery_worker_argv("kehu-export"), env, tmp_path / "w.log")
+    child.start()
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approved_export_is_built_by_the_celery_worker(
+    worker, client, manager, manager_b, many, settings
+):
+    client.force_login(manager)
+    ask(client)
+    export_request = ExportRequest.objects.get()
+    client.force_login(manager_b)
+    # The approval commits, then queues the task on the broker (transaction.on_commit).
+    client.post(decide_url(export_request), {"decision": "approve"})
+    client.force_login(manager)
+
+    def built() -> bool:
+        status = client.get(detail_url(export_request), HTTP_HX_REQUEST="true")
+        return 'data-status="produced"' in status.content.decode()
+
+    assert wait_for(built, timeout=60, interval=0.5), worker.log_path.read_text()
+    response = client.get(fetch_url(export_request))
+    body = b"".join(response.streaming_content)
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert len(rows) == LIMIT + 3
+    log = _exports().get()
+    assert log.detail.startswith(f"sha256={hashlib.sha256(body).hexdigest()};")
+    assert not list(settings.EXPORT_ROOT.iterdir())  # handed out once, then deleted
