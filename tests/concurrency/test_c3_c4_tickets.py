@@ -92,7 +92,12 @@ def test_c3_eight_agents_times_five_hundred_edits(agents):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_c3_close_against_reopen_exactly_one_wins(agents):
+def test_c3_close_against_reopen_and_assign_against_assign_one_wins(agents):
+    close_against_reopen(agents)
+    assign_against_assign(agents)
+
+
+def close_against_reopen(agents):
     for _ in range(5):
         ticket = TicketFactory(status="resolved", assignee=agents[0])
         seen_a = Ticket.objects.get(pk=ticket.pk)
@@ -115,8 +120,7 @@ def test_c3_close_against_reopen_exactly_one_wins(agents):
         assert TicketTransition.objects.filter(ticket=ticket).count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_c3_assign_against_assign_exactly_one_wins(agents):
+def assign_against_assign(agents):
     for _ in range(5):
         ticket = TicketFactory(status="new", assignee=None)
         version = ticket.version
