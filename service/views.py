@@ -311,7 +311,13 @@ def canned_reply(request: HttpRequest, reference: str) -> HttpResponse:
     """The reply box filled with a canned reply (htmx), after what was already typed."""
     ticket = _changing(request, reference)
     body = request.GET.get("body", "")[:5000]
-    canned = CannedReply.objects.filter(pk=request.GET.get("canned") or 0).first()
+    canned_id = request.GET.get("canned", "")
+    # A hand-made ?canned=abc is no reply, not a 500 (S6).
+    canned = (
+        CannedReply.objects.filter(pk=int(canned_id)).first()
+        if canned_id.isascii() and canned_id.isdigit()
+        else None
+    )
     if canned is not None:
         text = services.canned_reply_render(
             body=canned.body, ticket=ticket, agent=request.user

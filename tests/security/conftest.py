@@ -131,3 +131,17 @@ def crawl(django_db_setup, django_db_blocker, tmp_path_factory) -> Crawl:
         finally:
             undo()
     return result
+
+
+@pytest.fixture(scope="module")
+def sweep_world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The personas and canaries, built once per module and rolled back after it.
+
+    Modules using it mark themselves `django_db`: each test then runs in a savepoint
+    inside this transaction, so one test's writes do not reach the next.
+    """
+    media = tmp_path_factory.mktemp("sweep-media")
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
+        with transaction.atomic():
+            yield build_world()
+            transaction.set_rollback(True)
