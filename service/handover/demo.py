@@ -44,12 +44,13 @@ def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:
             capacity=6,
         )
     services.event_publish(by=admin, event=event)
-    # Day 1 is the busy day (handover.md §1.2): the first slots fill up first.
+    # Day 1 is the busy day (handover.md §1.2): its first slot is full (已满), the
+    # next ones fill up in turn.
     slots = list(event.slots.order_by("date", "start_time"))
     owners = [c for c in customers if not c.is_organization][:30]
     for n, customer in enumerate(owners):
         services.appointment_book(
-            slot=slots[n // 4],
+            slot=slots[0] if n < 6 else slots[1 + (n - 6) // 4],
             customer=customer,
             by=admin,
             unit=f"{UNITS[n % len(UNITS)]}{(n % 20 + 1) * 100 + n % 4 + 1}",

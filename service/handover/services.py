@@ -257,6 +257,10 @@ def appointment_book(
     _require_visible(by, customer)
     slot = TimeSlot.objects.select_related("event").get(pk=slot.pk)
     _require_bookable(slot)
+    if slot.is_full:
+        # Full when just read: refusing is right, and cheaper than insert-and-roll-back.
+        # A free seat read here proves nothing; the conditional UPDATE below decides.
+        raise SlotFull
     appointment = Appointment(
         event_id=slot.event_id,
         slot=slot,
