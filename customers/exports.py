@@ -33,7 +33,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -433,8 +433,15 @@ def export_request_decide(
         locked.decided_by = by
         locked.decided_at = timezone.now()
         locked.decision_note = note.strip()[:300]
+        locked.queued_at = locked.decided_at if approve else None
         locked.save(
-            update_fields=["status", "decided_by", "decided_at", "decision_note"]
+            update_fields=[
+                "status",
+                "decided_by",
+                "decided_at",
+                "decision_note",
+                "queued_at",
+            ]
         )
         audit.record(
             request,
@@ -458,92 +465,109 @@ def _enqueue_produce(request_id: int) -> None:
 
 
 PROGRESS_EVERY = 500
-# An approved request no task has started for this long is queued again.
+# A building task holds the request this long, renewed every PROGRESS_EVERY rows.
+LEASE = timedelta(minutes=2)
+# An approved request no task has taken for this long is queued again.
 REQUEUE_AFTER = timedelta(seconds=60)
 
 
 def export_request_kick(*, export_request: ExportRequest) -> bool:
-    """Queue an approved request again when no worker has started it for a while."""
-    if (
-        export_request.status != ExportRequest.Status.APPROVED
-        or export_request.file_name
-    ):
+    """Queue an approved request again when no worker holds it and none was asked to
+    for a while: a broker restarted empty, a publish that failed, a worker killed."""
+    if export_request.status != ExportRequest.Status.APPROVED:
         return False
-    stale = (
-        export_request.decided_at or timezone.now()
-    ) < timezone.now() - REQUEUE_AFTER
-    if stale:
+    now = timezone.now()
+    requeued = (
+        ExportRequest.objects.filter(
+            pk=export_request.pk, status=ExportRequest.Status.APPROVED
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER))
+        .update(queued_at=now)
+    )
+    if requeued:
         transaction.on_commit(lambda: _enqueue_produce(export_request.pk), robust=True)
-    return stale
+    return bool(requeued)
 
 
 def export_request_produce(*, request_id: int) -> ExportRequest | None:
     """Build the approved file under KEHU_DATA_DIR/exports (the Celery task's work).
 
-    Claiming the request writes its random file name, so a duplicated task finds it
-    taken and does nothing. The rows are read again through the requester's visible
+    A run takes the request by writing a lease and its own random file name; a
+    duplicated task finds the lease held and does nothing, a run whose worker died is
+    taken over once its lease has run out, and only the run whose file name is on the
+    request may finish it. The rows are read again through the requester's visible
     list: someone who lost sight of a customer since asking does not get it.
     """
     from customers.selectors import customers_of_request
 
-    file_name = f"{secrets.token_hex(16)}.{{fmt}}"
-    with transaction.atomic():
-        export_request = (
-            ExportRequest.objects.select_for_update(skip_locked=True, no_key=True)
-            .select_related("requested_by")
-            .filter(pk=request_id, status=ExportRequest.Status.APPROVED, file_name="")
-            .first()
-        )
-        if export_request is None:
-            return None
-        file_name = file_name.format(fmt=export_request.file_format)
-        export_request.file_name = file_name
-        export_request.save(update_fields=["file_name"])
+    now = timezone.now()
+    pending = ExportRequest.objects.filter(
+        pk=request_id, status=ExportRequest.Status.APPROVED
+    )
+    earlier = pending.values_list("file_name", "file_format").first()
+    if earlier is None:
+        return None
+    file_name = f"{secrets.token_hex(16)}.{earlier[1]}"
+    claimed = pending.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    ).update(lease_until=now + LEASE, file_name=file_name, rows_written=0)
+    if not claimed:
+        return None
+    root = export_root()
+    root.mkdir(parents=True, exist_ok=True)
+    if earlier[0]:  # what a dead run left behind
+        (root / earlier[0]).with_suffix(".part").unlink(missing_ok=True)
+    export_request = ExportRequest.objects.select_related("requested_by").get(
+        pk=request_id
+    )
     customers = customers_of_request(export_request)
     if customers is None:
         return _produce_failed(export_request, _("筛选条件已失效。"))
     export = customers_export(by=export_request.requested_by, customers=customers)
-    root = export_root()
-    root.mkdir(parents=True, exist_ok=True)
     path = root / file_name
     partial = path.with_suffix(".part")
+    mine = ExportRequest.objects.filter(
+        pk=request_id, status=ExportRequest.Status.APPROVED, file_name=file_name
+    )
     with partial.open("wb") as handle:
-        write_file(
-            _counting(export.rows, export_request.pk),
-            export_request.file_format,
-            handle,
-        )
+        write_file(_counting(export.rows, mine), export_request.file_format, handle)
         handle.flush()
         os.fsync(handle.fileno())
     with partial.open("rb") as handle:
         sha256 = sha256_of(handle)
     partial.rename(path)
     now = timezone.now()
-    ExportRequest.objects.filter(pk=export_request.pk).update(
+    finished = mine.update(
         status=ExportRequest.Status.PRODUCED,
         rows_written=export.row_count,
         produced_rows=export.row_count,
         sha256=sha256,
+        lease_until=None,
         produced_at=now,
         expires_at=now + timedelta(hours=settings.KEHU_EXPORT_DOWNLOAD_HOURS),
     )
+    if not finished:  # another run took over meanwhile: its file counts, not this one
+        path.unlink(missing_ok=True)
+        return None
     export_request.refresh_from_db()
     return export_request
 
 
-def _counting(rows: Iterator[list[str]], request_id: int) -> Iterator[list[str]]:
-    """The rows as they are, writing progress to the request every PROGRESS_EVERY."""
+def _counting(rows: Iterator[list[str]], mine: QuerySet) -> Iterator[list[str]]:
+    """The rows as they are; every PROGRESS_EVERY rows the progress is written and the
+    lease renewed."""
     written = -1  # the header
     for row in rows:
         yield row
         written += 1
         if written and written % PROGRESS_EVERY == 0:
-            ExportRequest.objects.filter(pk=request_id).update(rows_written=written)
+            mine.update(rows_written=written, lease_until=timezone.now() + LEASE)
 
 
 def _produce_failed(export_request: ExportRequest, message: str) -> ExportRequest:
     ExportRequest.objects.filter(pk=export_request.pk).update(
-        status=ExportRequest.Status.FAILED, error=message[:300]
+        status=ExportRequest.Status.FAILED, error=message[:300], lease_until=None
     )
     export_request.refresh_from_db()
     return export_request

@@ -697,6 +697,11 @@ class ExportRequest(models.Model):
     # Relative to the export folder under KEHU_DATA_DIR; a random name.
     file_name = models.CharField(max_length=100, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
+    # A building task holds the request until lease_until (renewed as rows are
+    # written); when it runs out, or nobody took the request since queued_at, the
+    # request page queues it again (exports.export_request_kick).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
     produced_rows = models.PositiveIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     error = models.CharField(max_length=300, blank=True)

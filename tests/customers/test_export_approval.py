@@ -329,6 +329,36 @@ def test_an_unfetched_file_expires(client, manager, manager_b, pending, settings
     assert not _exports().exists()
 
 
+def test_a_build_whose_worker_died_is_taken_over_once_its_lease_runs_out(
+    client, manager, manager_b, pending, settings, django_capture_on_commit_callbacks
+):
+    client.force_login(manager_b)
+    client.post(decide_url(pending), {"decision": "approve"})
+    # A worker took the request and was killed half-way: its lease still holds.
+    now = timezone.now()
+    ExportRequest.objects.filter(pk=pending.pk).update(
+        file_name="dead.csv", lease_until=now + dt.timedelta(minutes=1)
+    )
+    settings.EXPORT_ROOT.mkdir(parents=True)
+    (settings.EXPORT_ROOT / "dead.part").write_bytes(b"half a file")
+    tasks.export_request_produce_task(pending.pk)  # a duplicate: the lease is held
+    pending.refresh_from_db()
+    assert (pending.status, pending.file_name) == ("approved", "dead.csv")
+    client.force_login(manager)
+    with django_capture_on_commit_callbacks() as queued:
+        client.get(detail_url(pending), HTTP_HX_REQUEST="true")
+    assert not queued  # nothing to do while the lease holds
+    with time_machine.travel(now + dt.timedelta(minutes=3), tick=False):
+        with django_capture_on_commit_callbacks() as queued:
+            client.get(detail_url(pending), HTTP_HX_REQUEST="true")
+            client.get(detail_url(pending), HTTP_HX_REQUEST="true")
+        assert len(queued) == 1  # queued again once, not on every poll
+        tasks.export_request_produce_task(pending.pk)
+    pending.refresh_from_db()
+    assert pending.status == ExportRequest.Status.PRODUCED
+    assert [p.suffix for p in settings.EXPORT_ROOT.iterdir()] == [".csv"]
+
+
 # --- through a real Celery worker ---------------------------------------------------------
 
 
