@@ -387,7 +387,41 @@ def export_request_create(
         row_count=row_count,
         detail=reason,
     )
+    _tell_approvers(export_request)
     return export_request
+
+
+def _tell_approvers(export_request: ExportRequest) -> None:
+    """A notification to everyone who may decide the request: admins, and managers
+    who see the requester's requests (the same scope as the 导出审批 page)."""
+    from django.contrib.auth import get_user_model
+
+    from crm.accounts.roles import Role
+    from crm.notifications.services import notification_send
+
+    requester = export_request.requested_by
+    people = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[Role.MANAGER, Role.ADMIN])
+        .exclude(pk=requester.pk)
+        .select_related("team")
+        .distinct()
+    )
+    for person in people:
+        if (
+            not ExportRequest.objects.visible_to(person)
+            .filter(pk=export_request.pk)
+            .exists()
+        ):
+            continue
+        notification_send(
+            recipient=person,
+            key=f"export-request:{export_request.pk}:{person.pk}",
+            title=_("导出待审批：%(user)s 申请导出 %(rows)s 位客户")
+            % {"user": requester, "rows": export_request.row_count},
+            body=export_request.reason,
+            url=export_request.get_absolute_url(),
+        )
 
 
 def export_request_decide(

@@ -27,6 +27,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from crm.accounts.roles import Role
 from crm.core import audit
 from crm.core.models import AccessLog
+from crm.notifications.models import Notification
 from crm.scheduler.testing import Child, celery_worker_argv, database_url, wait_for
 from customers import services, tasks
 from customers.models import Customer, ExportRequest
@@ -165,6 +166,16 @@ def test_a_request_keeps_its_filters_rows_and_reason(client, manager, many):
     assert AccessLog.objects.filter(
         action=audit.EXPORT_REQUESTED, user=manager, row_count=LIMIT + 2
     ).exists()
+
+
+def test_those_who_may_decide_are_told(
+    client, manager, manager_b, far_manager, admin_user, many
+):
+    client.force_login(manager)
+    ask(client)
+    told = Notification.objects.filter(title__startswith="导出待审批")
+    assert sorted(n.recipient.username for n in told) == ["admin_a", "manager_b"]
+    assert told.first().url == detail_url(ExportRequest.objects.get())
 
 
 def test_a_request_needs_a_reason(client, manager, many):
