@@ -12,6 +12,7 @@ from crm.accounts.roles import Role
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
 
 EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
+CANCELLED_SHOWN = 20
 
 
 def events_for(user: Any) -> QuerySet:
@@ -52,18 +53,22 @@ def event_totals(event: HandoverEvent) -> dict[str, int]:
 
 
 def slot_appointments(*, user: Any, slot: TimeSlot) -> dict[str, Any]:
-    """The slot's appointments the user may see, and how many others there are."""
+    """The slot's active appointments the user may see (at most `capacity` rows), the
+    latest cancelled ones, and how many active ones of other teams are not shown."""
     visible = (
         Appointment.objects.visible_to(user)
         .filter(slot=slot)
         .select_related("customer", "created_by")
-        .order_by("state", "created_at", "id")
     )
-    rows = list(visible)
-    shown_active = sum(1 for a in rows if a.is_active)
+    active = list(visible.active().order_by("state", "created_at", "id"))
+    cancelled = list(
+        visible.filter(state=Appointment.State.CANCELLED).order_by(
+            "-cancelled_at", "-id"
+        )[:CANCELLED_SHOWN]
+    )
     return {
-        "appointments": rows,
-        "hidden_count": max(slot.booked_count - shown_active, 0),
+        "appointments": active + cancelled,
+        "hidden_count": max(slot.booked_count - len(active), 0),
     }
 
 
