@@ -184,7 +184,10 @@ def http_summary(answers: list[Answer], report: dict[str, Any]) -> dict[str, Any
     windows = _windows(report)
 
     def inside(answer: Answer) -> bool:
-        return any(a <= answer.at <= b for a, b, _ in windows)
+        # A request in flight when PostgreSQL stopped counts as inside too.
+        return any(
+            answer.at <= b and answer.at + answer.seconds >= a for a, b, _ in windows
+        )
 
     statuses = Counter(a.status for a in answers)
     outside = [a for a in answers if not inside(a)]
@@ -462,7 +465,7 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
             ]
     else:
         soak = report["soak"]
-        growth = rss_growth(soak["samples"])
+        growth = rss_growth(soak["samples"], soak.get("quiet_from", 0))
         max_conn = max((s["pg_connections"] for s in soak["samples"]), default=None)
         limit = report["facts"]["max_connections"] - 5
         http = report["http"]
@@ -531,15 +534,17 @@ def _all_302(http: dict[str, Any]) -> bool:
     return bool(statuses) and set(statuses) == {"302"}
 
 
-def rss_growth(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def rss_growth(samples: list[dict[str, Any]], quiet_from: float) -> dict[str, Any]:
     """RSS of the longest-lived worker incarnation: after warm-up vs. at its end.
 
-    Warm-up is the first minute of that incarnation (a third of it when shorter); each
-    end is the median of three samples, so one busy moment does not decide.
+    Only samples after the last disruption that touches the worker (R1, R2, R4) count,
+    and warm-up is their first minute (a third when shorter): recovering from a
+    backlog fills caches once, which is not a leak. Each end is the median of three
+    samples, so one busy moment does not decide.
     """
     lives: dict[int, list[dict[str, Any]]] = {}
     for sample in samples:
-        if sample["worker_rss_kb"]:
+        if sample["worker_rss_kb"] and sample["at"] >= quiet_from:
             lives.setdefault(sample["worker_start"], []).append(sample)
     if not lives:
         return {}
@@ -552,6 +557,7 @@ def rss_growth(samples: list[dict[str, Any]]) -> dict[str, Any]:
     start = sorted(after[:3])[1]
     end = sorted(after[-3:])[1]
     return {
+        "measured_from": life[0]["at"],
         "incarnation": life[0]["worker_start"],
         "span_s": round(span),
         "rss_after_warmup_kb": start,
