@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 from django.db.models import Count, Q, Sum
 
 from service.handover import services
@@ -42,6 +43,19 @@ def _outcome(call: Callable[[], object]) -> str:
     return "ok"
 
 
+def _connect() -> None:
+    """Open this thread's connection before the first round, so that a server briefly
+    out of connection slots (other test runs on a shared PostgreSQL) delays the start
+    instead of showing up as a booking outcome."""
+    for _attempt in range(60):
+        try:
+            connections["default"].ensure_connection()
+            return
+        except OperationalError:
+            time.sleep(0.5)
+    connections["default"].ensure_connection()
+
+
 class Crew:
     """`size` long-lived threads with one database connection each; every round they
     are released together by a barrier, run their part, and meet again."""
@@ -61,6 +75,7 @@ class Crew:
 
     def _run(self, n: int) -> None:
         try:
+            _connect()
             while True:
                 self.start.wait(120)
                 if self.work is None:
