@@ -8,6 +8,9 @@ from django.utils.translation import gettext as _
 
 from customers.search import FULL_WIDTH
 
+# The phone columns (CustomerPhone.number, Customer.phone, Ticket.contact_phone) hold 20.
+MAX_LENGTH = 20
+
 
 def normalise_phone(raw: str) -> tuple[str, str]:
     """('13812345678', 'mobile') or ('01088886666', 'landline'); ValidationError if bad.
@@ -32,6 +35,9 @@ def normalise_phone(raw: str) -> tuple[str, str]:
         .replace(" ", "")
         .replace("-", "")
     )
+    if len(national) > MAX_LENGTH:
+        # A long extension ("ext 1234567") would not fit the column: a 500 on saving.
+        raise ValidationError(_("“%(raw)s”的分机号太长。") % {"raw": raw})
     kind = (
         "mobile"
         if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE

@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import authenticate
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -61,3 +63,14 @@ class TwoStepVerifyForm(forms.Form):
             attrs={"autocomplete": "one-time-code", "autofocus": True}
         ),
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form sets the username's max_length after building the field, so
+    it is only an HTML attribute; a 10,000-character name went on to django-axes, whose
+    column (255) refused it with a 500. Here the length is validated."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.validators.append(MaxLengthValidator(username.max_length))
