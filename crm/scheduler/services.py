@@ -16,6 +16,9 @@ from crm.scheduler.models import ScheduledAction
 logger = logging.getLogger(__name__)
 State = ScheduledAction.State
 SWEEP_BATCH = 500
+# An expired `dispatched` lease is taken back only when fewer deliveries than this wait
+# in the broker (see actions_sweep).
+RECLAIM_QUEUED_BELOW = 50
 
 
 def action_schedule(
@@ -48,26 +51,40 @@ def action_cancel(*, key: str) -> int:
 
 
 def actions_sweep(
-    *, now: datetime | None = None, limit: int = SWEEP_BATCH
+    *, now: datetime | None = None, limit: int = SWEEP_BATCH, broker_backlog: int = 0
 ) -> list[int]:
     """Claim due and abandoned actions and publish them to the workers.
 
     Safe to run twice at once (SKIP LOCKED: each row goes to one sweeper) and after any
     crash: a claim is a lease, and an expired lease is claimed again.
+
+    `broker_backlog` is how many published deliveries still wait in the broker. While
+    the workers are behind (down, restarting, slow), the rows behind those messages are
+    queued, not lost: claiming more, or publishing a `dispatched` row again because its
+    lease ran out in the queue, only fills the broker with copies the workers must then
+    wade through (`make chaos` saw 19,500 messages for 4,000 rows). So the sweep keeps at
+    most SWEEP_BATCH messages waiting, and takes an expired `dispatched` row back only
+    when the queue is nearly empty -- which it is after Redis lost its messages.
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
     at_most_once = registry.at_most_once_kinds()
+    limit = min(limit, SWEEP_BATCH - broker_backlog)
+    abandoned = [State.SENDING]
+    if broker_backlog < RECLAIM_QUEUED_BELOW:
+        abandoned.append(State.DISPATCHED)
     with transaction.atomic():
         # A customer-facing message that may already have gone out is never re-sent.
         if at_most_once:
             ScheduledAction.objects.filter(
                 state=State.SENDING, lease_until__lt=now, kind__in=at_most_once
             ).update(state=State.NEEDS_REVIEW, last_error="lease expired while sending")
+        if limit <= 0:
+            return []
         due = (
             ScheduledAction.objects.filter(
                 Q(state=State.PENDING, due_at__lte=now)
-                | Q(state__in=[State.DISPATCHED, State.SENDING], lease_until__lt=now)
+                | Q(state__in=abandoned, lease_until__lt=now)
             )
             .order_by("due_at")
             .select_for_update(skip_locked=True, no_key=True)
