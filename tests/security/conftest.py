@@ -22,6 +22,7 @@ from tests.security.inventory import (
     body_of,
     build_world,
     get_rows,
+    rolled_back,
 )
 
 # The loggers whose output the log scan reads (our apps log under their module names).
@@ -92,24 +93,25 @@ def crawl_pages(world) -> list[Answer]:  # noqa: ANN001
         clients[actor] = client
     answers = []
     for url_name, target, expected in get_rows():
-        url = world.url(url_name, target)
-        for actor in ACTORS:
-            # The health probe pings the Celery workers (a second each): once is enough.
-            if expected[actor] == PROBE and actor != "anonymous":
-                continue
-            response = clients[actor].get(url)
-            answers.append(
-                Answer(
-                    url_name=url_name,
-                    target=target,
-                    actor=actor,
-                    url=url,
-                    status=response.status_code,
-                    headers=dict(response.headers),
-                    cookies=response.cookies,
-                    body=body_of(response),
+        with rolled_back(world):
+            url = world.url(url_name, target)
+            for actor in ACTORS:
+                # The health probe pings the Celery workers (a second each): once will do.
+                if expected[actor] == PROBE and actor != "anonymous":
+                    continue
+                response = clients[actor].get(url)
+                answers.append(
+                    Answer(
+                        url_name=url_name,
+                        target=target,
+                        actor=actor,
+                        url=url,
+                        status=response.status_code,
+                        headers=dict(response.headers),
+                        cookies=response.cookies,
+                        body=body_of(response),
+                    )
                 )
-            )
     return answers
 
 

@@ -10,6 +10,8 @@ tests; the canary customers also get ID numbers here, for the PII scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import transaction
 from stdnum.cn import ric
@@ -46,6 +48,7 @@ __all__ = [
     "build_world",
     "get_rows",
     "post_rows",
+    "rolled_back",
 ]
 
 body_of = _body
@@ -140,3 +143,23 @@ def post_rows() -> list[tuple[str, str | None, dict[str, object]]]:
         for row in MATRIX
         if row[1] == "POST"
     ]
+
+
+@contextmanager
+def rolled_back(world: World) -> Iterator[World]:
+    """Whatever `world.url()` and the requests create inside is undone afterwards.
+
+    The matrix gives each row a fresh World; a sweep that reuses one World for every
+    row undoes each row's records instead (a savepoint) and forgets what World cached
+    about them, so that rows which create the same record do not collide.
+    """
+    saved = {
+        name: dict(value) if isinstance(value, dict) else value
+        for name, value in vars(world).items()
+    }
+    savepoint = transaction.savepoint()
+    try:
+        yield world
+    finally:
+        transaction.savepoint_rollback(savepoint)
+        vars(world).update(saved)

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.accounts.test_access_matrix import world  # noqa: F401 - a fixture
-from tests.security.inventory import ACTORS, LOGIN, MATRIX, PROBE
+from tests.security.inventory import ACTORS, LOGIN, MATRIX, PROBE, rolled_back
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOWED = (200, 302, 400)
@@ -33,7 +33,9 @@ def _urls(world):  # noqa: ANN001, ANN202, F811
             (a for a in ACTORS[1:] if expected[a] in ALLOWED),
             next((a for a in ACTORS[1:] if expected[a] not in (LOGIN, PROBE)), None),
         )
-        yield method, world.url(url_name, target), persona
+        # The consumer's requests run inside, and what they create is undone after.
+        with rolled_back(world):
+            yield method, world.url(url_name, target), persona
 
 
 def _client(world, persona) -> Client:  # noqa: ANN001, F811
@@ -44,6 +46,12 @@ def _client(world, persona) -> Client:  # noqa: ANN001, F811
     return client
 
 
+def _clients(world) -> dict[str, Client]:  # noqa: ANN001, F811
+    """One signed-in client per persona, made before any row's savepoint (a session
+    saved inside one would be rolled back with the row)."""
+    return {persona: _client(world, persona) for persona in ACTORS[1:]}
+
+
 def _token(client: Client) -> str:
     return client.cookies[settings.CSRF_COOKIE_NAME].value
 
@@ -52,10 +60,8 @@ def test_every_url_refuses_a_post_without_a_token(world):  # noqa: F811
     problems = []
     checked = 0
     anonymous = _client(world, None)
-    clients = {}
+    clients = {None: anonymous, **_clients(world)}
     for _method, url, persona in _urls(world):
-        if persona not in clients:
-            clients[persona] = _client(world, persona)
         for who, client in (("anonymous", anonymous), (persona, clients[persona])):
             status = client.post(url, {"name": "无令牌"}).status_code
             checked += 1
@@ -76,12 +82,10 @@ def test_every_post_url_refuses_another_sessions_token(world):  # noqa: F811
     mallory = _client(world, "outsider")
     foreign_token = _token(mallory)
     problems = []
-    clients = {}
+    clients = _clients(world)
     for method, url, persona in _urls(world):
         if method != "POST":
             continue
-        if persona not in clients:
-            clients[persona] = _client(world, persona)
         client = clients[persona]
         assert _token(client) != foreign_token
         response = client.post(url, {"csrfmiddlewaretoken": foreign_token})
@@ -104,12 +108,10 @@ def test_the_sessions_own_token_is_accepted(world):  # noqa: F811
 
 def test_no_state_change_answers_get(world):  # noqa: F811
     problems = []
-    clients = {}
+    clients = _clients(world)
     for method, url, persona in _urls(world):
         if method != "POST":
             continue
-        if persona not in clients:
-            clients[persona] = _client(world, persona)
         status = clients[persona].get(url).status_code
         if status != 405:
             problems.append(f"GET {url} as {persona}: {status}")

@@ -14,7 +14,10 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from tests.accounts.test_access_matrix import world  # noqa: F401 - a fixture
-from tests.security.inventory import PROBE, get_rows
+from tests.security.inventory import PROBE, get_rows, rolled_back
+
+# The crawl needs the test database; pytest-django sets it up only for such modules.
+pytestmark = pytest.mark.django_db
 
 HSTS_MIN_SECONDS = 31_536_000
 MIN_HTML_PAGES = 300  # ~50 GET patterns × 9 personas; fewer means the crawl broke
@@ -142,25 +145,28 @@ def test_production_pages_over_tls_send_hsts_and_secure_cookies(
     for url_name, target, expected in get_rows():
         if expected["admin_user"] == PROBE:
             continue
-        url = world.url(url_name, target)
-        response = client.get(url, secure=True, headers={"X-Forwarded-Proto": "https"})
-        checked += 1
-        hsts = dict(
-            (part.strip().split("=", 1) + [""])[:2]
-            for part in response.get("Strict-Transport-Security", "").split(";")
-        )
-        if int(hsts.get("max-age") or 0) < HSTS_MIN_SECONDS:
-            problems.append(f"{url}: HSTS max-age {hsts.get('max-age')}")
-        if "includeSubDomains" not in hsts:
-            problems.append(f"{url}: HSTS without includeSubDomains")
-        session = response.cookies.get(settings.SESSION_COOKIE_NAME)
-        if session is None:
-            problems.append(f"{url}: session cookie not renewed")
-            continue
-        if not (session["secure"] and session["httponly"]):
-            problems.append(f"{url}: session cookie not Secure+HttpOnly")
-        if session["samesite"] != "Lax":
-            problems.append(f"{url}: session cookie SameSite={session['samesite']}")
+        with rolled_back(world):
+            url = world.url(url_name, target)
+            response = client.get(
+                url, secure=True, headers={"X-Forwarded-Proto": "https"}
+            )
+            checked += 1
+            hsts = dict(
+                (part.strip().split("=", 1) + [""])[:2]
+                for part in response.get("Strict-Transport-Security", "").split(";")
+            )
+            if int(hsts.get("max-age") or 0) < HSTS_MIN_SECONDS:
+                problems.append(f"{url}: HSTS max-age {hsts.get('max-age')}")
+            if "includeSubDomains" not in hsts:
+                problems.append(f"{url}: HSTS without includeSubDomains")
+            session = response.cookies.get(settings.SESSION_COOKIE_NAME)
+            if session is None:
+                problems.append(f"{url}: session cookie not renewed")
+                continue
+            if not (session["secure"] and session["httponly"]):
+                problems.append(f"{url}: session cookie not Secure+HttpOnly")
+            if session["samesite"] != "Lax":
+                problems.append(f"{url}: session cookie SameSite={session['samesite']}")
     assert not problems, "\n".join(problems)
     assert checked >= 40
 
