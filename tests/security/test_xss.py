@@ -16,6 +16,7 @@ import io
 import itertools
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -571,3 +572,37 @@ def test_user_model_text_is_escaped_too(stage, client):
         response = client.get(url)
         assert response.status_code == 200
         assert unescaped_markers(response.content.decode()) == []
+
+
+# --- static: where escaping may be switched off ----------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DIRS = ("crm", "customers", "service", "culture", "templates")
+UNSAFE = re.compile(
+    r"\|\s*safe(seq)?\b|{%\s*autoescape\s+off|mark_safe\(|SafeString\(|SafeText\("
+    r"|@html_safe|html_safe\("
+)
+# path -> (how many unsafe uses, why each is safe).
+SAFE_ALLOWLIST = {
+    "crm/accounts/two_step.py": (
+        1,
+        "the TOTP QR code: SVG drawn by segno from our own otpauth URL, no user text",
+    ),
+}
+
+
+def test_escaping_is_switched_off_only_where_allowlisted():
+    found: dict[str, int] = {}
+    for directory in SOURCE_DIRS:
+        for path in (ROOT / directory).rglob("*"):
+            if (
+                path.suffix not in (".py", ".html", ".txt")
+                or "migrations" in path.parts
+            ):
+                continue
+            text = path.read_text(encoding="utf-8")
+            hits = list(UNSAFE.finditer(text))
+            if hits:
+                found[str(path.relative_to(ROOT))] = len(hits)
+    allowed = {path: count for path, (count, _why) in SAFE_ALLOWLIST.items()}
+    assert found == allowed
