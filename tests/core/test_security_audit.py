@@ -264,6 +264,19 @@ def test_change_history_rows_cannot_be_changed_or_deleted(own_customer):
     _refused(f'DELETE FROM "{table}"')  # noqa: S608
 
 
+def test_every_history_table_and_the_audit_table_carry_the_trigger(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = %s AND t.tgenabled = 'O'",
+            [append_only.TRIGGER],
+        )
+        protected = {name for (name,) in cursor.fetchall()}
+    tables = set(append_only.event_tables())
+    assert len(tables) >= 5  # customers, tickets, work orders, assets, users ...
+    assert protected >= tables | {"core_accesslog"}
+
+
 # --- log injection ---------------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cursor:
             if dry_run:
                 cursor.execute(
-                    f"SELECT count(*) FROM {TABLE} WHERE created_at < %s",  # noqa: S608
+                    f"SELECT count(*) FROM {TABLE} WHERE created_at < %s",  # noqa: S608  # nosec B608 - constant table name
                     [cutoff],
                 )
                 count = cursor.fetchone()[0]
@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
                 cursor.execute(
-                    f"DELETE FROM {TABLE} WHERE created_at < %s",  # noqa: S608
+                    f"DELETE FROM {TABLE} WHERE created_at < %s",  # noqa: S608  # nosec B608 - constant table name
                     [cutoff],
                 )
                 count = cursor.rowcount
