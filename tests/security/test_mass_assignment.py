@@ -257,3 +257,36 @@ def test_no_submission_above_changed_anyones_rights(
     data = {"name": "赋值权限", **setup["extras"]}
     _client(sales_rep).post(reverse("customers:customer_create"), data)
     _assert_people_unchanged(sales_rep, outsider, service_agent)
+
+
+def test_handover_booking_keeps_state_seats_and_creator(
+    setup, service_agent, admin_user
+):
+    from service.handover.models import Appointment
+    from tests.handover.builders import make_event
+
+    event = make_event(admin_user, slots_per_day=1, capacity=5)
+    slot = event.slots.get()
+    url = reverse("handover:appointment_book", args=[event.pk])
+    data = {
+        "customer": setup["mine"].pk,
+        "slot": slot.pk,
+        "unit": "3栋2单元1502",
+        "party_size": "2",
+        "channel": "staff",
+        **{k: v for k, v in setup["extras"].items() if k != "status"},
+        "state": "checked_in",
+        "booked_count": "0",
+        "checked_in_at": "2026-01-01T00:00",
+        "event": FOREIGN_ID,
+    }
+    response = _client(service_agent).post(url, data)
+    assert response.status_code == 302, response.content.decode()[:300]
+    appointment = Appointment.objects.get(unit="3栋2单元1502")
+    assert appointment.customer == setup["mine"]
+    assert (appointment.event, appointment.slot) == (event, slot)
+    assert appointment.state == Appointment.State.BOOKED
+    assert appointment.checked_in_at is None
+    assert appointment.created_by == service_agent
+    slot.refresh_from_db()
+    assert slot.booked_count == 1
