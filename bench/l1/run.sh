@@ -100,6 +100,11 @@ wait "$GUNICORN_PID" 2>/dev/null || true
 GUNICORN_PID=
 
 judge_rc=0
+if [ ! -s "$WORK/timings.json" ]; then
+  echo "L1: Locust recorded nothing (is it installed? the dev extra has it)" >&2
+  echo "L1 FAILED (locust exit $locust_rc)" >&2
+  exit 1
+fi
 "$PY" -m bench.l1.judge --timings "$WORK/timings.json" --access-log "$WORK/access.log" \
   --load-before "$load_before" --customers "$L1_CUSTOMERS" \
   ${L1_RECORD:+--record} ${KEHU_L1_NOTE:+--note "$KEHU_L1_NOTE"} || judge_rc=$?
