@@ -256,7 +256,12 @@ def record(
 def record_denial(
     request: Any, action: str, *, obj_type: str = "", obj_id: Any = None
 ) -> None:
-    """Record a refusal (403 by role, 404 by scope) once per request."""
+    """Record a refusal (403 by role, 404 by scope), once per request.
+
+    Inside a request the row is written by RequestIdMiddleware once the response is
+    made: a refusal raised inside a view's transaction would otherwise be rolled back
+    with it.
+    """
     request = request if request is not None else current_request()
     if request is not None:
         if getattr(request, "audit_denial_recorded", False):
@@ -268,13 +273,14 @@ def record_denial(
         object_id = None
     if object_id is not None and not -(2**63) <= object_id < 2**63:
         object_id = None  # a typed-in id too large for the column
+    denial = {"action": action, "object_type": obj_type, "object_id": object_id}
+    if getattr(request, "request_id", ""):
+        request.audit_pending_denial = denial
+    else:
+        write_denial(request, denial)
+
+
+def write_denial(request: Any, denial: dict) -> None:
     path = getattr(request, "path", "") if request is not None else ""
     method = getattr(request, "method", "") if request is not None else ""
-    record(
-        request,
-        action,
-        object_type=obj_type,
-        object_id=object_id,
-        outcome=DENIED,
-        detail=f"{method} {path}".strip(),
-    )
+    record(request, outcome=DENIED, detail=f"{method} {path}".strip(), **denial)

@@ -72,6 +72,9 @@ class RequestIdMiddleware:
         token = audit._current_request.set(request)
         try:
             response = self.get_response(request)
+            denial = getattr(request, "audit_pending_denial", None)
+            if denial is not None:
+                audit.write_denial(request, denial)
         finally:
             audit._current_request.reset(token)
         response.headers["X-Request-ID"] = request.request_id

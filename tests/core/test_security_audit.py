@@ -234,6 +234,35 @@ def test_the_ip_is_the_one_axes_locks_out_and_a_forged_forwarded_for_is_ignored(
     assert get_client_ip_address(response.wsgi_request) == row.ip_address
 
 
+def test_a_refusal_inside_a_rolled_back_transaction_is_still_recorded(
+    rf, sales_rep, far_customer
+):
+    """The view's transaction rolls back on the 404; the refusal's row must not."""
+    from django.core.handlers.exception import convert_exception_to_response
+
+    from crm.accounts import access
+    from crm.core.middleware import RequestIdMiddleware
+
+    def view(request):
+        with transaction.atomic():
+            access.get_object_for(
+                Customer.objects.visible_to(request.user), far_customer.pk
+            )
+
+    request = rf.get(_detail_url(far_customer), REMOTE_ADDR=CLIENT_IP)
+    request.user = sales_rep
+    mark = _mark()
+    response = RequestIdMiddleware(convert_exception_to_response(view))(request)
+    assert response.status_code == 404
+    (row,) = _rows_after(mark)
+    assert (row.action, row.object_id, row.user_id) == (
+        audit.DENIED_SCOPE,
+        far_customer.pk,
+        sales_rep.pk,
+    )
+    assert row.request_id == response["X-Request-ID"]
+
+
 # --- append-only ------------------------------------------------------------------------
 
 
