@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from crm.notifications import services as notification_services
 from customers import identity, imports, phones
 from customers import services as customer_services
 from customers.models import ContactLog, Customer, CustomerPhone, ImportJob
@@ -697,3 +698,26 @@ def test_a_double_click_saves_one_row(name, world, client):
     assert first.status_code in (200, 302)
     assert second.status_code in (200, 302, 400, 409)
     assert model.objects.count() == before + 1
+
+
+# --- typed text that ends up in a notification -------------------------------------------
+
+
+def test_a_line_break_or_a_long_subject_in_a_notification_title_is_harmless(
+    sales_rep, mailoutbox
+):
+    """Titles quote what users typed (a customer name, a 200-character ticket subject):
+    a line break would make the e-mail subject a header injection that Django refuses,
+    a long one overflowed the column (both failed the whole action)."""
+    sales_rep.email = "sales@example.com"
+    sales_rep.save(update_fields=["email"])
+    sent = notification_services.notification_send(
+        recipient=sales_rep,
+        key="bad-input:crlf",
+        title="跟进到期：张三\r\nBcc: victim@evil.example" + "长" * 300,
+        body="回访",
+    )
+    assert "\n" not in sent.title and "\r" not in sent.title
+    assert len(sent.title) == 200
+    assert mailoutbox[0].subject == sent.title
+    assert mailoutbox[0].bcc == []
