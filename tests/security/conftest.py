@@ -23,6 +23,7 @@ from tests.security.inventory import (
     build_world,
     get_rows,
     rolled_back,
+    warm,
 )
 
 # The loggers whose output the log scan reads (our apps log under their module names).
@@ -124,7 +125,7 @@ def crawl(django_db_setup, django_db_blocker, tmp_path_factory) -> Crawl:
         undo = _capture_logs(result.log_lines)
         try:
             with transaction.atomic():
-                world = build_world()
+                world = warm(build_world())
                 result.answers = crawl_pages(world)
                 result.world_facts = {
                     "customer_ids": {t: c.pk for t, c in world.customers.items()}

@@ -49,6 +49,7 @@ __all__ = [
     "get_rows",
     "post_rows",
     "rolled_back",
+    "warm",
 ]
 
 body_of = _body
@@ -163,3 +164,16 @@ def rolled_back(world: World) -> Iterator[World]:
     finally:
         transaction.savepoint_rollback(savepoint)
         vars(world).update(saved)
+
+
+def warm(world: World) -> World:
+    """Make the records World caches (tickets, handover events) outside any row's
+    savepoint, so that `rolled_back` keeps them instead of remaking them per row."""
+    for target in CANARIES:
+        world.ticket(target)
+    for kind in ("event", "draft_event"):
+        if hasattr(world, "handover_event"):
+            world.handover_event(kind)
+    if hasattr(world, "handover_appointments"):
+        world.handover_appointments()
+    return world
