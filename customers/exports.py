@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -331,20 +332,29 @@ def export_now(
             % {"rows": approval_rows()}
         )
     check_daily_limit(request, by=by)
-    export = customers_export(by=by, customers=customers)
-    with tempfile.TemporaryFile() as handle:
-        write_file(export.rows, file_format, handle)
-        sha256 = sha256_of(handle)
-        content = handle.read()
-    log_export(
-        request,
-        by=by,
-        row_count=export.row_count,
-        sha256=sha256,
-        file_format=file_format,
-        description=description,
-    )
-    return BuiltExport(content, export.row_count, sha256, file_format)
+    with transaction.atomic():
+        # One export at a time per user, so parallel requests cannot pass the limit.
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=by.pk).first()
+        if exports_today(by) >= daily_limit():
+            built = None
+        else:
+            export = customers_export(by=by, customers=customers)
+            with tempfile.TemporaryFile() as handle:
+                write_file(export.rows, file_format, handle)
+                sha256 = sha256_of(handle)
+                content = handle.read()
+            log_export(
+                request,
+                by=by,
+                row_count=export.row_count,
+                sha256=sha256,
+                file_format=file_format,
+                description=description,
+            )
+            built = BuiltExport(content, export.row_count, sha256, file_format)
+    if built is None:
+        check_daily_limit(request, by=by)  # records the refusal and raises
+    return built
 
 
 # --- an export that waits for approval ------------------------------------------------------
