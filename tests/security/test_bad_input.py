@@ -59,6 +59,11 @@ TEXT = {
     "script": "<script>alert(1)</script>",
     "template": '{{7*7}} {% now "Y" %}',
 }
+# Accepted values whose page is opened to see them shown as typed (each costs a page).
+SHOWN_BACK = {
+    TEXT[k]
+    for k in ("4-byte emoji", "RTL override", "middle dot", "apostrophe", "script")
+}
 SHORT_TEXT = ("NUL", "10,000 characters", "4-byte emoji", "CRLF")
 PHONES = {
     "plain": "13800138000",
@@ -588,7 +593,7 @@ def _round_trip(client, case, world, spec, value, label, response) -> list[str]:
         return [
             f"{label}: stored {str(stored)[:60]!r}, expected {str(expected)[:60]!r}"
         ]
-    if case.shows and spec is case.fields[0] and "\n" not in str(stored):
+    if case.shows and spec is case.fields[0] and value in SHOWN_BACK:
         body = client.get(case.shows(world)).content.decode()
         if escape(str(stored)) not in body:
             return [f"{label}: stored value not shown as typed"]

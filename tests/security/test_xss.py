@@ -42,7 +42,7 @@ from tests.security.xss_payloads import (
     unescaped_markers,
 )
 
-RECORDS = 10
+RECORDS = 8
 FORM_NAMES = (
     "form",
     "contact_form",
