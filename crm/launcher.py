@@ -215,7 +215,14 @@ def cmd_run() -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # A timed-out CI step sends SIGTERM; leave through `finally` so the embedded
+    # servers are stopped instead of being orphaned.
+    sys.exit(128 + signum)
+
+
 def cmd_test(pytest_args: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     folder = Path(tempfile.mkdtemp(prefix="kehu-test-"))
     folder.chmod(0o755)  # the unprivileged PostgreSQL user must reach it when root
     backing = start_backing(folder, persistent=False, pg_port=None, redis_port=None)
