@@ -161,7 +161,7 @@ _NAMED_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
 
 
 def client_ip(request: Any) -> str | None:
-    """The client's IP exactly as django-axes sees it (AXES_IPWARE_* settings), so the
+    """The client's IP exactly as django-axes sees it (crm/core/network.py), so the
     audit log and the lockout agree on who is behind a proxy."""
     if request is None:
         return None

@@ -82,9 +82,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind the production proxy, the client IP is the last hop it appends.
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The client's address (crm/core/network.py): REMOTE_ADDR, or behind KEHU_PROXY_COUNT
+# proxies of ours the hop the outermost one appended to X-Forwarded-For.
+KEHU_PROXY_COUNT = env.int("KEHU_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "crm.core.network.client_ip"
 
 # No inline script anywhere; styles may be inline (Bootstrap and htmx set them).
 CONTENT_SECURITY_POLICY = {
@@ -230,7 +231,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "crm.core.audit.RequestIdLogFilter"}},
     "formatters": {
-        "with_request_id": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        "with_request_id": {
+            "format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"
+        }
     },
     "handlers": {
         "console": {

@@ -64,3 +64,47 @@ def test_unknown_and_known_usernames_fail_alike(client, sales_rep):
         == unknown.context["form"].non_field_errors()
     )
     assert known.context["form"].non_field_errors()
+
+
+@WITH_AXES
+def test_behind_our_proxy_the_lock_follows_the_client_not_a_forged_header(
+    client, settings, sales_rep
+):
+    """The proxy appends the address it saw; what the client wrote before it is noise."""
+    settings.KEHU_PROXY_COUNT = 1
+    proxy = "10.0.0.2"
+
+    def attempt(password: str, forged: str, real: str):
+        return client.post(
+            reverse("login"),
+            {"username": sales_rep.username, "password": password},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=f"{forged}, {real}",
+        )
+
+    for n in range(5):
+        attempt("wrong-password-1", forged=f"203.0.113.{n}", real="198.51.100.7")
+    # A new forged address each time did not reset the count for the real client ...
+    assert (
+        attempt(PASSWORD, forged="203.0.113.99", real="198.51.100.7").status_code == 429
+    )
+    # ... and another client behind the same proxy is not locked out.
+    assert attempt(PASSWORD, forged="", real="198.51.100.8").status_code == 302
+
+
+@WITH_AXES
+def test_without_a_proxy_a_forwarded_for_header_is_ignored(client, sales_rep):
+    for n in range(5):
+        client.post(
+            reverse("login"),
+            {"username": sales_rep.username, "password": "wrong-password-1"},
+            REMOTE_ADDR="10.9.8.7",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        )
+    locked = client.post(
+        reverse("login"),
+        {"username": sales_rep.username, "password": PASSWORD},
+        REMOTE_ADDR="10.9.8.7",
+        HTTP_X_FORWARDED_FOR="198.51.100.200",
+    )
+    assert locked.status_code == 429

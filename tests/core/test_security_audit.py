@@ -217,7 +217,7 @@ def test_the_request_id_is_sent_back_and_is_the_one_on_the_row(
 def test_the_ip_is_the_one_axes_locks_out_and_a_forged_forwarded_for_is_ignored(
     client, sales_rep, own_customer
 ):
-    """The row's IP is django-axes' idea of the client (its AXES_IPWARE_* settings), so a
+    """The row's IP is django-axes' idea of the client (crm/core/network.py), so a
     lockout and the log name the same address; with no trusted proxy configured an
     X-Forwarded-For sent by the client must not be believed."""
     from axes.helpers import get_client_ip_address
