@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import audit
+from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search, selectors, services, timeline
 from customers.forms import (
@@ -256,6 +257,7 @@ def customer_profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*CONTACT_ROLES)
+@submit_once
 def contact_create(request: HttpRequest, pk: int) -> HttpResponse:
     """Quick contact entry (htmx): answers the refreshed form plus a success note."""
     customer = _visible_customer(request, pk)
@@ -307,6 +309,7 @@ def contact_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EDITOR_ROLES)
+@submit_once
 def followup_create(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _visible_customer(request, pk)
     form = FollowUpForm(request.POST or None)

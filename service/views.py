@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search
 from customers import selectors as customer_selectors
@@ -128,6 +129,7 @@ QUEUE_TABS = [
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def ticket_create(request: HttpRequest) -> HttpResponse:
     """Look up the caller, then fill in the ticket beside their one-to-one profile."""
     access.require_perm(request.user, "service.add_ticket")
@@ -283,6 +285,7 @@ def _is_stale(form: Any, ticket: Ticket) -> bool:
 
 @require_http_methods(["POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
     ticket = _changing(request, reference)
     form = ReplyForm(request.POST)
@@ -505,6 +508,7 @@ def ticket_merge(request: HttpRequest, reference: str) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def workorder_create(request: HttpRequest, reference: str) -> HttpResponse:
     ticket = _changing(request, reference, "service.add_workorder")
     access.require_perm(request.user, "service.change_ticket")
@@ -679,6 +683,7 @@ def dealer_report(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@submit_once
 def intake(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and request.GET.get("done"):
         reference = request.session.get(INTAKE_SESSION_KEY)

@@ -63,3 +63,29 @@ class AccessLog(models.Model):
         from crm.core.audit import OUTCOME_LABELS
 
         return OUTCOME_LABELS.get(self.outcome, self.outcome)
+
+
+class FormSubmission(models.Model):
+    """One accepted form post, keyed by the one-time token its page carried
+    (`crm.core.once`). The unique token makes a double click save one record: the
+    second post waits on the index until the first commits, then finds the token taken."""
+
+    token = models.CharField(max_length=64, unique=True)
+    # Null for the public intake form.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    # Where the first post sent the user; the second is sent there too.
+    result_url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The daily purge deletes by age.
+        indexes = [models.Index(fields=["created_at"], name="formsubmission_created")]
+
+    def __str__(self) -> str:
+        return f"{self.token} {self.created_at:%Y-%m-%d %H:%M}"

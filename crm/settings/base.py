@@ -281,6 +281,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.customers_daily_task",
         "schedule": crontab(hour=7, minute=0),
     },
+    # Double-submission tokens (crm/core/once.py) older than a week.
+    "form-submissions-purge": {
+        "task": "crm.core.tasks.form_submissions_purge_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 # Service desk: a breached ticket goes to the department's managers this long after its
 # team lead was told; the public intake form accepts this many submissions an hour.
