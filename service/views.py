@@ -625,6 +625,7 @@ def workorder_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*ASSET_ROLES)
+@submit_once
 def asset_create(request: HttpRequest) -> HttpResponse:
     access.require_perm(request.user, "service.add_asset")
     customer_id = request.POST.get("customer") or request.GET.get("customer")

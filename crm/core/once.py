@@ -51,8 +51,12 @@ def token_for(form: Any) -> str:
     """The token a rendered form carries: the one it was posted with when it comes
     back with errors (fixing a field and posting again is the same submission), a new
     one for a fresh form."""
-    posted = form.data.get(FIELD, "") if form is not None and form.is_bound else ""
-    return posted if _WELL_FORMED.fullmatch(posted) else new_token()
+    posted = form.data.get(FIELD, "") if getattr(form, "is_bound", False) else ""
+    return (
+        posted
+        if isinstance(posted, str) and _WELL_FORMED.fullmatch(posted)
+        else new_token()
+    )
 
 
 class _Taken(Exception):

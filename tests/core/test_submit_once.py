@@ -20,7 +20,7 @@ from crm.core.models import FormSubmission
 from customers import services as customer_services
 from customers.models import ContactLog, FollowUp
 from service import services as service_services
-from service.models import Ticket, TicketMessage, WorkOrder
+from service.models import Asset, Ticket, TicketMessage, WorkOrder
 
 TOKEN = re.compile(r'name="once_token"\s+value="([A-Za-z0-9_-]+)"')
 ALREADY = "已提交过，未重复保存"
@@ -162,7 +162,7 @@ def test_quick_contact_entry_by_htmx_saves_once_and_then_offers_a_new_token(
     assert ContactLog.objects.count() == 2
 
 
-def test_follow_up_and_work_order_forms_save_once(
+def test_follow_up_work_order_and_asset_forms_save_once(
     client, sales_rep, service_agent, customer, ticket
 ):
     client.force_login(sales_rep)
@@ -185,6 +185,17 @@ def test_follow_up_and_work_order_forms_save_once(
     }
     assert [client.post(url, data).status_code for _ in range(2)] == [302, 302]
     assert WorkOrder.objects.count() == 1
+
+    url = reverse("service:asset_create")
+    page = client.get(url + f"?customer={customer.pk}")
+    data = {
+        "customer": customer.pk,
+        "kind": "unit",
+        "name": "空调",
+        once.FIELD: token_in(page),
+    }
+    assert [client.post(url, data).status_code for _ in range(2)] == [302, 302]
+    assert Asset.objects.filter(customer=customer).count() == 1
 
 
 def test_the_public_form_sent_twice_files_one_ticket(client, db):
