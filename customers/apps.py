@@ -12,6 +12,10 @@ class CustomersConfig(AppConfig):
         from crm.scheduler import registry
         from customers import services, timeline
 
-        registry.register(services.FOLLOWUP_REMINDER, services.followup_remind)
+        registry.register(
+            services.FOLLOWUP_REMINDER,
+            services.followup_remind,
+            batch_handler=services.followups_remind,
+        )
         timeline.register("contacts", timeline.contact_entries)
         timeline.register("followups", timeline.followup_entries)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.core.mail import EmailMessage
-from django.db import transaction
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.notifications.models import Notification
@@ -40,19 +42,96 @@ def notification_send(
             defaults={"recipient": recipient, "title": title, "body": body, "url": url},
         )
         if not created:
+            if email and notification.emailed_at is None:
+                # A batch delivery (notify_many) stored it and died before its e-mail
+                # left: the e-mail is still owed.
+                notifications_email_pending(keys=[key])
             return None
         if email and recipient.email:
-            message = EmailMessage(
-                subject=title,
-                body=f"{body}\n\n{url}".strip(),
-                to=[recipient.email],
-                # Lets a mail gateway that supports it drop a resend of the same message.
-                headers={"X-Kehu-Idempotency-Key": key},
-            )
-            message.send()
+            _email(notification, recipient.email).send()
             notification.emailed_at = timezone.now()
             notification.save(update_fields=["emailed_at"])
     return notification
+
+
+def _email(notification: Notification, address: str, **kwargs: Any) -> EmailMessage:
+    return EmailMessage(
+        subject=notification.title,
+        body=f"{notification.body}\n\n{notification.url}".strip(),
+        to=[address],
+        # Lets a mail gateway that supports it drop a resend of the same message.
+        headers={"X-Kehu-Idempotency-Key": notification.idempotency_key},
+        **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One notification for `notify_many`."""
+
+    recipient_id: int
+    key: str
+    title: str
+    body: str = ""
+    url: str = ""
+
+
+def notify_many(drafts: Sequence[Draft]) -> list[str]:
+    """Create many in-app notifications in one statement, once per key.
+
+    Returns the keys actually created now (a redelivered key already has its row and is
+    left alone). E-mail them afterwards with `notifications_email_pending`, outside the
+    caller's transaction, so that each e-mail's record commits as it leaves.
+    """
+    if not drafts:
+        return []
+    table = Notification._meta.db_table
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(drafts))
+    created_at = timezone.now()
+    params: list[Any] = []
+    for draft in drafts:
+        params += [
+            draft.recipient_id,
+            _title_line(draft.title),
+            draft.body,
+            draft.url,
+            draft.key,
+            created_at,
+        ]
+    with connection.cursor() as cursor:
+        # The model's table name and placeholders only; the values go as parameters.
+        sql = (
+            f"INSERT INTO {table} (recipient_id, title, body, url, idempotency_key,"  # noqa: S608
+            f" created_at) VALUES {rows}"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+        )
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def notifications_email_pending(*, keys: Sequence[str]) -> int:
+    """E-mail every notification among `keys` that has not been e-mailed yet.
+
+    One query finds them, one mail connection sends them, and each one's `emailed_at` is
+    written right after it left -- its own commit when no transaction is open -- so a
+    worker killed in the middle resends at most the one e-mail in flight (D3), not the
+    whole batch. Returns how many were sent.
+    """
+    pending = list(
+        Notification.objects.filter(idempotency_key__in=keys, emailed_at__isnull=True)
+        .exclude(recipient__email="")
+        .select_related("recipient")
+        .order_by("pk")
+    )
+    if not pending:
+        return 0
+    with get_connection() as mail:
+        for notification in pending:
+            _email(notification, notification.recipient.email, connection=mail).send()
+            Notification.objects.filter(pk=notification.pk).update(
+                emailed_at=timezone.now()
+            )
+    return len(pending)
 
 
 def notifications_mark_read(*, by: Any, ids: list[int] | None = None) -> int:

@@ -13,8 +13,9 @@ def actions_sweep_task() -> int:
 
 
 def waiting_deliveries() -> int:
-    """Deliveries published and not yet taken by a worker; 0 when the broker cannot say
-    (an empty Redis queue does not exist at all, and a broker outage is no backlog)."""
+    """Delivery messages (one id or a chunk each) published and not yet taken by a
+    worker; 0 when the broker cannot say (an empty Redis queue does not exist at all,
+    and a broker outage is no backlog)."""
     app = action_deliver_task.app
     try:
         with app.pool.acquire(block=True, timeout=2) as conn:
@@ -28,3 +29,8 @@ def waiting_deliveries() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def action_deliver_task(action_id: int) -> bool:
     return services.action_deliver(action_id=action_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def action_deliver_many_task(action_ids: list[int]) -> int:
+    return len(services.actions_deliver(action_ids=action_ids))

@@ -3,8 +3,9 @@
 With the worker killed every 20 s and slow to boot, each sweep re-published every
 `dispatched` row whose lease had run out while its message still waited in Redis: after
 three minutes the queue held 19,500 messages for 4,000 rows, and the workers that came
-back spent their time on copies. The sweep now keeps at most SWEEP_BATCH deliveries
-waiting and takes back an expired `dispatched` row only when the queue is nearly empty.
+back spent their time on copies. The sweep now keeps at most SWEEP_BATCH rows waiting
+(a message carries up to DELIVERY_CHUNK of them) and takes back an expired `dispatched`
+row only when the queue is nearly empty.
 """
 
 from __future__ import annotations
@@ -44,15 +45,18 @@ def due(n: int, minutes_ago: int = 1) -> ScheduledAction:
 
 @pytest.mark.django_db
 def test_a_full_broker_queue_gets_nothing_more(clock):
-    actions = [due(n) for n in range(5)]
-    assert services.actions_sweep(broker_backlog=services.SWEEP_BATCH) == []
-    assert services.actions_sweep(broker_backlog=services.SWEEP_BATCH + 7) == []
+    # A waiting message carries up to a chunk of ids: SWEEP_BATCH rows fill the queue.
+    full = services.SWEEP_BATCH // services.DELIVERY_CHUNK
+    actions = [due(n) for n in range(services.DELIVERY_CHUNK + 5)]
+    assert services.actions_sweep(broker_backlog=full) == []
+    assert services.actions_sweep(broker_backlog=full + 7) == []
     assert set(ScheduledAction.objects.values_list("state", flat=True)) == {
         State.PENDING
     }
-    # Room for two more messages: the two oldest are claimed.
-    claimed = services.actions_sweep(broker_backlog=services.SWEEP_BATCH - 2)
-    assert claimed == [actions[4].pk, actions[3].pk]
+    # Room for one more message: one chunk of the oldest is claimed.
+    claimed = services.actions_sweep(broker_backlog=full - 1)
+    oldest_first = [action.pk for action in reversed(actions)]
+    assert claimed == oldest_first[: services.DELIVERY_CHUNK]
 
 
 @pytest.mark.django_db

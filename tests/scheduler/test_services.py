@@ -70,7 +70,12 @@ def crashing(kind: str) -> Iterator[None]:
     try:
         yield
     finally:
-        registry.register(kind, original.handler, at_most_once=original.at_most_once)
+        registry.register(
+            kind,
+            original.handler,
+            at_most_once=original.at_most_once,
+            batch_handler=original.batch_handler,
+        )
 
 
 def deliver_dying(action_id: int, kind: str) -> None:
