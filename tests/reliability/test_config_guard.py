@@ -38,6 +38,8 @@ LEASE_GUARDED = {
     # both run under the action's lease (KEHU_ACTION_LEASE_SECONDS).
     "crm.scheduler.tasks.actions_sweep_task": "claims rows under a lease, SKIP LOCKED",
     "crm.scheduler.tasks.action_deliver_task": "the action's lease and state machine",
+    "crm.scheduler.tasks.action_deliver_many_task": "each action's lease and state "
+    "machine; a chunk is at most DELIVERY_CHUNK actions",
 }
 
 

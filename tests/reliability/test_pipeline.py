@@ -37,7 +37,11 @@ def test_r7_celery_is_configured_for_at_least_once_delivery():
     visibility = conf.broker_transport_options["visibility_timeout"]
     assert visibility >= 2 * (MAX_COUNTDOWN + settings.KEHU_ACTION_LEASE_SECONDS)
 
-    for task in (tasks.actions_sweep_task, tasks.action_deliver_task):
+    for task in (
+        tasks.actions_sweep_task,
+        tasks.action_deliver_task,
+        tasks.action_deliver_many_task,
+    ):
         assert task.acks_late is True
         assert task.reject_on_worker_lost is True
 
