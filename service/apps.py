@@ -14,6 +14,8 @@ class ServiceConfig(AppConfig):
         from service import escalation, services
 
         for kind, handler in escalation.HANDLERS.items():
-            registry.register(kind, handler)
+            registry.register(
+                kind, handler, batch_handler=escalation.BATCH_HANDLERS.get(kind)
+            )
         timeline.register("tickets", services.ticket_timeline_entries)
         hooks.register_merge_hook(services.tickets_follow_customer_merge)

@@ -10,3 +10,6 @@ HANDLERS = {
     services.SLA_MANAGER: services.sla_escalate,
     services.WORKORDER_OVERDUE: services.workorder_overdue,
 }
+
+# Kinds whose chunks are delivered at once (crm.scheduler.registry, batch_handler).
+BATCH_HANDLERS = {kind: services.sla_escalate_many for kind in services.SLA_KINDS}

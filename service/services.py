@@ -628,14 +628,86 @@ def _clock_still_running(ticket: Ticket, metric: str, due_ts: int) -> bool:
 
 def sla_escalate(action: ScheduledAction) -> None:
     """Warn before a breach, escalate to the team lead at it, then to the managers."""
-    _prefix, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
     ticket = (
         Ticket.objects.select_related("team__lead", "assignee", "customer")
         .filter(pk=action.target_id)
         .first()
     )
-    if ticket is None or not _clock_still_running(ticket, metric, int(due_ts)):
+    step = _sla_step(action, ticket, lambda t: list(_department_managers(t)))
+    if step is None:
         return
+    flag, title, recipients = step
+    _sla_flag(flag, [ticket.pk])
+    for recipient in recipients:
+        notifications.notification_send(
+            recipient=recipient,
+            key=f"{action.idempotency_key}:{recipient.pk}",
+            title=title,
+            body=ticket.subject,
+            url=ticket.get_absolute_url(),
+        )
+
+
+def sla_escalate_many(actions: list[ScheduledAction]) -> None:
+    """Batch handler: `sla_escalate` for a chunk of SLA actions, with one query for the
+    tickets, one for the managers, an UPDATE per kind of flag, one INSERT for the
+    notifications, then the owed e-mails over one mail connection."""
+    tickets = Ticket.objects.select_related(
+        "team__lead", "assignee", "customer"
+    ).in_bulk([action.target_id for action in actions])
+    managers: list[Any] | None = None
+
+    def managers_of(ticket: Ticket) -> list[Any]:
+        nonlocal managers
+        if managers is None:
+            managers = list(
+                get_user_model()
+                .objects.filter(groups__name="manager", is_active=True)
+                .select_related("team")
+            )
+        if ticket.team_id:
+            department = ticket.team.department_id
+            return [
+                m for m in managers if m.team and m.team.department_id == department
+            ]
+        return managers
+
+    flags: dict[tuple[str, str], list[int]] = {}
+    drafts: list[notifications.Draft] = []
+    for action in actions:
+        ticket = tickets.get(action.target_id)
+        step = _sla_step(action, ticket, managers_of)
+        if step is None:
+            continue
+        flag, title, recipients = step
+        flags.setdefault(flag, []).append(ticket.pk)
+        drafts += [
+            notifications.Draft(
+                recipient_id=recipient.pk,
+                key=f"{action.idempotency_key}:{recipient.pk}",
+                title=title,
+                body=ticket.subject,
+                url=ticket.get_absolute_url(),
+            )
+            for recipient in recipients
+        ]
+    with transaction.atomic():
+        for flag, ticket_ids in flags.items():
+            _sla_flag(flag, ticket_ids)
+        notifications.notify_many(drafts)
+    notifications.notifications_email_pending(keys=[draft.key for draft in drafts])
+
+
+def _sla_step(
+    action: ScheduledAction,
+    ticket: Ticket | None,
+    managers_of: Any,
+) -> tuple[tuple[str, str], str, list[Any]] | None:
+    """What an SLA action does to its ticket: ((metric, stage), title, recipients), or
+    None when the clock it was made for no longer runs (stale, paused, answered)."""
+    _prefix, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
+    if ticket is None or not _clock_still_running(ticket, metric, int(due_ts)):
+        return None
     label = _("首次响应") if metric == "first_response" else _("解决")
     recipients: list[Any] = []
     if stage == "warning":
@@ -649,27 +721,27 @@ def sla_escalate(action: ScheduledAction) -> None:
             "what": label,
             "ref": ticket.reference,
         }
+        recipients = [ticket.team.lead if ticket.team else None, ticket.assignee]
+    else:
+        title = _("超时未处理，升级到经理：%(ref)s") % {"ref": ticket.reference}
+        recipients = managers_of(ticket)
+    unique = {r.pk: r for r in recipients if r is not None}
+    return (metric, stage), title, list(unique.values())
+
+
+def _sla_flag(flag: tuple[str, str], ticket_ids: list[int]) -> None:
+    """Mark the breach and raise the escalation level (never lower it)."""
+    metric, stage = flag
+    tickets = Ticket.objects.filter(pk__in=ticket_ids)
+    if stage == "breach":
         field = (
             "first_response_breached"
             if metric == "first_response"
             else "resolution_breached"
         )
-        Ticket.objects.filter(pk=ticket.pk).update(
-            **{field: True}, escalation_level=models_greatest(1)
-        )
-        recipients = [ticket.team.lead if ticket.team else None, ticket.assignee]
-    else:
-        title = _("超时未处理，升级到经理：%(ref)s") % {"ref": ticket.reference}
-        Ticket.objects.filter(pk=ticket.pk).update(escalation_level=models_greatest(2))
-        recipients = list(_department_managers(ticket))
-    for recipient in {r.pk: r for r in recipients if r is not None}.values():
-        notifications.notification_send(
-            recipient=recipient,
-            key=f"{action.idempotency_key}:{recipient.pk}",
-            title=title,
-            body=ticket.subject,
-            url=ticket.get_absolute_url(),
-        )
+        tickets.update(**{field: True}, escalation_level=models_greatest(1))
+    elif stage != "warning":
+        tickets.update(escalation_level=models_greatest(2))
 
 
 def models_greatest(level: int) -> Any:

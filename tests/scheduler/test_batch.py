@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
@@ -27,7 +28,11 @@ from crm.scheduler import services
 from crm.scheduler.models import ScheduledAction
 from customers import services as customer_services
 from customers.models import FollowUp
+from service import services as service_services
 from tests.factories import CustomerFactory, UserFactory
+from tests.service import test_escalation as day
+
+desk = day.desk  # the SLA day's desk: agent, lead, managers, policy
 
 State = ScheduledAction.State
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -179,7 +184,7 @@ def test_stale_and_unknown_actions_in_a_chunk_are_handled_as_one_by_one(rep):
 
 @pytest.mark.django_db
 def test_one_bouncing_action_is_backed_off_and_the_rest_of_the_chunk_goes_out(
-    rep, team_a
+    rep, team_a, caplog
 ):
     bouncing = UserFactory(
         username="rep_gone", email=BOUNCING, team=team_a, role=Role.SALES
@@ -198,6 +203,7 @@ def test_one_bouncing_action_is_backed_off_and_the_rest_of_the_chunk_goes_out(
 
     delivered = services.actions_deliver(action_ids=ids)
 
+    assert "delivering them one by one" in caplog.text
     bad_action = reminders([bad])[0]
     good_actions = reminders(good)
     assert sorted(delivered) == sorted(a.pk for a in good_actions)
@@ -332,3 +338,67 @@ def test_the_sweep_publishes_chunks_of_ids_to_the_real_broker(settings):
             conn.default_channel.queue_purge(queue)
             conn.default_channel.queue_delete(queue)
         app.conf.task_default_queue = default
+
+
+@pytest.mark.django_db
+def test_sla_warnings_and_escalations_in_a_chunk_match_one_by_one(desk, caplog):
+    """tests/service/test_escalation.py's day, for three tickets delivered in chunks."""
+    tickets = []
+    for n in range(3):
+        with time_machine.travel(day.at(day.MON, 10), tick=False):
+            tickets.append(
+                service_services.ticket_create(
+                    by=desk.admin,
+                    customer=CustomerFactory(name=f"李女士{n}"),
+                    ticket_type="complaint",
+                    channel="hotline",
+                    subject=f"物业维修迟迟不来 {n}",
+                    description="报修三天无人上门。",
+                    category=desk.category,
+                )
+            )
+
+    def run(when: datetime) -> list[tuple[str, str]]:
+        with time_machine.travel(when, tick=False):
+            ids = services.actions_sweep(now=when)
+            assert sorted(services.actions_deliver(action_ids=ids, now=when)) == sorted(
+                ids
+            )
+        keys = ScheduledAction.objects.filter(pk__in=ids).values_list(
+            "idempotency_key", flat=True
+        )
+        return sorted(tuple(key.split(":")[2:4]) for key in keys)
+
+    mail.outbox.clear()
+    MON, TUE, at = day.MON, day.TUE, day.at  # noqa: N806
+    assert run(at(MON, 10, 29, 59)) == []
+    assert run(at(MON, 10, 30)) == [("first_response", "warning")] * 3
+    assert run(at(MON, 11)) == [("first_response", "breach")] * 3
+    assert run(at(MON, 11, 45)) == [("first_response", "manager")] * 3
+    assert run(at(TUE, 10)) == [("resolution", "warning")] * 3
+    assert run(at(TUE, 10, 30)) == [("resolution", "breach")] * 3
+
+    for ticket in tickets:
+        ticket.refresh_from_db()
+        assert ticket.first_response_breached and ticket.resolution_breached
+        assert ticket.escalation_level == 2
+        ref = ticket.reference
+        titles = [
+            f"即将超时（首次响应）：{ref}",
+            f"已超时（首次响应），升级到组长：{ref}",
+            f"即将超时（解决）：{ref}",
+            f"已超时（解决），升级到组长：{ref}",
+        ]
+        assert [t for t in day.inbox(desk.agent) if ref in t and "新工单" not in t] == (
+            titles
+        )
+        assert [t for t in day.inbox(desk.lead) if ref in t] == [titles[1], titles[3]]
+        assert [t for t in day.inbox(desk.manager) if ref in t] == [
+            f"超时未处理，升级到经理：{ref}"
+        ]
+    assert day.inbox(desk.other_manager) == []
+    # Carried out by the batch handler, not by the one-by-one fallback.
+    assert "one by one" not in caplog.text
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        ["agent@x.cn"] * 12 + ["lead@x.cn"] * 6 + ["boss@x.cn"] * 3
+    )
