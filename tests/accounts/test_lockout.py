@@ -67,11 +67,11 @@ def test_unknown_and_known_usernames_fail_alike(client, sales_rep):
 
 
 @WITH_AXES
+@override_settings(KEHU_PROXY_COUNT=1)
 def test_behind_our_proxy_the_lock_follows_the_client_not_a_forged_header(
-    client, settings, sales_rep
+    client, sales_rep
 ):
     """The proxy appends the address it saw; what the client wrote before it is noise."""
-    settings.KEHU_PROXY_COUNT = 1
     proxy = "10.0.0.2"
 
     def attempt(password: str, forged: str, real: str):
