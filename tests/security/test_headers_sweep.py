@@ -79,7 +79,13 @@ def test_every_html_page_sends_the_security_headers(crawl):
 
 
 def test_no_page_of_the_crawl_is_a_server_error(crawl):
-    errors = [str(answer) for answer in crawl.answers if answer.status >= 500]
+    # The health probe answers 503 by design when no Celery worker is up, as here.
+    errors = [
+        str(answer)
+        for answer in crawl.answers
+        if answer.status >= 500
+        and not (answer.url_name == "healthz" and answer.status == 503)
+    ]
     assert not errors, "\n".join(errors)
 
 
