@@ -4,11 +4,20 @@ and one user of each role. Groups and permissions come from the real post-migrat
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from crm.accounts.roles import Role
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
 
 PASSWORD = "pw-for-tests-123"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    # A request in English leaves English active in the thread (the language middleware
+    # activates it per request); without this the next test would start in English.
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

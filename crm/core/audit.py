@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 logger = logging.getLogger("kehu.audit")
 
@@ -102,7 +103,12 @@ ACTION_LABELS = {
     USER_DEACTIVATED: _("停用账号"),
     USER_REACTIVATED: _("启用账号"),
 }
-OUTCOME_LABELS = {OK: _("成功"), FAILED: _("失败"), DENIED: _("拒绝")}
+# "拒绝" is also the export decision button ("Reject"); here it is an outcome.
+OUTCOME_LABELS = {
+    OK: _("成功"),
+    FAILED: _("失败"),
+    DENIED: pgettext_lazy("audit outcome", "拒绝"),
+}
 
 _current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "kehu_current_request", default=None

@@ -71,7 +71,8 @@ class SlotDayForm(forms.Form):
 
 def slot_label(slot: TimeSlot) -> str:
     left = _("已满") if slot.is_full else _("余 %(n)s") % {"n": slot.seats_left}
-    return f"{slot.date:%m-%d} {slot.start_time:%H:%M}–{slot.end_time:%H:%M}（{left}）"
+    when = f"{slot.date:%m-%d} {slot.start_time:%H:%M}–{slot.end_time:%H:%M}"
+    return _("%(when)s（%(left)s）") % {"when": when, "left": left}
 
 
 class SlotChoiceField(forms.ModelChoiceField):
