@@ -7,7 +7,8 @@ from celery import shared_task
 from crm.core import once
 
 
-@shared_task(acks_late=True, ignore_result=True)
+# A bounded DELETE by age; ten minutes is far beyond what a week of tokens needs.
+@shared_task(acks_late=True, ignore_result=True, time_limit=600)
 def form_submissions_purge_task() -> int:
     # Deleting by age is idempotent: a duplicated beat tick does no harm.
     return once.form_submissions_purge()

@@ -167,7 +167,7 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
             SET state = %s, attempts = action.attempts + 1, lease_until = %s
             FROM claim WHERE action.id = claim.id
             RETURNING action.id
-            """,  # noqa: S608 - the model's table name, values as parameters
+            """,  # noqa: S608  # nosec B608 - the model's table name, values as parameters
             [list(action_ids), State.DISPATCHED, State.SENDING, now + lease],
         )
         claimed = [row[0] for row in cursor.fetchall()]
