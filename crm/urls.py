@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from crm.accounts.forms import LoginForm
+from crm.accounts import views as accounts_views
 from crm.core import views as core_views
 from service import views as service_views
 
@@ -18,7 +18,7 @@ urlpatterns = [
     path("audit/", core_views.audit_log, name="audit_log"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=LoginForm),
+        accounts_views.LoginView.as_view(),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

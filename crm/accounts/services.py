@@ -9,6 +9,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -186,3 +187,22 @@ def user_sessions_end(
             detail=user.get_username(),
         )
     return ended
+
+
+def login_failures_from(address: str | None, *, seconds: int = 60) -> int:
+    """Failed sign-ins from one client address in the last minute, whatever the username.
+
+    Counted from the audit log (the database), so every web process sees the same
+    number. django-axes locks a username on an address; this catches one address trying
+    many usernames (credential stuffing), with a ceiling high enough for an office
+    whose staff share one NAT address.
+    """
+    from crm.core.models import AccessLog
+
+    if not address:
+        return 0
+    return AccessLog.objects.filter(
+        action=audit.LOGIN_FAILED,
+        created_at__gte=timezone.now() - datetime.timedelta(seconds=seconds),
+        ip_address=address,
+    ).count()

@@ -9,6 +9,7 @@ from typing import Any
 import django_otp
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -23,8 +24,38 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
 from crm.accounts import services, two_step
-from crm.accounts.forms import PasswordConfirmForm, TotpEnrolForm, TwoStepVerifyForm
+from crm.accounts.forms import (
+    LoginForm,
+    PasswordConfirmForm,
+    TotpEnrolForm,
+    TwoStepVerifyForm,
+)
 from crm.accounts.models import UserSession
+from crm.core import audit
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in with a ceiling on failures per client address, across
+    usernames (django-axes already locks one username on one address)."""
+
+    authentication_form = LoginForm
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        address = audit.client_ip(request)
+        if services.login_failures_from(address) >= settings.KEHU_LOGIN_FAILURES_PER_IP:
+            audit.record(
+                request,
+                audit.LOGIN_FAILED,
+                outcome=audit.DENIED,
+                detail="too many failures from this address",
+            )
+            return render(
+                request,
+                "registration/locked_out.html",
+                {"per_address": True},
+                status=429,
+            )
+        return super().post(request, *args, **kwargs)
 
 
 def _owes_verification(request: HttpRequest) -> bool:

@@ -82,6 +82,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Failed sign-ins from one address within a minute, across usernames, before the login
+# form refuses that address (credential stuffing); high enough for an office behind NAT.
+KEHU_LOGIN_FAILURES_PER_IP = env.int("KEHU_LOGIN_FAILURES_PER_IP", default=30)
 # The client's address (crm/core/network.py): REMOTE_ADDR, or behind KEHU_PROXY_COUNT
 # proxies of ours the hop the outermost one appended to X-Forwarded-For.
 KEHU_PROXY_COUNT = env.int("KEHU_PROXY_COUNT", default=0)

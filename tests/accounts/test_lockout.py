@@ -108,3 +108,21 @@ def test_without_a_proxy_a_forwarded_for_header_is_ignored(client, sales_rep):
         HTTP_X_FORWARDED_FOR="198.51.100.200",
     )
     assert locked.status_code == 429
+
+
+def test_one_address_trying_many_usernames_is_refused_but_other_addresses_are_not(
+    client, settings, sales_rep
+):
+    """Credential stuffing: one failure for each of many usernames never trips the
+    per-username lock, so the address itself has a ceiling (counted in the audit log)."""
+    settings.KEHU_LOGIN_FAILURES_PER_IP = 30
+    for n in range(30):
+        assert _login(client, f"guess{n:02}", "wrong-password-1").status_code == 200
+    refused = _login(client, sales_rep.username, PASSWORD)
+    assert refused.status_code == 429
+    assert "这个网络地址的登录失败次数过多" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    # A colleague elsewhere signs in as usual.
+    assert (
+        _login(Client(), sales_rep.username, PASSWORD, ip="10.9.8.8").status_code == 302
+    )
