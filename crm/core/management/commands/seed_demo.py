@@ -54,6 +54,10 @@ FOLLOWUP_NOTES = [
 TEAMS = [("销售一组", "销售部"), ("销售二组", "销售部"), ("客服组", "客户服务部")]
 
 
+# Allocated mainland mobile prefixes: every 8-digit serial behind them is a valid number.
+MOBILE_PREFIXES = ("130", "135", "138", "139", "150", "158", "186", "188", "189", "199")
+
+
 class Command(BaseCommand):
     help = "Create the demo users, teams and customers (idempotent)."
 
@@ -147,10 +151,9 @@ class Command(BaseCommand):
             name = fake.company() if is_org else fake.name()
             pinyin, initials = search.pinyin_of(name)
             province = rng.choice(PROVINCES)
-            # Unique by construction: a numbering plan no real customer uses twice.
-            numbers.append(
-                f"1{rng.choice('3589')}{(existing + offset) % 10}{existing + offset:08d}"
-            )
+            # Unique by construction (the serial), and valid: a prefix outside the
+            # allocated mobile ranges (154, 194 …) made the customer uneditable.
+            numbers.append(f"{rng.choice(MOBILE_PREFIXES)}{existing + offset:08d}")
             customers.append(
                 Customer(
                     name=name,
