@@ -113,3 +113,19 @@ def test_if_empty_leaves_an_existing_installation_alone(seed):
     out = seed(customers=50, if_empty=True)
     assert _counts() == before
     assert "already present" in out
+
+
+def test_every_demo_phone_number_is_one_the_customer_form_accepts(seed):
+    """A demo customer whose number the form refuses cannot be edited at all."""
+    from customers.phones import normalise_phone
+
+    seed(customers=400)
+    numbers = list(Customer.objects.values_list("phone", flat=True))
+    assert len(numbers) == 400
+    refused = []
+    for number in numbers:
+        try:
+            normalise_phone(number)
+        except Exception:  # noqa: BLE001 - any refusal is what this test counts
+            refused.append(number)
+    assert refused == []
