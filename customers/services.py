@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.core.db import audited, lock_in_order
+from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from customers import identity, phones
@@ -134,6 +134,7 @@ def _set_id_number(customer: Customer, raw: str | None) -> None:
     customer.id_number_masked = identity.mask(number)
 
 
+@retry_transient
 def customer_create(
     *,
     by: Any,
@@ -174,6 +175,7 @@ def customer_create(
     return customer
 
 
+@retry_transient
 def customer_update(
     *,
     by: Any,
@@ -205,6 +207,7 @@ def customer_update(
     return customer
 
 
+@retry_transient
 def profile_update(
     *, by: Any, customer: Customer, data: dict[str, Any]
 ) -> CustomerProfile:
@@ -280,6 +283,7 @@ def customer_reveal_id_number(*, by: Any, customer: Customer, reason: str) -> st
 # --- contacts and follow-ups -----------------------------------------------------------
 
 
+@retry_transient
 def contact_log_create(
     *,
     by: Any,
@@ -331,6 +335,7 @@ def contact_log_create(
     return log
 
 
+@retry_transient
 def followup_create(
     *,
     by: Any,
@@ -361,6 +366,7 @@ def followup_create(
     return followup
 
 
+@retry_transient
 def followup_complete(*, by: Any, followup: FollowUp) -> FollowUp:
     with transaction.atomic(), audited(by):
         changed = FollowUp.objects.filter(
@@ -428,6 +434,7 @@ def followups_remind(actions: list[Any]) -> None:
 # --- ownership: reassignment and the public pool ---------------------------------------
 
 
+@retry_transient
 def customers_reassign(
     *, by: Any, customer_ids: list[int] | None, new_owner: Any, from_owner: Any = None
 ) -> int:
@@ -469,6 +476,7 @@ def customers_reassign(
     return moved
 
 
+@retry_transient
 def pool_claim(*, by: Any, customer_id: int) -> Customer:
     """Take a customer from the public pool. Of two simultaneous claims, one wins."""
     if by.role not in ("sales", "manager"):
@@ -501,6 +509,7 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
     return Customer.objects.get(pk=customer_id)
 
 
+@retry_transient
 def pool_release(*, by: Any, customer: Customer) -> Customer:
     if customer.owner_id != by.pk and not by.has_perm("customers.reassign_customer"):
         raise PermissionDenied
@@ -621,6 +630,7 @@ MERGE_FILL_FIELDS = (
 )
 
 
+@retry_transient
 def customer_merge(*, by: Any, survivor: Customer, duplicate: Customer) -> Customer:
     """Move everything attached to `duplicate` onto `survivor`; nothing is deleted.
 

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.core.db import audited, lock_in_order
+from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
@@ -176,6 +176,7 @@ def _start_clocks(ticket: Ticket, now: datetime, calendar: BusinessCalendar) -> 
 # --- tickets -----------------------------------------------------------------------------
 
 
+@retry_transient
 def ticket_create(
     *,
     by: Any,
@@ -279,6 +280,7 @@ def _assign(ticket: Ticket, assignee: Any, *, by: Any) -> None:
     )
 
 
+@retry_transient
 def ticket_assign(*, by: Any, ticket: Ticket, assignee: Any, version: int) -> Ticket:
     _require(by, "service.change_ticket")
     if not assignee.is_active or assignee.role not in (
@@ -301,6 +303,7 @@ def _lock(ticket: Ticket, version: int | None) -> Ticket:
     return current
 
 
+@retry_transient
 def ticket_update(
     *, by: Any, ticket: Ticket, version: int, data: dict[str, Any]
 ) -> Ticket:
@@ -389,6 +392,7 @@ def _due_from(calendar: BusinessCalendar, now: datetime, left: int) -> datetime:
     return now - timedelta(minutes=-left)
 
 
+@retry_transient
 def ticket_transition(
     *,
     by: Any,
@@ -483,6 +487,7 @@ def _resume(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
     ticket.first_response_left = ticket.resolution_left = None
 
 
+@retry_transient
 def ticket_message_add(
     *,
     by: Any,
@@ -564,6 +569,7 @@ def _looks_like(content_type: str, head: bytes) -> bool:
     return content_type != "image/webp" or head[8:12] == b"WEBP"
 
 
+@retry_transient
 def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
     """Move the duplicate's conversation and attachments into `target` and close it."""
     _require(by, "service.change_ticket")
@@ -761,6 +767,7 @@ def _department_managers(ticket: Ticket) -> Any:
 # --- back-office work orders -------------------------------------------------------------
 
 
+@retry_transient
 def workorder_create(
     *,
     by: Any,
@@ -800,6 +807,7 @@ def can_work_on(user: Any, order: WorkOrder) -> bool:
     return bool(user.team_id) and user.team.department_id == order.department_id
 
 
+@retry_transient
 def workorder_update(
     *, by: Any, order: WorkOrder, status: str, result: str = ""
 ) -> WorkOrder:
@@ -891,6 +899,7 @@ def workorder_overdue(action: ScheduledAction) -> None:
 # --- assets, customers' timeline and merges ---------------------------------------------
 
 
+@retry_transient
 def asset_create(*, by: Any, customer: Any, data: dict[str, Any]) -> Asset:
     _require(by, "service.add_asset")
     asset = Asset(customer=customer, **data)
@@ -970,6 +979,7 @@ def _intake_customer(number: str, name: str, now: datetime) -> Any:
         )
 
 
+@retry_transient
 def intake_submit(
     *,
     ip: str,

@@ -91,3 +91,28 @@ class RequestIdMiddleware:
             request, "audit_denial_recorded", False
         ):
             audit.record_denial(request, audit.DENIED_ROLE)
+
+
+class TransientConflictMiddleware:
+    """A deadlock or serialization failure that survived the services' retries
+    (crm.core.db.retry_transient) is a busy database, not a bug: the user is told to
+    send the form again (503, Retry-After) and nothing was saved, rather than a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        from django.shortcuts import render
+
+        from crm.core.db import is_transient
+
+        if not is_transient(exception):
+            return None
+        response = render(request, "503_busy.html", status=503)
+        response["Retry-After"] = "2"
+        return response

@@ -34,6 +34,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.core.db import retry_transient
 from crm.core.models import FormSubmission
 
 FIELD = "once_token"
@@ -78,7 +79,11 @@ def submit_once(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         if not _WELL_FORMED.fullmatch(token):
             return view(request, *args, **kwargs)
         user = request.user if request.user.is_authenticated else None
-        try:
+
+        # The view's services run inside this transaction, so a deadlock or a
+        # serialization failure is retried here, around the whole submission.
+        @retry_transient
+        def submission() -> HttpResponse:
             with transaction.atomic():
                 claim = _claim(token, user)
                 response = view(request, *args, **kwargs)
@@ -86,6 +91,10 @@ def submit_once(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                     raise _Undone(response)
                 claim.result_url = _result_url(response)[:500]
                 claim.save(update_fields=["result_url"])
+            return response
+
+        try:
+            response = submission()
         except _Undone as undone:
             return undone.response
         except _Taken:

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "crm.accounts.middleware.TwoStepMiddleware",
     # Attaches the acting user and URL to every audit row written during a request.
     "pghistory.middleware.HistoryMiddleware",
+    # A deadlock victim the services could not retry in time answers 503, not 500.
+    "crm.core.middleware.TransientConflictMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core.db import audited
+from crm.core.db import audited, retry_transient
 from crm.scheduler import services as scheduler
 from customers.models import ContactLog, Customer
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
@@ -80,6 +80,7 @@ def _require_role(by: Any, roles: tuple[str, ...]) -> None:
 EVENT_FIELDS = ("name", "project_name", "venue", "start_date", "end_date")
 
 
+@retry_transient
 def event_save(
     *, by: Any, data: dict[str, Any], event: HandoverEvent | None = None
 ) -> HandoverEvent:
@@ -141,6 +142,7 @@ def event_close(*, by: Any, event: HandoverEvent) -> HandoverEvent:
     )
 
 
+@retry_transient
 def slots_add_day(
     *,
     by: Any,
@@ -243,6 +245,7 @@ def _require_visible(by: Any, customer: Customer) -> None:
         raise PermissionDenied
 
 
+@retry_transient
 def appointment_book(
     *,
     slot: TimeSlot,
@@ -326,6 +329,7 @@ def _advance(current: Appointment, **changes: Any) -> None:
         raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
 
 
+@retry_transient
 def appointment_cancel(
     appointment: Appointment, *, by: Any, version: int | None = None
 ) -> Appointment:
@@ -342,6 +346,7 @@ def appointment_cancel(
     return current
 
 
+@retry_transient
 def appointment_reschedule(
     appointment: Appointment,
     *,
@@ -389,6 +394,7 @@ def _lock_slots_in_order(*pks: int) -> None:
     )
 
 
+@retry_transient
 def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
     """The customer has arrived at the venue; the seat stays taken."""
     _require_role(by, BOOKING_ROLES)
