@@ -325,7 +325,9 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     inv = report["invariants"]
     loads = inv["followups_by_load"]
     if report["mode"] == "chaos":
-        r1 = report["R1_R2_R6"]
+        out += _c6_checks(report.get("C6"))
+    r1 = report.get("R1_R2_R6") if report["mode"] == "chaos" else None
+    if r1:
         kills = len(r1["kills"])
         out += [
             _check(
@@ -411,59 +413,60 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
                 acknowledged_missing(r1["http_acknowledged"]) == 0,
             ),
         ]
-        c1 = report.get("C1")
-        if c1:
-            out += [
-                _check(
-                    "C1 rounds with exactly 5 booked, 45 'full'",
-                    f"{c1['rounds_exactly_capacity']}/{c1['rounds']}",
-                    f"{c1['rounds']}/{c1['rounds']}",
-                    c1["rounds_exactly_capacity"] == c1["rounds"],
-                ),
-                _check(
-                    "C1 other outcomes (errors, deadlocks)",
-                    c1["other_outcomes"],
-                    "none",
-                    not c1["other_outcomes"],
-                ),
-            ]
-        r4 = report.get("R4")
-        if r4:
-            bound = LATENESS_BOUND + r4_down(r4)
-            out += [
-                _check(
-                    "R4 app serves again after PostgreSQL start (s)",
-                    r4["served_again_after_s"],
-                    f"<= {SERVE_AGAIN_BOUND}",
-                    r4["served_again_after_s"] is not None
-                    and r4["served_again_after_s"] <= SERVE_AGAIN_BOUND,
-                ),
-                _check(
-                    "R4 slowest answer while PostgreSQL was down (s)",
-                    r4["slowest_answer_during_outage_s"],
-                    f"<= {FAIL_FAST_BOUND}",
-                    (r4["slowest_answer_during_outage_s"] or 0) <= FAIL_FAST_BOUND,
-                ),
-                _check(
-                    "R4 max lateness (s)",
-                    loads.get("R4", {}).get("max_lateness_s"),
-                    f"<= {bound:.0f} (outage + R1 bound)",
-                    (loads.get("R4", {}).get("max_lateness_s") or 0) <= bound,
-                ),
-                _check(
-                    "R4 creates answered 302 but missing",
-                    acknowledged_missing(r4["http_acknowledged"]),
-                    "0",
-                    acknowledged_missing(r4["http_acknowledged"]) == 0,
-                ),
-                _check(
-                    "R4 worker and beat alive at the end",
-                    [r4["worker_alive_at_end"], r4["beat_alive_at_end"]],
-                    "both",
-                    r4["worker_alive_at_end"] and r4["beat_alive_at_end"],
-                ),
-            ]
-    else:
+    # (C1 and R4 run with or without R1)
+    c1 = report.get("C1")
+    if c1:
+        out += [
+            _check(
+                "C1 rounds with exactly 5 booked, 45 'full'",
+                f"{c1['rounds_exactly_capacity']}/{c1['rounds']}",
+                f"{c1['rounds']}/{c1['rounds']}",
+                c1["rounds_exactly_capacity"] == c1["rounds"],
+            ),
+            _check(
+                "C1 other outcomes (errors, deadlocks)",
+                c1["other_outcomes"],
+                "none",
+                not c1["other_outcomes"],
+            ),
+        ]
+    r4 = report.get("R4")
+    if r4:
+        bound = LATENESS_BOUND + r4_down(r4)
+        out += [
+            _check(
+                "R4 app serves again after PostgreSQL start (s)",
+                r4["served_again_after_s"],
+                f"<= {SERVE_AGAIN_BOUND}",
+                r4["served_again_after_s"] is not None
+                and r4["served_again_after_s"] <= SERVE_AGAIN_BOUND,
+            ),
+            _check(
+                "R4 slowest answer while PostgreSQL was down (s)",
+                r4["slowest_answer_during_outage_s"],
+                f"<= {FAIL_FAST_BOUND}",
+                (r4["slowest_answer_during_outage_s"] or 0) <= FAIL_FAST_BOUND,
+            ),
+            _check(
+                "R4 max lateness (s)",
+                loads.get("R4", {}).get("max_lateness_s"),
+                f"<= {bound:.0f} (outage + R1 bound)",
+                (loads.get("R4", {}).get("max_lateness_s") or 0) <= bound,
+            ),
+            _check(
+                "R4 creates answered 302 but missing",
+                acknowledged_missing(r4["http_acknowledged"]),
+                "0",
+                acknowledged_missing(r4["http_acknowledged"]) == 0,
+            ),
+            _check(
+                "R4 worker and beat alive at the end",
+                [r4["worker_alive_at_end"], r4["beat_alive_at_end"]],
+                "both",
+                r4["worker_alive_at_end"] and r4["beat_alive_at_end"],
+            ),
+        ]
+    if report["mode"] == "soak":
         soak = report["soak"]
         growth = rss_growth(soak["samples"], soak.get("quiet_from", 0))
         max_conn = max((s["pg_connections"] for s in soak["samples"]), default=None)
@@ -523,6 +526,69 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         soak["rss"] = growth
     return out
+
+
+def _c6_checks(c6: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """C6 (reliability §3.2): mixed C1 + C3 + C5 load."""
+    if not c6:
+        return []
+    surfaced = {**c6["booking_surfaced"], **c6["ticket_surfaced"]}
+    return [
+        _check(
+            "C6 'deadlock detected' in the PostgreSQL log",
+            c6["pg_deadlocks"] if c6["pg_log_checked"] else "not checked",
+            "0",
+            c6["pg_log_checked"] and c6["pg_deadlocks"] == 0,
+        ),
+        _check(
+            "C6 lock waits > 200 ms; serialization failures (PostgreSQL log)",
+            [c6["pg_lock_waits"], c6["pg_serialization_failures"]],
+            "reported",
+            True,
+        ),
+        _check(
+            "C6 transactions retried (driver; worker and gunicorn logs)",
+            [c6["retries_in_driver"], c6["retries_in_app_logs"]],
+            "reported (each at most 3 times)",
+            True,
+        ),
+        _check(
+            "C6 retries given up (surfaced to a user)",
+            c6["gave_up"],
+            "0",
+            c6["gave_up"] == 0,
+        ),
+        _check(
+            "C6 HTTP 5xx; no answer",
+            [c6["http_5xx"], c6["http_unanswered"]],
+            f"[0, 0] of {c6['http_requests']}",
+            c6["http_5xx"] == 0 and c6["http_unanswered"] == 0,
+        ),
+        _check(
+            "C6 errors other than full/conflict answers (threads)",
+            surfaced,
+            "none",
+            not surfaced,
+        ),
+        _check(
+            "C6 seats booked = books - cancels = active appointments",
+            [
+                c6["seats_booked"],
+                c6["books_minus_cancels"],
+                c6["active_appointments"],
+            ],
+            "all equal",
+            c6["seats_booked"]
+            == c6["books_minus_cancels"]
+            == c6["active_appointments"],
+        ),
+        _check(
+            "C6 ticket versions = successful saves (lost updates)",
+            c6["ticket_version_mismatches"] or 0,
+            "0",
+            not c6["ticket_version_mismatches"],
+        ),
+    ]
 
 
 def r4_down(r4: dict[str, Any]) -> float:

@@ -1,6 +1,7 @@
 """`make chaos` and `make soak`: break the running stack on purpose, then count the damage.
 
-    python -m bench.chaos chaos          # R1 + R2 + R6 at full size, C1, R4; ~12 minutes
+    python -m bench.chaos chaos          # R1 + R2 + R6 at full size, C1, C6, R4; ~18 min
+    python -m bench.chaos chaos --scenarios c6   # one of them (r1, c1, c6, r4)
     python -m bench.chaos soak           # SOAK_MINUTES (30) of steady load, R1/R2/R4/R5
 
 Everything runs against processes this run starts (bench/chaos/harness.py) and is
@@ -28,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import harness
+from bench.chaos import c6, harness
 from bench.chaos.harness import LEASE_SECONDS, SWEEP_SECONDS, Stack, Ticker, log
 from bench.chaos.web import HttpLog, WebUser
 
@@ -38,6 +39,7 @@ PASSWORD = "chaos-演练-Kehu-2026"  # noqa: S105 - a throw-away user in a throw
 OWNERS = 5
 CUSTOMERS = 50
 LOAD_PROCESSES = 4
+PASSWORD_HASH = ""  # set by seed(): C6 makes its users with it
 # R1's bound (reliability §3.3): a claim lost with a killed worker waits out its lease,
 # then the next sweeps pick it up; 10 s for the restart and the queue.
 LATENESS_BOUND = LEASE_SECONDS + 2 * SWEEP_SECONDS + 10
@@ -90,7 +92,8 @@ def seed() -> dict[str, Any]:
     department = Department.objects.create(name="混沌演练部")
     team = Team.objects.create(name="混沌演练组", department=department)
     sales = Group.objects.get(name="sales")
-    hashed = make_password(PASSWORD)  # once: the hasher is slow on purpose
+    global PASSWORD_HASH
+    hashed = PASSWORD_HASH = make_password(PASSWORD)  # once: the hasher is slow
     owners = []
     for i in range(OWNERS):
         user = User.objects.create(
@@ -640,9 +643,12 @@ def scenario_r4(
 class ServiceCreator(Ticker):
     """Follow-ups through the service from the driver, due 5-60 s after creation."""
 
-    def __init__(self, seeded: dict[str, Any], per_tick: int) -> None:
+    def __init__(
+        self, seeded: dict[str, Any], per_tick: int, label: str = "soak"
+    ) -> None:
         super().__init__("service-creator", 1.0, self.create)
         self.seeded = seeded
+        self.label = label
         self.per_tick = per_tick
         self.count = 0
         self.failed = 0
@@ -662,7 +668,7 @@ class ServiceCreator(Ticker):
                     customer=customer,
                     assignee=customer.owner,
                     due_at=timezone.now() + timedelta(seconds=random.uniform(5, 60)),  # noqa: S311
-                    note=f"soak 回访 #{self.count}",
+                    note=f"{self.label} 回访 #{self.count}",
                 )
             except Exception:  # noqa: BLE001 - PostgreSQL down (R4): counted, not fatal
                 self.failed += 1
@@ -877,11 +883,17 @@ def run(args: argparse.Namespace) -> int:
         }
         http_log = HttpLog()
         if args.mode == "chaos":
-            report["R1_R2_R6"] = scenario_r1_r2_r6(stack, seeded, http_log, args)
-            if args.c1_rounds:
+            wanted = {name.strip().lower() for name in args.scenarios.split(",")}
+            if "r1" in wanted:
+                report["R1_R2_R6"] = scenario_r1_r2_r6(stack, seeded, http_log, args)
+            if "c1" in wanted and args.c1_rounds:
                 log(f"C1: {args.c1_rounds} rounds of 50 bookings into 5 seats")
                 report["C1"] = scenario_c1(seeded, args.c1_rounds)
-            if stack.backing.pg is not None and args.pg_down:
+            if "c6" in wanted and args.c6_minutes:
+                report["C6"] = c6.scenario_c6(
+                    stack, seeded, http_log, args.c6_minutes, PASSWORD, PASSWORD_HASH
+                )
+            if "r4" in wanted and stack.backing.pg is not None and args.pg_down:
                 report["R4"] = scenario_r4(stack, seeded, http_log, args)
         else:
             report["soak"] = scenario_soak(stack, seeded, http_log, args)
@@ -919,6 +931,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--c1-rounds", type=int, default=200)
     parser.add_argument("--pg-down", type=float, default=15)
     parser.add_argument("--r4-followups", type=int, default=600)
+    parser.add_argument("--c6-minutes", type=float, default=5)
+    parser.add_argument(
+        "--scenarios",
+        default="r1,c1,c6,r4",
+        help="chaos mode: which of r1 (with R2, R6), c1, c6, r4 to run, in that order",
+    )
     parser.add_argument(
         "--soak-minutes",
         type=float,
