@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,9 +19,15 @@ SWEEP_BATCH = 500
 # Ids per delivery message: a worker claims, loads and marks a chunk in a constant number
 # of statements, instead of paying ~17 statements and a Celery message per action.
 DELIVERY_CHUNK = 50
-# An expired `dispatched` lease is taken back only when fewer delivery messages than this
-# wait in the broker (at most one chunk; see actions_sweep).
+# Each delivery message carries, in this header, the lease its sweep gave the ids in it,
+# so the sweep can tell a row whose message still waits in the broker from one whose
+# message was lost (see actions_sweep and tasks.reclaim_before).
+LEASE_HEADER = "kehu_lease_until"
+# When the broker's queue cannot be read: an expired `dispatched` lease is taken back
+# only when fewer delivery messages than this wait in the broker (at most one chunk).
 RECLAIM_QUEUED_BELOW = 2
+# `reclaim_before` when no delivery message waits: every expired lease may be taken back.
+NOTHING_QUEUED = datetime.max.replace(tzinfo=UTC)
 
 
 def action_schedule(
@@ -54,7 +60,11 @@ def action_cancel(*, key: str) -> int:
 
 
 def actions_sweep(
-    *, now: datetime | None = None, limit: int = SWEEP_BATCH, broker_backlog: int = 0
+    *,
+    now: datetime | None = None,
+    limit: int = SWEEP_BATCH,
+    broker_backlog: int = 0,
+    reclaim_before: datetime | None = None,
 ) -> list[int]:
     """Claim due and abandoned actions and publish them to the workers.
 
@@ -67,17 +77,27 @@ def actions_sweep(
     more, or publishing a `dispatched` row again because its lease ran out in the queue,
     only fills the broker with copies the workers must then wade through (`make chaos`
     saw 19,500 messages for 4,000 rows). So the sweep keeps at most about SWEEP_BATCH
-    rows waiting (counting every waiting message as a full chunk), and takes an expired
-    `dispatched` row back only when at most one message waits -- the queue is empty
-    after Redis lost its messages.
+    rows waiting (counting every waiting message as a full chunk).
+
+    `reclaim_before` is the earliest lease carried by a delivery message still queued
+    (NOTHING_QUEUED when none is). A message carries the lease its sweep gave its rows,
+    and a later sweep gives a later lease, so an expired `dispatched` row whose lease
+    ends before that has no message left in the queue: it was lost (Redis restarted
+    empty, the publish failed) or taken by a worker that died before claiming it. Such a
+    row is taken back whatever the backlog; one whose message still waits is not. None
+    when the queue could not be read: an expired `dispatched` row is then taken back
+    only when at most one message waits.
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
     at_most_once = registry.at_most_once_kinds()
     limit = min(limit, SWEEP_BATCH - broker_backlog * DELIVERY_CHUNK)
-    abandoned = [State.SENDING]
-    if broker_backlog < RECLAIM_QUEUED_BELOW:
-        abandoned.append(State.DISPATCHED)
+    # A worker that died mid-delivery left no message anywhere: its rows come back at once.
+    abandoned = Q(state=State.SENDING, lease_until__lt=now)
+    if reclaim_before is not None:
+        abandoned |= Q(state=State.DISPATCHED, lease_until__lt=min(now, reclaim_before))
+    elif broker_backlog < RECLAIM_QUEUED_BELOW:
+        abandoned |= Q(state=State.DISPATCHED, lease_until__lt=now)
     with transaction.atomic():
         # A customer-facing message that may already have gone out is never re-sent.
         if at_most_once:
@@ -88,8 +108,7 @@ def actions_sweep(
             return []
         due = (
             ScheduledAction.objects.filter(
-                Q(state=State.PENDING, due_at__lte=now)
-                | Q(state__in=abandoned, lease_until__lt=now)
+                Q(state=State.PENDING, due_at__lte=now) | abandoned
             )
             .order_by("due_at")
             .select_for_update(skip_locked=True, no_key=True)
@@ -97,20 +116,22 @@ def actions_sweep(
         )
         ids = list(due)
         if ids:
+            lease_until = now + lease
             ScheduledAction.objects.filter(pk__in=ids).update(
-                state=State.DISPATCHED, lease_until=now + lease
+                state=State.DISPATCHED, lease_until=lease_until
             )
-            transaction.on_commit(lambda: _publish(ids))
+            transaction.on_commit(lambda: _publish(ids, lease_until=lease_until))
     return ids
 
 
-def _publish(ids: list[int]) -> None:
+def _publish(ids: list[int], *, lease_until: datetime) -> None:
     from crm.scheduler.tasks import action_deliver_many_task
 
+    headers = {LEASE_HEADER: lease_until.isoformat()}
     for start in range(0, len(ids), DELIVERY_CHUNK):
         chunk = ids[start : start + DELIVERY_CHUNK]
         try:
-            action_deliver_many_task.delay(chunk)
+            action_deliver_many_task.apply_async(args=[chunk], headers=headers)
         except Exception:  # noqa: BLE001 - broker down: the lease expires, the sweeper retries
             logger.warning(
                 "could not publish actions %s..; the sweeper will retry", chunk[0]

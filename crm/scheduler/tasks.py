@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from celery import shared_task
 
 from crm.scheduler import services
 
+# How many of the oldest messages in the delivery queue the sweep reads for their lease.
+# The sweep keeps about SWEEP_BATCH / DELIVERY_CHUNK (10) of its own there.
+QUEUE_PEEK = 100
+
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def actions_sweep_task() -> int:
-    return len(services.actions_sweep(broker_backlog=waiting_deliveries()))
+    return len(
+        services.actions_sweep(
+            broker_backlog=waiting_deliveries(), reclaim_before=reclaim_before()
+        )
+    )
 
 
 def waiting_deliveries() -> int:
@@ -24,6 +35,48 @@ def waiting_deliveries() -> int:
             ).message_count
     except Exception:  # noqa: BLE001 - unknown backlog: sweep as before
         return 0
+
+
+def reclaim_before() -> datetime | None:
+    """The earliest lease carried by a delivery message still waiting in Redis (kombu
+    keeps a list per queue and priority, pushes on the left and pops on the right, so
+    the oldest messages are the rightmost); `services.NOTHING_QUEUED` when none waits
+    (after Redis restarted empty, or the workers took them all). None when the queue
+    cannot be read, or its oldest QUEUE_PEEK messages carry no lease but more wait:
+    the sweep then falls back to counting messages."""
+    app = action_deliver_task.app
+    queue = app.conf.task_default_queue
+    try:
+        with app.pool.acquire(block=True, timeout=2) as conn:
+            channel = conn.default_channel
+            keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps]
+            with channel.conn_or_acquire() as client, client.pipeline() as pipe:
+                for key in dict.fromkeys(keys):
+                    pipe.llen(key)
+                    pipe.lrange(key, -QUEUE_PEEK, -1)
+                replies = pipe.execute()
+    except Exception:  # noqa: BLE001 - Redis unreadable (or not Redis): count instead
+        return None
+    leases = [
+        lease
+        for peeked in replies[1::2]
+        for raw in peeked
+        if (lease := _lease_of(raw)) is not None
+    ]
+    if leases:
+        return min(leases)
+    seen_all = all(length <= QUEUE_PEEK for length in replies[0::2])
+    return services.NOTHING_QUEUED if seen_all else None
+
+
+def _lease_of(raw: bytes | str) -> datetime | None:
+    """The lease a queued delivery message carries; None for any other message (another
+    task, or a delivery published before messages carried their lease)."""
+    try:
+        headers = json.loads(raw)["headers"]
+        return datetime.fromisoformat(headers[services.LEASE_HEADER])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

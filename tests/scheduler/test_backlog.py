@@ -4,8 +4,10 @@ With the worker killed every 20 s and slow to boot, each sweep re-published ever
 `dispatched` row whose lease had run out while its message still waited in Redis: after
 three minutes the queue held 19,500 messages for 4,000 rows, and the workers that came
 back spent their time on copies. The sweep now keeps at most SWEEP_BATCH rows waiting
-(a message carries up to DELIVERY_CHUNK of them) and takes back an expired `dispatched`
-row only when the queue is nearly empty.
+(a message carries up to DELIVERY_CHUNK of them) and does not take back an expired
+`dispatched` row whose message still waits (test_reclaim.py); these tests call the
+service with the queue's length only, the rule when the queue cannot be read: take such
+a row back only when the queue is nearly empty.
 """
 
 from __future__ import annotations

@@ -323,7 +323,9 @@ def test_the_sweep_publishes_chunks_of_ids_to_the_real_broker(settings):
     default = app.conf.task_default_queue
     app.conf.task_default_queue = queue
     try:
-        services._publish(list(range(1, 2 * services.DELIVERY_CHUNK + 2)))
+        services._publish(
+            list(range(1, 2 * services.DELIVERY_CHUNK + 2)), lease_until=NOW
+        )
         assert tasks.waiting_deliveries() == 3
         with app.pool.acquire(block=True, timeout=5) as conn:
             sizes = []
