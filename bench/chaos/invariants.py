@@ -500,6 +500,18 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
                 http["no_answer_outside_db_outage"] / requests < 0.005,
             ),
             _check(
+                "R5 customers created over HTTP: acknowledged but missing; "
+                "without their audit row",
+                [
+                    soak["customer_creates"]["acknowledged_missing"],
+                    soak["customer_creates"]["without_audit_row"],
+                ],
+                f"[0, 0] ({soak['customer_creates']['acknowledged']} acknowledged)",
+                soak["customer_creates"]["acknowledged_missing"] == 0
+                and soak["customer_creates"]["without_audit_row"] == 0
+                and soak["customer_creates"]["acknowledged"] > 0,
+            ),
+            _check(
                 "HTTP creates answered 302 but missing",
                 acknowledged_missing(soak["http_acknowledged"]),
                 "0",

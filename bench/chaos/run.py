@@ -205,6 +205,63 @@ class HttpPoster(Ticker):
                 self.acknowledged.append(note)
 
 
+class HttpCustomerCreator(Ticker):
+    """New customers through the form (R5: a gunicorn worker killed mid-request must
+    leave no customer without its audit row)."""
+
+    def __init__(self, user: WebUser, label: str) -> None:
+        super().__init__("http-customer-creator", 2.0, self.post)
+        self.user = user
+        self.label = label
+        self.count = 0
+        self.acknowledged: list[str] = []
+
+    def post(self) -> None:
+        self.count += 1
+        name = f"{self.label}客户{self.count:05d}"
+        status = self.user.post_form(
+            "/customers/new/",
+            {
+                "name": name,
+                "kind": "owner",
+                "stage": "lead",
+                "tier": "C",
+                "phone": f"137{os.getpid() % 1000:03d}{self.count:05d}",
+                "id_number": "",
+            },
+        )
+        if status == 302:
+            self.acknowledged.append(name)
+
+
+def customers_partly_written(acknowledged: list[str]) -> dict[str, int]:
+    """R5's "0 partial writes": acknowledged creates that are missing, and customers
+    without the audit (pghistory insert) row written in the same transaction."""
+    from django.apps import apps
+    from django.db import connection
+
+    from customers.models import Customer
+
+    event = next(
+        m
+        for m in apps.get_models()
+        if getattr(m, "pgh_tracked_model", None) is Customer
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {Customer._meta.db_table} c WHERE NOT EXISTS "  # noqa: S608 - table names from the models
+            f"(SELECT 1 FROM {event._meta.db_table} e "
+            "WHERE e.pgh_obj_id = c.id AND e.pgh_label = 'insert')"
+        )
+        without_audit = cursor.fetchone()[0]
+    present = Customer.objects.filter(name__in=acknowledged).count()
+    return {
+        "acknowledged": len(acknowledged),
+        "acknowledged_missing": len(acknowledged) - present,
+        "without_audit_row": without_audit,
+    }
+
+
 class PageReader(Ticker):
     def __init__(self, user: WebUser, customer_ids: list[int]) -> None:
         super().__init__("page-reader", 0.3, self.read)
@@ -714,6 +771,9 @@ def scenario_soak(
         web_user(stack, http_log, "chaos_sales1", customer_ids[1]), customer_ids
     )
     creator = ServiceCreator(seeded, per_tick=args.soak_rate)
+    customer_creator = HttpCustomerCreator(
+        web_user(stack, http_log, "chaos_sales2", customer_ids[2]), "soak"
+    )
     booker = Booker(seeded)
     samples: list[dict[str, Any]] = []
 
@@ -786,14 +846,14 @@ def scenario_soak(
         (start + duration * 0.40, "R2", redis_outage),
         (start + duration * 0.55, "R4", pg_outage),
     ]
-    for ticker in (poster, reader, creator, booker, sampler):
+    for ticker in (poster, reader, creator, customer_creator, booker, sampler):
         ticker.start()
     log(f"soak: {args.soak_minutes} min of load with R1/R2/R4/R5 on schedule")
     try:
         run_schedule(events)
         sleep_until(start + duration)
     finally:
-        for ticker in (poster, reader, creator, booker):
+        for ticker in (poster, reader, creator, customer_creator, booker):
             ticker.stop()
     figures["drained"] = wait_drained(timeout=LEASE_SECONDS + 300)
     sampler.stop()
@@ -804,6 +864,9 @@ def scenario_soak(
         page_reads=reader.count,
         service_creates=creator.count,
         service_create_failures=creator.failed,
+        customer_creates=db(
+            lambda: customers_partly_written(customer_creator.acknowledged)
+        ),
         booking_rounds=booker.rounds,
         booking_other_outcomes=booker.results,
         samples=samples,
