@@ -4,8 +4,9 @@ personal data in the access log's URLs.
 
     python -m bench.l1.judge --timings T.json --access-log LOG [--record]
 
-Exit 1 when any request failed, when a phone or ID number appears in a logged URL (S14),
-or when p95 exceeds the baseline for this machine kind by more than 20 %. The latency
+Exit 1 when any request failed or a phone or ID number appears in a logged URL (S14);
+exit 3 when the only problem is p95 above the baseline for this machine kind + 20 %
+(run.sh then measures once more, and fails if the second run is slow too). The latency
 gate is skipped, and says so, when there is no baseline for this machine kind or when the
 machine was busy before the run started (1-minute load average above the core count):
 figures from a shared 2-core box are not comparable with a quiet one. --record stores
@@ -92,7 +93,8 @@ def main(argv: list[str]) -> int:
             f"    {name:32} {len(values):6} req  p50 {percentile(values, 50):7.0f}"
             f"  p95 {percentile(values, 95):7.0f}  p99 {percentile(values, 99):7.0f} ms"
         )
-    problems = []
+    problems: list[str] = []
+    latency_problems: list[str] = []
     if not work:
         problems.append("no request was made after sign-in")
     if failed:
@@ -139,7 +141,10 @@ def main(argv: list[str]) -> int:
         )
         gate = f"p95 ≤ {limit}"
         if p95 > limit:
-            problems.append(f"p95 {p95} ms > baseline {baseline['p95_ms']} ms + 20 %")
+            latency_problems.append(
+                f"p95 {p95} ms > baseline {baseline['p95_ms']} ms + 20 %"
+            )
+            problems += latency_problems
     if args.note:
         summary = (
             f"{len(work)} req, {len(failed)} errors, p50/p95/p99 {p50}/{p95}/{p99} ms"
@@ -149,7 +154,10 @@ def main(argv: list[str]) -> int:
         args.note.write_text(summary)
     for problem in problems:
         print(f"L1 FAILED: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    if not problems:
+        return 0
+    # 3: latency alone (run.sh measures once more); 1: errors or PII, final.
+    return 3 if problems == latency_problems else 1
 
 
 if __name__ == "__main__":

@@ -77,41 +77,55 @@ numbers = CustomerPhone.objects.order_by("?").values_list("number", flat=True)[:
 open(sys.argv[1], "w").write("\n".join(numbers) + "\n")
 PYEOF
 
-PORT=$(free_port)
-"$PY" -m gunicorn crm.wsgi --bind "127.0.0.1:$PORT" --workers "$L1_WORKERS" \
-  --access-logfile "$WORK/access.log" --error-logfile "$WORK/gunicorn.log" \
-  --pid "$WORK/gunicorn.pid" &
-GUNICORN_PID=$!
-for _ in $(seq 1 60); do
-  "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
-  kill -0 "$GUNICORN_PID" 2>/dev/null || { cat "$WORK/gunicorn.log" >&2; exit 1; }
-  sleep 0.5
-done
-load_before=$(cut -d' ' -f1 /proc/loadavg)
-echo "L1: gunicorn ($L1_WORKERS workers) on 127.0.0.1:$PORT; load average $load_before on $(nproc) cores"
+# One measurement: gunicorn up, Locust for $L1_TIME, gunicorn down, the judge.
+# Sets locust_rc and judge_rc (judge: 1 = errors or PII, 3 = only p95 over the gate).
+measure() {
+  local attempt=$1
+  PORT=$(free_port)
+  "$PY" -m gunicorn crm.wsgi --bind "127.0.0.1:$PORT" --workers "$L1_WORKERS" \
+    --access-logfile "$WORK/access.log" --error-logfile "$WORK/gunicorn.log" \
+    --pid "$WORK/gunicorn.pid" &
+  GUNICORN_PID=$!
+  for _ in $(seq 1 60); do
+    "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
+    kill -0 "$GUNICORN_PID" 2>/dev/null || { cat "$WORK/gunicorn.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  load_before=$(cut -d' ' -f1 /proc/loadavg)
+  echo "L1: gunicorn ($L1_WORKERS workers) on 127.0.0.1:$PORT; load average $load_before on $(nproc) cores (run $attempt)"
 
-locust_rc=0
-(cd bench/l1 && L1_PHONES="$WORK/phones.txt" L1_TIMINGS="$WORK/timings.json" \
-  "$ROOT/$PY" -m locust -f locustfile.py --headless -u "$L1_USERS" -r "$L1_RATE" \
-  -t "$L1_TIME" -H "http://127.0.0.1:$PORT" --csv "$WORK/l1" --exit-code-on-error 1 \
-  --only-summary --loglevel WARNING) || locust_rc=$?
-kill -TERM "$GUNICORN_PID" 2>/dev/null || true
-wait "$GUNICORN_PID" 2>/dev/null || true
-GUNICORN_PID=
+  locust_rc=0
+  rm -f "$WORK/timings.json"
+  (cd bench/l1 && L1_PHONES="$WORK/phones.txt" L1_TIMINGS="$WORK/timings.json" \
+    "$ROOT/$PY" -m locust -f locustfile.py --headless -u "$L1_USERS" -r "$L1_RATE" \
+    -t "$L1_TIME" -H "http://127.0.0.1:$PORT" --csv "$WORK/l1" --exit-code-on-error 1 \
+    --only-summary --loglevel WARNING) || locust_rc=$?
+  kill -TERM "$GUNICORN_PID" 2>/dev/null || true
+  wait "$GUNICORN_PID" 2>/dev/null || true
+  GUNICORN_PID=
 
-judge_rc=0
-if [ ! -s "$WORK/timings.json" ]; then
-  echo "L1: Locust recorded nothing (is it installed? the dev extra has it)" >&2
-  echo "L1 FAILED (locust exit $locust_rc)" >&2
-  exit 1
-fi
-"$PY" -m bench.l1.judge --timings "$WORK/timings.json" --access-log "$WORK/access.log" \
-  --load-before "$load_before" --customers "$L1_CUSTOMERS" \
-  ${L1_RECORD:+--record} ${KEHU_L1_NOTE:+--note "$KEHU_L1_NOTE"} || judge_rc=$?
-if grep -qE '\[(ERROR|CRITICAL)\]|Traceback' "$WORK/gunicorn.log"; then
-  echo "L1: gunicorn logged errors:" >&2
-  grep -E -A3 '\[(ERROR|CRITICAL)\]|Traceback' "$WORK/gunicorn.log" | head -40 >&2
-  judge_rc=1
+  judge_rc=0
+  if [ ! -s "$WORK/timings.json" ]; then
+    echo "L1: Locust recorded nothing (is it installed? the dev extra has it)" >&2
+    echo "L1 FAILED (locust exit $locust_rc)" >&2
+    exit 1
+  fi
+  "$PY" -m bench.l1.judge --timings "$WORK/timings.json" --access-log "$WORK/access.log" \
+    --load-before "$load_before" --customers "$L1_CUSTOMERS" \
+    ${L1_RECORD:+--record} ${KEHU_L1_NOTE:+--note "$KEHU_L1_NOTE"} || judge_rc=$?
+  if grep -qE '\[(ERROR|CRITICAL)\]|Traceback' "$WORK/gunicorn.log"; then
+    echo "L1: gunicorn logged errors:" >&2
+    grep -E -A3 '\[(ERROR|CRITICAL)\]|Traceback' "$WORK/gunicorn.log" | head -40 >&2
+    judge_rc=1
+  fi
+}
+
+measure 1
+if [ "$judge_rc" -eq 3 ] && [ "$locust_rc" -eq 0 ]; then
+  # One slow run on a shared two-core machine is noise more often than a regression;
+  # a regression is slow twice. Errors and PII are never measured again.
+  echo "L1: p95 over the gate; measuring once more before calling it a regression"
+  measure 2
 fi
 echo "L1: total $((SECONDS - started)) s"
 if [ "$locust_rc" -ne 0 ] || [ "$judge_rc" -ne 0 ]; then
