@@ -45,7 +45,7 @@ clean-data:
 SIZE ?= full
 .PHONY: bench
 bench: install
-	$(PY) -m bench.run --size $(SIZE)
+	$(PY) -m bench.run --size $(SIZE) $(BENCH_ARGS)
 
 # Static checks (docs/security.md, "Static checks and CI"): bandit, semgrep with the
 # project's rules in .semgrep/, pip-audit, ruff's S rules. The same steps run in CI.

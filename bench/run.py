@@ -5,6 +5,7 @@ in bench/explain/.
 
     python -m bench.run --size small     # about 1 % of full: a few minutes
     python -m bench.run                  # full: 1,000,000 customers
+    python -m bench.run --only service.escalation_sweep   # some scenarios, printed
 
 DATABASE_URL names the PostgreSQL server (the bench database `kehu_bench` is created on
 it); without it, the embedded server of `make run` is started, and stopped again at the
@@ -629,7 +630,23 @@ def main(argv: list[str]) -> int:
         action="append",
         help="only this scenario (repeatable); results are printed, not written",
     )
-    return run(parser.parse_args(argv))
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="only these scenarios, comma-separated (as --scenario)",
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for value in args.only for n in value.split(",") if n.strip()]
+    if names:
+        from bench.scenarios import SCENARIOS
+
+        unknown = sorted(set(names) - {s.name for s in SCENARIOS})
+        if unknown:
+            parser.error(f"unknown scenario: {', '.join(unknown)}")
+        args.scenario = [*(args.scenario or []), *names]
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,17 @@ dummy backend).
 run (timed) is what the worker side does, in this one process:
 1. the sweep: crm.scheduler.services.actions_sweep, in its batches of 500, until it
    claims nothing more. Publishing the claimed ids to Celery is replaced by collecting
-   them: the bench must not put tasks on a broker that a development worker of
-   another database could consume;
-2. delivery: crm.scheduler.services.action_deliver for every claimed id, one after
-   the other (Celery workers would run them in parallel).
-It returns both times, the number of actions and of notifications they created.
+   them, batch by batch: the bench must not put tasks on a broker that a development
+   worker of another database could consume;
+2. delivery: each sweep batch cut into messages of DELIVERY_CHUNK ids as
+   crm.scheduler.services._publish cuts it, and for each message what the Celery task
+   `action_deliver_many_task` does with it: crm.scheduler.services.actions_deliver
+   (one statement claims the chunk, one loads it, the kind's batch handler --
+   service.services.sla_escalate_many -- escalates it, one UPDATE marks it done).
+   The messages run one after the other (Celery workers would run them in parallel),
+   and the broker hop is not in the figure.
+It returns both times, the statements of each part (and per action), the number of
+actions, of delivery messages and of notifications they created.
 
 teardown (not timed) puts everything back as seed_scale left it: the actions, their
 notifications and the audit rows go, the tickets' breach flags and escalation levels
@@ -83,36 +89,70 @@ def setup(fixtures: Any) -> None:
         cursor.execute("ANALYZE scheduler_scheduledaction")
 
 
+class _Counter:
+    """An execute_wrapper that counts statements (beside the runner's own QueryStats)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(
+        self, execute: Any, sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 def run(fixtures: Any) -> dict[str, Any]:
     from crm.notifications.models import Notification
     from crm.scheduler import services as scheduler
 
-    claimed: list[int] = []
+    batches: list[list[int]] = []
+
+    def collect(ids: list[int], **_: Any) -> None:
+        batches.append(list(ids))
+
     publish = scheduler._publish  # noqa: SLF001 - the broker hop is replaced, see above
-    scheduler._publish = claimed.extend  # noqa: SLF001
+    scheduler._publish = collect  # noqa: SLF001
+    claim_statements, deliver_statements = _Counter(), _Counter()
     try:
         start = time.perf_counter()
-        batches = 0
-        while scheduler.actions_sweep():
-            batches += 1
+        with connection.execute_wrapper(claim_statements):
+            while scheduler.actions_sweep():
+                pass
         swept = time.perf_counter()
-        delivered = sum(
-            1 for action_id in claimed if scheduler.action_deliver(action_id=action_id)
-        )
+        # The messages _publish would have sent: each batch cut into chunks.
+        chunks = [
+            batch[i : i + scheduler.DELIVERY_CHUNK]
+            for batch in batches
+            for i in range(0, len(batch), scheduler.DELIVERY_CHUNK)
+        ]
+        with connection.execute_wrapper(deliver_statements):
+            delivered = sum(
+                len(scheduler.actions_deliver(action_ids=chunk)) for chunk in chunks
+            )
         done = time.perf_counter()
     finally:
         scheduler._publish = publish  # noqa: SLF001
+    actions = sum(len(batch) for batch in batches)
     notified = Notification.objects.filter(idempotency_key__contains=":breach:").count()
     return {
-        "actions": len(claimed),
+        "actions": actions,
         "delivered": delivered,
         "notifications": notified,
-        "sweep_batches": batches,
+        "sweep_batches": len(batches),
+        "chunks": len(chunks),
         # What the runner reports as this repetition's time (the count above is not).
         "elapsed_ms": round((done - start) * 1000, 1),
         "sweep_ms": round((swept - start) * 1000, 1),
         "deliver_ms": round((done - swept) * 1000, 1),
-        "rps": round(len(claimed) / (done - start), 1) if claimed else 0.0,
+        "sweep_queries": claim_statements.count,
+        "deliver_queries": deliver_statements.count,
+        "queries_per_action": (
+            round((claim_statements.count + deliver_statements.count) / actions, 2)
+            if actions
+            else 0.0
+        ),
+        "rps": round(actions / (done - start), 1) if actions else 0.0,
     }
 
 
