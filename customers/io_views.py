@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core.once import submit_once
 from customers import exports, imports, masking, search, selectors
 from customers.io_forms import ExportDecisionForm, ExportRequestForm, ImportUploadForm
 from customers.models import ExportRequest, ImportJob
@@ -52,6 +53,7 @@ def _csv_download(chunks: Any, filename: str) -> StreamingHttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def import_upload(request: HttpRequest) -> HttpResponse:
     access.require_perm(request.user, imports.IMPORT_PERM)
     if request.method == "POST":
@@ -233,6 +235,7 @@ def export_download(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def export_request_create(request: HttpRequest) -> HttpResponse:
     """Ask for an export over approval_rows; its filters are the page's parameters."""
     access.require_perm(request.user, exports.EXPORT_PERM)

@@ -148,6 +148,7 @@ def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EDITOR_ROLES)
+@submit_once
 def customer_create(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST or None, organizations=_organizations(request))
     duplicates = []

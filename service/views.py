@@ -331,6 +331,7 @@ def canned_reply(request: HttpRequest, reference: str) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @access.role_required(*ALL_ROLES)
+@submit_once
 def attachment_upload(request: HttpRequest, reference: str) -> HttpResponse:
     ticket = _changing(request, reference)
     form = AttachmentForm(request.POST, request.FILES)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking
 from customers import selectors as customer_selectors
@@ -76,6 +77,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*EVENT_ROLES)
+@submit_once
 def event_create(request: HttpRequest) -> HttpResponse:
     form = EventForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -215,6 +217,7 @@ def slot_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @access.role_required(*STAFF_ROLES)
+@submit_once
 def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
     """Pick a customer the user may see, then a slot of the event."""
     event = _visible_event(request, pk)
