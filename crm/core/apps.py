@@ -11,7 +11,9 @@ class CoreConfig(AppConfig):
     verbose_name = _("系统")
 
     def ready(self) -> None:
-        from crm.core import append_only, signals  # noqa: F401 - connects the receivers
+        from crm.core import append_only, choices, signals  # noqa: F401 - receivers
+
+        choices.install()
 
         post_migrate.connect(
             append_only.protect_event_tables,
