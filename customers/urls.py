@@ -9,6 +9,11 @@ app_name = "customers"
 urlpatterns = [
     path("", views.customer_list, name="customer_list"),
     path("new/", views.customer_create, name="customer_create"),
+    path(
+        "organizations/options/",
+        views.organization_options,
+        name="organization_options",
+    ),
     path("reassign/", views.customer_reassign, name="customer_reassign"),
     path("pool/", views.pool_list, name="pool_list"),
     path("<int:pk>/", views.customer_detail, name="customer_detail"),

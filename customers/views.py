@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -17,6 +17,7 @@ from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search, selectors, services, timeline
 from customers.forms import (
+    ORGANIZATION_FIELDS,
     ContactQuickForm,
     CustomerFilterForm,
     CustomerForm,
@@ -24,6 +25,7 @@ from customers.forms import (
     ProfileForm,
     ReassignForm,
     RevealForm,
+    organization_choices,
 )
 from customers.models import Customer, FollowUp
 
@@ -144,6 +146,27 @@ def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
         user=request.user, customer=customer, cursor=cursor
     )
     return render(request, "customers/_timeline.html", context)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EDITOR_ROLES)
+def organization_options(request: HttpRequest) -> HttpResponse:
+    """The <option>s of the customer form's organisation or parent select that match
+    what was typed in the search box above it (htmx)."""
+    field = request.GET.get("field", "")
+    if field not in ORGANIZATION_FIELDS:
+        return HttpResponseBadRequest(_("未知的字段。"))
+    selected = request.POST.get(field, "")
+    choices = organization_choices(
+        _organizations(request),
+        query=request.POST.get(f"{field}_search", "")[:100].strip(),
+        keep=selected,
+    )
+    return render(
+        request,
+        "customers/_organization_options.html",
+        {"choices": choices, "selected": selected},
+    )
 
 
 @require_http_methods(["GET", "POST"])

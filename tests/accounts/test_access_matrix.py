@@ -123,6 +123,8 @@ MATRIX = [
     ("customers:customer_list", "GET", None,        *ANY_ROLE),
     ("customers:customer_create", "GET", None,      L,     200,   200,   200,   200,   200,   403,   200,   403),
     ("customers:customer_create", "POST", None,     L,     302,   302,   302,   302,   302,   403,   302,   403),
+    # The organisation search of the customer form (htmx); without ?field= it is a 400.
+    ("customers:organization_options", "POST", None, L,    400,   400,   400,   400,   400,   403,   400,   403),
     ("customers:customer_reassign", "POST", None,   L,     403,   403,   403,   403,   302,   403,   302,   403),
     ("customers:pool_list", "GET", None,            L,     200,   200,   200,   200,   200,   403,   200,   403),
     ("customers:pool_claim", "POST", "pool",        L,     302,   302,   302,   302,   302,   403,   403,   403),
