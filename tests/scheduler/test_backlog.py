@@ -13,27 +13,15 @@ a row back only when the queue is nearly empty.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from crm.scheduler import services, tasks
 from crm.scheduler.models import ScheduledAction
+from tests.scheduler.conftest import LEASE, NOW
 
 State = ScheduledAction.State
-NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-LEASE = 30
-
-
-@pytest.fixture(autouse=True)
-def short_lease(settings):
-    settings.KEHU_ACTION_LEASE_SECONDS = LEASE
-
-
-@pytest.fixture
-def clock(time_machine):
-    time_machine.move_to(NOW, tick=False)
-    return time_machine
 
 
 def due(n: int, minutes_ago: int = 1) -> ScheduledAction:

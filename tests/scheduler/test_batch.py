@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,13 +30,12 @@ from customers import services as customer_services
 from customers.models import FollowUp
 from service import services as service_services
 from tests.factories import CustomerFactory, UserFactory
+from tests.scheduler.conftest import LEASE, NOW
 from tests.service import test_escalation as day
 
 desk = day.desk  # the SLA day's desk: agent, lead, managers, policy
 
 State = ScheduledAction.State
-NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-LEASE = 30
 KEY_HEADER = "X-Kehu-Idempotency-Key"
 BOUNCING = "bounce@example.com"
 

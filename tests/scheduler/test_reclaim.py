@@ -17,28 +17,16 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from crm.scheduler import services, tasks
 from crm.scheduler.models import ScheduledAction
+from tests.scheduler.conftest import LEASE, NOW
 
 State = ScheduledAction.State
-NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-LEASE = 30
 APP = tasks.action_deliver_many_task.app
-
-
-@pytest.fixture(autouse=True)
-def short_lease(settings):
-    settings.KEHU_ACTION_LEASE_SECONDS = LEASE
-
-
-@pytest.fixture
-def clock(time_machine):
-    time_machine.move_to(NOW, tick=False)
-    return time_machine
 
 
 @pytest.fixture

@@ -26,27 +26,14 @@ from crm.scheduler.models import ScheduledAction
 from customers import services as customer_services
 from customers.models import ContactLog, FollowUp
 from tests.factories import CustomerFactory, UserFactory
+from tests.scheduler.conftest import LEASE, NOW
 
 State = ScheduledAction.State
-NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
-LEASE = 30
 KEY_HEADER = "X-Kehu-Idempotency-Key"
 
 
 class WorkerKilled(BaseException):
     """Stands for SIGKILL: not an Exception, so nothing in the service catches it."""
-
-
-@pytest.fixture(autouse=True)
-def short_lease(settings):
-    settings.KEHU_ACTION_LEASE_SECONDS = LEASE
-
-
-@pytest.fixture
-def clock(time_machine):
-    """Frozen at NOW; `clock.shift(seconds)` moves it on."""
-    time_machine.move_to(NOW, tick=False)
-    return time_machine
 
 
 @pytest.fixture
