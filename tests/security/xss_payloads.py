@@ -63,7 +63,13 @@ RAW_MARKERS = [
     ("evaluated {{7*7}}", re.compile(r"XQ49QX")),
     ("evaluated {% now %}", re.compile(r"XN\d{4}NX")),
     ("evaluated ${7*7}", re.compile(r"XD49DX")),
-    ("evaluated {{ request.user }}", re.compile(r"XV(?!\{)[^<]*VX")),
+    # Evaluated, the payload becomes XV<username>VX (every test user is xss_…, and no
+    # user renders as XVVX). Anchored so that a random CSRF or form token that happens to
+    # hold "XV…VX" (the looser pattern matched one, now and then) is not mistaken for it.
+    (
+        "evaluated {{ request.user }}",
+        re.compile(r"(?<![\w-])XV(?:xss_\w*)?VX(?![\w-])"),
+    ),
     ("raw <script", re.compile(r"<script(?![^>]*\bsrc=\"/static/)", re.IGNORECASE)),
     ("raw <svg/onload", re.compile(r"<svg/onload", re.IGNORECASE)),
     ("raw <iframe", re.compile(r"<iframe", re.IGNORECASE)),
