@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import audit
+from crm.core import audit, form_renderer
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search, selectors, services, timeline
@@ -67,6 +67,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         params or None,
         owners=owners,
         teams=list(selectors.team_choices(user=request.user)),
+        renderer=form_renderer.FAST,
     )
     valid = not form.is_bound or form.is_valid()
     query = form.cleaned_data.get("q", "") if form.is_bound and valid else ""
@@ -130,8 +131,8 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         can_merge=request.user.has_perm("customers.merge_customer"),
         can_claim=customer.owner_id is None
         and request.user.role in (Role.SALES, Role.MANAGER),
-        contact_form=ContactQuickForm(),
-        reveal_form=RevealForm(),
+        contact_form=ContactQuickForm(renderer=form_renderer.FAST),
+        reveal_form=RevealForm(renderer=form_renderer.FAST),
     )
     return render(request, "customers/customer_detail.html", context)
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core import form_renderer
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search
@@ -88,7 +89,9 @@ def ticket_queue(request: HttpRequest) -> HttpResponse:
     default = "mine" if request.user.role == Role.SERVICE else "all"
     queue = params.get("queue", default)
     queue = queue if queue in selectors.QUEUES else default
-    form = QueueFilterForm(params, categories=selectors.category_choices())
+    form = QueueFilterForm(
+        params, categories=selectors.category_choices(), renderer=form_renderer.FAST
+    )
     valid = form.is_valid()
     now, calendar = timezone.now(), BusinessCalendar.load()
     tickets = selectors.ticket_queue(
@@ -237,17 +240,23 @@ def _render_ticket(
     )
     can_change = user.has_perm("service.change_ticket") and not ticket.merged_into_id
     initial = {"version": ticket.version}
+    fast = form_renderer.FAST
     context.update(
         can_change=can_change,
         can_add_workorder=can_change and user.has_perm("service.add_workorder"),
         can_see_pii=masking.can_see_pii(user),
         can_edit=False,
-        reply_form=forms.get("reply_form") or ReplyForm(initial=initial),
-        attachment_form=forms.get("attachment_form") or AttachmentForm(initial=initial),
-        transition_form=forms.get("transition_form") or TransitionForm(initial=initial),
-        reference_form=forms.get("reference_form") or ReferenceForm(initial=initial),
+        reply_form=forms.get("reply_form") or ReplyForm(initial=initial, renderer=fast),
+        attachment_form=forms.get("attachment_form")
+        or AttachmentForm(initial=initial, renderer=fast),
+        transition_form=forms.get("transition_form")
+        or TransitionForm(initial=initial, renderer=fast),
+        reference_form=forms.get("reference_form")
+        or ReferenceForm(initial=initial, renderer=fast),
         workorder_form=forms.get("workorder_form")
-        or WorkOrderForm(initial=initial, departments=selectors.departments()),
+        or WorkOrderForm(
+            initial=initial, departments=selectors.departments(), renderer=fast
+        ),
         assignees=list(selectors.assignee_choices(ticket=ticket)) if can_change else [],
         canned_replies=list(selectors.canned_replies()) if can_change else [],
     )
