@@ -388,6 +388,13 @@ def customer_reveal(request: HttpRequest, pk: int) -> HttpResponse:
         ).first()
         limit = settings.KEHU_REVEAL_HOURLY_LIMIT
         if selectors.reveals_last_hour(request.user) >= limit:
+            audit.record(
+                request,
+                audit.ID_REVEALED,
+                obj=customer,
+                outcome=audit.DENIED,
+                detail=f"hourly limit {limit}",
+            )
             refusal = _(
                 "您在一小时内已查看 %(limit)s 次完整身份证号，达到上限，请稍后再试。"
             ) % {"limit": limit}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pghistory
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
@@ -71,7 +72,13 @@ class RequestIdMiddleware:
         request.request_id = audit.new_request_id()
         token = audit._current_request.set(request)
         try:
-            response = self.get_response(request)
+            # The change history (pghistory) of this request carries the same request
+            # id and client IP as its security audit rows; HistoryMiddleware, further
+            # in, adds the user and URL to this same context.
+            with pghistory.context(
+                request_id=request.request_id, ip=audit.client_ip(request)
+            ):
+                response = self.get_response(request)
             denial = getattr(request, "audit_pending_denial", None)
             if denial is not None:
                 audit.write_denial(request, denial)

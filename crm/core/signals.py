@@ -1,5 +1,5 @@
 """Audit rows for events that Django announces: sign-in, sign-out, failed sign-in,
-changes to a user's roles and to whether the account is active."""
+changes to a user's roles, to whether the account is active and to its password."""
 
 from __future__ import annotations
 
@@ -114,6 +114,25 @@ def _active_changed(
     audit.record(
         None,
         audit.USER_REACTIVATED if instance.is_active else audit.USER_DEACTIVATED,
+        obj=instance,
+        object_type="user",
+        detail=instance.get_username(),
+    )
+
+
+@receiver(post_save, sender=User, dispatch_uid="kehu_audit_password_changed")
+def _password_changed(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    # set_password() keeps the raw password in `_password` until the save after it
+    # (AbstractBaseUser.save clears it after post_save): the user's own change page,
+    # the admin's password form and the shell all go through it. The silent re-hash at
+    # sign-in clears it before saving, so a hasher upgrade is not a change.
+    if raw or created or getattr(instance, "_password", None) is None:
+        return
+    audit.record(
+        None,
+        audit.PASSWORD_CHANGED,
         obj=instance,
         object_type="user",
         detail=instance.get_username(),
