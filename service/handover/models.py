@@ -143,6 +143,11 @@ class TimeSlot(models.Model):
     def is_past(self) -> bool:
         return self.starts_at <= timezone.now()
 
+    @property
+    def is_today(self) -> bool:
+        """The slot's day in the project's time zone: the only day to check in on."""
+        return self.date == timezone.localdate()
+
 
 class AppointmentQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> AppointmentQuerySet:

@@ -69,6 +69,10 @@ class NotBookable(BookingError):
     """The event is not open for booking, or the slot has already begun."""
 
 
+class CheckInRefused(BookingError):
+    """Not the appointment's day, or the event is not open (draft or closed)."""
+
+
 # --- events and slots --------------------------------------------------------------------
 
 
@@ -394,27 +398,77 @@ def _lock_slots_in_order(*pks: int) -> None:
     )
 
 
+def _require_check_in_allowed(current: Appointment, today: dt.date) -> None:
+    """Who may be checked in now: an active (booked) appointment of an open event, on
+    the day of its slot, in the project's time zone.
+
+    Within that day the hour does not matter: owners who come early queue in the
+    lounge and late ones join the walk-in queue (handover.md 1.2). Another day of
+    the event does not count: seats and staff are planned per slot, and day 1 is the
+    crowded one (handover.md 1.2, 4), so an owner who turns up on the wrong day is
+    first rescheduled into one of today's slots, which takes a seat only if one is
+    free, and then checked in.
+    """
+    if current.state != State.BOOKED:
+        raise Conflict(
+            _("该预约当前为“%(state)s”，不能签到。")
+            % {"state": current.get_state_display()}
+        )
+    event, slot = current.event, current.slot
+    if event.status != Status.PUBLISHED:
+        raise CheckInRefused(
+            _("活动“%(event)s”当前为“%(status)s”，不能签到。")
+            % {"event": event.name, "status": event.get_status_display()}
+        )
+    if slot.date > today:
+        raise CheckInRefused(
+            _(
+                "该预约在 %(date)s %(start)s–%(end)s，只能在预约当天签到。"
+                "如客户今天到场，请先改约到今天的时段。"
+            )
+            % {
+                "date": f"{slot.date:%Y-%m-%d}",
+                "start": f"{slot.start_time:%H:%M}",
+                "end": f"{slot.end_time:%H:%M}",
+            }
+        )
+    if slot.date < today:
+        raise CheckInRefused(
+            _("该预约在 %(date)s，已过预约日期，不能签到。请先改约到今天或之后的时段。")
+            % {"date": f"{slot.date:%Y-%m-%d}"}
+        )
+
+
 @retry_transient
 def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
-    """The customer has arrived at the venue; the seat stays taken."""
+    """The customer has arrived at the venue; the seat stays taken.
+
+    Refused (CheckInRefused or Conflict, nothing written) unless the rules of
+    `_require_check_in_allowed` hold. The UPDATE is conditional on the state and the
+    slot just read, so of two staff clicking at once exactly one checks the customer
+    in, and a reschedule in between (another day) is not checked in by a stale read.
+    The event's status needs no lock: closing only flips the status, so a check-in
+    that read "published" just before a close is the same as one finished before it.
+    """
     _require_role(by, BOOKING_ROLES)
+    current = Appointment.objects.select_related("event", "slot").get(pk=appointment.pk)
     now = timezone.now()
+    _require_check_in_allowed(current, timezone.localdate(now))
     with transaction.atomic(), audited(by):
         changed = Appointment.objects.filter(
-            pk=appointment.pk, state=State.BOOKED
+            pk=current.pk, state=State.BOOKED, slot_id=current.slot_id
         ).update(
             state=State.CHECKED_IN,
             checked_in_at=now,
             version=F("version") + 1,
             updated_at=now,
         )
-        appointment.refresh_from_db()
         if not changed:
-            raise Conflict(
-                _("该预约当前为“%(state)s”，不能签到。")
-                % {"state": appointment.get_state_display()}
-            )
-        scheduler.action_cancel(key=reminder_key(appointment.pk, appointment.slot_id))
+            current.refresh_from_db()
+            _require_check_in_allowed(current, timezone.localdate(now))
+            raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
+        scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
+    appointment.refresh_from_db()
     return appointment
 
 

@@ -211,6 +211,9 @@ def slot_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "event": slot.event,
         **selectors.slot_appointments(user=request.user, slot=slot),
         "can_see_pii": masking.can_see_pii(request.user),
+        # Only a hint for the page: appointment_check_in enforces the rule.
+        "can_check_in": slot.event.status == HandoverEvent.Status.PUBLISHED
+        and slot.is_today,
     }
     return render(request, "handover/slot_detail.html", context)
 

@@ -8,6 +8,7 @@ variants run 200 rounds and 16 threads x 1,000 operations.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
@@ -15,8 +16,10 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+import time_machine
 from django.db import OperationalError, connections
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from service.handover import services
 from service.handover.models import Appointment, TimeSlot
@@ -29,6 +32,7 @@ CLEAN = {
     services.AlreadyBooked: "already",
     services.Conflict: "conflict",
     services.NotBookable: "not_bookable",
+    services.CheckInRefused: "check_in_refused",
 }
 
 
@@ -151,6 +155,13 @@ def test_two_hundred_rounds_of_fifty_simultaneous_bookings(admin_user):
 def _mixed_run(admin, threads: int, ops: int, seed: int = 7) -> None:
     event = make_event(admin, name="混合压测", slots_per_day=3, capacity=CAPACITY)
     slots = slots_of(event)
+    # Check-in is only open on the slots' day: run on it, before the first slot begins.
+    traveller = time_machine.travel(
+        dt.datetime.combine(
+            slots[0].date, dt.time(8, 0), tzinfo=timezone.get_current_timezone()
+        )
+    )
+    traveller.start()
     # Fewer customers than seats x 2: AlreadyBooked and SlotFull both happen often.
     customers = [CustomerFactory(name=f"混合{n:02d}") for n in range(24)]
     crew = Crew(threads)
@@ -214,6 +225,7 @@ def _mixed_run(admin, threads: int, ops: int, seed: int = 7) -> None:
         tallies = crew.round(work)
     finally:
         crew.stop()
+        traveller.stop()
 
     totals: Counter = Counter()
     for tally in tallies:

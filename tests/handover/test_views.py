@@ -216,9 +216,19 @@ def test_cancel_frees_the_seat_and_the_reminder(client, sales_rep, booked):
     assert action.state == ScheduledAction.State.CANCELLED
 
 
+def on_slot_day(slot, hour: int = 8):
+    """Travel to the slot's day (check-in is only open then), `hour` o'clock local."""
+    return time_machine.travel(
+        dt.datetime.combine(
+            slot.date, dt.time(hour), tzinfo=timezone.get_current_timezone()
+        )
+    )
+
+
 def test_cancel_from_a_stale_page_changes_nothing(client, sales_rep, booked):
     stale_version = booked.version
-    services.appointment_check_in(booked, by=sales_rep)
+    with on_slot_day(booked.slot):
+        services.appointment_check_in(booked, by=sales_rep)
     client.force_login(sales_rep)
     url = reverse("handover:appointment_cancel", args=[booked.pk])
     response = client.post(url, {"version": stale_version}, follow=True)
@@ -274,11 +284,12 @@ def test_reschedule_into_a_full_slot_keeps_the_old_seat(
 def test_check_in_once(client, sales_rep, booked):
     client.force_login(sales_rep)
     url = reverse("handover:appointment_check_in", args=[booked.pk])
-    assertContains(client.post(url, follow=True), "林业主 已签到。")
-    booked.refresh_from_db()
-    assert booked.state == Appointment.State.CHECKED_IN
-    assert booked.checked_in_at is not None
-    assertContains(client.post(url, follow=True), "当前为“已签到”，不能签到")
+    with on_slot_day(booked.slot):
+        assertContains(client.post(url, follow=True), "林业主 已签到。")
+        booked.refresh_from_db()
+        assert booked.state == Appointment.State.CHECKED_IN
+        assert booked.checked_in_at is not None
+        assertContains(client.post(url, follow=True), "当前为“已签到”，不能签到")
     # Checked in still holds the seat.
     assert booked.slot.booked_count == 1
 
