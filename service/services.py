@@ -23,7 +23,7 @@ from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
-from service import events
+from service import events, routing
 from service.models import (
     Asset,
     AssignmentCursor,
@@ -210,9 +210,12 @@ def ticket_create(
         dealer_id=asset.dealer_id if asset else None,
         contact_name=contact_name,
         contact_phone=contact_phone,
-        team=team or (category.team if category else None),
         created_by=by,
     )
+    # routing.py: a category routes the ticket and deals it round-robin; without one
+    # it still gets a team (for its queue and its SLA escalation), unassigned.
+    routed = team or routing.category_team(category)
+    ticket.team = routed or routing.default_team(by=by)
     ticket.sla_policy = sla_policy_for(
         ticket_type=ticket_type,
         priority=priority,
@@ -225,7 +228,7 @@ def ticket_create(
         ticket.full_clean(exclude=["reference"])
         ticket.save()
         TicketTransition.objects.create(ticket=ticket, to_status=Status.NEW, by=by)
-        if ticket.team_id:
+        if routed is not None:
             _auto_assign(ticket, by=by)
         _schedule_clocks(ticket, calendar, now)
     return ticket

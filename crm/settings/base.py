@@ -297,6 +297,9 @@ CELERY_BEAT_SCHEDULE = {
 KEHU_ESCALATION_MANAGER_MINUTES = env.int("KEHU_ESCALATION_MANAGER_MINUTES", default=60)
 KEHU_INTAKE_PER_IP_HOUR = env.int("KEHU_INTAKE_PER_IP_HOUR", default=10)
 KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
+# The team (by name) whose queue a ticket without a routed category lands in when its
+# creator is not on a desk team, e.g. from the public form (service/routing.py).
+KEHU_TICKET_DEFAULT_TEAM = env("KEHU_TICKET_DEFAULT_TEAM", default="")
 # Personal data controls (customers/exports.py, customers/services.py): an export of
 # more rows than this needs a second person's approval; exports per user per day; ID
 # number reveals per user per hour; how long an approved export may be downloaded.
