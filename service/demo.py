@@ -343,7 +343,7 @@ def _tickets(
         ]
         customer = owners[n % len(owners)]
         opened = now - timedelta(hours=hours_ago)
-        # Without a category there is no team to assign round-robin: it stays new.
+        # Without a category the ticket lands in the desk's queue unassigned (service/routing.py): it stays new.
         unassigned = path in ("new", "unassigned")
         ticket = services.ticket_create(
             by=agent,
