@@ -7,6 +7,10 @@ searches and which pg_trgm cannot serve from its index. Longer searches intersec
 Pinyin: `name_pinyin` (zhangsan) and `name_initials` (zs), matched as prefixes through
 varchar_pattern_ops indexes. Phones: a trigram index on CustomerPhone.number finds any
 run of three or more digits, such as the last four.
+Organisations: the customer list also finds persons by their organisation's name (万科
+finds 万科 and the people whose 所属机构 it is). The matching organisations are looked up
+first through the same name indexes, a bounded number of them, and their people then
+through the organization_id index.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ PINYIN_QUERY = re.compile(r"^[A-Za-z]+$")
 MIN_PHONE_DIGITS = 3
 # A phone fragment matching more customers than this is too vague to be useful.
 MAX_PHONE_MATCHES = 5_000
+# A name that matches more customers, or more organisations, than these is too vague to
+# list the organisations' people too (王, li, 有限公司); the customers named so are
+# still found.
+MAX_NAME_MATCHES = 1_000
+MAX_ORGANIZATION_MATCHES = 200
 
 
 # Surnames whose reading differs from the character's everyday one (曾 is zeng, not ceng).
@@ -95,8 +104,12 @@ def name_grams(text: str) -> list[str]:
     return sorted({text[i : i + 2] for i in range(len(text) - 1)})
 
 
-def condition(query: str) -> Q | None:
-    """The Q that finds `query`, or None when the query is too short to search."""
+def condition(query: str, *, with_members: bool = False) -> Q | None:
+    """The Q that finds `query`, or None when the query is too short to search.
+
+    `with_members` also finds the persons whose organisation is named `query` (one
+    more query, run here, as for phones).
+    """
     from customers.models import CustomerPhone
 
     query = normalise(query)
@@ -114,6 +127,16 @@ def condition(query: str) -> Q | None:
             )[:MAX_PHONE_MATCHES]
         )
         return Q(pk__in=ids)
+    by_name = _name_condition(query)
+    if with_members:
+        organizations = organization_ids(query)
+        if organizations:
+            by_name |= Q(organization_id__in=organizations)
+    return by_name
+
+
+def _name_condition(query: str) -> Q:
+    """Name pieces, and pinyin when `query` is letters only (normalised already)."""
     by_name = Q(name_grams__contains=name_grams(query))
     if len(query) > 2:
         by_name &= Q(name__icontains=query)
@@ -126,6 +149,35 @@ def condition(query: str) -> Q | None:
             | Q(name_initials_upper__startswith=upper)
         )
     return by_name
+
+
+def organization_ids(query: str) -> list[int]:
+    """The ids of the organisations named `query`; [] when the name is too vague (it
+    names more than MAX_NAME_MATCHES customers or MAX_ORGANIZATION_MATCHES
+    organisations), is a phone or is one character.
+
+    Not limited to the user's scope: it only widens a list that is filtered by scope
+    afterwards, and a visible person's organisation is shown with them anyway.
+    """
+    from customers.models import Customer
+
+    query = normalise(query)
+    # One character (王, w) is a surname or an initial, not a company's name.
+    if len(query) < 2 or PHONE_QUERY.match(query):
+        return []
+    # Every customer so named is read, not only organisations: the name indexes cover
+    # persons too, and asking for organisations alone made PostgreSQL visit every one
+    # of the 27,000 customers named wang or li at a million (120-490 ms) to find the
+    # few organisations among them. Stopping at MAX_NAME_MATCHES bounds that work.
+    named = list(
+        annotate_for(Customer.objects.all(), query)
+        .filter(_name_condition(query))
+        .values_list("pk", "is_organization")[: MAX_NAME_MATCHES + 1]
+    )
+    if len(named) > MAX_NAME_MATCHES:
+        return []
+    ids = [pk for pk, is_organization in named if is_organization]
+    return ids if len(ids) <= MAX_ORGANIZATION_MATCHES else []
 
 
 def annotate_for(queryset, query: str):  # noqa: ANN001, ANN201 - QuerySet in, out

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext
 
@@ -33,8 +33,14 @@ def customer_list(
         Customer.objects.visible_to(user)
         .filter(merged_into__isnull=True)
         .select_related("owner", "team")
+        # The row names a person's company (a company's name also finds its people).
+        # Fetched for the page's rows only: a join would run before the sort, for
+        # every match of a broad search.
+        .prefetch_related(
+            Prefetch("organization", queryset=Customer.objects.only("pk", "name"))
+        )
     )
-    condition = search.condition(query)
+    condition = search.condition(query, with_members=True)
     if condition is not None:
         customers = search.annotate_for(customers, query).filter(condition)
     for field, value in (filters or {}).items():

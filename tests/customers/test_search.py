@@ -205,13 +205,16 @@ def test_a_number_with_the_country_code_finds_the_customer(as_sales, people):
 def test_company_name_finds_the_company(as_sales, sales_rep):
     huawei = add(sales_rep, "华为技术有限公司", is_organization=True, kind="enterprise")
     add(sales_rep, "小米科技有限责任公司", is_organization=True, kind="enterprise")
+    # A company's name also finds its people (tests/customers/test_search_organization.py).
     add(sales_rep, "张三", organization=huawei)
-    assert listed(find(as_sales, "华为")) == {"华为技术有限公司"}
-    assert listed(find(as_sales, "技术有限")) == {"华为技术有限公司"}
+    assert listed(find(as_sales, "华为")) == {"华为技术有限公司", "张三"}
+    assert listed(find(as_sales, "技术有限")) == {"华为技术有限公司", "张三"}
     assert listed(find(as_sales, "有限")) == {
         "华为技术有限公司",
         "小米科技有限责任公司",
+        "张三",
     }
+    assert listed(find(as_sales, "小米")) == {"小米科技有限责任公司"}
 
 
 def test_search_never_finds_customers_outside_the_users_scope(
