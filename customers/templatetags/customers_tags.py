@@ -1,12 +1,31 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from customers import masking
 
 register = template.Library()
 
+NO_PHONE = SafeString('<span class="text-secondary">—</span>')
+
 
 @register.filter
 def mask_phone(value: str) -> str:
     return masking.mask_phone(value or "")
+
+
+@register.simple_tag(takes_context=True)
+def phone(context: template.Context, number: str) -> str:
+    """A phone number as the user may see it: in full when the page's `can_see_pii`
+    is set, else masked (138****5678) with a hint; a dash when there is none.
+    customers/_phone.html is this tag, for the templates that include it."""
+    if not number:
+        return NO_PHONE
+    if context.get("can_see_pii"):
+        return number  # escaped by simple_tag
+    return format_html(
+        '<span title="{}">{}</span>', gettext("已脱敏"), masking.mask_phone(number)
+    )
