@@ -95,6 +95,20 @@ audit: install
 load: install
 	bench/l1/run.sh
 
+# Nightly load runs (docs/reliability.md, "L2 and L3 load runs"), not in CI: L2 is wrk on
+# the login page for 30 s (installs Debian's wrk as root when missing); L3 exports and
+# imports 10,000 customers as Celery jobs while the L1 mix runs. Each creates and drops
+# its own database (kehu_l2, kehu_l3) on the PostgreSQL of DATABASE_URL.
+.PHONY: load-l2 load-l3 nightly-load
+load-l2: install
+	bench/l2/run.sh
+
+load-l3: install
+	bench/l3/run.sh
+
+nightly-load: install
+	bench/l2/run.sh; l2=$$?; bench/l3/run.sh; l3=$$?; test $$l2 -eq 0 -a $$l3 -eq 0
+
 # Chaos and soak runs of the whole stack (docs/reliability.md): their own PostgreSQL,
 # Redis, worker, beat and gunicorn; kill -9, Redis and PostgreSQL restarts on schedule;
 # invariants checked at the end; exit 1 when one fails. Figures in test-artifacts/.
