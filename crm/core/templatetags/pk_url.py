@@ -3,26 +3,28 @@ one integer id, reversed once per URL name instead of once per row.
 
 A list of 25 rows with two links each ran 50 `reverse()` calls a page (about 1 ms of
 CPU). The first call for a name reverses it with a marker id and keeps the text before
-and after it; later calls join those with the id. The cache is keyed by the URLconf and
-script prefix in force, so a request with another `urlconf` or prefix gets its own. Any
-argument that is not an int goes through `reverse()` as {% url %} would.
+and after it; later calls join those with the id. The cache is keyed by the URLconf,
+script prefix and language in force, so a request with another `urlconf`, prefix or
+(were i18n_patterns ever used) language gets its own. Any argument that is not an int
+goes through `reverse()` as {% url %} would.
 """
 
 from __future__ import annotations
 
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.translation import get_language
 
 register = template.Library()
 
 MARKER = 8_191_919_191_919_191
-_parts: dict[tuple[str, str | None, str], tuple[str, str] | None] = {}
+_parts: dict[tuple[str, str | None, str, str | None], tuple[str, str] | None] = {}
 
 
 def pk_url_of(name: str, pk: int) -> str:
     if type(pk) is not int:
         return reverse(name, args=[pk])
-    key = (name, get_urlconf(), get_script_prefix())
+    key = (name, get_urlconf(), get_script_prefix(), get_language())
     parts = _parts.get(key, False)
     if parts is False:
         url = reverse(name, args=[MARKER])
