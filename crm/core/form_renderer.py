@@ -21,8 +21,8 @@ from typing import Any
 from django.forms.renderers import DjangoTemplates
 from django.template.base import render_value_in_context
 from django.template.context import Context
-from django.utils.html import escape
-from django.utils.safestring import SafeData, SafeString
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeData
 
 # The context a widget template is rendered with (the renderer's engine: autoescape on,
 # use_l10n and use_tz from the settings).
@@ -74,57 +74,77 @@ def _text(value: Any) -> str:
     return render_value_in_context(value, _CONTEXT)
 
 
-def _formatted(value: Any) -> str:
-    """{{ value|stringformat:'s' }}: str(), escaped unless it was marked safe."""
-    text = "%s" % (str(value) if isinstance(value, tuple) else value)  # noqa: UP031
-    return text if isinstance(value, SafeData) else escape(text)
+def _formatted(value: Any) -> Any:
+    """{{ value|stringformat:'s' }}, for format_html to escape: str(), unless it was
+    marked safe (then it stays as it is and is not escaped)."""
+    if isinstance(value, SafeData):
+        return value
+    return "%s" % (str(value) if isinstance(value, tuple) else value)  # noqa: UP031
 
 
 def _attrs(attrs: dict[str, Any]) -> str:
-    parts = []
-    for name, value in attrs.items():
-        if value is False:
-            continue
-        parts.append(" " + _text(name))
-        if value is not True:
-            parts.append('="' + _formatted(value) + '"')
-    return "".join(parts)
+    return format_html_join(
+        "",
+        " {}{}",
+        (
+            (
+                _text(name),
+                "" if value is True else format_html('="{}"', _formatted(value)),
+            )
+            for name, value in attrs.items()
+            if value is not False
+        ),
+    )
 
 
 def _input(widget: dict[str, Any]) -> str:
     value = widget["value"]
-    return (
-        f'<input type="{_text(widget["type"])}" name="{_text(widget["name"])}"'
-        + (f' value="{_formatted(value)}"' if value != None else "")  # noqa: E711
-        + _attrs(widget["attrs"])
-        + ">"
+    return format_html(
+        '<input type="{}" name="{}"{}{}>',
+        _text(widget["type"]),
+        _text(widget["name"]),
+        format_html(' value="{}"', _formatted(value)) if value != None else "",  # noqa: E711
+        _attrs(widget["attrs"]),
     )
 
 
 def _select(widget: dict[str, Any]) -> str | None:
-    parts = [f'<select name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>']
+    groups = []
     for group_name, group_choices, _index in widget["optgroups"]:
+        if any(option["template_name"] != OPTION for option in group_choices):
+            return None  # an option of another kind: the templates render it
+        options = format_html_join(
+            "",
+            '\n  <option value="{}"{}>{}</option>\n',
+            (
+                (
+                    _formatted(option["value"]),
+                    _attrs(option["attrs"]),
+                    _text(option["label"]),
+                )
+                for option in group_choices
+            ),
+        )
         if group_name:
-            parts.append(f'\n  <optgroup label="{_text(group_name)}">')
-        for option in group_choices:
-            if option["template_name"] != OPTION:
-                return None  # an option of another kind: the templates render it
-            parts.append(
-                f'\n  <option value="{_formatted(option["value"])}"'
-                f"{_attrs(option['attrs'])}>{_text(option['label'])}</option>\n"
+            options = format_html(
+                '\n  <optgroup label="{}">{}\n  </optgroup>', _text(group_name), options
             )
-        if group_name:
-            parts.append("\n  </optgroup>")
-    parts.append("\n</select>")
-    return "".join(parts)
+        groups.append((options,))
+    return format_html(
+        '<select name="{}"{}>{}\n</select>',
+        _text(widget["name"]),
+        _attrs(widget["attrs"]),
+        format_html_join("", "{}", groups),
+    )
 
 
 def _textarea(widget: dict[str, Any]) -> str:
     value = widget["value"]
-    return (
-        f'<textarea name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>\n'
-        + (_text(value) if value else "")
-        + "</textarea>"
+    return format_html(
+        '<textarea name="{}"{}>\n{}</textarea>',
+        _text(widget["name"]),
+        _attrs(widget["attrs"]),
+        _text(value) if value else "",
     )
 
 
@@ -165,7 +185,7 @@ class WidgetRenderer(DjangoTemplates):
         if writer is not None and request is None and "widget" in context:
             html = writer(context["widget"])
             if html is not None:
-                return SafeString(html)
+                return html  # built by format_html
         return super().render(template_name, context, request=request)
 
 

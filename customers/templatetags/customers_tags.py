@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from django import template
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from customers import masking
 
 register = template.Library()
 
-NO_PHONE = SafeString('<span class="text-secondary">—</span>')
+NO_PHONE = format_html('<span class="text-secondary">{}</span>', "—")
 
 
 @register.filter
