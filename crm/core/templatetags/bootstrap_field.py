@@ -88,7 +88,7 @@ def as_bootstrap_field(field: BoundField) -> str:
     if (
         layout is None
         or field.is_hidden
-        or field.help_text  # crispy prints it unescaped (|safe): left to crispy
+        or field.help_text  # crispy prints it unescaped: left to crispy
         or not isinstance(widget, PLAIN_WIDGETS)
         or isinstance(widget, NOT_PLAIN)
         or field.use_fieldset
