@@ -9,6 +9,13 @@ fraction of that, for the stock templates of <input> (text, number, checkbox, ..
 source is not the stock one (an app or a Django upgrade overriding it), goes through the
 templates as before; tests/core/test_form_renderer.py checks that the output is equal.
 
+Every name, value, label and attribute is escaped here exactly where the templates
+escape it ({{ }} and |stringformat:'s'), which the tests check with markup in each of
+them. `render()` returns a plain str for these widgets: Django's `Widget._render`, the
+only caller that renders widget templates, marks a renderer's output safe, as it does
+with the templates' output. (Building the same markup with format_html costs three
+times as much: 1.2 ms against 0.35 ms for the list's filter form; the templates 1.7 ms.)
+
 Use it per form: `SomeForm(..., renderer=form_renderer.FAST)`. Crispy fields go through
 it too (crispy renders the widget with `str(bound_field)`).
 """
@@ -21,7 +28,7 @@ from typing import Any
 from django.forms.renderers import DjangoTemplates
 from django.template.base import render_value_in_context
 from django.template.context import Context
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape
 from django.utils.safestring import SafeData
 
 # The context a widget template is rendered with (the renderer's engine: autoescape on,
@@ -74,77 +81,57 @@ def _text(value: Any) -> str:
     return render_value_in_context(value, _CONTEXT)
 
 
-def _formatted(value: Any) -> Any:
-    """{{ value|stringformat:'s' }}, for format_html to escape: str(), unless it was
-    marked safe (then it stays as it is and is not escaped)."""
-    if isinstance(value, SafeData):
-        return value
-    return "%s" % (str(value) if isinstance(value, tuple) else value)  # noqa: UP031
+def _formatted(value: Any) -> str:
+    """{{ value|stringformat:'s' }}: str(), escaped unless it was marked safe."""
+    text = "%s" % (str(value) if isinstance(value, tuple) else value)  # noqa: UP031
+    return text if isinstance(value, SafeData) else escape(text)
 
 
 def _attrs(attrs: dict[str, Any]) -> str:
-    return format_html_join(
-        "",
-        " {}{}",
-        (
-            (
-                _text(name),
-                "" if value is True else format_html('="{}"', _formatted(value)),
-            )
-            for name, value in attrs.items()
-            if value is not False
-        ),
-    )
+    parts = []
+    for name, value in attrs.items():
+        if value is False:
+            continue
+        parts.append(" " + _text(name))
+        if value is not True:
+            parts.append('="' + _formatted(value) + '"')
+    return "".join(parts)
 
 
 def _input(widget: dict[str, Any]) -> str:
     value = widget["value"]
-    return format_html(
-        '<input type="{}" name="{}"{}{}>',
-        _text(widget["type"]),
-        _text(widget["name"]),
-        format_html(' value="{}"', _formatted(value)) if value != None else "",  # noqa: E711
-        _attrs(widget["attrs"]),
+    return (
+        f'<input type="{_text(widget["type"])}" name="{_text(widget["name"])}"'
+        + (f' value="{_formatted(value)}"' if value != None else "")  # noqa: E711
+        + _attrs(widget["attrs"])
+        + ">"
     )
 
 
 def _select(widget: dict[str, Any]) -> str | None:
-    groups = []
+    parts = [f'<select name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>']
     for group_name, group_choices, _index in widget["optgroups"]:
-        if any(option["template_name"] != OPTION for option in group_choices):
-            return None  # an option of another kind: the templates render it
-        options = format_html_join(
-            "",
-            '\n  <option value="{}"{}>{}</option>\n',
-            (
-                (
-                    _formatted(option["value"]),
-                    _attrs(option["attrs"]),
-                    _text(option["label"]),
-                )
-                for option in group_choices
-            ),
-        )
         if group_name:
-            options = format_html(
-                '\n  <optgroup label="{}">{}\n  </optgroup>', _text(group_name), options
+            parts.append(f'\n  <optgroup label="{_text(group_name)}">')
+        for option in group_choices:
+            if option["template_name"] != OPTION:
+                return None  # an option of another kind: the templates render it
+            parts.append(
+                f'\n  <option value="{_formatted(option["value"])}"'
+                f"{_attrs(option['attrs'])}>{_text(option['label'])}</option>\n"
             )
-        groups.append((options,))
-    return format_html(
-        '<select name="{}"{}>{}\n</select>',
-        _text(widget["name"]),
-        _attrs(widget["attrs"]),
-        format_html_join("", "{}", groups),
-    )
+        if group_name:
+            parts.append("\n  </optgroup>")
+    parts.append("\n</select>")
+    return "".join(parts)
 
 
 def _textarea(widget: dict[str, Any]) -> str:
     value = widget["value"]
-    return format_html(
-        '<textarea name="{}"{}>\n{}</textarea>',
-        _text(widget["name"]),
-        _attrs(widget["attrs"]),
-        _text(value) if value else "",
+    return (
+        f'<textarea name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>\n'
+        + (_text(value) if value else "")
+        + "</textarea>"
     )
 
 
@@ -185,7 +172,9 @@ class WidgetRenderer(DjangoTemplates):
         if writer is not None and request is None and "widget" in context:
             html = writer(context["widget"])
             if html is not None:
-                return html  # built by format_html
+                # A plain str, as Widget._render marks what a renderer returns safe
+                # (the templates' output too); every value in it was escaped above.
+                return html
         return super().render(template_name, context, request=request)
 
 
