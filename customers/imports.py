@@ -10,10 +10,14 @@ The flow, each step a service:
    `customer_create` relies on, looked up in batches).
 3. The user reads the preview and either confirms (`import_job_confirm`) or imports
    nothing (`import_job_cancel`).
-4. `import_job_execute` (task) creates each valid row through
-   `services.customer_create`, one transaction per row that also marks the row done,
-   so a rerun, a duplicated task or a worker killed mid-file never imports a row twice
-   and carries on from the first row still waiting.
+4. `import_job_execute` (task) creates the valid rows in chunks of IMPORT_CHUNK: one
+   transaction per chunk locks its rows, checks their phones and ID numbers against the
+   customers created since the preview (one query each), bulk-inserts the customers,
+   their phones and profiles exactly as `services.customer_create` would store them, and
+   marks the rows done, so a rerun, a duplicated task or a worker killed mid-file never
+   imports a row twice and carries on from the first row still waiting. Should a bulk
+   insert still collide with a concurrent create, that chunk goes row by row through
+   `services.customer_create`.
 
 Owner rule (shown on the upload and preview pages): an empty 负责人 cell makes the
 importing user the owner; a username of a salesperson or manager the importer may
@@ -39,19 +43,29 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from customers import identity, phones, selectors, services
-from customers.models import Customer, CustomerPhone, ImportJob, ImportRow
+from crm.core.db import audited
+from customers import identity, phones, search, selectors, services
+from customers.models import (
+    Customer,
+    CustomerPhone,
+    CustomerProfile,
+    ImportJob,
+    ImportRow,
+)
 from customers.search import FULL_WIDTH
 
 IMPORT_PERM = "customers.import_customer"
 EXTENSIONS = {".csv": ImportJob.Format.CSV, ".xlsx": ImportJob.Format.XLSX}
 VALIDATE_BATCH = 500
+# Rows created in one transaction (and one progress update) by import_job_execute.
+IMPORT_CHUNK = 500
 LEASE = timedelta(minutes=2)
 # A queued job no worker has taken for this long is queued again (broker restarted).
 REQUEUE_AFTER = timedelta(seconds=60)
@@ -342,6 +356,27 @@ def _jsonable(columns: dict[str, Any]) -> dict[str, Any]:
 # --- validating rows -------------------------------------------------------------------
 
 
+def held_phones(numbers: Iterable[str]) -> list[tuple[str, tuple[int, str]]]:
+    """(number, (customer id, customer name)) for each number a customer already has,
+    in the order the numbers were registered (CustomerPhone id): one query.
+
+    The numbers are joined as an unnested array, not `number IN (...)`: for a list of
+    them PostgreSQL chose the trigram GIN index (customer_phone_trgm), which took about
+    1.6 s for 500 numbers against 12,000 phones; this way it uses the unique b-tree.
+    """
+    numbers = sorted(set(numbers))
+    if not numbers:
+        return []
+    rows = (
+        CustomerPhone.objects.filter(
+            number__in=RawSQL("SELECT unnest(%s::varchar[])", (numbers,))
+        )
+        .order_by("pk")
+        .values_list("number", "customer_id", "customer__name")
+    )
+    return [(number, (pk, name)) for number, pk, name in rows]
+
+
 @functools.cache
 def _choice_lookup(field_name: str) -> dict[str, str]:
     """Accepted spellings of a choice: its code and its Chinese and English labels."""
@@ -430,11 +465,9 @@ class RowChecker:
         """Phones and ID numbers already held by a customer: one query each per batch."""
         numbers = {n for d in drafts for n in d.phones}
         indexes = {d.id_index for d in drafts if d.id_index}
-        phone_owner = dict(
-            CustomerPhone.objects.filter(number__in=numbers).values_list(
-                "number", "customer_id"
-            )
-        )
+        phone_owner = {
+            number: customer_id for number, (customer_id, _name) in held_phones(numbers)
+        }
         id_owner = dict(
             Customer.objects.filter(id_number_index__in=indexes).values_list(
                 "id_number_index", "pk"
@@ -774,7 +807,8 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     """Import up to `limit` (default slice_rows()) waiting rows, then queue a task for
     the rest or finish the job.
 
-    Each row is one transaction: create the customer and mark the row, or neither.
+    Each chunk of IMPORT_CHUNK rows is one transaction: create its customers and mark
+    its rows, or neither.
     """
     limit = limit or slice_rows()
     job = _claim(job_id, ImportJob.Status.IMPORTING)
@@ -788,21 +822,13 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     ):
         _fail(job, _("导入人已没有导入权限，导入已停止。"))
         return job
-    waiting = list(
-        ImportRow.objects.filter(job=job, status=ImportRow.Status.VALID).order_by(
-            "line"
-        )[:limit]
-    )
-    owner_ids = {row.data.get("owner_id") for row in waiting} - {None}
-    owners = (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .select_related("team")
-        .in_bulk(owner_ids)
-    )
     try:
-        for row in waiting:
-            _import_row(job, row, by=by, owners=owners)
+        taken = 0
+        while taken < limit:
+            chunk = _import_chunk(job, by=by, size=min(IMPORT_CHUNK, limit - taken))
+            if not chunk:
+                break
+            taken += chunk
     except Exception:
         # Let a retry start at once instead of waiting for the lease to run out.
         ImportJob.objects.filter(pk=job.pk).update(lease_until=None)
@@ -829,7 +855,189 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     return job
 
 
+def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
+    """Import the next `size` waiting rows in one transaction; how many it took."""
+    with transaction.atomic():
+        # The row locks and status filter make a second worker on this job skip them.
+        rows = list(
+            ImportRow.objects.select_for_update(no_key=True)
+            .filter(job=job, status=ImportRow.Status.VALID)
+            .order_by("line")[:size]
+        )
+        if not rows:
+            return 0
+        owner_ids = {row.data.get("owner_id") for row in rows} - {None}
+        owners = (
+            get_user_model()
+            .objects.filter(is_active=True)
+            .select_related("team")
+            .in_bulk(owner_ids)
+        )
+        try:
+            with transaction.atomic():
+                _create_chunk(job, rows, by=by, owners=owners)
+        except IntegrityError:
+            # A phone or ID number registered by a concurrent create after the check in
+            # _create_chunk: row by row, so only the rows concerned are skipped.
+            for row in rows:
+                _import_row(job, row, by=by, owners=owners)
+        return len(rows)
+
+
+@dataclass
+class _Planned:
+    row: ImportRow
+    customer: Customer
+    numbers: list[tuple[str, str]]
+
+
+def _create_chunk(
+    job: ImportJob, rows: list[ImportRow], *, by: Any, owners: dict
+) -> None:
+    """Store the rows' customers as services.customer_create would, with bulk INSERTs.
+
+    A row customer_create would refuse (a phone or ID number taken since the preview)
+    is skipped with the message customer_create gives; checks run in its order.
+    """
+    now = timezone.now()
+    plans: list[_Planned] = []
+    skipped: list[ImportRow] = []
+    for row in rows:
+        data = row.data
+        owner_id = data.get("owner_id")
+        owner = None if owner_id is None else owners.get(owner_id, by)
+        customer = Customer(
+            owner=owner,
+            team=owner.team if owner else None,
+            pool_entered_at=None if owner else now,
+            **{
+                k: v
+                for k, v in data.get("fields", {}).items()
+                if k in services.EDITABLE_FIELDS
+            },
+        )
+        cipher = data.get("id_cipher")
+        try:
+            numbers = services.normalise_phones(list(data.get("phones", [])))
+            if cipher:
+                number = identity.normalise_id_number(identity.decrypt(cipher))
+                customer.id_number_cipher = identity.encrypt(number)
+                customer.id_number_index = identity.blind_index(number)
+                customer.id_number_masked = identity.mask(number)
+        except ValidationError as error:
+            _skip(row, error.messages, skipped)
+            continue
+        customer.phone = numbers[0][0] if numbers else ""
+        customer.name_pinyin, customer.name_initials = search.pinyin_of(customer.name)
+        plans.append(_Planned(row, customer, numbers))
+    # Customers created since the preview, one query each; then, as customer_create
+    # run row after row would, the earlier rows of this chunk.
+    id_holder = dict(
+        Customer.objects.filter(
+            id_number_index__in={
+                p.customer.id_number_index for p in plans if p.customer.id_number_index
+            }
+        ).values_list("id_number_index", "name")
+    )
+    phone_holder: dict[str, tuple[int, str]] = {}
+    for number, holder in held_phones(n for p in plans for n, _kind in p.numbers):
+        phone_holder.setdefault(number, holder)
+    creating: list[_Planned] = []
+    for plan in plans:
+        customer = plan.customer
+        index = customer.id_number_index
+        try:
+            if index and index in id_holder:
+                raise ValidationError(
+                    {
+                        "id_number": _("该身份证号已属于客户“%(name)s”。")
+                        % {"name": id_holder[index]}
+                    }
+                )
+            # customer_create's full_clean, less its queries: uniqueness is checked
+            # above for the whole chunk, and owner and team are users and teams this
+            # transaction has just read (the foreign-key check is one query each).
+            customer.full_clean(
+                exclude=["name_grams", "owner", "team"],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+            taken = [n for n, _kind in plan.numbers if n in phone_holder]
+            if taken:
+                # customer_create names the number registered first.
+                number = min(taken, key=lambda n: phone_holder[n][0])
+                raise ValidationError(
+                    {
+                        "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
+                        % {"number": number, "name": phone_holder[number][1]}
+                    }
+                )
+        except ValidationError as error:
+            _skip(plan.row, error.messages, skipped)
+            continue
+        if index:
+            id_holder[index] = customer.name
+        # A later row of the chunk finds these numbers registered after any stored one
+        # (an id above every CustomerPhone id).
+        for number, _kind in plan.numbers:
+            phone_holder[number] = (1 << 62, customer.name)
+        creating.append(plan)
+    with pghistory.context(import_job=job.pk), audited(by):
+        # The pghistory triggers write one insert event per row, as for single creates.
+        Customer.objects.bulk_create([p.customer for p in creating])
+        CustomerPhone.objects.bulk_create(
+            CustomerPhone(
+                customer=p.customer,
+                number=number,
+                kind=kind,
+                is_primary=position == 0,
+            )
+            for p in creating
+            for position, (number, kind) in enumerate(p.numbers)
+        )
+        CustomerProfile.objects.bulk_create(
+            CustomerProfile(customer=p.customer) for p in creating
+        )
+    _mark_imported(creating)
+    if skipped:
+        ImportRow.objects.bulk_update(skipped, ["status", "errors"])
+    ImportJob.objects.filter(pk=job.pk).update(
+        imported_rows=F("imported_rows") + len(creating),
+        skipped_rows=F("skipped_rows") + len(skipped),
+        lease_until=timezone.now() + LEASE,
+    )
+
+
+def _mark_imported(plans: list[_Planned]) -> None:
+    """Each row imported with its customer: one UPDATE joined to the pairs (bulk_update
+    builds a CASE of 500 branches, 0.4 s of Python for a chunk)."""
+    if not plans:
+        return
+    table = connection.ops.quote_name(ImportRow._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET status = %s, customer_id = v.customer_id"  # noqa: S608  # nosec B608
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, customer_id)"
+            " WHERE r.id = v.id",
+            [
+                ImportRow.Status.IMPORTED,
+                [p.row.pk for p in plans],
+                [p.customer.pk for p in plans],
+            ],
+        )
+    for plan in plans:
+        plan.row.status = ImportRow.Status.IMPORTED
+        plan.row.customer = plan.customer
+
+
+def _skip(row: ImportRow, messages: list[str], skipped: list[ImportRow]) -> None:
+    row.status = ImportRow.Status.SKIPPED
+    row.errors = messages
+    skipped.append(row)
+
+
 def _import_row(job: ImportJob, row: ImportRow, *, by: Any, owners: dict) -> None:
+    """One row through services.customer_create (after a bulk insert's collision)."""
     with transaction.atomic():
         # The row lock and status check make a second worker on this job skip the row.
         row = (

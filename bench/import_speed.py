@@ -1,0 +1,107 @@
+"""In-process timing of the customer import (L3, docs/reliability.md): validation
+(preview) and import of N generated rows, one process, no other load.
+
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/kehu_import \
+    DJANGO_SETTINGS_MODULE=crm.settings.bench KEHU_DATA_DIR=/tmp/kehu-import \
+    .venv/bin/python -m bench.import_speed 2000 10000
+
+Rows are like bench/l3/heavy.py's, plus an ID number on every third row, a salesperson
+as owner on every fifth and a bad phone on every 97th; each size uses phone numbers of a
+prefix no customer has yet. For figures comparable with L3, seed the database first
+(`manage.py seed_demo --customers 15000`): the phone look-ups slow down with the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from datetime import date, timedelta
+
+import django
+
+
+def _id_number(n: int) -> str:
+    from stdnum.cn import ric
+
+    born = date(1950, 1, 1) + timedelta(days=n // 1000)
+    body = f"110105{born:%Y%m%d}{n % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+PREFIXES = ["166", "171", "173", "175", "176", "178", "191", "193", "195", "196"]
+
+
+def import_file(rows: int, run: int) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["名称", "电话", "类型", "阶段", "等级", "省份", "城市", "标签", "备注",
+         "身份证号", "负责人"]
+    )  # fmt: skip
+    for i in range(rows):
+        bad = i % 97 == 5
+        writer.writerow(
+            [f"导入客户{i:05d}", "12345" if bad else f"{PREFIXES[run]}{i:08d}", "业主", "潜在",
+             "BC"[i % 2], "海南省", "海口市", "L3导入", "压测导入",
+             _id_number(run * 100000 + i) if i % 3 == 0 else "",
+             "bench_sales" if i % 5 == 0 else ""]
+        )  # fmt: skip
+    return out.getvalue().encode("utf-8-sig")
+
+
+def main(sizes: list[int]) -> None:
+    django.setup()
+    from django.contrib.auth.models import Group
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.core.management import call_command
+
+    from crm.accounts.models import Department, Team, User
+    from crm.accounts.roles import Role
+    from customers import imports
+    from customers.models import CustomerPhone, ImportJob
+
+    call_command("migrate", verbosity=0)
+    department, _ = Department.objects.get_or_create(name="压测部")
+    team, _ = Team.objects.get_or_create(name="压测组", department=department)
+    users = {}
+    for username, role in (("bench_mgr", Role.MANAGER), ("bench_sales", Role.SALES)):
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"team": team}
+        )
+        if created:
+            user.groups.add(Group.objects.get(name=role))
+        users[username] = user
+    by = User.objects.get(pk=users["bench_mgr"].pk)
+    for size in sizes:
+        run = next(
+            n
+            for n, prefix in enumerate(PREFIXES)
+            if not CustomerPhone.objects.filter(number__startswith=prefix).exists()
+        )
+        content = import_file(size, run)
+        upload = SimpleUploadedFile("bench.csv", content)
+        inspection = imports.inspect_upload(upload)
+        job = imports.import_job_create(by=by, upload=upload, inspection=inspection)
+        started = time.perf_counter()
+        imports.import_job_validate(job_id=job.pk)
+        validated = time.perf_counter() - started
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.IMPORTING)
+        started = time.perf_counter()
+        while True:
+            job = imports.import_job_execute(job_id=job.pk)
+            if job.status != ImportJob.Status.IMPORTING:
+                break
+        executed = time.perf_counter() - started
+        sys.stdout.write(
+            f"{size} rows: preview {validated:.1f} s ({validated / size * 1000:.2f} ms/row),"
+            f" import {executed:.1f} s ({executed / size * 1000:.2f} ms/row);"
+            f" valid {job.valid_rows}, invalid {job.invalid_rows},"
+            f" imported {job.imported_rows}, skipped {job.skipped_rows}\n"
+        )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [2000])
