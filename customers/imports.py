@@ -33,6 +33,7 @@ import functools
 import io
 import itertools
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -66,6 +67,7 @@ EXTENSIONS = {".csv": ImportJob.Format.CSV, ".xlsx": ImportJob.Format.XLSX}
 VALIDATE_BATCH = 500
 # Rows created in one transaction (and one progress update) by import_job_execute.
 IMPORT_CHUNK = 500
+MAX_PAUSE = 5.0
 LEASE = timedelta(minutes=2)
 # A queued job no worker has taken for this long is queued again (broker restarted).
 REQUEUE_AFTER = timedelta(seconds=60)
@@ -156,6 +158,23 @@ def max_upload_bytes() -> int:
 
 def max_rows() -> int:
     return getattr(settings, "KEHU_IMPORT_MAX_ROWS", 50_000)
+
+
+def pause_ratio() -> float:
+    """Seconds of pause after a full batch (validation) or chunk (import) per second
+    it took.
+
+    Batches and chunks keep a core busy (Python, and PostgreSQL's index updates); on a
+    small machine the pauses leave CPU to the web workers (L3 in docs/reliability.md).
+    0 runs flat out.
+    """
+    return getattr(settings, "KEHU_IMPORT_PAUSE_RATIO", 1.0)
+
+
+def _pause(started: float) -> None:
+    """Pause after a batch or chunk begun at `started` (time.monotonic()), outside its
+    transaction; MAX_PAUSE keeps it well within the job's lease."""
+    time.sleep(min(MAX_PAUSE, (time.monotonic() - started) * pause_ratio()))
 
 
 def slice_rows() -> int:
@@ -736,6 +755,7 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
             for batch in _batches(
                 itertools.islice(records, max_rows()), VALIDATE_BATCH
             ):
+                started = time.monotonic()
                 with transaction.atomic():
                     rows_ = checker.check(batch)
                     for row in rows_:
@@ -747,6 +767,8 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
                         invalid_rows=F("invalid_rows") + len(rows_) - valid,
                         lease_until=timezone.now() + LEASE,
                     )
+                if len(batch) == VALIDATE_BATCH:  # none after the last one
+                    _pause(started)
     except (ValidationError, OSError, ValueError) as error:
         # The file cannot be read (any more): the job ends with the reason shown.
         messages = getattr(error, "messages", None) or [str(error)]
@@ -825,10 +847,13 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     try:
         taken = 0
         while taken < limit:
-            chunk = _import_chunk(job, by=by, size=min(IMPORT_CHUNK, limit - taken))
-            if not chunk:
-                break
+            size = min(IMPORT_CHUNK, limit - taken)
+            started = time.monotonic()
+            chunk = _import_chunk(job, by=by, size=size)
             taken += chunk
+            if chunk < size:
+                break  # no row left
+            _pause(started)
     except Exception:
         # Let a retry start at once instead of waiting for the lease to run out.
         ImportJob.objects.filter(pk=job.pk).update(lease_until=None)
