@@ -661,9 +661,10 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
     """Batch handler: `sla_escalate` for a chunk of SLA actions, with one query for the
     tickets, one for the managers, an UPDATE per kind of flag, one INSERT for the
     notifications, then the owed e-mails over one mail connection."""
-    tickets = Ticket.objects.select_related(
-        "team__lead", "assignee", "customer"
-    ).in_bulk([action.target_id for action in actions])
+    # Not the customer: nothing here reads it, and its row is wide.
+    tickets = Ticket.objects.select_related("team__lead", "assignee").in_bulk(
+        [action.target_id for action in actions]
+    )
     managers: list[Any] | None = None
 
     def managers_of(ticket: Ticket) -> list[Any]:
@@ -690,13 +691,14 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
             continue
         flag, title, recipients = step
         flags.setdefault(flag, []).append(ticket.pk)
+        url = ticket.get_absolute_url()
         drafts += [
             notifications.Draft(
                 recipient_id=recipient.pk,
                 key=f"{action.idempotency_key}:{recipient.pk}",
                 title=title,
                 body=ticket.subject,
-                url=ticket.get_absolute_url(),
+                url=url,
             )
             for recipient in recipients
         ]

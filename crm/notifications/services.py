@@ -11,6 +11,12 @@ from django.utils import timezone
 from crm.notifications.models import Notification
 
 TITLE_LENGTH = Notification._meta.get_field("title").max_length
+# The record of one e-mail sent (what `.filter(pk=...).update(emailed_at=...)` writes),
+# as plain SQL: it runs once per e-mail.
+_MARK_EMAILED = (
+    f'UPDATE "{Notification._meta.db_table}" SET "emailed_at" = %s '  # noqa: S608
+    f'WHERE "{Notification._meta.db_table}"."id" = %s'
+)
 
 
 def _title_line(title: str) -> str:
@@ -116,21 +122,33 @@ def notifications_email_pending(*, keys: Sequence[str]) -> int:
     written right after it left -- its own commit when no transaction is open -- so a
     worker killed in the middle resends at most the one e-mail in flight (D3), not the
     whole batch. Returns how many were sent.
+
+    Those commits do not wait for the WAL flush (`synchronous_commit = off`, for that
+    one statement's transaction only): the server has applied the commit when it
+    answers, so a killed worker loses none of them. Only a crash of PostgreSQL or its
+    machine can lose the last of them (at most 3 x wal_writer_delay), and then the
+    action's later, synchronous done mark is lost too, so the sweep redelivers it and
+    those e-mails go again: at-least-once, the staff channel's semantics
+    (docs/reliability.md). Inside a caller's transaction the UPDATE is just part of it.
     """
     pending = list(
         Notification.objects.filter(idempotency_key__in=keys, emailed_at__isnull=True)
         .exclude(recipient__email="")
         .select_related("recipient")
+        .only("title", "body", "url", "idempotency_key", "recipient__email")
         .order_by("pk")
     )
     if not pending:
         return 0
-    with get_connection() as mail:
+    mark = _MARK_EMAILED
+    if connection.get_autocommit():
+        # One round trip: the two statements run as one implicit transaction, so SET
+        # LOCAL covers exactly this UPDATE's commit.
+        mark = "SET LOCAL synchronous_commit = off; " + _MARK_EMAILED
+    with get_connection() as mail, connection.cursor() as cursor:
         for notification in pending:
             _email(notification, notification.recipient.email, connection=mail).send()
-            Notification.objects.filter(pk=notification.pk).update(
-                emailed_at=timezone.now()
-            )
+            cursor.execute(mark, [timezone.now(), notification.pk])
     return len(pending)
 
 
