@@ -176,10 +176,12 @@ def cmd_run() -> int:
         celery = [python, "-m", "celery", "-A", "crm"]
         children = [
             Child("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}"]),
+            # The worker yields the cores to the web server: an import or export
+            # must not slow the pages (docs/reliability.md, L3).
             Child(
                 "worker",
-                [*celery, "worker", "-l", "info", "-c", "2", "-n", "kehu-worker@%h"]
-                + ["-Q", "celery,sweep"],
+                ["nice", "-n", "10", *celery, "worker", "-l", "info", "-c", "2"]
+                + ["-n", "kehu-worker@%h", "-Q", "celery,sweep"],
             ),
             Child(
                 "beat",

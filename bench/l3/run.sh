@@ -88,7 +88,10 @@ PYEOF
 echo "L3: $L3_DB seeded ($L3_CUSTOMERS customers, $L3_ROWS tagged L3导出) in $((SECONDS - started)) s"
 
 "$PY" -m celery -A crm purge -f -Q celery,sweep >/dev/null
-"$PY" -m celery -A crm worker -l warning -c "$L3_CONCURRENCY" -Q celery,sweep \
+# The worker runs at a lower CPU priority than gunicorn (L3_WORKER_NICE, default 10), as
+# docs/reliability.md's deployment advice says: background jobs yield the cores to pages.
+nice -n "${L3_WORKER_NICE:-10}" \
+  "$PY" -m celery -A crm worker -l warning -c "$L3_CONCURRENCY" -Q celery,sweep \
   --pidfile "$WORK/worker.pid" --logfile "$WORK/worker.log" >"$WORK/worker.out" 2>&1 &
 PIDS+=($!)
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
