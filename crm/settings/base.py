@@ -300,6 +300,9 @@ KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
 # The team (by name) whose queue a ticket without a routed category lands in when its
 # creator is not on a desk team, e.g. from the public form (service/routing.py).
 KEHU_TICKET_DEFAULT_TEAM = env("KEHU_TICKET_DEFAULT_TEAM", default="")
+# After each import batch or chunk, pause this many seconds per second of CPU it took,
+# so an import leaves the cores to the web workers (customers/imports.py); 0: flat out.
+KEHU_IMPORT_PAUSE_RATIO = env.float("KEHU_IMPORT_PAUSE_RATIO", default=1.0)
 # Personal data controls (customers/exports.py, customers/services.py): an export of
 # more rows than this needs a second person's approval; exports per user per day; ID
 # number reveals per user per hour; how long an approved export may be downloaded.
