@@ -951,9 +951,7 @@ def _create_chunk(
             numbers = services.normalise_phones(list(data.get("phones", [])))
             if cipher:
                 number = identity.normalise_id_number(identity.decrypt(cipher))
-                customer.id_number_cipher = identity.encrypt(number)
-                customer.id_number_index = identity.blind_index(number)
-                customer.id_number_masked = identity.mask(number)
+                services.store_id_number(customer, number)
         except ValidationError as error:
             _skip(row, error.messages, skipped)
             continue
@@ -978,12 +976,7 @@ def _create_chunk(
         index = customer.id_number_index
         try:
             if index and index in id_holder:
-                raise ValidationError(
-                    {
-                        "id_number": _("该身份证号已属于客户“%(name)s”。")
-                        % {"name": id_holder[index]}
-                    }
-                )
+                raise services.id_number_taken(id_holder[index])
             # customer_create's full_clean, less its queries: uniqueness is checked
             # above for the whole chunk, and owner and team are users and teams this
             # transaction has just read (the foreign-key check is one query each).
@@ -996,12 +989,7 @@ def _create_chunk(
             if taken:
                 # customer_create names the number registered first.
                 number = min(taken, key=lambda n: phone_holder[n][0])
-                raise ValidationError(
-                    {
-                        "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
-                        % {"number": number, "name": phone_holder[number][1]}
-                    }
-                )
+                raise services.phone_taken(number, phone_holder[number][1])
         except ValidationError as error:
             _skip(plan.row, error.messages, skipped)
             continue

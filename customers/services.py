@@ -84,12 +84,7 @@ def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
         .first()
     )
     if taken:
-        raise ValidationError(
-            {
-                "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
-                % {"number": taken.number, "name": taken.customer.name}
-            }
-        )
+        raise phone_taken(taken.number, taken.customer.name)
     CustomerPhone.objects.filter(customer=customer).exclude(
         number__in=[n for n, _ in numbers]
     ).delete()
@@ -112,6 +107,30 @@ def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
     customer.phone = numbers[0][0] if numbers else ""
 
 
+def phone_taken(number: str, holder_name: str) -> ValidationError:
+    """The refusal of a phone number another customer holds (forms and imports)."""
+    return ValidationError(
+        {
+            "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
+            % {"number": number, "name": holder_name}
+        }
+    )
+
+
+def id_number_taken(holder_name: str) -> ValidationError:
+    """The refusal of an ID number another customer holds (forms and imports)."""
+    return ValidationError(
+        {"id_number": _("该身份证号已属于客户“%(name)s”。") % {"name": holder_name}}
+    )
+
+
+def store_id_number(customer: Customer, number: str) -> None:
+    """Set the encrypted ID number, its blind index and mask from a normalised number."""
+    customer.id_number_cipher = identity.encrypt(number)
+    customer.id_number_index = identity.blind_index(number)
+    customer.id_number_masked = identity.mask(number)
+
+
 def _set_id_number(customer: Customer, raw: str | None) -> None:
     if raw is None:
         return
@@ -126,12 +145,8 @@ def _set_id_number(customer: Customer, raw: str | None) -> None:
         Customer.objects.filter(id_number_index=index).exclude(pk=customer.pk).first()
     )
     if clash:
-        raise ValidationError(
-            {"id_number": _("该身份证号已属于客户“%(name)s”。") % {"name": clash.name}}
-        )
-    customer.id_number_cipher = identity.encrypt(number)
-    customer.id_number_index = index
-    customer.id_number_masked = identity.mask(number)
+        raise id_number_taken(clash.name)
+    store_id_number(customer, number)
 
 
 @retry_transient
