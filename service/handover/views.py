@@ -15,7 +15,7 @@ from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
-from customers import masking
+from customers import masking, search
 from customers import selectors as customer_selectors
 from customers.models import Customer
 from service.handover import selectors, services
@@ -267,7 +267,14 @@ def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse:
-    query = request.GET.get("q", "")[:100].strip()
+    """Find the customer to book. The look-up posts: a phone or ID number comes back
+    as ?s=<token>, never as digits in the address (customers/search.py)."""
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    query = params.get("q", "")[:100].strip()
     customers = (
         list(customer_selectors.customer_list(user=request.user, query=query)[:10])
         if query
@@ -276,7 +283,7 @@ def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse
     context = {
         "event": event,
         "query": query,
-        "slot_id": request.GET.get("slot", "")[:12],
+        "slot_id": params.get("slot", "")[:12],
         "customers": customers,
     }
     template = (
