@@ -51,6 +51,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm.core import audit
 from crm.core.db import audited
 from customers import identity, phones, search, selectors, services
 from customers.models import (
@@ -914,6 +915,10 @@ def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
         return len(rows)
 
 
+# The holder id of a customer this chunk creates (above every stored id).
+CREATED_HERE = 1 << 62
+
+
 @dataclass
 class _Planned:
     row: ImportRow
@@ -960,23 +965,41 @@ def _create_chunk(
         plans.append(_Planned(row, customer, numbers))
     # Customers created since the preview, one query each; then, as customer_create
     # run row after row would, the earlier rows of this chunk.
-    id_holder = dict(
-        Customer.objects.filter(
+    id_holder = {
+        index: (pk, name)
+        for index, pk, name in Customer.objects.filter(
             id_number_index__in={
                 p.customer.id_number_index for p in plans if p.customer.id_number_index
             }
-        ).values_list("id_number_index", "name")
-    )
+        ).values_list("id_number_index", "pk", "name")
+    }
     phone_holder: dict[str, tuple[int, str]] = {}
     for number, holder in held_phones(n for p in plans for n, _kind in p.numbers):
         phone_holder.setdefault(number, holder)
+    # A holder is named only if the importer may see it, as in the preview.
+    visible = set(
+        Customer.objects.visible_to(by)
+        .filter(
+            pk__in={pk for pk, _name in [*id_holder.values(), *phone_holder.values()]}
+        )
+        .values_list("pk", flat=True)
+    )
+    hidden_hits = 0
+
+    def name_for(holder: tuple[int, str]) -> str | None:
+        nonlocal hidden_hits
+        if holder[0] in visible or holder[0] == CREATED_HERE:
+            return holder[1]
+        hidden_hits += 1
+        return None
+
     creating: list[_Planned] = []
     for plan in plans:
         customer = plan.customer
         index = customer.id_number_index
         try:
             if index and index in id_holder:
-                raise services.id_number_taken(id_holder[index])
+                raise services.id_number_taken(name_for(id_holder[index]))
             # customer_create's full_clean, less its queries: uniqueness is checked
             # above for the whole chunk, and owner and team are users and teams this
             # transaction has just read (the foreign-key check is one query each).
@@ -989,17 +1012,30 @@ def _create_chunk(
             if taken:
                 # customer_create names the number registered first.
                 number = min(taken, key=lambda n: phone_holder[n][0])
-                raise services.phone_taken(number, phone_holder[number][1])
+                raise services.phone_taken(number, name_for(phone_holder[number]))
         except ValidationError as error:
             _skip(plan.row, error.messages, skipped)
             continue
         if index:
-            id_holder[index] = customer.name
+            id_holder[index] = (CREATED_HERE, customer.name)
         # A later row of the chunk finds these numbers registered after any stored one
         # (an id above every CustomerPhone id).
         for number, _kind in plan.numbers:
-            phone_holder[number] = (1 << 62, customer.name)
+            phone_holder[number] = (CREATED_HERE, customer.name)
         creating.append(plan)
+    if hidden_hits:
+        # One row for the chunk: the importer learnt that this many numbers belong to
+        # customers outside their scope (not counted toward the reveal limit, see
+        # docs/security.md).
+        audit.record(
+            None,
+            audit.DUPLICATE_HIDDEN,
+            user=by,
+            obj=job,
+            outcome=audit.DENIED,
+            row_count=hidden_hits,
+            detail="import",
+        )
     with pghistory.context(import_job=job.pk), audited(by):
         # The pghistory triggers write one insert event per row, as for single creates.
         Customer.objects.bulk_create([p.customer for p in creating])

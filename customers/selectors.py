@@ -284,13 +284,19 @@ def customers_of_request(export_request: Any) -> QuerySet | None:
 
 
 def reveals_last_hour(user: Any) -> int:
-    """ID numbers `user` revealed in the past hour, counted from the audit log."""
+    """What `user` learnt in the past hour about customers outside plain sight, counted
+    from the audit log: ID numbers revealed, and duplicate checks that hit a customer
+    outside the user's scope (one row per customer, see services.check_numbers_free)."""
     from crm.core import audit
     from crm.core.models import AccessLog
 
     return AccessLog.objects.filter(
+        Q(action=audit.ID_REVEALED, outcome=audit.OK)
+        | Q(
+            action=audit.DUPLICATE_HIDDEN,
+            outcome=audit.DENIED,
+            object_type=Customer._meta.model_name,
+        ),
         user=user,
-        action=audit.ID_REVEALED,
-        outcome=audit.OK,
         created_at__gte=timezone.now() - timedelta(hours=1),
     ).count()

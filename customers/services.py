@@ -76,15 +76,24 @@ def normalise_phones(raw_numbers: list[str]) -> list[tuple[str, str]]:
 
 
 def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
-    """Replace the customer's phones; a number owned by another customer is refused."""
+    """Replace the customer's phones; a number owned by another customer is refused.
+
+    check_numbers_free has refused taken numbers before the transaction; this check
+    and the unique index catch a number registered since, without naming its holder.
+    """
     taken = (
         CustomerPhone.objects.filter(number__in=[n for n, _ in numbers])
         .exclude(customer=customer)
-        .select_related("customer")
+        .order_by("pk")
         .first()
     )
     if taken:
-        raise phone_taken(taken.number, taken.customer.name)
+        raise ValidationError(
+            {
+                "phone": _("电话 %(number)s 刚被另一位客户登记。")
+                % {"number": taken.number}
+            }
+        )
     CustomerPhone.objects.filter(customer=customer).exclude(
         number__in=[n for n, _ in numbers]
     ).delete()
@@ -107,20 +116,154 @@ def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
     customer.phone = numbers[0][0] if numbers else ""
 
 
-def phone_taken(number: str, holder_name: str) -> ValidationError:
-    """The refusal of a phone number another customer holds (forms and imports)."""
-    return ValidationError(
-        {
-            "phone": _("电话 %(number)s 已属于客户“%(name)s”。")
-            % {"number": number, "name": holder_name}
+def phone_taken(number: str, holder_name: str | None) -> ValidationError:
+    """The refusal of a phone number another customer holds (forms and imports).
+
+    `holder_name` is None when the holder is outside the user's scope: then the
+    message says only that another team's customer has it (as the look-alike list
+    and the import preview do).
+    """
+    if holder_name is None:
+        message = _("电话 %(number)s 已属于另一团队的现有客户。") % {"number": number}
+    else:
+        message = _("电话 %(number)s 已属于客户“%(name)s”。") % {
+            "number": number,
+            "name": holder_name,
         }
+    return ValidationError({"phone": message})
+
+
+def id_number_taken(holder_name: str | None) -> ValidationError:
+    """The refusal of an ID number another customer holds (forms and imports);
+    `holder_name` None: a holder outside the user's scope, not named."""
+    if holder_name is None:
+        return ValidationError({"id_number": _("身份证号已属于另一团队的现有客户。")})
+    return ValidationError(
+        {"id_number": _("该身份证号已属于客户“%(name)s”。") % {"name": holder_name}}
     )
 
 
-def id_number_taken(holder_name: str) -> ValidationError:
-    """The refusal of an ID number another customer holds (forms and imports)."""
-    return ValidationError(
-        {"id_number": _("该身份证号已属于客户“%(name)s”。") % {"name": holder_name}}
+def lookups_exhausted(by: Any) -> bool:
+    """Whether `by` reached the hourly limit of reveals and out-of-scope duplicate hits
+    before this request (the hits this request recorded were allowed when made)."""
+    from crm.core import audit
+    from customers import selectors
+
+    earlier = selectors.reveals_last_hour(by) - len(
+        getattr(audit.current_request(), "kehu_hidden_hits", ())
+    )
+    return earlier >= settings.KEHU_REVEAL_HOURLY_LIMIT
+
+
+def check_numbers_free(
+    *,
+    by: Any,
+    phone_numbers: list[str] = (),
+    id_number: str | None = None,
+    customer: Customer | None = None,
+) -> None:
+    """Refuse a phone or ID number that another customer holds, before any write.
+
+    The holder is named only if `by` may see it. A holder outside `by`'s scope (another
+    team's customer, or the pool's) is not named; each such refusal is written to the
+    audit log (DUPLICATE_HIDDEN, denied) and counts toward KEHU_REVEAL_HOURLY_LIMIT,
+    like an ID reveal. Once the limit is reached no new number is looked up for `by`
+    in that hour: any number not already `customer`'s is refused with the limit
+    message, taken or not, so the refusal itself no longer answers "is this number
+    registered". Runs outside the caller's transaction so the audit row stays.
+    """
+    from crm.core import audit
+
+    numbers = [number for number, _kind in normalise_phones(list(phone_numbers))]
+    index = None
+    if id_number and id_number.strip():
+        index = identity.blind_index(identity.normalise_id_number(id_number))
+    own = set()
+    if customer is not None and customer.pk:
+        own = set(
+            CustomerPhone.objects.filter(customer=customer).values_list(
+                "number", flat=True
+            )
+        )
+        if index and index == customer.id_number_index:
+            index = None
+    new_numbers = [n for n in numbers if n not in own]
+    if not new_numbers and not index:
+        return
+    if lookups_exhausted(by):
+        limit = settings.KEHU_REVEAL_HOURLY_LIMIT
+        audit.record(
+            None,
+            audit.DUPLICATE_HIDDEN,
+            user=by,
+            outcome=audit.FAILED,
+            detail=f"hourly limit {limit}",
+        )
+        raise ValidationError(
+            {
+                "phone" if new_numbers else "id_number": _(
+                    "您在一小时内的查重已 %(limit)s 次命中范围外的客户，达到上限，"
+                    "暂时不能登记新的电话或身份证号，请稍后再试或联系主管。"
+                )
+                % {"limit": limit}
+            }
+        )
+    others = Customer.objects.exclude(pk=customer.pk) if customer else Customer.objects
+    # The ID number first, then the number registered first: customer_create's order.
+    holder = index and others.filter(id_number_index=index).only("pk", "name").first()
+    taken_phone = None
+    if not holder and new_numbers:
+        phone = (
+            CustomerPhone.objects.filter(number__in=new_numbers)
+            .exclude(customer=customer)
+            .select_related("customer")
+            .only("number", "customer__id", "customer__name")
+            .order_by("pk")
+            .first()
+        )
+        holder, taken_phone = (phone.customer, phone.number) if phone else (None, None)
+    if not holder:
+        return
+
+    def refusal(name: str | None) -> ValidationError:
+        return (
+            id_number_taken(name)
+            if taken_phone is None
+            else phone_taken(taken_phone, name)
+        )
+
+    if Customer.objects.visible_to(by).filter(pk=holder.pk).exists():
+        raise refusal(holder.name)
+    audit_hidden_hit(
+        by=by, customer=holder, detail="id_number" if taken_phone is None else "phone"
+    )
+    raise refusal(None)
+
+
+def audit_hidden_hit(*, by: Any, customer: Customer, detail: str) -> None:
+    """Record that a duplicate check told `by` about `customer`, outside their scope.
+
+    One row per customer and request: the create page's look-alike list and its
+    refusal on the confirming post are one hit, not two.
+    """
+    from crm.core import audit
+
+    request = audit.current_request()
+    seen = getattr(request, "kehu_hidden_hits", None)
+    if seen is None:
+        seen = set()
+        if request is not None:
+            request.kehu_hidden_hits = seen
+    if customer.pk in seen:
+        return
+    seen.add(customer.pk)
+    audit.record(
+        None,
+        audit.DUPLICATE_HIDDEN,
+        user=by,
+        obj=customer,
+        outcome=audit.DENIED,
+        detail=detail,
     )
 
 
@@ -141,11 +284,9 @@ def _set_id_number(customer: Customer, raw: str | None) -> None:
         return
     number = identity.normalise_id_number(raw)
     index = identity.blind_index(number)
-    clash = (
-        Customer.objects.filter(id_number_index=index).exclude(pk=customer.pk).first()
-    )
-    if clash:
-        raise id_number_taken(clash.name)
+    if Customer.objects.filter(id_number_index=index).exclude(pk=customer.pk).exists():
+        # Registered since check_numbers_free ran: not named, as in _save_phones.
+        raise ValidationError({"id_number": _("该身份证号刚被另一位客户登记。")})
     store_id_number(customer, number)
 
 
@@ -170,6 +311,9 @@ def customer_create(
         **{k: v for k, v in data.items() if k in EDITABLE_FIELDS},
     )
     numbers = normalise_phones(list(phone_numbers))
+    check_numbers_free(
+        by=by, phone_numbers=[n for n, _kind in numbers], id_number=id_number
+    )
     try:
         with transaction.atomic(), audited(by):
             _set_id_number(customer, id_number)
@@ -208,6 +352,12 @@ def customer_update(
             raise ValidationError({field: _("该字段不可修改。")})
         setattr(customer, field, data[field])
     numbers = normalise_phones(phone_numbers) if phone_numbers is not None else None
+    check_numbers_free(
+        by=by,
+        phone_numbers=[n for n, _kind in numbers or []],
+        id_number=id_number,
+        customer=customer,
+    )
     with transaction.atomic(), audited(by):
         # Lock the row, then compare versions: a stale form never overwrites.
         current = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)

@@ -176,41 +176,66 @@ def organization_options(request: HttpRequest) -> HttpResponse:
 def customer_create(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST or None, organizations=_organizations(request))
     duplicates = []
+    visible_ids: set[int] = set()
     if request.method == "POST" and form.is_valid():
         arguments = form.service_arguments()
-        duplicates = services.find_duplicates(
-            phone_numbers=arguments["phone_numbers"],
-            id_number=arguments["id_number"] or "",
-            name=arguments["data"]["name"],
-            organization_name=getattr(
-                arguments["data"].get("organization"), "name", ""
-            ),
-        )
-        # Show look-alikes before saving; saving anyway needs a second, explicit submit.
-        if duplicates and not form.cleaned_data.get("confirm_duplicates"):
-            form = CustomerForm(
-                {**request.POST.dict(), "confirm_duplicates": "on"},
-                organizations=_organizations(request),
-            )
-            form.is_valid()
-        else:
-            try:
-                customer = services.customer_create(by=request.user, **arguments)
-            except ValidationError as error:
-                _add_errors(form, error)
+        try:
+            duplicates, visible_ids = _look_alikes(request, arguments)
+            # Show look-alikes before saving; saving anyway needs a second submit.
+            if duplicates and not form.cleaned_data.get("confirm_duplicates"):
+                form = CustomerForm(
+                    {**request.POST.dict(), "confirm_duplicates": "on"},
+                    organizations=_organizations(request),
+                )
+                form.is_valid()
             else:
+                customer = services.customer_create(by=request.user, **arguments)
                 messages.success(request, _("客户已创建。"))
                 return redirect(customer)
-    visible_ids = set(
-        Customer.objects.visible_to(request.user)
-        .filter(pk__in=[d.pk for d in duplicates])
-        .values_list("pk", flat=True)
-    )
+        except ValidationError as error:
+            _add_errors(form, error)
     return render(
         request,
         "customers/customer_form.html",
         {"form": form, "duplicates": duplicates, "visible_duplicate_ids": visible_ids},
     )
+
+
+def _look_alikes(
+    request: HttpRequest, arguments: dict
+) -> tuple[list[Customer], set[int]]:
+    """Existing customers like the one being entered, and which of them the user sees.
+
+    One outside the user's scope is listed without its name (team only); each is
+    audited and counts toward the hourly reveal limit, as the refusal of its phone or
+    ID number does. Past the limit they are left out of the list, and a new phone or
+    ID number is refused before any look-up (services.check_numbers_free).
+    """
+    if services.lookups_exhausted(request.user):
+        services.check_numbers_free(
+            by=request.user,
+            phone_numbers=arguments["phone_numbers"],
+            id_number=arguments["id_number"],
+        )
+    duplicates = services.find_duplicates(
+        phone_numbers=arguments["phone_numbers"],
+        id_number=arguments["id_number"] or "",
+        name=arguments["data"]["name"],
+        organization_name=getattr(arguments["data"].get("organization"), "name", ""),
+    )
+    visible_ids = set(
+        Customer.objects.visible_to(request.user)
+        .filter(pk__in=[d.pk for d in duplicates])
+        .values_list("pk", flat=True)
+    )
+    hidden = [d for d in duplicates if d.pk not in visible_ids]
+    if hidden and services.lookups_exhausted(request.user):
+        return [d for d in duplicates if d.pk in visible_ids], visible_ids
+    for candidate in hidden:
+        services.audit_hidden_hit(
+            by=request.user, customer=candidate, detail="look-alike"
+        )
+    return duplicates, visible_ids
 
 
 def _add_errors(form: CustomerForm, error: ValidationError) -> None:

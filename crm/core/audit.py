@@ -48,6 +48,9 @@ EXPORT_REJECTED = "export_rejected"
 # Refused access (V16.3.2, V16.3.3).
 DENIED_ROLE = "denied_role"  # 403: the role may not use the page or action
 DENIED_SCOPE = "denied_scope"  # 404: the record exists but is outside the user's scope
+# A duplicate check hit a customer outside the user's scope: refused without its name,
+# and counted with ID reveals toward KEHU_REVEAL_HOURLY_LIMIT.
+DUPLICATE_HIDDEN = "duplicate_hidden"
 # Administration of users (V16.3.3).
 ROLE_CHANGED = "role_changed"
 USER_DEACTIVATED = "user_deactivated"
@@ -71,6 +74,7 @@ ACTIONS = (
     EXPORT_REJECTED,
     DENIED_ROLE,
     DENIED_SCOPE,
+    DUPLICATE_HIDDEN,
     ROLE_CHANGED,
     USER_DEACTIVATED,
     USER_REACTIVATED,
@@ -99,6 +103,7 @@ ACTION_LABELS = {
     EXPORT_REJECTED: _("驳回导出"),
     DENIED_ROLE: _("越权访问（角色）"),
     DENIED_SCOPE: _("越权访问（范围）"),
+    DUPLICATE_HIDDEN: _("查重命中范围外客户"),
     ROLE_CHANGED: _("角色变更"),
     USER_DEACTIVATED: _("停用账号"),
     USER_REACTIVATED: _("启用账号"),

@@ -1,0 +1,204 @@
+"""Messages never name what the user may not see (issue 11, findings 2, 6 and 7).
+
+A duplicate check, a merge or an organisation page that touches a customer outside
+the user's scope says so without its name; each duplicate-check refusal of that kind
+is audited and counts toward the hourly reveal limit.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains
+
+from crm.core import audit
+from crm.core.models import AccessLog
+from customers import selectors, services
+from customers.models import Customer, ImportRow
+from tests.customers.test_import import (
+    confirm_and_import,
+    csv_bytes,
+    upload_and_validate,
+)
+
+CREATE_URL = reverse("customers:customer_create")
+SECRET = "杨旭"
+ID_NUMBER = "11010519491231002X"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def add(owner, name: str, *phones: str, id_number: str | None = None) -> Customer:
+    return services.customer_create(
+        by=owner,
+        data={"name": name},
+        phone_numbers=list(phones),
+        id_number=id_number,
+    )
+
+
+def form(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": "新客户",
+        "kind": "owner",
+        "stage": "lead",
+        "tier": "C",
+        "phone": "",
+        "other_phones": "",
+        "id_number": "",
+    }
+    data.update(changes)
+    return data
+
+
+def create_twice(client, data: dict[str, object]):
+    """The first post lists look-alikes; the second, confirmed one tries to save."""
+    first = client.post(CREATE_URL, data)
+    assert first.status_code == 200
+    confirm = re.search(
+        r'name="confirm_duplicates" value="([^"]*)"', first.content.decode()
+    )
+    second = client.post(
+        CREATE_URL, {**data, "confirm_duplicates": confirm.group(1) if confirm else ""}
+    )
+    assert second.status_code == 200
+    return first, second
+
+
+def hidden_hits(user) -> int:
+    return AccessLog.objects.filter(
+        user=user, action=audit.DUPLICATE_HIDDEN, outcome=audit.DENIED
+    ).count()
+
+
+# --- finding 2: the duplicate check ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("phone", "13812345678"),
+        ("other_phones", "13900000000, 13812345678"),
+        ("id_number", ID_NUMBER),
+    ],
+)
+def test_creating_with_another_teams_number_never_names_its_customer(
+    client, sales_rep, outsider, field, value
+):
+    add(outsider, SECRET, "13812345678", id_number=ID_NUMBER)
+    client.force_login(sales_rep)
+    first, second = create_twice(client, form(**{field: value}))
+    for response in (first, second):
+        assertNotContains(response, SECRET)
+    assertContains(first, "另一团队的客户（销售二组）")
+    assertContains(second, "已属于另一团队的现有客户")
+    assert Customer.objects.filter(name="新客户").count() == 0
+    # The look-alike list and the refusal: each audited, naming the hidden customer.
+    hits = AccessLog.objects.filter(user=sales_rep, action=audit.DUPLICATE_HIDDEN)
+    assert hits.count() == 2
+    assert {row.object_id for row in hits} == {Customer.objects.get(name=SECRET).pk}
+
+
+def test_a_pool_customers_number_is_not_named_either(client, sales_rep, manager):
+    services.customer_create(
+        by=manager, data={"name": SECRET}, phone_numbers=["13812345678"], owner=None
+    )
+    client.force_login(sales_rep)
+    _first, second = create_twice(client, form(phone="13812345678"))
+    assertNotContains(second, SECRET)
+    assertContains(second, "电话 13812345678 已属于另一团队的现有客户")
+
+
+def test_editing_in_another_teams_number_never_names_its_customer(
+    client, sales_rep, outsider
+):
+    add(outsider, SECRET, "13812345678", id_number=ID_NUMBER)
+    mine = add(sales_rep, "我的客户", "13700000000")
+    client.force_login(sales_rep)
+    edit_url = reverse("customers:customer_edit", args=[mine.pk])
+    for changes in (
+        {"other_phones": "13812345678"},
+        {"id_number": ID_NUMBER},
+    ):
+        response = client.post(
+            edit_url,
+            form(name="我的客户", phone="13700000000", version=mine.version, **changes),
+        )
+        assert response.status_code == 200
+        assertNotContains(response, SECRET)
+        assertContains(response, "已属于另一团队的现有客户")
+    mine.refresh_from_db()
+    assert mine.id_number_index is None
+    assert list(mine.phones.values_list("number", flat=True)) == ["13700000000"]
+    assert hidden_hits(sales_rep) == 2
+
+
+def test_a_customer_in_scope_is_still_named_and_costs_nothing(
+    client, sales_rep, teammate
+):
+    add(teammate, "组内客户", "13812345678")
+    client.force_login(sales_rep)
+    _first, second = create_twice(client, form(phone="13812345678"))
+    assertContains(second, "电话 13812345678 已属于客户“组内客户”")
+    assert hidden_hits(sales_rep) == 0
+
+
+def test_hidden_hits_count_toward_the_reveal_limit_and_then_no_number_is_looked_up(
+    client, settings, sales_rep, outsider
+):
+    settings.KEHU_REVEAL_HOURLY_LIMIT = 3
+    for n in range(3):
+        add(outsider, f"{SECRET}{n}", f"1381234567{n}")
+    client.force_login(sales_rep)
+    for n in range(3):
+        response = client.post(
+            CREATE_URL, form(phone=f"1381234567{n}", confirm_duplicates="on")
+        )
+        assertContains(response, "已属于另一团队的现有客户")
+    assert selectors.reveals_last_hour(sales_rep) == 3
+    # Past the limit: a taken and a free number get the same answer, so the refusal
+    # no longer tells whether a number is registered; nothing is saved.
+    taken = client.post(CREATE_URL, form(phone="13812345670"))
+    free = client.post(CREATE_URL, form(phone="13655556666"))
+    for response in (taken, free):
+        assertContains(response, "达到上限")
+        assertNotContains(response, "另一团队")
+        assertNotContains(response, 'data-testid="duplicates"')
+    assert not Customer.objects.filter(name="新客户").exists()
+    assert (
+        AccessLog.objects.filter(
+            user=sales_rep, action=audit.DUPLICATE_HIDDEN, outcome=audit.FAILED
+        ).count()
+        == 2
+    )
+    # A customer without a new phone or ID number can still be created.
+    saved = client.post(CREATE_URL, form(name="无电话客户"), follow=True)
+    assertContains(saved, "客户已创建")
+
+
+def test_the_import_never_names_a_customer_registered_outside_the_importers_scope(
+    client, manager, far_outsider, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    content = csv_bytes([["名称", "电话"], ["抢先", "13800138000"], ["正常", ""]])
+    job = upload_and_validate(
+        client, django_capture_on_commit_callbacks, "race.csv", content
+    )
+    # Registered by another department between the preview and the import.
+    add(far_outsider, SECRET, "13800138000")
+    job = confirm_and_import(client, django_capture_on_commit_callbacks, job)
+    row = ImportRow.objects.get(job=job, line=2)
+    assert row.status == "skipped"
+    assert row.errors == ["电话 13800138000 已属于另一团队的现有客户。"]
+    assert (
+        AccessLog.objects.get(user=manager, action=audit.DUPLICATE_HIDDEN).row_count
+        == 1
+    )
+    page = client.get(job.get_absolute_url())
+    assertNotContains(page, SECRET)
