@@ -3,6 +3,11 @@
 `merge_hooks`: functions (survivor, duplicate) that move an app's records from the
 duplicate to the survivor inside the merge transaction. Tickets, handovers and surveys
 register theirs in AppConfig.ready(), as customers' own models are moved by the service.
+
+`merge_notes`: functions (survivor, duplicate) -> list of sentences that the merge
+page shows before the user confirms: what the app's hook will do with the two
+customers' records (for example which of two bookings is kept). The customers app
+knows none of these apps; each registers its note beside its hook.
 """
 
 from __future__ import annotations
@@ -11,9 +16,18 @@ from collections.abc import Callable
 from typing import Any
 
 MergeHook = Callable[[Any, Any], None]
+MergeNote = Callable[[Any, Any], list[str]]
 merge_hooks: list[MergeHook] = []
+merge_notes: list[MergeNote] = []
 
 
-def register_merge_hook(hook: MergeHook) -> None:
+def register_merge_hook(hook: MergeHook, *, note: MergeNote | None = None) -> None:
     if hook not in merge_hooks:
         merge_hooks.append(hook)
+    if note is not None and note not in merge_notes:
+        merge_notes.append(note)
+
+
+def merge_preview(survivor: Any, duplicate: Any) -> list[str]:
+    """Every registered app's sentences about what merging these two will do."""
+    return [line for note in merge_notes for line in note(survivor, duplicate)]

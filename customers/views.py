@@ -15,7 +15,7 @@ from crm.accounts.roles import Role
 from crm.core import audit, form_renderer
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
-from customers import masking, search, selectors, services, timeline
+from customers import hooks, masking, search, selectors, services, timeline
 from customers.forms import (
     ORGANIZATION_FIELDS,
     ContactQuickForm,
@@ -547,6 +547,8 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "customer": survivor,
         "other": other,
+        # What other apps' merge hooks will do (入伙 bookings kept or cancelled, ...).
+        "merge_notes": hooks.merge_preview(survivor, other) if other else [],
         "candidates": candidates,
         "query": query,
         "can_see_pii": masking.can_see_pii(request.user),

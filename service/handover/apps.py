@@ -11,6 +11,7 @@ class HandoverConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.scheduler import registry
+        from customers import hooks
         from service.handover import services
 
         # The reminder goes to the customer: never sent twice, even after a crash.
@@ -18,4 +19,10 @@ class HandoverConfig(AppConfig):
             services.APPOINTMENT_REMINDER,
             services.appointment_remind,
             at_most_once=True,
+        )
+        # A customer merge takes the duplicate's 入伙 appointments along (one seat per
+        # household and event); the merge page says what will happen beforehand.
+        hooks.register_merge_hook(
+            services.appointments_follow_customer_merge,
+            note=services.customer_merge_notes,
         )

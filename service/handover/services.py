@@ -291,6 +291,10 @@ def appointment_book(
             if _constraint_of(exc) == UNIQUE_ACTIVE:
                 raise AlreadyBooked from exc
             raise
+        # Read after the insert, which waited for a merge of this customer to commit
+        # (appointments_follow_customer_merge): a merged-away customer books nothing.
+        if Customer.objects.filter(pk=customer.pk, merged_into__isnull=False).exists():
+            raise NotBookable(_("该客户已被合并到另一位客户，请为合并后的客户预约。"))
         taken = TimeSlot.objects.filter(
             pk=slot.pk, booked_count__lt=F("capacity")
         ).update(booked_count=F("booked_count") + 1)
@@ -515,3 +519,134 @@ def appointment_remind(action: Any) -> None:
         },
         outcome=_("系统自动提醒"),
     )
+
+
+# --- customer merge ----------------------------------------------------------------------
+
+
+class _MergePlan:
+    """What a customer merge does with the two customers' appointments.
+
+    One household, one seat per event: where both hold an active appointment in the
+    same event, one is kept and the other cancelled, its seat given back. The kept one
+    is the one already checked in (the household came with it), otherwise the
+    survivor's (the record the user chose to keep). Two check-ins are both facts: the
+    duplicate's stays on the merged record, whose history stays readable. Everything
+    else of the duplicate's, cancelled ones included, moves to the survivor.
+    """
+
+    def __init__(self, survivor: Customer, appointments: list[Appointment]) -> None:
+        self.cancel: list[tuple[Appointment, Appointment]] = []  # (dropped, kept)
+        self.stay: list[Appointment] = []
+        self.move: list[Appointment] = []
+        active: dict[int, dict[bool, Appointment]] = {}
+        for appointment in appointments:
+            if appointment.is_active:
+                mine = appointment.customer_id == survivor.pk
+                active.setdefault(appointment.event_id, {})[mine] = appointment
+        for pair in active.values():
+            if len(pair) < 2:
+                continue
+            kept, other = pair[True], pair[False]
+            if kept.state == State.CHECKED_IN and other.state == State.CHECKED_IN:
+                self.stay.append(other)
+                continue
+            if other.state == State.CHECKED_IN:
+                kept, other = other, kept
+            self.cancel.append((other, kept))
+        stay = {a.pk for a in self.stay}
+        self.move = [
+            a for a in appointments if a.customer_id != survivor.pk and a.pk not in stay
+        ]
+
+
+def _appointments_of(*customers: Customer, lock: bool = False) -> list[Appointment]:
+    appointments = Appointment.objects.filter(customer__in=customers)
+    if lock:
+        appointments = appointments.select_for_update(no_key=True, of=("self",))
+    return list(appointments.select_related("event", "slot").order_by("pk"))
+
+
+def appointments_follow_customer_merge(survivor: Customer, duplicate: Customer) -> None:
+    """Merge hook (customers.hooks): runs inside customer_merge's transaction, whose
+    audit context names the user; every change is an update of the appointment rows
+    (pghistory), so a cancelled booking stays readable with who merged and when."""
+    # FOR UPDATE, stronger than the merge's own lock, conflicts with the KEY SHARE lock
+    # an appointment insert takes on its customer: bookings of these two customers
+    # still in flight finish first and are seen below, later ones wait for the merge
+    # and are then refused (appointment_book reads merged_into after its insert).
+    list(
+        Customer.objects.select_for_update()
+        .filter(pk__in=[survivor.pk, duplicate.pk])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    # Lock order as everywhere here: appointment rows, then slots in id order.
+    plan = _MergePlan(survivor, _appointments_of(survivor, duplicate, lock=True))
+    if not plan.cancel and not plan.move:
+        return
+    now = timezone.now()
+    _lock_slots_in_order(*{dropped.slot_id for dropped, _kept in plan.cancel})
+    for dropped, kept in plan.cancel:
+        Appointment.objects.filter(pk=dropped.pk).update(
+            state=State.CANCELLED,
+            cancelled_at=now,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        TimeSlot.objects.filter(pk=dropped.slot_id).update(
+            booked_count=F("booked_count") - 1
+        )
+        scheduler.action_cancel(key=reminder_key(dropped.pk, dropped.slot_id))
+        if not kept.unit and dropped.unit:
+            # The unit number typed on the dropped booking is not lost.
+            Appointment.objects.filter(pk=kept.pk).update(
+                unit=dropped.unit, version=F("version") + 1, updated_at=now
+            )
+    # Cancelled first: the moved rows then never meet an active one of the survivor's
+    # in the unique index (one active appointment per customer and event).
+    Appointment.objects.filter(pk__in=[a.pk for a in plan.move]).update(
+        customer=survivor, version=F("version") + 1, updated_at=now
+    )
+
+
+def customer_merge_notes(survivor: Customer, duplicate: Customer) -> list[str]:
+    """What appointments_follow_customer_merge will do, for the merge page."""
+    plan = _MergePlan(survivor, _appointments_of(survivor, duplicate))
+    notes = []
+    dropped_pks = {dropped.pk for dropped, _kept in plan.cancel}
+    moved = [a for a in plan.move if a.is_active and a.pk not in dropped_pks]
+    if moved:
+        notes.append(
+            _("“%(other)s”的 %(n)s 个入伙预约将移到“%(name)s”。")
+            % {"other": duplicate.name, "name": survivor.name, "n": len(moved)}
+        )
+    for dropped, kept in plan.cancel:
+        notes.append(
+            _(
+                "两位客户都预约了入伙活动“%(event)s”：保留“%(kept)s”的预约"
+                "（%(kept_slot)s，%(kept_state)s），取消“%(dropped)s”的预约"
+                "（%(dropped_slot)s）并释放名额；取消的预约保留在修改历史中。"
+            )
+            % {
+                "event": kept.event.name,
+                "kept": _owner_name(kept, survivor, duplicate),
+                "kept_slot": kept.slot,
+                "kept_state": kept.get_state_display(),
+                "dropped": _owner_name(dropped, survivor, duplicate),
+                "dropped_slot": dropped.slot,
+            }
+        )
+    for stays in plan.stay:
+        notes.append(
+            _(
+                "两位客户都已在入伙活动“%(event)s”签到：两条签到记录都保留，"
+                "“%(other)s”的签到留在已合并的记录上。"
+            )
+            % {"event": stays.event.name, "other": duplicate.name}
+        )
+    return notes
+
+
+def _owner_name(appointment: Appointment, survivor: Customer, other: Customer) -> str:
+    return (survivor if appointment.customer_id == survivor.pk else other).name
