@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
@@ -572,6 +573,12 @@ def _looks_like(content_type: str, head: bytes) -> bool:
     return content_type != "image/webp" or head[8:12] == b"WEBP"
 
 
+DIFFERENT_CUSTOMERS = gettext_lazy(
+    "两张工单属于不同的客户，不能合并：一位客户的沟通记录会出现在另一位客户的工单里。"
+    "如确是同一位客户，请先合并客户；否则请使用“关联工单”。"
+)
+
+
 @retry_transient
 def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
     """Move the duplicate's conversation and attachments into `target` and close it."""
@@ -584,6 +591,11 @@ def ticket_merge(*, by: Any, target: Ticket, duplicate: Ticket) -> Ticket:
         # Refusing already-merged tickets stops two agents merging A into B and B into A.
         if target.merged_into_id or duplicate.merged_into_id:
             raise ValidationError(_("其中一张工单已被合并，请刷新后重试。"))
+        if target.customer_id != duplicate.customer_id:
+            # The duplicate's conversation (internal notes, the customer's name) would
+            # be read by everyone who sees the target's customer, who may not see
+            # this one. Merging the customers first moves their tickets together.
+            raise ValidationError(DIFFERENT_CUSTOMERS)
         TicketMessage.objects.filter(ticket=duplicate).update(ticket=target)
         TicketAttachment.objects.filter(ticket=duplicate).update(ticket=target)
         TicketMessage.objects.create(

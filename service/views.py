@@ -493,6 +493,9 @@ def ticket_merge(request: HttpRequest, reference: str) -> HttpResponse:
     if target is None or target.pk == ticket.pk:
         form.add_error("reference", _("没有找到可合并的另一张工单。"))
         return _render_ticket(request, ticket, status=400, reference_form=form)
+    if target.customer_id != ticket.customer_id:
+        form.add_error("reference", services.DIFFERENT_CUSTOMERS)
+        return _render_ticket(request, ticket, status=400, reference_form=form)
     if _is_stale(form, ticket):
         return _conflict(request, ticket, "reference_form", ReferenceForm)
     if request.method == "POST":

@@ -202,3 +202,72 @@ def test_the_import_never_names_a_customer_registered_outside_the_importers_scop
     )
     page = client.get(job.get_absolute_url())
     assertNotContains(page, SECRET)
+
+
+# --- finding 6: merging tickets --------------------------------------------------------
+
+
+@pytest.fixture
+def desk_tickets(service_agent, sales_rep, outsider):
+    """A ticket of a 销售一组 customer with an internal note, one of a 销售二组 customer."""
+    from service import services as desk
+
+    first = services.customer_create(by=sales_rep, data={"name": SECRET})
+    second = services.customer_create(by=outsider, data={"name": "二组客户"})
+    source = desk.ticket_create(
+        by=service_agent,
+        customer=first,
+        ticket_type="repair",
+        channel="hotline",
+        subject="漏水",
+        description="楼上漏水",
+    )
+    desk.ticket_message_add(
+        by=service_agent, ticket=source, body="内部备注：业主欠费", kind="note"
+    )
+    target = desk.ticket_create(
+        by=service_agent,
+        customer=second,
+        ticket_type="repair",
+        channel="hotline",
+        subject="漏水",
+        description="同一栋楼",
+    )
+    return source, target
+
+
+def test_tickets_of_different_customers_cannot_be_merged_so_nothing_crosses_teams(
+    client, service_agent, outsider, desk_tickets
+):
+    source, target = desk_tickets
+    client.force_login(service_agent)
+    url = reverse("service:ticket_merge", args=[source.reference])
+    form_data = {"reference": target.reference, "version": source.version}
+    # The merge as the UI would send it, confirmation included.
+    asked = client.get(url, form_data)
+    posted = client.post(url, form_data)
+    # sales2 sees the target ticket, and nothing of the first customer in it.
+    client.force_login(outsider)
+    page = client.get(reverse("service:ticket_detail", args=[target.reference]))
+    assert page.status_code == 200
+    assertNotContains(page, SECRET)
+    assertNotContains(page, "内部备注：业主欠费")
+    assertNotContains(page, source.reference)
+    # The desk was told why, before and after the confirmation step.
+    for response in (asked, posted):
+        assertContains(response, "两张工单属于不同的客户，不能合并", status_code=400)
+        assertNotContains(response, "确认合并", status_code=400)
+    source.refresh_from_db()
+    assert source.merged_into_id is None
+
+
+def test_the_service_refuses_it_too(service_agent, desk_tickets):
+    from django.core.exceptions import ValidationError
+
+    from service import services as desk
+
+    source, target = desk_tickets
+    with pytest.raises(ValidationError) as refused:
+        desk.ticket_merge(by=service_agent, target=target, duplicate=source)
+    assert "两张工单属于不同的客户" in refused.value.messages[0]
+    assert not target.messages.filter(body__contains="内部备注").exists()

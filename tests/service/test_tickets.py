@@ -778,7 +778,8 @@ def test_merge_moves_the_conversation_and_attachments_and_closes_the_duplicate(
 
 
 def test_merge_refuses_already_merged_tickets_and_itself(service_agent: Any) -> None:
-    a, b, c = TicketFactory.create_batch(3)
+    a = TicketFactory()
+    b, c = TicketFactory.create_batch(2, customer=a.customer)
     services.ticket_merge(by=service_agent, target=a, duplicate=b)
 
     for target, duplicate in ((c, b), (b, c), (b, a)):
@@ -797,7 +798,8 @@ def test_merge_refuses_already_merged_tickets_and_itself(service_agent: Any) -> 
 def test_merging_a_into_b_and_b_into_a_at_once_lets_only_one_through(
     service_agent: Any,
 ) -> None:
-    a, b = TicketFactory.create_batch(2)
+    a = TicketFactory()
+    b = TicketFactory(customer=a.customer)
     TicketMessageFactory(ticket=a)
     TicketMessageFactory(ticket=b)
 
