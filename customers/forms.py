@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
 from customers import identity, phones
 from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
 
@@ -84,7 +85,7 @@ class CustomerForm(forms.ModelForm):
     tags_text = forms.CharField(
         label=_("标签"), required=False, max_length=300, help_text=_("用逗号分隔。")
     )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = bounds.version_field(required=False)
     confirm_duplicates = forms.BooleanField(
         required=False,
         widget=forms.HiddenInput,
@@ -92,6 +93,7 @@ class CustomerForm(forms.ModelForm):
 
     class Meta:
         model = Customer
+        formfield_callback = bounds.formfield
         fields = [
             "name",
             "is_organization",
@@ -232,7 +234,7 @@ class CustomerForm(forms.ModelForm):
 class CustomerFilterForm(forms.Form):
     """The list page's filters; only these names reach the selector (no ORM splatting)."""
 
-    q = forms.CharField(required=False, max_length=100)
+    q = forms.CharField(required=False, max_length=bounds.SEARCH_MAX)
     kind = forms.ChoiceField(
         label=_("类型"),
         required=False,
@@ -321,6 +323,7 @@ class ContactQuickForm(forms.ModelForm):
 
     class Meta:
         model = ContactLog
+        formfield_callback = bounds.formfield
         fields = [
             "channel",
             "summary",
@@ -368,6 +371,7 @@ class ContactQuickForm(forms.ModelForm):
 class FollowUpForm(forms.ModelForm):
     class Meta:
         model = FollowUp
+        formfield_callback = bounds.formfield
         fields = ["note", "due_at"]
         widgets = {
             "due_at": forms.DateTimeInput(
@@ -384,6 +388,7 @@ class FollowUpForm(forms.ModelForm):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = CustomerProfile
+        formfield_callback = bounds.formfield
         fields = list(CustomerProfile.PREFERENCE_FIELDS)
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 

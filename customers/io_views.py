@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core import bounds
 from crm.core.once import submit_once
 from customers import exports, imports, masking, search, selectors
 from customers.io_forms import ExportDecisionForm, ExportRequestForm, ImportUploadForm
@@ -204,7 +205,9 @@ def export_confirm(request: HttpRequest) -> HttpResponse:
 def export_download(request: HttpRequest) -> HttpResponse:
     """Up to approval_rows rows at once; more go back to the page to ask for approval."""
     access.require_perm(request.user, exports.EXPORT_PERM)
-    file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
+    file_format = bounds.params(request).choice(
+        "format", ("csv", "xlsx"), default="csv"
+    )
     params = _export_params(request)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)

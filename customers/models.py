@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts import access
+from crm.core import bounds
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -405,6 +406,11 @@ class ContactLog(models.Model):
                 fields=["author", "-occurred_at"], name="contact_author_recent"
             ),
         ]
+        constraints = [
+            bounds.datetime_in_range(
+                "occurred_at", "next_step_at", name="contact_dates_in_range"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer} · {self.get_channel_display()}"
@@ -459,6 +465,9 @@ class FollowUp(models.Model):
             ),
             models.Index(fields=["customer", "-due_at"], name="followup_customer"),
         ]
+        # 0001-01-01 was stored as 0001-12-31 BC, which psycopg cannot read back:
+        # every page showing it answered 500 (issue 11, finding 1).
+        constraints = [bounds.datetime_in_range("due_at", name="followup_due_in_range")]
 
     def __str__(self) -> str:
         return self.note

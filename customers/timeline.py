@@ -18,7 +18,12 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from crm.core import bounds
+
 PAGE_SIZE = 20
+# Entries stamped with one same moment that a cursor may skip: more than any import
+# or merge stamps at once, far less than a query LIMIT can hold.
+MAX_SKIP = 100_000
 
 
 @dataclass(frozen=True)
@@ -44,15 +49,19 @@ class Cursor:
 
     @classmethod
     def parse(cls, raw: str) -> Cursor:
-        moment, bar, skip = raw.partition("|")
-        try:
-            before = datetime.fromisoformat(moment)
-            # A bare timestamp means "strictly older than".
-            if not bar:
-                return cls(before - timedelta(microseconds=1), 0)
-            return cls(before, max(0, int(skip or 0)))
-        except ValueError:
+        """The cursor a `?before=` carries; one out of range (year 1, a 20-digit
+        skip) is a 400 (bounds.BadParameter), not an overflow deep in a query."""
+        if not raw:
             return cls()
+        moment, bar, skip = raw.partition("|")
+        before = bounds.parse_datetime(moment, name="before")
+        # A bare timestamp means "strictly older than".
+        if not bar:
+            return cls(before - timedelta(microseconds=1), 0)
+        count = bounds.Params({"skip": skip}).integer(
+            "skip", min_value=0, max_value=MAX_SKIP, default=0
+        )
+        return cls(before, count)
 
     def __str__(self) -> str:
         return f"{self.before.isoformat()}|{self.skip}" if self.before else ""

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import audit, form_renderer
+from crm.core import audit, bounds, form_renderer
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import hooks, masking, search, selectors, services, timeline
@@ -57,12 +57,14 @@ def _organizations(request: HttpRequest):  # noqa: ANN202 - a QuerySet
 def customer_list(request: HttpRequest) -> HttpResponse:
     # The search form posts; a phone or ID number comes back as ?s=<token>, never
     # as digits in the address (customers/search.py).
-    if request.method == "POST":
-        return search.redirect_without_pii(request, request.path, request.POST)
-    params = search.resolved(request.session, request.GET)
-    if params is None:
-        return search.redirect_without_pii(request, request.path, request.GET)
     owners = list(selectors.owner_choices(user=request.user))
+    if request.method == "POST":
+        # An over-long search is a form error here, not a redirect Django refuses.
+        params = request.POST
+    else:
+        params = search.resolved(request.session, request.GET)
+        if params is None:
+            return search.redirect_without_pii(request, request.path, request.GET)
     form = CustomerFilterForm(
         params or None,
         owners=owners,
@@ -70,6 +72,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         renderer=form_renderer.FAST,
     )
     valid = not form.is_bound or form.is_valid()
+    if request.method == "POST" and valid:
+        return search.redirect_without_pii(request, request.path, request.POST)
     query = form.cleaned_data.get("q", "") if form.is_bound and valid else ""
     sort = (
         form.cleaned_data.get("sort") if form.is_bound and valid else ""
@@ -84,7 +88,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         # A filter that does not parse must not silently widen the list to everyone.
         customers = customers.none()
     context = {
-        "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
+        "page": paginate(customers, bounds.params(request).page(), PAGE_SIZE),
         "form": form,
         "filter_errors": None if valid else form.errors,
         "query": query,
@@ -142,7 +146,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """The next page of the timeline (htmx), older than `before`."""
     customer = _visible_customer(request, pk)
-    cursor = timeline.Cursor.parse(request.GET.get("before", ""))
+    cursor = timeline.Cursor.parse(bounds.params(request).text("before"))
     context = selectors.customer_page(
         user=request.user, customer=customer, cursor=cursor
     )
@@ -154,8 +158,8 @@ def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
 def organization_options(request: HttpRequest) -> HttpResponse:
     """The <option>s of the customer form's organisation or parent select that match
     what was typed in the search box above it (htmx)."""
-    field = request.GET.get("field", "")
-    if field not in ORGANIZATION_FIELDS:
+    field = bounds.params(request).choice("field", ORGANIZATION_FIELDS)
+    if not field:
         return HttpResponseBadRequest(_("未知的字段。"))
     selected = request.POST.get(field, "")
     choices = organization_choices(
@@ -494,10 +498,10 @@ def pool_list(request: HttpRequest) -> HttpResponse:
     params = search.resolved(request.session, request.GET)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
-    query = params.get("q", "")[:100]
+    query = bounds.Params(params).search()
     customers = selectors.pool_list(query=query)
     context = {
-        "page": paginate(customers, request.GET.get("page"), PAGE_SIZE),
+        "page": paginate(customers, bounds.params(request).page(), PAGE_SIZE),
         "query": query,
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
     }
@@ -515,7 +519,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     params = search.resolved(request.session, request.GET)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
-    other_id = request.POST.get("other") or request.GET.get("other")
+    other_id = request.POST.get("other") or bounds.params(request).id("other")
     other = (
         access.get_object_for(visible.exclude(pk=survivor.pk), other_id)
         if other_id
@@ -531,7 +535,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
                 request, _("已将“%(other)s”合并到本客户。") % {"other": other.name}
             )
             return redirect(survivor)
-    query = params.get("q", "")[:100]
+    query = bounds.Params(params).search()
     candidates = services.find_duplicates(
         phone_numbers=[p.number for p in survivor.phones.all()],
         name=survivor.name,

@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
 from customers import phones
 from service import services
 from service.models import Asset, Priority, Ticket, TicketMessage, TicketType, WorkOrder
@@ -81,7 +82,7 @@ def _clean_phone(raw: str) -> str:
 class QueueFilterForm(forms.Form):
     """The queue's filters; only these names reach the selector."""
 
-    q = forms.CharField(required=False, max_length=100)
+    q = forms.CharField(required=False, max_length=bounds.SEARCH_MAX)
     status = forms.ChoiceField(
         label=_("状态"),
         required=False,
@@ -125,6 +126,7 @@ class TicketForm(forms.ModelForm):
 
     class Meta:
         model = Ticket
+        formfield_callback = bounds.formfield
         fields = [
             "ticket_type",
             "channel",
@@ -196,7 +198,7 @@ class TicketForm(forms.ModelForm):
 class VersionedForm(forms.Form):
     """Every change to a ticket carries the version the page showed (EditConflict)."""
 
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    version = bounds.version_field(min_value=1)
 
 
 class ReplyForm(VersionedForm):
@@ -270,7 +272,7 @@ class ReferenceForm(VersionedForm):
 class WorkOrderForm(VersionedForm):
     department = forms.ModelChoiceField(label=_("后台部门"), queryset=None)
     title = forms.CharField(label=_("事项"), max_length=200)
-    due_at = forms.DateTimeField(
+    due_at = bounds.DateTimeField(
         label=_("完成时限"),
         widget=forms.DateTimeInput(
             attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
@@ -349,6 +351,7 @@ class WorkOrderUpdateForm(forms.Form):
 class AssetForm(forms.ModelForm):
     class Meta:
         model = Asset
+        formfield_callback = bounds.formfield
         fields = [
             "kind",
             "name",

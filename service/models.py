@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts import access
+from crm.core import bounds
 
 
 class Category(models.Model):
@@ -124,6 +125,7 @@ class CalendarDay(models.Model):
         verbose_name = _("节假日与调休")
         verbose_name_plural = _("节假日与调休")
         ordering = ["date"]
+        constraints = [bounds.date_in_range("date", name="calendar_day_in_range")]
 
     def __str__(self) -> str:
         state = _("上班") if self.is_working else _("休息")
@@ -168,6 +170,11 @@ class Asset(models.Model):
     class Meta:
         verbose_name = _("客户资产")
         verbose_name_plural = _("客户资产")
+        constraints = [
+            bounds.date_in_range(
+                "delivered_on", "warranty_until", name="asset_dates_in_range"
+            ),
+        ]
         indexes = [models.Index(fields=["dealer"], name="asset_dealer")]
 
     def __str__(self) -> str:
@@ -351,6 +358,13 @@ class Ticket(models.Model):
             models.Index(fields=["customer", "-created_at"], name="ticket_customer"),
             models.Index(fields=["dealer", "-created_at"], name="ticket_dealer"),
             models.Index(fields=["status", "-created_at"], name="ticket_status"),
+        ]
+        constraints = [
+            bounds.datetime_in_range(
+                "first_response_due_at",
+                "resolution_due_at",
+                name="ticket_due_dates_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -565,6 +579,7 @@ class WorkOrder(models.Model):
                 | models.Q(rating__gte=1, rating__lte=5),
                 name="workorder_rating_range",
             ),
+            bounds.datetime_in_range("due_at", name="workorder_due_in_range"),
         ]
 
     def __str__(self) -> str:

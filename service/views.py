@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import form_renderer
+from crm.core import bounds, form_renderer
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search
@@ -46,6 +46,7 @@ ALL_ROLES = tuple(Role.values)
 ASSET_ROLES = (Role.SERVICE, Role.MANAGER, Role.ADMIN)
 REPORT_ROLES = (Role.MANAGER, Role.ADMIN)
 PAGE_SIZE = 25
+REFERENCE_MAX = Ticket._meta.get_field("reference").max_length
 INTAKE_SESSION_KEY = "service_intake_reference"
 CONFLICT_MESSAGE = gettext_lazy(
     "工单已被他人修改。下面显示的是最新状态，请核对后再操作。"
@@ -53,6 +54,10 @@ CONFLICT_MESSAGE = gettext_lazy(
 
 
 def _visible_ticket(request: HttpRequest, reference: str) -> Ticket:
+    # A reference is short printable text; `%00` in the path would reach PostgreSQL,
+    # which refuses NUL in text (a 500 before).
+    if len(reference) > REFERENCE_MAX or not reference.isprintable():
+        raise Http404
     try:
         return selectors.ticket_for_page(user=request.user).get(reference=reference)
     except Ticket.DoesNotExist as exc:
@@ -82,17 +87,20 @@ def _add_errors(form: Any, error: ValidationError) -> None:
 def ticket_queue(request: HttpRequest) -> HttpResponse:
     # The search posts: a phone number comes back as ?s=<token>, not in the address.
     if request.method == "POST":
-        return search.redirect_without_pii(request, request.path, request.POST)
-    params = search.resolved(request.session, request.GET)
-    if params is None:
-        return search.redirect_without_pii(request, request.path, request.GET)
+        # An over-long search is a form error here, not a redirect Django refuses.
+        params = request.POST
+    else:
+        params = search.resolved(request.session, request.GET)
+        if params is None:
+            return search.redirect_without_pii(request, request.path, request.GET)
     default = "mine" if request.user.role == Role.SERVICE else "all"
-    queue = params.get("queue", default)
-    queue = queue if queue in selectors.QUEUES else default
+    queue = bounds.Params(params).choice("queue", selectors.QUEUES, default=default)
     form = QueueFilterForm(
         params, categories=selectors.category_choices(), renderer=form_renderer.FAST
     )
     valid = form.is_valid()
+    if request.method == "POST" and valid:
+        return search.redirect_without_pii(request, request.path, request.POST)
     now, calendar = timezone.now(), BusinessCalendar.load()
     tickets = selectors.ticket_queue(
         user=request.user,
@@ -102,7 +110,7 @@ def ticket_queue(request: HttpRequest) -> HttpResponse:
         query=form.cleaned_data.get("q", "") if valid else "",
         filters=form.filters(),
     )
-    page = paginate(tickets, request.GET.get("page"), PAGE_SIZE)
+    page = paginate(tickets, bounds.params(request).page(), PAGE_SIZE)
     page.object_list = selectors.attach_clocks(list(page.object_list), calendar, now)
     context = {
         "page": page,
@@ -136,7 +144,7 @@ QUEUE_TABS = [
 def ticket_create(request: HttpRequest) -> HttpResponse:
     """Look up the caller, then fill in the ticket beside their one-to-one profile."""
     access.require_perm(request.user, "service.add_ticket")
-    customer_id = request.POST.get("customer") or request.GET.get("customer")
+    customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
     if not customer_id:
         return _customer_picker(request)
     customer = _visible_customer(request, customer_id)
@@ -198,7 +206,7 @@ def _customer_picker(request: HttpRequest) -> HttpResponse:
     params = search.resolved(request.session, request.GET)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
-    query = params.get("q", "")[:100].strip()
+    query = bounds.Params(params).search()
     customers = (
         list(customer_selectors.customer_list(user=request.user, query=query)[:10])
         if query
@@ -236,7 +244,7 @@ def _render_ticket(
         ticket=ticket,
         calendar=calendar,
         now=now,
-        whole_conversation=request.GET.get("conversation") == "all",
+        whole_conversation=bounds.params(request).flag("conversation", "all"),
     )
     can_change = user.has_perm("service.change_ticket") and not ticket.merged_into_id
     initial = {"version": ticket.version}
@@ -322,14 +330,11 @@ def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
 def canned_reply(request: HttpRequest, reference: str) -> HttpResponse:
     """The reply box filled with a canned reply (htmx), after what was already typed."""
     ticket = _changing(request, reference)
-    body = request.GET.get("body", "")[:5000]
-    canned_id = request.GET.get("canned", "")
+    params = bounds.params(request)
+    body = params.text("body", max_length=5000)
     # A hand-made ?canned=abc is no reply, not a 500 (S6).
-    canned = (
-        CannedReply.objects.filter(pk=int(canned_id)).first()
-        if canned_id.isascii() and canned_id.isdigit()
-        else None
-    )
+    canned_id = params.id("canned")
+    canned = CannedReply.objects.filter(pk=canned_id).first() if canned_id else None
     if canned is not None:
         text = services.canned_reply_render(
             body=canned.body, ticket=ticket, agent=request.user
@@ -578,10 +583,11 @@ def workorder_rate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def workorder_list(request: HttpRequest) -> HttpResponse:
-    finished = request.GET.get("state") == "finished"
+    params = bounds.params(request)
+    finished = params.flag("state", "finished")
     page = paginate(
         selectors.workorder_queue(user=request.user, finished=finished),
-        request.GET.get("page"),
+        params.page(),
         PAGE_SIZE,
     )
     page.object_list = selectors.mark_late(list(page.object_list), timezone.now())
@@ -641,7 +647,7 @@ def workorder_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @submit_once
 def asset_create(request: HttpRequest) -> HttpResponse:
     access.require_perm(request.user, "service.add_asset")
-    customer_id = request.POST.get("customer") or request.GET.get("customer")
+    customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
     if not customer_id:
         raise Http404
     customer = _visible_customer(request, customer_id)
@@ -699,7 +705,7 @@ def dealer_report(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @submit_once
 def intake(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET" and request.GET.get("done"):
+    if request.method == "GET" and bounds.params(request).flag("done"):
         reference = request.session.get(INTAKE_SESSION_KEY)
         if reference:
             return render(request, "service/intake_done.html", {"reference": reference})

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.core import audit
+from crm.core import audit, bounds
 
 
 class AuditFilterForm(forms.Form):
@@ -27,14 +27,14 @@ class AuditFilterForm(forms.Form):
         choices=[("", _("全部结果")), *audit.OUTCOME_LABELS.items()],
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
-    date_from = forms.DateField(
+    date_from = bounds.DateField(
         label=_("起始日期"),
         required=False,
         widget=forms.DateInput(
             attrs={"type": "date", "class": "form-control form-control-sm"}
         ),
     )
-    date_to = forms.DateField(
+    date_to = bounds.DateField(
         label=_("截止日期"),
         required=False,
         widget=forms.DateInput(

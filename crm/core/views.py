@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import health, selectors
+from crm.core import bounds, health, selectors
 from crm.core.forms import AuditFilterForm
 
 HOME_PAGES = {
@@ -60,9 +60,15 @@ def error_500(request: HttpRequest) -> HttpResponse:
 def audit_log(request: HttpRequest) -> HttpResponse:
     """安全审计日志: newest first, filtered, one keyset page at a time."""
     form = AuditFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    cursor = selectors.AuditCursor.parse(request.GET.get("before", ""))
-    rows, next_cursor = selectors.audit_log_page(filters=filters, cursor=cursor)
+    cursor = selectors.AuditCursor.parse(bounds.params(request).text("before"))
+    is_invalid = form.is_bound and not form.is_valid()
+    if is_invalid:
+        # A filter that does not parse (a date out of range) shows its error and no
+        # rows, rather than every row as if unfiltered.
+        rows, next_cursor = [], None
+    else:
+        filters = form.cleaned_data if form.is_bound else {}
+        rows, next_cursor = selectors.audit_log_page(filters=filters, cursor=cursor)
     query = request.GET.copy()
     query.pop("before", None)
     return render(
@@ -75,4 +81,5 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "is_first_page": cursor is None,
             "filter_query": query.urlencode(),
         },
+        status=400 if is_invalid else 200,
     )

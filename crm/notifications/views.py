@@ -7,6 +7,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core import bounds
 from crm.notifications import services
 from crm.notifications.models import Notification
 
@@ -17,7 +18,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     notifications = Notification.objects.filter(recipient=request.user).order_by(
         "-created_at", "-id"
     )
-    page = Paginator(notifications, 30).get_page(request.GET.get("page"))
+    page = Paginator(notifications, 30).get_page(bounds.params(request).page())
     return render(request, "notifications/notification_list.html", {"page": page})
 
 

@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "pghistory.middleware.HistoryMiddleware",
     # A deadlock victim the services could not retry in time answers 503, not 500.
     "crm.core.middleware.TransientConflictMiddleware",
+    # A GET parameter out of its domain range answers 400 with a message (bounds.py).
+    "crm.core.bounds.BadParameterMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

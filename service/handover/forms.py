@@ -7,6 +7,7 @@ from crispy_forms.layout import Column, Layout, Row, Submit
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -16,6 +17,7 @@ TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 class EventForm(forms.ModelForm):
     class Meta:
         model = HandoverEvent
+        formfield_callback = bounds.formfield
         fields = ["name", "project_name", "venue", "start_date", "end_date"]
         widgets = {"start_date": DATE, "end_date": DATE}
 
@@ -41,7 +43,7 @@ class EventForm(forms.ModelForm):
 class SlotDayForm(forms.Form):
     """One day's slots in one go: from `start_time` to `end_time`, every N minutes."""
 
-    date = forms.DateField(label=_("日期"), widget=DATE)
+    date = bounds.DateField(label=_("日期"), widget=DATE)
     start_time = forms.TimeField(label=_("开始时间"), widget=TIME)
     end_time = forms.TimeField(label=_("结束时间"), widget=TIME)
     interval_minutes = forms.IntegerField(
@@ -127,7 +129,7 @@ class BookingForm(_SlotForm):
 
 class RescheduleForm(_SlotForm):
     slot = SlotChoiceField(label=_("新时段"), queryset=TimeSlot.objects.none())
-    version = forms.IntegerField(widget=forms.HiddenInput)
+    version = bounds.version_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -137,4 +139,4 @@ class RescheduleForm(_SlotForm):
 
 
 class VersionForm(forms.Form):
-    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    version = bounds.version_field(required=False)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts import access
+from crm.core import bounds
 
 
 @pghistory.track(
@@ -53,6 +54,9 @@ class HandoverEvent(models.Model):
                 condition=models.Q(end_date__gte=models.F("start_date")),
                 name="handover_event_dates_in_order",
                 violation_error_message=_("结束日期不能早于开始日期。"),
+            ),
+            bounds.date_in_range(
+                "start_date", "end_date", name="handover_event_dates_in_range"
             ),
         ]
         indexes = [
@@ -112,6 +116,7 @@ class TimeSlot(models.Model):
                 name="handover_slot_times_in_order",
                 violation_error_message=_("结束时间必须晚于开始时间。"),
             ),
+            bounds.date_in_range("date", name="handover_slot_date_in_range"),
             models.UniqueConstraint(
                 fields=["event", "date", "start_time"],
                 name="handover_slot_unique_start",

@@ -176,7 +176,9 @@ def slots_add_day(
     day_end = dt.datetime.combine(date, end_time)
     start = dt.datetime.combine(date, start_time)
     slots = []
-    while start + step <= day_end:
+    # Subtract rather than add: on the last day a calendar can hold, start + step
+    # overflowed (year 10000) once the final slot was made.
+    while day_end - start >= step:
         slots.append(
             TimeSlot(
                 event=event,

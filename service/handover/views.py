@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.core import bounds
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search
@@ -60,9 +61,10 @@ def _status(form: Any) -> int:
 @require_http_methods(["GET"])
 @access.role_required(*STAFF_ROLES)
 def event_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
+    params = bounds.params(request)
+    status = params.choice("status", HandoverEvent.Status.values)
     events = selectors.event_list(user=request.user, status=status)
-    page = paginate(events, request.GET.get("page"), PAGE_SIZE)
+    page = paginate(events, params.page(), PAGE_SIZE)
     page.object_list = list(page.object_list)
     for event in page.object_list:
         event.fill_rate = selectors.fill_rate(event.booked, event.seats)
@@ -224,7 +226,7 @@ def slot_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
     """Pick a customer the user may see, then a slot of the event."""
     event = _visible_event(request, pk)
-    customer_id = request.POST.get("customer") or request.GET.get("customer")
+    customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
     if not customer_id:
         return _customer_picker(request, event)
     customer = access.get_object_for(
@@ -234,7 +236,7 @@ def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
     form = BookingForm(
         request.POST if request.method == "POST" else None,
         slots=selectors.open_slots(event),
-        initial={"slot": request.GET.get("slot")},
+        initial={"slot": bounds.params(request).id("slot")},
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -274,7 +276,7 @@ def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse
     params = search.resolved(request.session, request.GET)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
-    query = params.get("q", "")[:100].strip()
+    query = bounds.Params(params).search()
     customers = (
         list(customer_selectors.customer_list(user=request.user, query=query)[:10])
         if query
@@ -283,7 +285,7 @@ def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse
     context = {
         "event": event,
         "query": query,
-        "slot_id": params.get("slot", "")[:12],
+        "slot_id": bounds.Params(params).id("slot") or "",
         "customers": customers,
     }
     template = (

@@ -14,14 +14,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -31,8 +33,9 @@ from crm.core import once
 from crm.notifications import services as notification_services
 from customers import identity, imports, phones
 from customers import services as customer_services
-from customers.models import ContactLog, Customer, CustomerPhone, ImportJob
+from customers.models import ContactLog, Customer, CustomerPhone, FollowUp, ImportJob
 from service import services as service_services
+from service.handover import services as handover_services
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
 from service.models import Asset, Ticket, TicketMessage, WorkOrder
 from tests.conftest import PASSWORD
@@ -726,3 +729,225 @@ def test_a_line_break_or_a_long_subject_in_a_notification_title_is_harmless(
     assert len(sent.title) == 200
     assert mailoutbox[0].subject == sent.title
     assert mailoutbox[0].bcc == []
+
+
+# --- bounded values (issue 11, findings 1 and 12) ----------------------------------------
+# Each of these answered 500 (or stored a row no page could read back) before
+# crm/core/bounds.py. The client does not re-raise, so a 500 fails on its status.
+
+
+@pytest.fixture
+def plain_client() -> Client:
+    return Client(raise_request_exception=False)
+
+
+def _no_errors_logged(caplog: Any) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+@pytest.mark.parametrize(
+    "due_at", ["0001-01-01T00:00", "9999-12-31T23:59", "1999-12-31T23:59"]
+)
+def test_a_follow_up_due_out_of_range_is_a_form_error_and_every_page_still_loads(
+    world, plain_client, caplog, due_at
+):
+    """Finding 1: `0001-01-01T00:00` was stored as 0001-12-31 BC; afterwards the
+    customer page, its timeline and the owner's home page answered 500."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["sales_rep"])
+    customer = world.customer
+    response = plain_client.post(
+        reverse("customers:followup_create", args=[customer.pk]),
+        {"note": "回访", "due_at": due_at},
+    )
+    assert response.status_code == 200
+    assert "2000-01-01" in " ".join(response.context["form"].errors["due_at"])
+    assert not customer.followups.exists()
+    for url in (
+        customer.get_absolute_url(),
+        reverse("customers:customer_timeline", args=[customer.pk]),
+        reverse("home"),
+    ):
+        assert plain_client.get(url).status_code == 200, url
+    _no_errors_logged(caplog)
+
+
+def test_the_database_refuses_a_follow_up_due_in_year_one(world):
+    """The backstop: a path that skips the form (an import, a script) cannot store
+    what psycopg cannot read back."""
+    followup = customer_services.followup_create(
+        by=world.people["sales_rep"],
+        customer=world.customer,
+        assignee=world.people["sales_rep"],
+        due_at=timezone.now() + dt.timedelta(days=1),
+        note="回访",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FollowUp.objects.filter(pk=followup.pk).update(
+            due_at=dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+        )
+    with pytest.raises(ValidationError):
+        customer_services.followup_create(
+            by=world.people["sales_rep"],
+            customer=world.customer,
+            assignee=world.people["sales_rep"],
+            due_at=dt.datetime(9999, 12, 31, tzinfo=dt.UTC),
+            note="回访",
+        )
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "0001-01-01T00:00:00",
+        "9999-12-31T23:59:59.999999",
+        "2026-01-01T00:00:00+08:00|12345678901234567890",
+        "2026-01-01T00:00:00+08:00|-1",
+        "2026-02-30T00:00:00",
+        "\x00",
+    ],
+)
+def test_a_timeline_cursor_out_of_range_is_a_400(world, plain_client, caplog, before):
+    """Finding 12: `?before=0001-01-01T00:00:00` overflowed (minus one microsecond),
+    a 20-digit skip overflowed the query's LIMIT (bigint): both were 500s."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["sales_rep"])
+    url = reverse("customers:customer_timeline", args=[world.customer.pk])
+    response = plain_client.get(url, {"before": before})
+    assert response.status_code == 400
+    _no_errors_logged(caplog)
+
+
+def test_a_nul_in_a_ticket_reference_is_a_404(world, plain_client, caplog):
+    """Finding 12: `/service/t/%00/` reached PostgreSQL, which refuses NUL in text."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["service_agent"])
+    for path in ("/service/t/%00/", "/service/t/A%00B/reply/", "/service/t/%00/merge/"):
+        assert plain_client.get(path).status_code in (404, 405), path
+    _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_to": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"date_from": "9999-12-31", "date_to": "9999-12-31"},
+    ],
+)
+def test_an_audit_date_filter_out_of_range_is_a_form_error(
+    world, plain_client, caplog, query
+):
+    """Finding 12: `/audit/?date_to=9999-12-31` overflowed adding the day after."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["admin_user"])
+    response = plain_client.get(reverse("audit_log"), query)
+    assert response.status_code == 400
+    assert response.context["form"].errors
+    assert response.context["rows"] == []
+    assert "2199-12-31" in response.content.decode()
+    _no_errors_logged(caplog)
+
+
+def test_an_event_or_slots_on_the_last_calendar_day_are_form_errors(
+    world, plain_client, caplog
+):
+    """Finding 12: an event ending 9999-12-31, then slots 23:00-23:59 every 59 minutes
+    on that day, overflowed the slot loop (year 10000)."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["manager"])
+    events = HandoverEvent.objects.count()
+    response = plain_client.post(
+        reverse("handover:event_create"),
+        {
+            "name": "末日交付",
+            "project_name": "云湖",
+            "venue": "会所",
+            "start_date": "9999-12-30",
+            "end_date": "9999-12-31",
+        },
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors["end_date"]
+    assert HandoverEvent.objects.count() == events
+    slots = TimeSlot.objects.count()
+    response = plain_client.post(
+        reverse("handover:slots_add", args=[world.event.pk]),
+        {
+            "date": "9999-12-31",
+            "start_time": "23:00",
+            "end_time": "23:59",
+            "interval_minutes": "59",
+            "capacity": "1",
+        },
+    )
+    assert response.status_code == 400
+    assert "2199-12-31" in " ".join(response.context["form"].errors["date"])
+    assert TimeSlot.objects.count() == slots
+    _no_errors_logged(caplog)
+
+
+def test_the_last_slot_of_a_day_ending_at_midnight_does_not_overflow(world):
+    """The slot loop subtracts rather than adds, so the slot that ends the day (and
+    the calendar, were the event allowed there) is made without an overflow."""
+    added = handover_services.slots_add_day(
+        by=world.people["manager"],
+        event=world.event,
+        date=world.event.start_date,
+        start_time=dt.time(23, 0),
+        end_time=dt.time(23, 59),
+        interval_minutes=59,
+        capacity=1,
+    )
+    assert added == 1
+
+
+LONG_SEARCH = "搜" * 16_384
+
+
+@pytest.mark.parametrize(
+    ("url_name", "actor"),
+    [
+        ("customers:customer_list", "sales_rep"),
+        ("service:ticket_queue", "service_agent"),
+    ],
+)
+def test_a_16_kb_search_is_a_form_error_not_a_refused_redirect(
+    world, plain_client, caplog, url_name, actor
+):
+    """Finding 12: the search posted and redirected to ?q=<16 KB>, which Django
+    refused (DisallowedRedirect: a 400 logged as an ERROR with its traceback)."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people[actor])
+    response = plain_client.post(reverse(url_name), {"q": LONG_SEARCH})
+    assert response.status_code == 200
+    assert response.context["form"].errors["q"]
+    _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    ("url", "actor"),
+    [
+        (lambda w: reverse("customers:pool_list"), "sales_rep"),
+        (
+            lambda w: reverse("customers:customer_merge", args=[w.customer.pk]),
+            "manager",
+        ),
+        (lambda w: reverse("service:ticket_create"), "service_agent"),
+        (
+            lambda w: reverse("handover:appointment_book", args=[w.event.pk]),
+            "sales_rep",
+        ),
+    ],
+    ids=["pool", "merge", "ticket picker", "booking picker"],
+)
+def test_a_16_kb_search_in_a_box_without_a_form_is_a_400_with_a_message(
+    world, plain_client, caplog, url, actor
+):
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people[actor])
+    response = plain_client.post(url(world), {"q": LONG_SEARCH})
+    assert response.status_code == 400
+    assert "100" in response.content.decode()
+    _no_errors_logged(caplog)
