@@ -29,7 +29,6 @@ from service.models import (
     Asset,
     AssignmentCursor,
     Category,
-    IntakeAttempt,
     SLAPolicy,
     Ticket,
     TicketAttachment,
@@ -1008,29 +1007,30 @@ def intake_submit(
 ) -> Ticket:
     """A customer files a complaint or repair without logging in.
 
-    Throttled per IP and per phone. The customer is found by phone, or created in the
-    public pool so that the desk sees who called.
+    Throttled per IP and per phone (crm.core.limits). The customer is found by phone,
+    or created in the public pool so that the desk sees who called.
     """
+    from crm.core import limits
     from customers import phones
 
     now = now or timezone.now()
     number, _kind = phones.normalise_phone(phone)
-    hour_ago = now - timedelta(hours=1)
-    with transaction.atomic():
-        if (
-            IntakeAttempt.objects.filter(ip=ip, created_at__gte=hour_ago).count()
-            >= settings.KEHU_INTAKE_PER_IP_HOUR
-        ):
-            raise ValidationError(_("提交太频繁，请稍后再试或拨打客服热线。"))
-        if (
-            IntakeAttempt.objects.filter(phone=number, created_at__gte=hour_ago).count()
-            >= settings.KEHU_INTAKE_PER_PHONE_HOUR
-        ):
-            raise ValidationError(_("该号码提交太频繁，请稍后再试或拨打客服热线。"))
-        IntakeAttempt.objects.create(ip=ip, phone=number)
     if ticket_type not in ("complaint", "repair"):
         raise ValidationError({"ticket_type": _("请选择投诉或报修。")})
+    hour = timedelta(hours=1)
     with transaction.atomic(), audited(None):
+        # The slots are taken in this transaction: parallel posts from one address
+        # wait on its counter row until the one before commits or rolls back, so
+        # exactly the limit is accepted, and a post that fails gives its slot back.
+        # Address before phone in every request, so no two wait on each other in turn.
+        per_ip = settings.KEHU_INTAKE_PER_IP_HOUR
+        if not limits.take("intake-ip", ip, limit=per_ip, window=hour, now=now):
+            raise ValidationError(_("提交太频繁，请稍后再试或拨打客服热线。"))
+        per_phone = settings.KEHU_INTAKE_PER_PHONE_HOUR
+        if not limits.take(
+            "intake-phone", number, limit=per_phone, window=hour, now=now
+        ):
+            raise ValidationError(_("该号码提交太频繁，请稍后再试或拨打客服热线。"))
         customer = _intake_customer(number, name, now)
         category = Category.objects.filter(
             name=_("报修") if ticket_type == "repair" else _("投诉")

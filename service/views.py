@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import bounds, form_renderer
+from crm.core import bounds, form_renderer, network
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking, search
@@ -713,7 +713,9 @@ def intake(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             ticket = services.intake_submit(
-                ip=request.META.get("REMOTE_ADDR") or "0.0.0.0",  # noqa: S104  # nosec B104 # an address to rate-limit by, nothing binds to it
+                # The address as the login limits see it: behind our proxies, the hop
+                # the outermost appended, not what the client wrote.
+                ip=network.client_ip(request) or "",
                 phone=form.cleaned_data["phone"],
                 name=form.cleaned_data["name"],
                 ticket_type=form.cleaned_data["ticket_type"],

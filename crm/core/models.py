@@ -89,3 +89,25 @@ class FormSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class LimitCounter(models.Model):
+    """How many times one rate or quota limit's key was used in its current window
+    (`crm.core.limits`). One row per key: a new window resets the row in the same
+    statement that counts, so the count and the check are one atomic operation."""
+
+    # "<limit name>:<digest of its parts>", so no address or username is stored in clear.
+    key = models.CharField(max_length=100, primary_key=True)
+    # Uses in the window, those still in progress included.
+    count = models.PositiveIntegerField()
+    # Of those, the ones that counted for good (`limits.keep`), which `limits.forgive`
+    # takes off again: a right password forgives the wrong ones before it.
+    kept = models.PositiveIntegerField(default=0)
+    window_ends_at = models.DateTimeField()
+
+    class Meta:
+        # The hourly purge deletes rows whose window ended.
+        indexes = [models.Index(fields=["window_ends_at"], name="limitcounter_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.count} until {self.window_ends_at:%Y-%m-%d %H:%M:%S}"

@@ -12,3 +12,11 @@ from crm.core import once
 def form_submissions_purge_task() -> int:
     # Deleting by age is idempotent: a duplicated beat tick does no harm.
     return once.form_submissions_purge()
+
+
+# Rows of the limits (crm/core/limits.py) whose window ended: bounded batches.
+@shared_task(acks_late=True, ignore_result=True, time_limit=600)
+def limit_counters_purge_task() -> int:
+    from crm.core import limits
+
+    return limits.purge()

@@ -293,6 +293,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.core.tasks.form_submissions_purge_task",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Rate-limit counters (crm/core/limits.py) whose window ended.
+    "limit-counters-purge": {
+        "task": "crm.core.tasks.limit_counters_purge_task",
+        "schedule": crontab(minute=17),
+    },
 }
 # Service desk: a breached ticket goes to the department's managers this long after its
 # team lead was told; the public intake form accepts this many submissions an hour.
