@@ -35,27 +35,52 @@ from crm.core import audit
 
 
 class LoginView(auth_views.LoginView):
-    """Django's sign-in with a ceiling on failures per client address, across
-    usernames (django-axes already locks one username on one address)."""
+    """Django's sign-in; each attempt first reserves its place in the sign-in limits
+    (services.login_slots_take), so parallel attempts cannot check more wrong passwords
+    than the limits allow. django-axes still locks a username on an address."""
 
     authentication_form = LoginForm
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        address = audit.client_ip(request)
-        if services.login_failures_from(address) >= settings.KEHU_LOGIN_FAILURES_PER_IP:
+        username = request.POST.get("username", "")
+        try:
+            slots = services.login_slots_take(
+                username=username, address=audit.client_ip(request) or ""
+            )
+        except services.LoginThrottled as refused:
             audit.record(
                 request,
                 audit.LOGIN_FAILED,
+                username=username,
                 outcome=audit.DENIED,
-                detail="too many failures from this address",
+                detail="too many failures from this address"
+                if refused.per_address
+                else "too many failures for this username on this address",
             )
             return render(
                 request,
                 "registration/locked_out.html",
-                {"per_address": True},
+                {"per_address": refused.per_address},
                 status=429,
             )
-        return super().post(request, *args, **kwargs)
+        # Set by form_valid / form_invalid. An attempt that raises keeps its slots: it
+        # counts as a failure, so an error after the check cannot buy more guesses.
+        self.outcome = "unchecked"
+        response = super().post(request, *args, **kwargs)
+        if self.outcome == "failed" and getattr(request, "axes_locked_out", False):
+            self.outcome = "unchecked"  # django-axes refused it before the check
+        services.login_slots_settle(slots, outcome=self.outcome)
+        return response
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:
+        self.outcome = "signed_in"
+        return super().form_valid(form)
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:
+        # AuthenticationForm checks the password only when both fields are valid.
+        if form.cleaned_data.get("username") and form.cleaned_data.get("password"):
+            self.outcome = "failed"
+        return super().form_invalid(form)
 
 
 def _owes_verification(request: HttpRequest) -> bool:
