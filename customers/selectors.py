@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext
 
@@ -104,12 +105,7 @@ def customer_page(
         "customer": customer,
         "profile": profile,
         "phones": list(customer.phones.order_by("-is_primary", "id")),
-        "members": list(
-            customer.members.filter(merged_into__isnull=True).order_by("name")[:20]
-        ),
-        "children": list(
-            customer.children.filter(merged_into__isnull=True).order_by("name")[:20]
-        ),
+        **_relatives(user, customer),
         "open_followups": list(
             customer.followups.filter(status=FollowUp.Status.OPEN)
             .select_related("assignee")
@@ -123,6 +119,33 @@ def customer_page(
         "timeline": entries,
         "timeline_next": str(next_cursor or ""),
         "can_see_pii": masking.can_see_pii(user),
+    }
+
+
+def _relatives(user: Any, customer: Customer) -> dict[str, Any]:
+    """The organisation's members and sub-organisations the user may see, how many
+    others there are (never who), and whether the customer's own organisation and
+    parent are in scope (linked) or not (name only): three queries whatever the sizes.
+    """
+    in_scope = access.owner_filter(user) or Q(pk__isnull=False)
+    visible = Customer.objects.visible_to(user).filter(merged_into__isnull=True)
+    is_member = Q(organization=customer, merged_into__isnull=True)
+    is_child = Q(parent=customer, merged_into__isnull=True)
+    above = [pk for pk in (customer.organization_id, customer.parent_id) if pk]
+    counts = Customer.objects.filter(is_member | is_child | Q(pk__in=above)).aggregate(
+        members=Count("pk", filter=is_member),
+        members_seen=Count("pk", filter=is_member & in_scope),
+        children=Count("pk", filter=is_child),
+        children_seen=Count("pk", filter=is_child & in_scope),
+        above_seen=ArrayAgg("pk", filter=Q(pk__in=above) & in_scope, default=[]),
+    )
+    return {
+        "members": list(visible.filter(organization=customer).order_by("name")[:20]),
+        "hidden_members": counts["members"] - counts["members_seen"],
+        "children": list(visible.filter(parent=customer).order_by("name")[:20]),
+        "hidden_children": counts["children"] - counts["children_seen"],
+        "organization_visible": customer.organization_id in counts["above_seen"],
+        "parent_visible": customer.parent_id in counts["above_seen"],
     }
 
 

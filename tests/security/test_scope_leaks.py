@@ -271,3 +271,58 @@ def test_the_service_refuses_it_too(service_agent, desk_tickets):
         desk.ticket_merge(by=service_agent, target=target, duplicate=source)
     assert "两张工单属于不同的客户" in refused.value.messages[0]
     assert not target.messages.filter(body__contains="内部备注").exists()
+
+
+# --- finding 7: an organisation's members ------------------------------------------------
+
+
+def org_page(client, customer: Customer):
+    response = client.get(reverse("customers:customer_detail", args=[customer.pk]))
+    assert response.status_code == 200
+    return response
+
+
+def test_an_organisation_lists_only_the_members_the_viewer_may_see(
+    client, sales_rep, outsider, manager, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import CustomerFactory
+
+    company = CustomerFactory(owner=sales_rep, name="华为技术", is_organization=True)
+    CustomerFactory(owner=sales_rep, name="本组成员", organization=company)
+    CustomerFactory(owner=outsider, name=f"{SECRET}成员", organization=company)
+    CustomerFactory(
+        owner=outsider, name=f"{SECRET}分公司", parent=company, is_organization=True
+    )
+    client.force_login(sales_rep)
+    with CaptureQueriesContext(connection) as few:
+        page = org_page(client, company)
+    assertContains(page, "本组成员")
+    assertNotContains(page, SECRET)
+    assertContains(page, "另有 1 位成员不在您的范围内。")
+    assertContains(page, "另有 1 个下级机构不在您的范围内。")
+    # Ten times as many hidden members: the same queries.
+    CustomerFactory.create_batch(10, owner=outsider, organization=company)
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = org_page(client, company)
+    assertContains(page, "另有 11 位成员不在您的范围内。")
+    # A manager sees both teams: every member, no one left out.
+    client.force_login(manager)
+    page = org_page(client, company)
+    assertContains(page, f"{SECRET}成员")
+    assertNotContains(page, "不在您的范围内")
+
+
+def test_an_organisation_outside_the_scope_is_named_but_not_linked(
+    client, sales_rep, outsider
+):
+    from tests.factories import CustomerFactory
+
+    company = CustomerFactory(owner=outsider, name="二组的公司", is_organization=True)
+    person = CustomerFactory(owner=sales_rep, name="本组客户", organization=company)
+    client.force_login(sales_rep)
+    page = org_page(client, person)
+    assertContains(page, "二组的公司")
+    assertNotContains(page, company.get_absolute_url() + '"')
