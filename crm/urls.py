@@ -16,6 +16,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("audit/", core_views.audit_log, name="audit_log"),
+    path("system/actions/", include("crm.scheduler.urls")),
     path(
         "accounts/login/",
         accounts_views.LoginView.as_view(),

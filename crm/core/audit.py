@@ -55,6 +55,9 @@ DUPLICATE_HIDDEN = "duplicate_hidden"
 ROLE_CHANGED = "role_changed"
 USER_DEACTIVATED = "user_deactivated"
 USER_REACTIVATED = "user_reactivated"
+# Scheduled actions an admin took out of needs_review (crm/scheduler).
+ACTION_RETRIED = "action_retried"
+ACTION_CANCELLED = "action_cancelled"
 
 ACTIONS = (
     LOGIN_OK,
@@ -78,6 +81,8 @@ ACTIONS = (
     ROLE_CHANGED,
     USER_DEACTIVATED,
     USER_REACTIVATED,
+    ACTION_RETRIED,
+    ACTION_CANCELLED,
 )
 
 OK = "ok"
@@ -107,6 +112,8 @@ ACTION_LABELS = {
     ROLE_CHANGED: _("角色变更"),
     USER_DEACTIVATED: _("停用账号"),
     USER_REACTIVATED: _("启用账号"),
+    ACTION_RETRIED: _("重试定时动作"),
+    ACTION_CANCELLED: _("取消定时动作"),
 }
 # "拒绝" is also the export decision button ("Reject"); here it is an outcome.
 OUTCOME_LABELS = {

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm.accounts.models import Team, User
 from crm.core import audit
+from crm.scheduler import services as scheduler_services
 from customers.models import Customer
 
 
@@ -57,6 +58,7 @@ def admin_home(*, user: Any) -> dict[str, Any]:
         "teams": teams,
         "user_count": User.objects.filter(is_active=True).count(),
         "customer_count": Customer.objects.count(),
+        "actions_needing_review": scheduler_services.actions_needing_review_count(),
     }
 
 

@@ -3,6 +3,15 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
+
+# The range a due time may have: that of the business datetimes whose actions these
+# are (a follow-up's due time is its reminder's). Anything outside is a typo or an
+# attack: a follow-up due in year 0001 BC was stored by PostgreSQL, could not be read
+# back by psycopg, and stopped every action delivered in its chunk (issue 11, 1).
+DUE_AT_MIN = bounds.DB_DATETIME_MIN
+DUE_AT_MAX = bounds.DB_DATETIME_MAX
+
 
 class ScheduledAction(models.Model):
     """One timed thing Kehu promised to do (a reminder, an escalation, a survey).
@@ -48,6 +57,15 @@ class ScheduledAction(models.Model):
                 condition=models.Q(state__in=["dispatched", "sending"]),
             ),
             models.Index(fields=["kind", "target_id"], name="action_target"),
+            # The admins' review list and /healthz count these: few rows, many others.
+            models.Index(
+                fields=["id"],
+                name="action_needs_review",
+                condition=models.Q(state="needs_review"),
+            ),
+        ]
+        constraints = [
+            bounds.datetime_in_range("due_at", name="action_due_at_in_range"),
         ]
 
     def __str__(self) -> str:

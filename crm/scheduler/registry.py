@@ -10,8 +10,9 @@ that kind and carries them all out with a constant number of round trips (the wo
 receive the sweep's ids in chunks). It must be idempotent per action key like the single
 handler, may commit its own transactions (a handler that e-mails commits the record of
 each e-mail as it leaves, so a crash leaves at most one in doubt), and must either carry
-out every action it was given or raise: on an error the pipeline delivers that group
-again one by one with the single handler, so one bad action cannot block the rest.
+out every action it was given or raise: on an error the pipeline delivers each half of
+that group again, down to single actions, which go through the single handler with
+their own back-off, so one bad action cannot block the rest.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def register(
     batch_handler: Callable[[Sequence[Any]], None] | None = None,
 ) -> None:
     if at_most_once and batch_handler is not None:
-        # A batch that failed halfway is redelivered one by one: fine for idempotent
+        # A batch that failed halfway is redelivered in parts: fine for idempotent
         # kinds, a second message to a customer for an at-most-once one.
         raise ValueError(f"at-most-once kind {name!r} cannot have a batch handler")
     _KINDS[name] = Kind(

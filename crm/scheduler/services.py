@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm.scheduler import registry
-from crm.scheduler.models import ScheduledAction
+from crm.scheduler.models import DUE_AT_MAX, DUE_AT_MIN, ScheduledAction
 
 logger = logging.getLogger(__name__)
 State = ScheduledAction.State
@@ -104,6 +107,16 @@ def actions_sweep(
             ScheduledAction.objects.filter(
                 state=State.SENDING, lease_until__lt=now, kind__in=at_most_once
             ).update(state=State.NEEDS_REVIEW, last_error="lease expired while sending")
+        # An action whose delivery killed or hung its worker every time (no handler
+        # error was ever recorded) is a poison too: after max_attempts claims it waits
+        # for a person instead of taking a worker down once a lease.
+        ScheduledAction.objects.filter(
+            state=State.SENDING, lease_until__lt=now, attempts__gte=max_attempts()
+        ).update(
+            state=State.NEEDS_REVIEW,
+            lease_until=None,
+            last_error="lease expired while sending, on every attempt",
+        )
         if limit <= 0:
             return []
         due = (
@@ -139,11 +152,23 @@ def _publish(ids: list[int], *, lease_until: datetime) -> None:
             return
 
 
+def max_attempts() -> int:
+    """Deliveries an action gets before it is parked as `needs_review`."""
+    return max(1, int(settings.KEHU_ACTION_MAX_ATTEMPTS))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The back-off after the `attempts`-th failed delivery: the base doubled each
+    time (20 s, 40 s, 80 s ... with the default base of 10 s), at most 30 x the base."""
+    base = float(settings.KEHU_ACTION_BACKOFF_SECONDS)
+    return timedelta(seconds=min(30 * base, base * 2 ** min(attempts, 16)))
+
+
 def action_deliver(*, action_id: int, now: datetime | None = None) -> bool:
     """Carry out one action exactly once from the database's point of view.
 
     Returns True if this call delivered it, False if it was not ours to deliver
-    (already done, cancelled, or taken by another worker).
+    (already done, cancelled, or taken by another worker) or it failed.
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
@@ -153,13 +178,7 @@ def action_deliver(*, action_id: int, now: datetime | None = None) -> bool:
     ).update(state=State.SENDING, attempts=F("attempts") + 1, lease_until=now + lease)
     if not claimed:
         return False
-    action = ScheduledAction.objects.get(pk=action_id)
-    try:
-        kind = registry.get(action.kind)
-    except KeyError:
-        _park_unknown([action])
-        return False
-    return _deliver_one(action, kind)
+    return action_id in _deliver_loaded(_load([action_id]), batch=False)
 
 
 def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> list[int]:
@@ -169,6 +188,11 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
     chunks, each row goes to one), one loads them; a kind with a batch handler is then
     carried out and marked done as a group, any other kind one by one as in
     `action_deliver`. Returns the ids this call delivered.
+
+    A failure stays with its own action: a row that cannot be loaded is parked, a batch
+    that raises is delivered again one by one, and a handler that raises puts only its
+    action back with back-off (`needs_review` after `max_attempts()`); the rest of the
+    chunk is delivered on time (docs/reliability.md, "A poison action").
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
@@ -194,8 +218,69 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
         claimed = [row[0] for row in cursor.fetchall()]
     if not claimed:
         return []
+    return _deliver_loaded(_load(claimed))
+
+
+def _load(ids: list[int]) -> list[ScheduledAction]:
+    """The claimed rows, in due order; rows that cannot be read are parked.
+
+    One query for the chunk. If it fails (a value psycopg cannot convert, such as a
+    timestamp before year 1 stored by an unchecked form), each id is loaded alone, so
+    one unreadable row costs only itself.
+    """
+    queryset = ScheduledAction.objects.order_by("due_at")
+    try:
+        return list(queryset.filter(pk__in=ids))
+    except Exception:  # noqa: BLE001 - any row may be unreadable: find which, below
+        logger.warning("could not load actions %s..; loading them one by one", ids[0])
+    actions = []
+    for pk in ids:
+        try:
+            # A savepoint: an error raised by the server must not end the transaction
+            # a caller may hold (tests, a shell).
+            with transaction.atomic():
+                actions.extend(queryset.filter(pk=pk))
+        except Exception as exc:  # noqa: BLE001 - this row only
+            _park_unreadable(pk, exc)
+    return actions
+
+
+def _park_unreadable(pk: int, exc: Exception) -> None:
+    """Park a row without reading it: SQL that names no value it returns.
+
+    The due time is brought into range (its old value is kept, as text, in
+    `last_error`) so that the admin list and a retry can read the row again.
+    """
+    table = ScheduledAction._meta.db_table
+    error = f"unreadable row: {type(exc).__name__}: {exc}"[:1500]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table}
+                SET state = %s, lease_until = NULL,
+                    last_error = %s || '; due_at was ' || due_at::text,
+                    due_at = LEAST(GREATEST(due_at, %s), %s)
+                WHERE id = %s AND state = %s
+                """,  # noqa: S608  # nosec B608 - the model's table name, values as parameters
+                [
+                    State.NEEDS_REVIEW,
+                    error,
+                    DUE_AT_MIN,
+                    DUE_AT_MAX,
+                    pk,
+                    State.SENDING,
+                ],
+            )
+    except Exception:  # noqa: BLE001 - the lease brings it back; max_attempts parks it
+        logger.exception("could not park unreadable action %s", pk)
+        return
+    logger.error("action %s cannot be read; parked as needs_review: %s", pk, exc)
+
+
+def _deliver_loaded(actions: list[ScheduledAction], *, batch: bool = True) -> list[int]:
     by_kind: dict[str, list[ScheduledAction]] = {}
-    for action in ScheduledAction.objects.filter(pk__in=claimed).order_by("due_at"):
+    for action in actions:
         by_kind.setdefault(action.kind, []).append(action)
     delivered: list[int] = []
     for kind_name, group in by_kind.items():
@@ -204,11 +289,28 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
         except KeyError:
             _park_unknown(group)
             continue
-        if kind.batch_handler is not None and _deliver_group(group, kind):
-            delivered.extend(action.pk for action in group)
+        if batch and kind.batch_handler is not None:
+            delivered.extend(_deliver_halving(group, kind))
             continue
         delivered.extend(action.pk for action in group if _deliver_one(action, kind))
     return delivered
+
+
+def _deliver_halving(actions: list[ScheduledAction], kind: registry.Kind) -> list[int]:
+    """The group through its batch handler; if that raises, each half again, down to
+    single actions, which go through the single handler with their own back-off.
+
+    One poison in a chunk of 50 then costs about a dozen batch calls, not 50 single
+    deliveries of ~17 statements each, so the rest of its chunk stays on time.
+    """
+    if _deliver_group(actions, kind):
+        return [action.pk for action in actions]
+    if len(actions) == 1:
+        return [actions[0].pk] if _deliver_one(actions[0], kind) else []
+    middle = len(actions) // 2
+    return _deliver_halving(actions[:middle], kind) + _deliver_halving(
+        actions[middle:], kind
+    )
 
 
 def _park_unknown(actions: list[ScheduledAction]) -> None:
@@ -234,22 +336,25 @@ def _deliver_group(actions: list[ScheduledAction], kind: registry.Kind) -> bool:
     as it leaves (registry), so that a worker killed mid-batch resends at most one, as
     the single path does. A kill after the handler and before this UPDATE leaves the
     rows `sending`; the sweep takes them back and the idempotent handler finds them
-    delivered. False when the handler raised: the caller then delivers the group one by
-    one, so the action at fault gets its own backoff and `last_error`.
+    delivered. False when the handler (or the done mark) raised: the caller then
+    delivers each half again (`_deliver_halving`), down to the action at fault, which
+    gets its own backoff and `last_error`.
     """
     try:
         kind.batch_handler(actions)
+        ScheduledAction.objects.filter(
+            pk__in=[action.pk for action in actions], state=State.SENDING
+        ).update(
+            state=State.DONE, done_at=timezone.now(), lease_until=None, last_error=""
+        )
     except Exception:
         logger.warning(
-            "batch of %d %s actions failed; delivering them one by one",
+            "batch of %d %s actions failed; delivering it again in halves",
             len(actions),
             kind.name,
             exc_info=True,
         )
         return False
-    ScheduledAction.objects.filter(
-        pk__in=[action.pk for action in actions], state=State.SENDING
-    ).update(state=State.DONE, done_at=timezone.now(), lease_until=None, last_error="")
     return True
 
 
@@ -263,14 +368,99 @@ def _deliver_one(action: ScheduledAction, kind: registry.Kind) -> bool:
                 lease_until=None,
                 last_error="",
             )
-    except Exception as exc:
-        retry_at = timezone.now() + timedelta(seconds=min(300, 10 * 2**action.attempts))
-        ScheduledAction.objects.filter(pk=action.pk, state=State.SENDING).update(
-            state=State.PENDING,
-            due_at=retry_at,
-            lease_until=None,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
-        logger.exception("action %s failed; retry at %s", action.pk, retry_at)
+    except Exception as exc:  # noqa: BLE001 - recorded on the row and logged by _fail
+        _fail(action, exc)
         return False
     return True
+
+
+def _fail(action: ScheduledAction, exc: Exception) -> None:
+    """Back off, or park as `needs_review` once the action had max_attempts()."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        if action.attempts >= max_attempts():
+            ScheduledAction.objects.filter(pk=action.pk, state=State.SENDING).update(
+                state=State.NEEDS_REVIEW, lease_until=None, last_error=error
+            )
+            logger.error(
+                "action %s failed %d times; needs review",
+                action.pk,
+                action.attempts,
+                exc_info=exc,
+            )
+            return
+        retry_at = timezone.now() + retry_delay(action.attempts)
+        ScheduledAction.objects.filter(pk=action.pk, state=State.SENDING).update(
+            state=State.PENDING, due_at=retry_at, lease_until=None, last_error=error
+        )
+        logger.warning(
+            "action %s failed; retry at %s", action.pk, retry_at, exc_info=exc
+        )
+    except Exception:  # noqa: BLE001 - the next action in the chunk must still go
+        # The row stays `sending`: its lease brings it back, and the sweep parks it
+        # once it has had max_attempts().
+        logger.exception("could not record the failure of action %s", action.pk)
+
+
+# --- what an admin does with a parked action ------------------------------------------
+
+
+def actions_needing_review_count() -> int:
+    return ScheduledAction.objects.filter(state=State.NEEDS_REVIEW).count()
+
+
+def _parked_for_admin(by: Any, action_id: int) -> ScheduledAction:
+    from crm.accounts.roles import Role
+
+    if getattr(by, "role", None) != Role.ADMIN:
+        raise PermissionDenied
+    action = (
+        ScheduledAction.objects.select_for_update(no_key=True)
+        .filter(pk=action_id)
+        .first()
+    )
+    if action is None or action.state != State.NEEDS_REVIEW:
+        # Another admin handled it meanwhile, or the id was never parked.
+        raise ValidationError({"state": _("该动作已不在待人工核查状态。")})
+    return action
+
+
+@transaction.atomic
+def action_retry(*, by: Any, action_id: int) -> ScheduledAction:
+    """Send a parked action again now, with a fresh set of attempts."""
+    from crm.core import audit
+
+    action = _parked_for_admin(by, action_id)
+    action.state = State.PENDING
+    action.due_at = timezone.now()
+    action.attempts = 0
+    action.lease_until = None
+    action.full_clean(exclude=["idempotency_key"])
+    action.save(update_fields=["state", "due_at", "attempts", "lease_until"])
+    audit.record(
+        None,
+        audit.ACTION_RETRIED,
+        user=by,
+        obj=action,
+        detail=f"{action.kind} #{action.target_id}",
+    )
+    return action
+
+
+@transaction.atomic
+def action_dismiss(*, by: Any, action_id: int) -> ScheduledAction:
+    """Cancel a parked action for good: it will not be delivered."""
+    from crm.core import audit
+
+    action = _parked_for_admin(by, action_id)
+    action.state = State.CANCELLED
+    action.lease_until = None
+    action.save(update_fields=["state", "lease_until"])
+    audit.record(
+        None,
+        audit.ACTION_CANCELLED,
+        user=by,
+        obj=action,
+        detail=f"{action.kind} #{action.target_id}",
+    )
+    return action

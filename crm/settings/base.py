@@ -273,6 +273,11 @@ KEHU_DORMANT_KEY_ACCOUNT_DAYS = env.int("KEHU_DORMANT_KEY_ACCOUNT_DAYS", default
 # a claimed action may take before another worker may claim it again.
 KEHU_SWEEP_SECONDS = env.float("KEHU_SWEEP_SECONDS", default=15)
 KEHU_ACTION_LEASE_SECONDS = env.int("KEHU_ACTION_LEASE_SECONDS", default=60)
+# A failed action is retried after KEHU_ACTION_BACKOFF_SECONDS x 2 ** attempts (at most
+# 30 x that), and after KEHU_ACTION_MAX_ATTEMPTS deliveries it is parked as needs_review
+# for an admin (docs/reliability.md, "A poison action"): 20 s, 40 s ... ~15 min in all.
+KEHU_ACTION_MAX_ATTEMPTS = env.int("KEHU_ACTION_MAX_ATTEMPTS", default=7)
+KEHU_ACTION_BACKOFF_SECONDS = env.float("KEHU_ACTION_BACKOFF_SECONDS", default=10)
 # The sweep has its own queue: behind a backlog of deliveries in the default queue it
 # would wait, and so would every expired lease it exists to recover.
 CELERY_TASK_ROUTES = {"crm.scheduler.tasks.actions_sweep_task": {"queue": "sweep"}}
