@@ -33,7 +33,9 @@ import functools
 import io
 import itertools
 import re
+import struct
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -191,6 +193,53 @@ def slice_rows() -> int:
     return getattr(settings, "KEHU_IMPORT_SLICE_ROWS", 500)
 
 
+# --- bounds: what a file may cost before and while it is read --------------------------
+# A 2 KB sheet declaring A1:XFD20000 made openpyxl pad 20,000 rows to 16,384 cells (23 s
+# per read), and a 52 KB file unpacked a 50 MB shared string into the web process. A
+# real customer list is far inside every bound below; a file outside one is refused
+# before the part concerned is read, or at the row that crosses it.
+MAX_COLUMNS = 100
+MAX_CELL_CHARS = 32_767  # Excel's own limit for one cell
+MAX_LINE_CHARS = 100_000  # one physical CSV line
+# The zip directory: an .xlsx has a dozen parts. ZipFile reads the whole central
+# directory as it opens (300,000 empty parts in 26 MB: 5.8 s), so its size is checked
+# from the end record first.
+MAX_ZIP_MEMBERS = 1_000
+MAX_ZIP_DIRECTORY_BYTES = 256 * 1024
+# Deflated XML of a real sheet unpacks 10-35 times (openpyxl, 50,000 rows, varied or all
+# alike); a bomb, 1,000 times.
+MAX_RATIO = 100
+RATIO_CHECKED_ABOVE = 1024 * 1024
+# Excel has 255 sheets at most in practice; openpyxl opens every one as it loads.
+MAX_SHEETS = 255
+
+
+def max_lines() -> int:
+    """Spreadsheet rows or CSV lines, blank ones included: room for a header, the rows
+    and as many blank or wrapped lines again."""
+    return 2 * max_rows() + 1
+
+
+def max_cells() -> int:
+    return 40 * max_rows()
+
+
+def max_unpacked_bytes() -> int:
+    """All parts of an .xlsx unpacked (openpyxl writes 80 MB of sheet XML for 50,000
+    rows of 20 columns)."""
+    return 10 * max_upload_bytes()
+
+
+def max_part_bytes() -> int:
+    """Any part but a worksheet unpacked: openpyxl keeps the shared strings, styles and
+    workbook in memory, where a sheet is streamed."""
+    return 2 * max_upload_bytes()
+
+
+def _mb(size: int) -> int:
+    return max(1, size // (1024 * 1024))
+
+
 # --- reading files ---------------------------------------------------------------------
 
 
@@ -242,6 +291,7 @@ def _csv_rows(raw: bytes) -> tuple[str, Iterator[list[str]]]:
         raise ValidationError(
             _("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV 文件。")
         )
+    _check_lines(text)
     first_line = text.split("\n", 1)[0]
     delimiter = max(",\t;", key=first_line.count)
     if not first_line.count(delimiter):
@@ -250,22 +300,214 @@ def _csv_rows(raw: bytes) -> tuple[str, Iterator[list[str]]]:
     return encoding, (list(row) for row in reader)
 
 
+def _check_lines(text: str) -> None:
+    """Refuse a CSV with too many or too long lines before the csv module splits it
+    (a 20 MB line of commas is 20 million cells; 20 MB of newlines, 20 million rows)."""
+    limit = max_lines()
+    if max(text.count("\n"), text.count("\r")) > limit:
+        raise too_many_lines(limit)
+    lengths = map(len, LINE_BREAK.split(text))
+    for line, length in enumerate(lengths, start=1):
+        if length > MAX_LINE_CHARS:
+            raise ValidationError(
+                _("第 %(line)d 行超过 %(limit)s 个字符，请检查文件。")
+                % {"line": line, "limit": f"{MAX_LINE_CHARS:,}"}
+            )
+
+
+LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def too_many_lines(limit: int) -> ValidationError:
+    return ValidationError(
+        _("文件超过 %(limit)s 行（含空行），请删除空行或拆分文件。")
+        % {"limit": f"{limit:,}"}
+    )
+
+
+def too_wide(line: int) -> ValidationError:
+    return ValidationError(
+        _("第 %(line)d 行超过 %(limit)d 列，请删除多余的列。")
+        % {"line": line, "limit": MAX_COLUMNS}
+    )
+
+
+CANNOT_OPEN_XLSX = gettext_lazy(
+    "无法打开该 Excel 文件，请确认是 .xlsx 格式（旧版 .xls 请另存为 .xlsx）。"
+)
+
+
+def _zip_directory(handle: IO[bytes]) -> tuple[int, int] | None:
+    """(entries, bytes) of the central directory as the end record states them, or
+    None if there is no end record (ZipFile then refuses the file)."""
+    handle.seek(0, io.SEEK_END)
+    size = handle.tell()
+    # The end record is 22 bytes plus a comment of at most 65,535.
+    handle.seek(max(0, size - 22 - 65_535))
+    tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    _disk, _start, _here, entries, directory, _offset = struct.unpack(
+        "<4H2L", tail[at + 4 : at + 20]
+    )
+    return entries, directory
+
+
+def _check_package(handle: IO[bytes]) -> None:
+    """Refuse an .xlsx whose parts would cost more to unpack than any customer list,
+    from the zip directory alone (the sizes it states are all ZipFile ever unpacks:
+    it stops there and fails the CRC check)."""
+    directory = _zip_directory(handle)
+    if directory is not None and (
+        directory[0] > MAX_ZIP_MEMBERS or directory[1] > MAX_ZIP_DIRECTORY_BYTES
+    ):
+        raise ValidationError(_("Excel 文件包含的部件过多，不是正常的表格文件。"))
+    handle.seek(0)
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise ValidationError(str(CANNOT_OPEN_XLSX)) from exc
+    with archive:  # leaves `handle` open
+        members = archive.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise ValidationError(_("Excel 文件包含的部件过多，不是正常的表格文件。"))
+        if sum(member.file_size for member in members) > max_unpacked_bytes():
+            raise ValidationError(
+                _("Excel 文件解压后超过 %(mb)d MB，请删除无关的工作表或拆分文件。")
+                % {"mb": _mb(max_unpacked_bytes())}
+            )
+        for member in members:
+            if (
+                member.file_size > RATIO_CHECKED_ABOVE
+                and member.file_size > MAX_RATIO * max(1, member.compress_size)
+            ):
+                raise ValidationError(
+                    _(
+                        "Excel 文件的压缩比异常（超过 %(ratio)d 倍），不是正常的表格文件。"
+                    )
+                    % {"ratio": MAX_RATIO}
+                )
+        kinds = _content_types(archive, members)
+        for member in members:
+            kind = kinds.get(member.filename)
+            if kind != WORKSHEET_TYPE and member.file_size > max_part_bytes():
+                raise ValidationError(
+                    _("Excel 文件中的文字内容超过 %(mb)d MB，请拆分文件。")
+                    % {"mb": _mb(max_part_bytes())}
+                )
+            if kind == WORKBOOK_TYPE:
+                sheets = SHEET_TAG.findall(archive.read(member))
+                if len(sheets) > MAX_SHEETS:
+                    raise ValidationError(
+                        _("Excel 文件的工作表超过 %(limit)d 个，请删除无关的工作表。")
+                        % {"limit": MAX_SHEETS}
+                    )
+
+
+WORKSHEET_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+)
+WORKBOOK_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+)
+SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?sheet[\s/>]")
+
+
+def _content_types(archive: zipfile.ZipFile, members: list[Any]) -> dict[str, str]:
+    """{part name: content type} from [Content_Types].xml, as openpyxl finds the shared
+    strings and the workbook (by these overrides, whatever the parts are called)."""
+    from openpyxl.xml.functions import fromstring  # defusedxml when installed
+
+    manifest = next((m for m in members if m.filename == "[Content_Types].xml"), None)
+    if manifest is None or manifest.file_size > max_part_bytes():
+        return {}
+    try:
+        tree = fromstring(archive.read(manifest))
+    except Exception as exc:  # noqa: BLE001 - damaged XML is the file's problem
+        raise ValidationError(str(CANNOT_OPEN_XLSX)) from exc
+    return {
+        element.get("PartName", "").lstrip("/"): element.get("ContentType", "")
+        for element in tree
+        if element.tag.endswith("Override")
+    }
+
+
+def _check_dimension(sheet: Any) -> None:
+    """Refuse a sheet whose declared size is beyond the bounds, before any row is read."""
+    if sheet.max_row is None or sheet.max_column is None:
+        return  # no <dimension>: the rows are bounded as they are read
+    rows = sheet.max_row - sheet.min_row + 1
+    columns = sheet.max_column - sheet.min_column + 1
+    if (
+        sheet.max_row > max_lines()
+        or sheet.max_column > MAX_COLUMNS
+        or (rows * columns > max_cells())
+    ):
+        raise ValidationError(
+            _(
+                "表格范围过大（%(declared_rows)s 行 × %(declared_columns)s 列）："
+                "最多 %(rows)s 行、%(columns)d 列、%(cells)s 个单元格。"
+                "请删除多余的行列，或把数据复制到新的工作表后再上传。"
+            )
+            % {
+                "declared_rows": f"{sheet.max_row:,}",
+                "declared_columns": f"{sheet.max_column:,}",
+                "rows": f"{max_lines():,}",
+                "columns": MAX_COLUMNS,
+                "cells": f"{max_cells():,}",
+            }
+        )
+
+
+def _bounded_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
+    """The sheet's rows as text, refused at the first one past a bound.
+
+    openpyxl yields one (empty) row for each row number a sheet skips, and pads a row
+    to its last cell's column: both are counted, so a lying sheet costs at most the
+    bounds.
+    """
+    line_limit, cell_limit = max_lines(), max_cells()
+    cells = 0
+    for line, values in enumerate(rows, start=1):
+        if line > line_limit:
+            raise too_many_lines(line_limit)
+        if len(values) > MAX_COLUMNS:
+            raise too_wide(line)
+        cells += len(values)
+        if cells > cell_limit:
+            raise ValidationError(
+                _("表格超过 %(limit)s 个单元格，请删除多余的列或拆分文件。")
+                % {"limit": f"{cell_limit:,}"}
+            )
+        texts = [_cell_text(v) for v in values]
+        if texts and max(map(len, texts)) > MAX_CELL_CHARS:
+            raise ValidationError(
+                _("第 %(line)d 行有单元格超过 %(limit)s 个字符，请检查文件。")
+                % {"line": line, "limit": f"{MAX_CELL_CHARS:,}"}
+            )
+        yield texts
+
+
 def _xlsx_rows(handle: IO[bytes]) -> Iterator[list[str]]:
     import openpyxl
 
+    _check_package(handle)
+    handle.seek(0)
     try:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # any damage to the zip or XML is the file's problem
-        raise ValidationError(
-            _(
-                "无法打开该 Excel 文件，请确认是 .xlsx 格式（旧版 .xls 请另存为 .xlsx）。"
-            )
-        ) from exc
+        raise ValidationError(str(CANNOT_OPEN_XLSX)) from exc
     try:
         if not workbook.worksheets:
             return
-        for values in workbook.worksheets[0].iter_rows(values_only=True):
-            yield [_cell_text(v) for v in values]
+        sheet = workbook.worksheets[0]
+        _check_dimension(sheet)
+        # Read to the rows the sheet holds, not those its <dimension> claims.
+        sheet.reset_dimensions()
+        yield from _bounded_rows(sheet.iter_rows(values_only=True))
+    except ValidationError:
+        raise
     except Exception as exc:  # a damaged sheet can fail at any row
         raise ValidationError(_("Excel 文件内容已损坏，无法读取。")) from exc
     finally:
@@ -282,7 +524,9 @@ def read_rows(handle: IO[bytes], file_format: str) -> tuple[str, Iterator[list[s
 
 def _guard_csv(rows: Iterator[list[str]]) -> Iterator[list[str]]:
     try:
-        for row in rows:
+        for line, row in enumerate(rows, start=1):
+            if len(row) > MAX_COLUMNS:
+                raise too_wide(line)
             # A NUL past the binary check above reached PostgreSQL, which refuses it in
             # text: the validation task failed. It never means anything in a cell.
             yield [cell.replace("\x00", "").strip() for cell in row]
