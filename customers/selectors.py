@@ -153,19 +153,22 @@ def my_day(*, user: Any) -> dict[str, Any]:
     """The sales home page: today's and overdue follow-ups, and recent customers."""
     now = timezone.localtime()
     end_of_today = now.replace(hour=23, minute=59, second=59)
+    # Only customers the user still sees: a follow-up can outlive its customer's move
+    # to another team (a merge), and the row would name it.
+    mine = FollowUp.objects.filter(
+        assignee=user,
+        status=FollowUp.Status.OPEN,
+        customer__in=Customer.objects.visible_to(user),
+    )
     due = list(
-        FollowUp.objects.filter(
-            assignee=user, status=FollowUp.Status.OPEN, due_at__lte=end_of_today
-        )
+        mine.filter(due_at__lte=end_of_today)
         .select_related("customer", "customer__profile")
         .order_by("due_at")[:50]
     )
     for followup in due:
         followup.is_overdue = followup.due_at < now
     upcoming = list(
-        FollowUp.objects.filter(
-            assignee=user, status=FollowUp.Status.OPEN, due_at__gt=end_of_today
-        )
+        mine.filter(due_at__gt=end_of_today)
         .select_related("customer")
         .order_by("due_at")[:10]
     )

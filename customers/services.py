@@ -555,13 +555,54 @@ def followup_remind(action: Any) -> None:
     notifications.notification_send(
         recipient=followup.assignee,
         key=action.idempotency_key,
-        title=_("跟进到期：%(customer)s") % {"customer": followup.customer.name},
-        body=followup.note,
-        url=followup.get_absolute_url(),
+        **_reminder(followup, hidden=_out_of_assignees_scope([followup])),
     )
     FollowUp.objects.filter(pk=followup.pk, reminded_at__isnull=True).update(
         reminded_at=timezone.now()
     )
+
+
+def _reminder(followup: FollowUp, *, hidden: set[int]) -> dict[str, str]:
+    """A reminder's title, body and link; for a customer the assignee may no longer
+    see (merged into another team's customer, or the assignee changed team) it names
+    nothing of it and links nowhere (the page would answer 404)."""
+    if followup.pk in hidden:
+        return {
+            "title": _("跟进到期：该客户已不在您的范围内"),
+            "body": _("这条跟进的客户已转给其他团队，请联系主管处理。"),
+            "url": "",
+        }
+    return {
+        "title": _("跟进到期：%(customer)s") % {"customer": followup.customer.name},
+        "body": followup.note,
+        "url": followup.get_absolute_url(),
+    }
+
+
+def _out_of_assignees_scope(followups: list[FollowUp]) -> set[int]:
+    """The follow-ups whose assignee may not see their customer. An owner always sees
+    their own customer; other assignees are checked, one query each."""
+    others: dict[int, list[FollowUp]] = {}
+    for followup in followups:
+        if followup.assignee_id != followup.customer.owner_id:
+            others.setdefault(followup.assignee_id, []).append(followup)
+    hidden: set[int] = set()
+    if not others:
+        return hidden
+    users = get_user_model().objects.in_bulk(list(others))
+    for user_id, items in others.items():
+        user = users.get(user_id)
+        seen = (
+            set(
+                Customer.objects.visible_to(user)
+                .filter(pk__in=[f.customer_id for f in items])
+                .values_list("pk", flat=True)
+            )
+            if user is not None
+            else set()
+        )
+        hidden |= {f.pk for f in items if f.customer_id not in seen}
+    return hidden
 
 
 def followups_remind(actions: list[Any]) -> None:
@@ -575,16 +616,14 @@ def followups_remind(actions: list[Any]) -> None:
             pk__in=key_of, status=FollowUp.Status.OPEN
         )
     )
+    hidden = _out_of_assignees_scope(due)
     with transaction.atomic():
         notifications.notify_many(
             [
                 notifications.Draft(
                     recipient_id=followup.assignee_id,
                     key=key_of[followup.pk],
-                    title=_("跟进到期：%(customer)s")
-                    % {"customer": followup.customer.name},
-                    body=followup.note,
-                    url=followup.get_absolute_url(),
+                    **_reminder(followup, hidden=hidden),
                 )
                 for followup in due
             ]

@@ -326,3 +326,73 @@ def test_an_organisation_outside_the_scope_is_named_but_not_linked(
     page = org_page(client, person)
     assertContains(page, "二组的公司")
     assertNotContains(page, company.get_absolute_url() + '"')
+
+
+# --- the sweep: follow-ups that outlive their customer's move to another team ------------
+
+
+@pytest.fixture
+def moved_followups(sales_rep, outsider, manager):
+    """Two follow-ups of sales1, due, whose customer a manager who sees both teams
+    merged into a 销售二组 customer."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    mine = services.customer_create(by=sales_rep, data={"name": "本组客户"})
+    theirs = services.customer_create(by=outsider, data={"name": SECRET})
+    due = timezone.now() - dt.timedelta(minutes=5)
+    followups = [
+        services.followup_create(
+            by=sales_rep, customer=mine, assignee=sales_rep, due_at=due, note=note
+        )
+        for note in ("回电确认", "送资料")
+    ]
+    services.customer_merge(by=manager, survivor=theirs, duplicate=mine)
+    return theirs, followups
+
+
+def reminder_actions(*followups) -> list:
+    from crm.scheduler.models import ScheduledAction
+
+    return [
+        ScheduledAction.objects.get(
+            kind=services.FOLLOWUP_REMINDER, target_id=followup.pk
+        )
+        for followup in followups
+    ]
+
+
+def test_the_home_page_lists_no_follow_up_of_a_customer_out_of_sight(
+    client, sales_rep, moved_followups
+):
+    client.force_login(sales_rep)
+    home = client.get(reverse("home"))
+    assert home.status_code == 200
+    assertNotContains(home, SECRET)
+
+
+def test_reminders_name_no_customer_the_assignee_may_not_see(
+    sales_rep, outsider, moved_followups
+):
+    from crm.notifications.models import Notification
+
+    theirs, (first, second) = moved_followups
+    services.followups_remind(reminder_actions(first))
+    services.followup_remind(reminder_actions(second)[0])
+    sent = list(Notification.objects.filter(recipient=sales_rep))
+    assert len(sent) == 2
+    for notification in sent:
+        assert SECRET not in notification.title + notification.body
+        assert notification.title == "跟进到期：该客户已不在您的范围内"
+        assert notification.url == ""
+    # The customer's owner is reminded as before.
+    owned = services.followup_create(
+        by=outsider,
+        customer=theirs,
+        assignee=outsider,
+        due_at=first.due_at,
+        note="回访",
+    )
+    services.followups_remind(reminder_actions(owned))
+    assert Notification.objects.get(recipient=outsider).title == f"跟进到期：{SECRET}"
