@@ -748,6 +748,19 @@ class RowChecker:
             .filter(pk__in={*phone_owner.values(), *id_owner.values()})
             .values_list("pk", "name")
         )
+        hidden = {*phone_owner.values(), *id_owner.values()} - visible.keys()
+        if hidden:
+            # The preview told the importer that these belong to someone outside
+            # their scope: on record, one row per batch (see _create_chunk).
+            audit.record(
+                None,
+                audit.DUPLICATE_HIDDEN,
+                user=self.by,
+                object_type=ImportJob._meta.model_name,
+                outcome=audit.DENIED,
+                row_count=len(hidden),
+                detail="import preview",
+            )
         for draft in drafts:
             for number in draft.phones:
                 if number not in phone_owner:

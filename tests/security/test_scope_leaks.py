@@ -204,6 +204,25 @@ def test_the_import_never_names_a_customer_registered_outside_the_importers_scop
     assertNotContains(page, SECRET)
 
 
+def test_the_import_preview_names_no_customer_outside_the_scope_and_is_on_record(
+    client, manager, far_outsider, django_capture_on_commit_callbacks
+):
+    add(far_outsider, SECRET, "13800138000", "13900139000")
+    client.force_login(manager)
+    content = csv_bytes(
+        [["名称", "电话"], ["甲", "13800138000"], ["乙", "13900139000"], ["丙", ""]]
+    )
+    job = upload_and_validate(
+        client, django_capture_on_commit_callbacks, "probe.csv", content
+    )
+    assert ImportRow.objects.get(job=job, line=2).errors == [
+        "电话 13800138000 已属于另一团队的现有客户。"
+    ]
+    assertNotContains(client.get(job.get_absolute_url()), SECRET)
+    [row] = AccessLog.objects.filter(user=manager, action=audit.DUPLICATE_HIDDEN)
+    assert (row.detail, row.row_count, row.outcome) == ("import preview", 1, "denied")
+
+
 # --- finding 6: merging tickets --------------------------------------------------------
 
 
