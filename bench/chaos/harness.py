@@ -294,6 +294,7 @@ class Stack:
     http_port: int
     supervisor: RunSupervisor | None = None
     pid_dir: Path = field(default_factory=Path)
+    worker_include: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -307,7 +308,9 @@ class Stack:
     def start_apps(self) -> None:
         self.supervisor = RunSupervisor(
             [
-                self.child("worker", celery_worker_argv("kehu-chaos")),
+                self.child(
+                    "worker", celery_worker_argv("kehu-chaos", self.worker_include)
+                ),
                 self.child("beat", beat_argv(self.folder, "beat")),
                 self.child(
                     "web", gunicorn_argv(self.http_port, self.pid_dir, self.folder)

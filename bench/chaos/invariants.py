@@ -466,6 +466,9 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
                 r4["worker_alive_at_end"] and r4["beat_alive_at_end"],
             ),
         ]
+    poison = report.get("poison")
+    if poison:
+        out += _poison_checks(poison, loads)
     if report["mode"] == "soak":
         soak = report["soak"]
         growth = rss_growth(soak["samples"], soak.get("quiet_from", 0))
@@ -538,6 +541,70 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         soak["rss"] = growth
     return out
+
+
+def _poison_checks(
+    poison: dict[str, Any], loads: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The poison scenario (docs/reliability.md, "A poison action"): 1 % of the
+    reminders fail every time; the other 99 % go out as if nothing were wrong."""
+    healthy = loads.get("P", {})
+    bad = poison["poisoned"]
+    expected_bad = poison["followups"] // poison["poison_every"]
+    parked = bad["states"].get("needs_review", 0)
+    attempts = poison["max_attempts_setting"]
+    return [
+        _check(
+            "poison: healthy / poisoned follow-ups created",
+            [healthy.get("followups"), bad["followups"]],
+            f"[{poison['followups'] - expected_bad}, {expected_bad}]",
+            healthy.get("followups") == poison["followups"] - expected_bad
+            and bad["followups"] == expected_bad,
+        ),
+        _check(
+            "poison: healthy reminders lost; not done",
+            [healthy.get("lost"), healthy.get("followups", 0) - healthy.get("done", 0)],
+            "[0, 0]",
+            healthy.get("lost") == 0
+            and healthy.get("done") == healthy.get("followups"),
+        ),
+        _check(
+            "poison: healthy reminders' max lateness (s)",
+            healthy.get("max_lateness_s"),
+            f"<= {LATENESS_BOUND}",
+            (healthy.get("max_lateness_s") or 0) <= LATENESS_BOUND,
+        ),
+        _check(
+            "poison: healthy reminders' p50 / p99 lateness (s)",
+            [healthy.get("p50_lateness_s"), healthy.get("p99_lateness_s")],
+            "reported",
+            True,
+        ),
+        _check(
+            "poison: poisoned reminders parked as needs_review",
+            f"{parked} of {bad['followups']}",
+            f"{bad['followups']} of {bad['followups']}",
+            parked == bad["followups"] and poison["all_poisoned_parked"],
+        ),
+        _check(
+            "poison: attempts of each poisoned reminder (min, max)",
+            [bad["min_attempts"], bad["max_attempts"]],
+            f"[{attempts}, {attempts}]",
+            bad["min_attempts"] == bad["max_attempts"] == attempts,
+        ),
+        _check(
+            "poison: all parked, s after the window",
+            poison["parked_s_after_window"],
+            f"<= {poison['parked_bound_s'] + 120:.0f}",
+            poison["all_poisoned_parked"],
+        ),
+        _check(
+            "poison: worker alive, restarts",
+            [poison["worker_alive_at_end"], poison["worker_restarts"]],
+            "[True, 0]",
+            poison["worker_alive_at_end"] and poison["worker_restarts"] == 0,
+        ),
+    ]
 
 
 def _c6_checks(c6: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Create one slice of a run's follow-ups through `customers.services.followup_create`.
 
     python -m bench.chaos.load --slice K --slices P --count N --t0 EPOCH --window S
+        [--label R1] [--poison-every 100 --poison-label PX]
 
 Follow-up i (for i = K, K + P, K + 2P, ... < N) falls due at t0 + S * i / N and belongs to
 customer i mod (number of customers), assigned to that customer's owner. The driver starts
@@ -18,6 +19,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 BATCH = 25
+# The label of poisoned follow-ups (notes "PX 回访 #i"; bench/chaos/poison.py).
+POISON_LABEL = "PX"
+
+
+def label_of(i: int, args: argparse.Namespace) -> str:
+    every = args.poison_every
+    return args.poison_label if every and i % every == every // 2 else args.label
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +36,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--t0", type=float, required=True)
     parser.add_argument("--window", type=float, required=True)
     parser.add_argument("--label", default="R1")
+    # Every Nth follow-up (i % N == N // 2) gets --poison-label instead (the poison
+    # scenario: bench/chaos/poison.py makes its reminder fail every time).
+    parser.add_argument("--poison-every", type=int, default=0)
+    parser.add_argument("--poison-label", default=POISON_LABEL)
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
@@ -62,7 +74,7 @@ def main(argv: list[str]) -> int:
                     customer=customer,
                     assignee=customer.owner,
                     due_at=due_at,
-                    note=f"{args.label} 回访 #{i}",
+                    note=f"{label_of(i, args)} 回访 #{i}",
                 )
                 created += 1
     sys.stdout.write(

@@ -1,7 +1,7 @@
 """`make chaos` and `make soak`: break the running stack on purpose, then count the damage.
 
-    python -m bench.chaos chaos          # R1 + R2 + R6 at full size, C1, C6, R4; ~18 min
-    python -m bench.chaos chaos --scenarios c6   # one of them (r1, c1, c6, r4)
+    python -m bench.chaos chaos          # R1 + R2 + R6 at full size, C1, C6, R4, poison
+    python -m bench.chaos chaos --scenarios poison   # one of them (r1, c1, c6, r4, poison)
     python -m bench.chaos soak           # SOAK_MINUTES (30) of steady load, R1/R2/R4/R5
 
 Everything runs against processes this run starts (bench/chaos/harness.py) and is
@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.chaos import c6, harness
 from bench.chaos.harness import LEASE_SECONDS, SWEEP_SECONDS, Stack, Ticker, log
+from bench.chaos.load import POISON_LABEL
 from bench.chaos.web import HttpLog, WebUser
 
 REPO_DIR = harness.REPO_DIR
@@ -122,13 +123,21 @@ def seed() -> dict[str, Any]:
 class Creators:
     """LOAD_PROCESSES processes creating follow-ups through the service, due over a window."""
 
-    def __init__(self, stack: Stack, count: int, t0: float, window: float, label: str):
+    def __init__(
+        self,
+        stack: Stack,
+        count: int,
+        t0: float,
+        window: float,
+        label: str,
+        poison_every: int = 0,
+    ):
         self.procs = [
             subprocess.Popen(  # noqa: S603 - fixed argv
                 [sys.executable, "-m", "bench.chaos.load"]
                 + ["--slice", str(k), "--slices", str(LOAD_PROCESSES)]
                 + ["--count", str(count), "--t0", str(t0), "--window", str(window)]
-                + ["--label", label],
+                + ["--label", label, "--poison-every", str(poison_every)],
                 cwd=REPO_DIR,
                 env=stack.env,
                 stdout=subprocess.PIPE,
@@ -694,6 +703,85 @@ def scenario_r4(
     return figures
 
 
+def poisoned_states() -> dict[str, Any]:
+    """The poisoned reminders (bench/chaos/poison.py): how many in each state, and
+    their attempts."""
+    from django.db.models import Max, Min
+
+    from crm.scheduler.models import ScheduledAction
+    from customers.models import FollowUp
+    from customers.services import FOLLOWUP_REMINDER
+
+    def read() -> dict[str, Any]:
+        targets = FollowUp.objects.filter(note__startswith=f"{POISON_LABEL} ")
+        actions = ScheduledAction.objects.filter(
+            kind=FOLLOWUP_REMINDER, target_id__in=targets.values("pk")
+        )
+        states = dict(
+            actions.values_list("state").annotate(n=Count("id")).order_by("state")
+        )
+        attempts = actions.aggregate(low=Min("attempts"), high=Max("attempts"))
+        return {
+            "followups": targets.count(),
+            "states": states,
+            "min_attempts": attempts["low"],
+            "max_attempts": attempts["high"],
+        }
+
+    return db(read)
+
+
+def scenario_poison(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """10,000 follow-up reminders due over 120 s, 1 % of them poisoned (their reminder
+    raises every time, alone or in its batch); no other fault. The healthy ones must be
+    delivered as on a quiet day, the poisoned ones parked as needs_review after
+    KEHU_ACTION_MAX_ATTEMPTS deliveries."""
+    from django.conf import settings
+
+    n, window, every = args.poison_followups, args.window, args.poison_every
+    rate = calibrate(stack)
+    lead = 30 + 1.2 * n / max(rate, 1)
+    t0 = time.time() + lead
+    log(
+        f"poison: {n} follow-ups due over {window} s, every {every}th poisoned, from "
+        f"t0 = now + {lead:.0f} s (creators make {rate:.0f}/s together)"
+    )
+    creators = Creators(stack, n, t0, window, "P", poison_every=every)
+    created = creators.wait(timeout=600)
+    log(f"poison: created {created['created']} in {created['creation_s']} s")
+    sleep_until(t0 + window)
+    drained = wait_drained(timeout=LEASE_SECONDS + 600)
+    # Back-off: base x (2 + 4 + ... + 2^6), each at most 30 x base, then parked.
+    base = float(stack.env["KEHU_ACTION_BACKOFF_SECONDS"])
+    attempts = settings.KEHU_ACTION_MAX_ATTEMPTS
+    backoff = sum(min(30 * base, base * 2**k) for k in range(1, attempts))
+    parked_by = base + backoff + attempts * (LEASE_SECONDS + 2 * SWEEP_SECONDS)
+
+    def all_parked() -> bool:
+        now = poisoned_states()
+        return now["states"].get("needs_review", 0) == now["followups"]
+
+    parked = harness.wait_for(all_parked, timeout=parked_by + 120, interval=2)
+    figures: dict[str, Any] = {
+        "followups": n,
+        "poison_every": every,
+        "window_s": window,
+        "lead_s": round(lead, 1),
+        "creator_rate_per_s": round(rate, 1),
+        **created,
+        "drained": drained,
+        "all_poisoned_parked": parked,
+        "parked_s_after_window": round(time.time() - t0 - window, 1),
+        "parked_bound_s": round(parked_by, 1),
+        "backoff_base_s": base,
+        "max_attempts_setting": attempts,
+        "poisoned": poisoned_states(),
+        "worker_alive_at_end": stack.supervisor.alive("worker"),
+        "worker_restarts": stack.supervisor.restarts.get("worker", 0),
+    }
+    return figures
+
+
 # --- soak ---------------------------------------------------------------------------------
 
 
@@ -933,6 +1021,12 @@ def run(args: argparse.Namespace) -> int:
         log(f"run folder {folder}")
         stack = harness.start_stack(folder)
         log(f"PostgreSQL {stack.backing.database_url}, Redis {stack.backing.redis.url}")
+        wanted = {name.strip().lower() for name in args.scenarios.split(",")}
+        if args.mode == "chaos" and "poison" in wanted:
+            # The worker wraps the follow-up reminder kind (bench/chaos/poison.py);
+            # back-off in seconds, not minutes, as the lease and sweep are shortened.
+            stack.worker_include = ("bench.chaos.poison",)
+            stack.env["KEHU_ACTION_BACKOFF_SECONDS"] = str(args.poison_backoff)
         harness.manage(stack.env, "migrate", "--no-input", "-v", "0")
         django_setup(stack.env)
         seeded = seed()
@@ -946,7 +1040,6 @@ def run(args: argparse.Namespace) -> int:
         }
         http_log = HttpLog()
         if args.mode == "chaos":
-            wanted = {name.strip().lower() for name in args.scenarios.split(",")}
             if "r1" in wanted:
                 report["R1_R2_R6"] = scenario_r1_r2_r6(stack, seeded, http_log, args)
             if "c1" in wanted and args.c1_rounds:
@@ -958,6 +1051,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             if "r4" in wanted and stack.backing.pg is not None and args.pg_down:
                 report["R4"] = scenario_r4(stack, seeded, http_log, args)
+            if "poison" in wanted:
+                report["poison"] = scenario_poison(stack, args)
         else:
             report["soak"] = scenario_soak(stack, seeded, http_log, args)
         report["facts"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -997,8 +1092,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--c6-minutes", type=float, default=5)
     parser.add_argument(
         "--scenarios",
-        default="r1,c1,c6,r4",
-        help="chaos mode: which of r1 (with R2, R6), c1, c6, r4 to run, in that order",
+        default="r1,c1,c6,r4,poison",
+        help="chaos mode: which of r1 (with R2, R6), c1, c6, r4, poison to run, "
+        "in that order",
+    )
+    parser.add_argument("--poison-followups", type=int, default=10_000)
+    parser.add_argument(
+        "--poison-every", type=int, default=100, help="1 in N reminders poisoned"
+    )
+    parser.add_argument(
+        "--poison-backoff",
+        type=float,
+        default=1.0,
+        help="KEHU_ACTION_BACKOFF_SECONDS for the run (production default 10)",
     )
     parser.add_argument(
         "--soak-minutes",

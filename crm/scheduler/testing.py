@@ -317,10 +317,14 @@ class Supervisor:
 # --- the Celery processes ------------------------------------------------------------------
 
 
-def celery_worker_argv(name: str = "kehu-reliability") -> Callable[[int], list[str]]:
-    """A prefork worker with two pool processes, as `make run` starts it."""
+def celery_worker_argv(
+    name: str = "kehu-reliability", include: tuple[str, ...] = ()
+) -> Callable[[int], list[str]]:
+    """A prefork worker with two pool processes, as `make run` starts it; `include`
+    names extra modules it imports after Django is set up (a test's poisoned kinds)."""
 
     def argv(_: int) -> list[str]:
+        extra = ["--include", ",".join(include)] if include else []
         return [
             sys.executable,
             "-m",
@@ -340,6 +344,7 @@ def celery_worker_argv(name: str = "kehu-reliability") -> Callable[[int], list[s
             f"{name}@%h",
             "-l",
             "warning",
+            *extra,
         ]
 
     return argv
