@@ -386,6 +386,10 @@ class FollowUpForm(forms.ModelForm):
 
 
 class ProfileForm(forms.ModelForm):
+    # The profile's version when the form was loaded: services.profile_update refuses
+    # to save over a newer one (EditConflict), as the customer form does.
+    version = bounds.version_field(required=False)
+
     class Meta:
         model = CustomerProfile
         formfield_callback = bounds.formfield
@@ -394,8 +398,29 @@ class ProfileForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["version"].initial = self.instance.version
         self.helper = FormHelper()
         self.helper.add_input(Submit("submit", _("保存")))
+
+    def differences(self, current: CustomerProfile) -> list[tuple[str, str, str]]:
+        """(label, what this form submitted, what is saved now) for each preference
+        the two disagree on: what the user must look at after an edit conflict."""
+        rows = []
+        for name in CustomerProfile.PREFERENCE_FIELDS:
+            mine, saved = self.cleaned_data.get(name), getattr(current, name)
+            if mine != saved:
+                field = self.fields[name]
+                rows.append(
+                    (str(field.label), _shown(field, mine), _shown(field, saved))
+                )
+        return rows
+
+
+def _shown(field: forms.Field, value: Any) -> str:
+    if isinstance(value, bool):
+        return str(_("是") if value else _("否"))
+    choices = dict(getattr(field, "choices", ()))
+    return str(choices.get(value, value) or "—")
 
 
 class ReassignForm(forms.Form):

@@ -244,6 +244,11 @@ class Customer(models.Model):
         )
 
 
+# Secondary phones are edited on the customer form: who added or removed which number
+# is in the customer's history tab with the customer's own changes.
+@pghistory.track(
+    pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent()
+)
 class CustomerPhone(models.Model):
     class Kind(models.TextChoices):
         MOBILE = "mobile", _("手机")
@@ -274,6 +279,13 @@ class CustomerPhone(models.Model):
         return self.number
 
 
+# Audited like the customer: the history tab shows who changed which preference.
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+    exclude=["version", "updated_at"],
+)
 class CustomerProfile(models.Model):
     """The one-to-one profile (一对一定制): how this customer wants to be served."""
 
@@ -308,6 +320,9 @@ class CustomerProfile(models.Model):
     interests = models.CharField(_("兴趣爱好"), max_length=200, blank=True)
     family_notes = models.CharField(_("家庭情况"), max_length=200, blank=True)
     notes = models.TextField(_("其他说明"), blank=True)
+    # Optimistic concurrency as on Customer: a save names the version its form read
+    # (0: no profile yet), and a stale form never overwrites (services.profile_update).
+    version = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     # What the profile form edits and a merge carries over.

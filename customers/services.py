@@ -55,9 +55,10 @@ FOLLOWUP_REMINDER = "customers.followup_reminder"
 
 
 class EditConflict(Exception):
-    """Someone else saved the customer since the form was loaded."""
+    """Someone else saved the customer (or its profile) since the form was loaded;
+    `current` is the row as saved now."""
 
-    def __init__(self, current: Customer) -> None:
+    def __init__(self, current: Customer | CustomerProfile) -> None:
         super().__init__("stale customer version")
         self.current = current
 
@@ -374,19 +375,38 @@ def customer_update(
 
 @retry_transient
 def profile_update(
-    *, by: Any, customer: Customer, data: dict[str, Any]
+    *, by: Any, customer: Customer, data: dict[str, Any], version: int | None = None
 ) -> CustomerProfile:
+    """Save the one-to-one profile; with `version` (what the form read, 0 for no
+    profile yet) only if nobody saved since, otherwise EditConflict, as customer_update.
+    """
     if not by.has_perm("customers.change_customer"):
         raise PermissionDenied
+    locked = CustomerProfile.objects.select_for_update(no_key=True)
     with transaction.atomic(), audited(by):
-        profile, _ = CustomerProfile.objects.select_for_update(
-            no_key=True
-        ).get_or_create(customer=customer)
-        for field in PROFILE_FIELDS:
-            if field in data:
-                setattr(profile, field, data[field])
-        profile.full_clean()
-        profile.save()
+        profile = locked.filter(customer=customer).first()
+        if profile is None:
+            try:
+                # The first save inserts the profile with its values (one audit row).
+                # Of two first saves at once, the second waits on the primary key
+                # for the first to commit, then compares versions like any other.
+                with transaction.atomic():
+                    return _profile_save(CustomerProfile(customer=customer), data)
+            except IntegrityError:
+                profile = locked.get(customer=customer)
+        if version is not None and profile.version != version:
+            raise EditConflict(profile)
+        return _profile_save(profile, data)
+
+
+def _profile_save(profile: CustomerProfile, data: dict[str, Any]) -> CustomerProfile:
+    for field in PROFILE_FIELDS:
+        if field in data:
+            setattr(profile, field, data[field])
+    profile.version += 1
+    # Uniqueness of the one profile per customer is the primary key's to enforce.
+    profile.full_clean(validate_unique=False)
+    profile.save()
     return profile
 
 
@@ -900,4 +920,6 @@ def _merge_profiles(survivor: Customer, duplicate: Customer) -> None:
     for field in PROFILE_FIELDS:
         if not getattr(kept, field) and getattr(other, field):
             setattr(kept, field, getattr(other, field))
+    # A profile form opened before the merge must not overwrite what it brought.
+    kept.version += 1
     kept.save()

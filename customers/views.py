@@ -298,15 +298,31 @@ def customer_profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _visible_customer(request, pk)
     profile = getattr(customer, "profile", None)
     form = ProfileForm(request.POST or None, instance=profile)
+    differences, status = [], 200
     if request.method == "POST" and form.is_valid():
-        services.profile_update(
-            by=request.user, customer=customer, data=form.cleaned_data
-        )
-        messages.success(request, _("一对一档案已保存。"))
-        return redirect(customer)
-    return render(
-        request, "customers/profile_form.html", {"form": form, "customer": customer}
-    )
+        try:
+            services.profile_update(
+                by=request.user,
+                customer=customer,
+                data=form.cleaned_data,
+                version=form.cleaned_data["version"] or 0,
+            )
+        except services.EditConflict as conflict:
+            # Nothing saved: show what differs, then the saved profile to edit again.
+            messages.error(
+                request,
+                _(
+                    "一对一档案已被他人修改，您的修改没有保存。"
+                    "下面列出您填写的与现在保存的不同之处，请核对后重新保存。"
+                ),
+            )
+            differences, status = form.differences(conflict.current), 409
+            form = ProfileForm(instance=conflict.current)
+        else:
+            messages.success(request, _("一对一档案已保存。"))
+            return redirect(customer)
+    context = {"form": form, "customer": customer, "differences": differences}
+    return render(request, "customers/profile_form.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
