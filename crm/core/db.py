@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import pghistory
 import psycopg
-from django.db import OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Model
 
 
@@ -50,6 +50,24 @@ def is_transient(error: BaseException) -> bool:
         error.__cause__,
         psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected,
     )
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or takes no more connections: refused, timed out,
+    too many clients (SQLSTATE class 53), shutting down or gone mid-request (57P, 08),
+    a pool that had no connection to give. Not a bug in a query: the request is
+    answered 503 with Retry-After (crm.core.middleware.DatabaseUnavailableMiddleware).
+
+    psycopg gives errors raised by libpq itself (no server answer) no SQLSTATE."""
+    if isinstance(error, InterfaceError):
+        return isinstance(error.__cause__, psycopg.InterfaceError)
+    if not isinstance(error, OperationalError):
+        return False
+    cause = error.__cause__
+    if not isinstance(cause, psycopg.OperationalError):
+        return False
+    state = cause.sqlstate or ""
+    return not state or state.startswith(("08", "53", "57P"))
 
 
 def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:

@@ -123,3 +123,76 @@ class TransientConflictMiddleware:
         response = render(request, "503_busy.html", status=503)
         response["Retry-After"] = "2"
         return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that cannot get a database connection (refused, timed out, too many
+    clients, a pool with none to give) answers 503 with Retry-After and a short page,
+    and logs one warning line, not an ERROR with a traceback per request: under a
+    burst that exhausts the connections that would be a storm of them, for a state
+    that is not a bug and passes by itself.
+
+    The connection is opened here, before any middleware reads the session, so that a
+    refusal is answered the same way whatever page was asked for and with DEBUG on; a
+    connection lost later in the request comes back through process_exception (views)
+    or crm.core.views.error_500 (other middleware). /healthz answers for itself.
+    After the language middleware (the page is translated), before every middleware
+    that reads the database.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.db import DatabaseError, connection
+        from django.urls import reverse
+
+        from crm.core.db import is_unavailable
+
+        if request.path_info != reverse("healthz"):
+            try:
+                connection.ensure_connection()
+            except DatabaseError as error:
+                if not is_unavailable(error):
+                    raise
+                return database_unavailable_response(request, error)
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        from crm.core.db import is_unavailable
+
+        if not is_unavailable(exception):
+            return None
+        return database_unavailable_response(request, exception)
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_response(
+    request: HttpRequest, error: BaseException
+) -> HttpResponse:
+    """The 503 page; rendered without the request's context processors, which would
+    read the database."""
+    import logging
+
+    from django.template.loader import render_to_string
+
+    # Once per request: an outer middleware that then fails too (the session saved on
+    # the way out) ends up here again, with "the connection is closed".
+    if not getattr(request, "database_unavailable_logged", False):
+        request.database_unavailable_logged = True
+        lines = str(error.__cause__ or error).strip().splitlines()
+        logging.getLogger("kehu.db").warning(
+            "kehu.db database unavailable, 503 for %s %s: %s",
+            request.method,
+            request.path,
+            lines[0][:200] if lines else type(error).__name__,
+        )
+    response = HttpResponse(render_to_string("503_unavailable.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    # Logged above, once and without a traceback: Django would add an ERROR line.
+    response._has_been_logged = True
+    return response

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -8,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import bounds, health, selectors
+from crm.core import bounds, db, health, middleware, selectors
 from crm.core.forms import AuditFilterForm
 
 HOME_PAGES = {
@@ -51,6 +53,11 @@ def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def error_500(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the error, so sys.exc_info() is the error: a
+    # database that went away after the middleware's check is a 503, not a bug.
+    error = sys.exc_info()[1]
+    if error is not None and db.is_unavailable(error):
+        return middleware.database_unavailable_response(request, error)
     # No context processors that touch the database: the error may be the database.
     return render(request, "500.html", status=500)
 

@@ -53,6 +53,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "crm.core.middleware.LanguageMiddleware",
+    # No database connection to be had (refused, timed out, too many clients): a 503
+    # with Retry-After before any middleware reads the session, not a 500 per request.
+    "crm.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
