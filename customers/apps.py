@@ -10,12 +10,14 @@ class CustomersConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.scheduler import registry
-        from customers import services, timeline
+        from customers import imports, services, timeline
 
         registry.register(
             services.FOLLOWUP_REMINDER,
             services.followup_remind,
             batch_handler=services.followups_remind,
         )
+        # Purging an unconfirmed upload (rows, file) may run twice: it is a no-op then.
+        registry.register(imports.IMPORT_EXPIRE, imports.import_job_expire_action)
         timeline.register("contacts", timeline.contact_entries)
         timeline.register("followups", timeline.followup_entries)

@@ -55,6 +55,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.core import audit
 from crm.core.db import audited
+from crm.scheduler import services as scheduler
 from customers import identity, phones, search, selectors, services
 from customers.models import (
     Customer,
@@ -183,6 +184,21 @@ def _pause(started: float) -> None:
     the import slower still.
     """
     time.sleep(min(MAX_PAUSE, (time.process_time() - started) * pause_ratio()))
+
+
+def unconfirmed_hours() -> int:
+    """Hours an upload waits for "import" or "import nothing" before it is purged."""
+    return getattr(settings, "KEHU_IMPORT_UNCONFIRMED_HOURS", 24)
+
+
+def expires_at(job: ImportJob) -> datetime:
+    return job.created_at + timedelta(hours=unconfirmed_hours())
+
+
+# The scheduled action that purges an upload nobody confirmed (crm/scheduler).
+IMPORT_EXPIRE = "customers.import_expire"
+# ImportJob.error of a job purged unconfirmed (status cancelled): the pages say so.
+EXPIRED = "expired"
 
 
 def slice_rows() -> int:
@@ -928,6 +944,14 @@ def import_job_create(*, by: Any, upload: Any, inspection: Inspection) -> Import
     job.file.save(upload.name, upload, save=False)
     with transaction.atomic():
         job.save()
+        # The file holds clear ID numbers and the rows will: both go if the upload
+        # is neither imported nor cancelled in time.
+        scheduler.action_schedule(
+            kind=IMPORT_EXPIRE,
+            target_id=job.pk,
+            due_at=expires_at(job),
+            key=f"import:{job.pk}:expire",
+        )
         # robust: a broker that is down must not fail the upload; the job page's poll
         # queues the job again (import_job_kick).
         transaction.on_commit(lambda: _enqueue_validate(job.pk), robust=True)
@@ -1025,13 +1049,20 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
                         row.job = job
                     ImportRow.objects.bulk_create(rows_)
                     valid = sum(r.status == ImportRow.Status.VALID for r in rows_)
-                    ImportJob.objects.filter(pk=job.pk).update(
+                    # The job row's lock orders this batch and an expiry: a batch
+                    # after it finds the job cancelled and takes its rows back.
+                    if not ImportJob.objects.filter(
+                        pk=job.pk, status=ImportJob.Status.VALIDATING
+                    ).update(
                         valid_rows=F("valid_rows") + valid,
                         invalid_rows=F("invalid_rows") + len(rows_) - valid,
                         lease_until=timezone.now() + LEASE,
-                    )
+                    ):
+                        raise _Ended
                 if len(batch) == VALIDATE_BATCH:  # none after the last one
                     _pause(started)
+    except _Ended:
+        return None
     except (ValidationError, OSError, ValueError) as error:
         # The file cannot be read (any more): the job ends with the reason shown.
         messages = getattr(error, "messages", None) or [str(error)]
@@ -1041,13 +1072,23 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
     except Exception:
         ImportJob.objects.filter(pk=job.pk).update(lease_until=None)
         raise
-    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.VALIDATING).update(
-        status=ImportJob.Status.READY,
-        total_rows=F("valid_rows") + F("invalid_rows"),
-        lease_until=None,
-    )
+    with transaction.atomic():
+        if ImportJob.objects.filter(
+            pk=job.pk, status=ImportJob.Status.VALIDATING
+        ).update(
+            status=ImportJob.Status.READY,
+            total_rows=F("valid_rows") + F("invalid_rows"),
+            lease_until=None,
+        ):
+            # The rows are the job from here on (the preview, the report, the
+            # import): the file and its clear ID numbers are not needed any more.
+            _discard_file(job)
     job.refresh_from_db()
     return job
+
+
+class _Ended(Exception):
+    """The job was cancelled or expired while this run worked on it."""
 
 
 def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
@@ -1061,6 +1102,8 @@ def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
             pk=job.pk, status=ImportJob.Status.READY
         ).update(status=ImportJob.Status.IMPORTING, queued_at=timezone.now())
         if not started:
+            if ImportJob.objects.filter(pk=job.pk, error=EXPIRED).exists():
+                raise ValidationError(_("该上传已过期删除，请重新上传。"))
             raise ValidationError(_("该导入已确认或已取消。"))
         transaction.on_commit(lambda: _enqueue_execute(job.pk), robust=True)
     job.refresh_from_db()
@@ -1086,6 +1129,69 @@ def import_job_cancel(*, by: Any, job: ImportJob) -> ImportJob:
         _discard_file(job)
     job.refresh_from_db()
     return job
+
+
+def import_job_expire(*, job_id: int) -> ImportJob | None:
+    """Purge an upload nobody imported or cancelled in time: its rows and its file go,
+    the job stays as cancelled, marked EXPIRED for its page. None if the job is not
+    waiting (imported, importing, cancelled, already purged): safe to run twice.
+    """
+    with transaction.atomic():
+        # Against a confirm at the same moment, the job row's lock decides.
+        expired = ImportJob.objects.filter(
+            pk=job_id,
+            status__in=[ImportJob.Status.VALIDATING, ImportJob.Status.READY],
+        ).update(
+            status=ImportJob.Status.CANCELLED,
+            error=EXPIRED,
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+        if not expired:
+            return None
+        ImportRow.objects.filter(job_id=job_id).delete()
+        job = ImportJob.objects.get(pk=job_id)
+        _discard_file(job)
+    job.refresh_from_db()
+    return job
+
+
+def import_job_expire_action(action: Any) -> None:
+    """Scheduled-action handler of IMPORT_EXPIRE (idempotent)."""
+    import_job_expire(job_id=action.target_id)
+
+
+def import_jobs_expire_overdue(*, now: datetime | None = None) -> dict[str, int]:
+    """The daily catch-up: purge every upload past its time whatever its action did
+    (uploads from before the action existed), and delete files in the imports folder
+    that no waiting job holds and that are older than the bound (a delete that failed
+    after its transaction, an upload whose job was never saved).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=unconfirmed_hours())
+    overdue = ImportJob.objects.filter(
+        status__in=[ImportJob.Status.VALIDATING, ImportJob.Status.READY],
+        created_at__lt=cutoff,
+    ).values_list("pk", flat=True)
+    expired = sum(import_job_expire(job_id=pk) is not None for pk in list(overdue))
+    storage = ImportJob._meta.get_field("file").storage
+    try:
+        _dirs, names = storage.listdir("imports")
+    except FileNotFoundError:
+        names = []
+    held = set(
+        ImportJob.objects.filter(file__startswith="imports/")
+        .exclude(file="")
+        .values_list("file", flat=True)
+    )
+    removed = 0
+    for name in names:
+        path = f"imports/{name}"
+        if path in held or storage.get_modified_time(path) >= cutoff:
+            continue
+        storage.delete(path)
+        removed += 1
+    return {"imports_expired": expired, "import_files_removed": removed}
 
 
 def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | None:
@@ -1425,6 +1531,9 @@ def import_job_page(*, job: ImportJob) -> dict[str, Any]:
         "problem_rows": [],
         "valid_sample": [],
         "skipped_rows": [],
+        "expires_at": expires_at(job),
+        "is_expired": job.status == ImportJob.Status.CANCELLED and job.error == EXPIRED,
+        "unconfirmed_hours": unconfirmed_hours(),
     }
     if job.status == ImportJob.Status.READY:
         context["problem_rows"] = list(

@@ -1,4 +1,5 @@
-"""Celery adapters for customers: the daily pool and key-account jobs, imports, exports."""
+"""Celery adapters for customers: the daily pool, key-account and import-purge jobs,
+imports, exports."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from customers import exports, imports, services
 
 @shared_task(acks_late=True, ignore_result=True)
 def customers_daily_task() -> dict[str, int]:
-    # Both sweeps are idempotent, so a duplicated beat tick does no harm.
+    # The sweeps are idempotent, so a duplicated beat tick does no harm.
     dormant = services.dormant_key_accounts_sweep()
     result = services.pool_return_sweep()
     result["dormant_followups"] = dormant
+    # Uploads past their time that their scheduled action missed, and stray files.
+    result.update(imports.import_jobs_expire_overdue())
     return result
 
 

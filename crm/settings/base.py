@@ -318,6 +318,9 @@ KEHU_TICKET_DEFAULT_TEAM = env("KEHU_TICKET_DEFAULT_TEAM", default="")
 # After each import batch or chunk, pause this many seconds per second of CPU it took,
 # so an import leaves the cores to the web workers (customers/imports.py); 0: flat out.
 KEHU_IMPORT_PAUSE_RATIO = env.float("KEHU_IMPORT_PAUSE_RATIO", default=1.0)
+# An upload neither imported nor cancelled this many hours after it was stored is purged:
+# its rows and, if still there, its file (customers/imports.py, a scheduled action).
+KEHU_IMPORT_UNCONFIRMED_HOURS = env.int("KEHU_IMPORT_UNCONFIRMED_HOURS", default=24)
 # Personal data controls (customers/exports.py, customers/services.py): an export of
 # more rows than this needs a second person's approval; exports per user per day; ID
 # number reveals per user per hour; how long an approved export may be downloaded.
