@@ -126,3 +126,21 @@ def test_one_address_trying_many_usernames_is_refused_but_other_addresses_are_no
     assert (
         _login(Client(), sales_rep.username, PASSWORD, ip="10.9.8.8").status_code == 302
     )
+
+
+@WITH_AXES
+def test_posts_whose_password_is_never_checked_do_not_count_towards_a_lock(
+    client, sales_rep
+):
+    """A username with a NUL byte or longer than the column, or an empty password, is a
+    form error before any password check: refused with the form, never a 500, and the
+    limits reserved for it are given back (crm.core.limits)."""
+    for username, password in [
+        (sales_rep.username + "\x00", "wrong-password-1"),
+        ("x" * 10_000, "wrong-password-1"),
+        (sales_rep.username, ""),
+    ] * 3:
+        assert _login(client, username, password).status_code == 200
+    for _ in range(4):
+        assert _login(client, sales_rep.username, "wrong-password-1").status_code == 200
+    assert _login(client, sales_rep.username, PASSWORD).status_code == 302

@@ -218,3 +218,19 @@ def test_two_first_submissions_from_one_new_phone_at_once_share_one_customer(
     assert unexpected == []
     assert Ticket.objects.count() == 8
     assert Customer.objects.count() == 4
+
+
+def test_a_submission_refused_for_its_phone_leaves_the_address_its_quota(
+    desk: Any, settings: Any
+) -> None:
+    """The address's slot is taken in the ticket's transaction: refused for the phone
+    afterwards, the submission rolls it back (crm.core.limits)."""
+    settings.KEHU_INTAKE_PER_IP_HOUR = 1
+    settings.KEHU_INTAKE_PER_PHONE_HOUR = 1
+    submit(phone="13912345671", ip="203.0.113.1")
+    with pytest.raises(ValidationError) as refused:
+        submit(phone="13912345671", ip="203.0.113.2")
+    assert refused.value.messages == [TOO_OFTEN_PHONE]
+
+    assert submit(phone="13912345672", ip="203.0.113.2").contact_phone == "13912345672"
+    assert Ticket.objects.count() == 2
