@@ -171,8 +171,32 @@ def check_numbers_free(
     like an ID reveal. Once the limit is reached no new number is looked up for `by`
     in that hour: any number not already `customer`'s is refused with the limit
     message, taken or not, so the refusal itself no longer answers "is this number
-    registered". Runs outside the caller's transaction so the audit row stays.
+    registered". Counting and recording happen under a lock of the user's row (the one
+    customer_reveal takes), so parallel requests cannot pass the limit together; the
+    audit row commits before the refusal is raised.
     """
+    with transaction.atomic():
+        lookup_lock(by)
+        refusal = _numbers_refusal(
+            by=by, phone_numbers=phone_numbers, id_number=id_number, customer=customer
+        )
+    if refusal is not None:
+        raise refusal
+
+
+def lookup_lock(by: Any) -> None:
+    """Serialise `by`'s reveals and out-of-scope duplicate hits (inside a transaction)."""
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=by.pk).first()
+
+
+def _numbers_refusal(
+    *,
+    by: Any,
+    phone_numbers: list[str],
+    id_number: str | None,
+    customer: Customer | None,
+) -> ValidationError | None:
+    """check_numbers_free's refusal, or None; runs under the user's lookup lock."""
     from crm.core import audit
 
     numbers = [number for number, _kind in normalise_phones(list(phone_numbers))]
@@ -190,7 +214,7 @@ def check_numbers_free(
             index = None
     new_numbers = [n for n in numbers if n not in own]
     if not new_numbers and not index:
-        return
+        return None
     if lookups_exhausted(by):
         limit = settings.KEHU_REVEAL_HOURLY_LIMIT
         audit.record(
@@ -200,7 +224,7 @@ def check_numbers_free(
             outcome=audit.FAILED,
             detail=f"hourly limit {limit}",
         )
-        raise ValidationError(
+        return ValidationError(
             {
                 "phone" if new_numbers else "id_number": _(
                     "您在一小时内的查重已 %(limit)s 次命中范围外的客户，达到上限，"
@@ -224,7 +248,7 @@ def check_numbers_free(
         )
         holder, taken_phone = (phone.customer, phone.number) if phone else (None, None)
     if not holder:
-        return
+        return None
 
     def refusal(name: str | None) -> ValidationError:
         return (
@@ -234,11 +258,11 @@ def check_numbers_free(
         )
 
     if Customer.objects.visible_to(by).filter(pk=holder.pk).exists():
-        raise refusal(holder.name)
+        return refusal(holder.name)
     audit_hidden_hit(
         by=by, customer=holder, detail="id_number" if taken_phone is None else "phone"
     )
-    raise refusal(None)
+    return refusal(None)
 
 
 def audit_hidden_hit(*, by: Any, customer: Customer, detail: str) -> None:

@@ -212,8 +212,9 @@ def _look_alikes(
 
     One outside the user's scope is listed without its name (team only); each is
     audited and counts toward the hourly reveal limit, as the refusal of its phone or
-    ID number does. Past the limit they are left out of the list, and a new phone or
-    ID number is refused before any look-up (services.check_numbers_free).
+    ID number does. Those past the limit are left out of the list, and once it is
+    reached a new phone or ID number is refused before any look-up
+    (services.check_numbers_free).
     """
     if services.lookups_exhausted(request.user):
         services.check_numbers_free(
@@ -233,13 +234,21 @@ def _look_alikes(
         .values_list("pk", flat=True)
     )
     hidden = [d for d in duplicates if d.pk not in visible_ids]
-    if hidden and services.lookups_exhausted(request.user):
-        return [d for d in duplicates if d.pk in visible_ids], visible_ids
-    for candidate in hidden:
-        services.audit_hidden_hit(
-            by=request.user, customer=candidate, detail="look-alike"
+    if not hidden:
+        return duplicates, visible_ids
+    with transaction.atomic():
+        # Under the lock customer_reveal takes: parallel posts share one budget.
+        services.lookup_lock(request.user)
+        budget = settings.KEHU_REVEAL_HOURLY_LIMIT - selectors.reveals_last_hour(
+            request.user
         )
-    return duplicates, visible_ids
+        shown = hidden[: max(budget, 0)]
+        for candidate in shown:
+            services.audit_hidden_hit(
+                by=request.user, customer=candidate, detail="look-alike"
+            )
+    kept = {d.pk for d in shown} | visible_ids
+    return [d for d in duplicates if d.pk in kept], visible_ids
 
 
 def _add_errors(form: CustomerForm, error: ValidationError) -> None:

@@ -415,3 +415,38 @@ def test_reminders_name_no_customer_the_assignee_may_not_see(
     )
     services.followups_remind(reminder_actions(owned))
     assert Notification.objects.get(recipient=outsider).title == f"跟进到期：{SECRET}"
+
+
+# --- the hit budget is one atomic count -------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_probes_get_exactly_the_limit_of_answers(
+    settings, sales_rep, outsider
+):
+    from django.test import Client
+
+    from tests.concurrency.threads import run_together
+
+    settings.KEHU_REVEAL_HOURLY_LIMIT = 2
+    probes = 5 * settings.KEHU_REVEAL_HOURLY_LIMIT
+    for n in range(probes):
+        add(outsider, f"{SECRET}{n}", f"1381234{n:04d}")
+    clients = []
+    for _n in range(probes):
+        client = Client()
+        client.force_login(sales_rep)
+        clients.append(client)
+
+    def probe(client: Client, n: int):
+        return client.post(
+            CREATE_URL, form(phone=f"1381234{n:04d}", confirm_duplicates="on")
+        ).content.decode()
+
+    pages = run_together([lambda c=c, n=n: probe(c, n) for n, c in enumerate(clients)])
+    assert all(isinstance(page, str) for page in pages), pages
+    assert not any(SECRET in page for page in pages)
+    answered = [page for page in pages if "已属于另一团队的现有客户" in page]
+    refused = [page for page in pages if "达到上限" in page]
+    assert (len(answered), len(refused)) == (2, probes - 2)
+    assert selectors.reveals_last_hour(sales_rep) == 2
