@@ -41,5 +41,7 @@ urlpatterns = [
     # The public complaint/repair form: no login.
     path("report/", service_views.intake, name="intake"),
     path("notifications/", include("crm.notifications.urls")),
+    # Before the admin's own: its sign-in takes the same limits as ours.
+    path("admin/login/", accounts_views.AdminLoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),
 ]

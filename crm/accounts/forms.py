@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
@@ -69,6 +70,15 @@ class LoginForm(AuthenticationForm):
     """Django's login form sets the username's max_length after building the field, so
     it is only an HTML attribute; a 10,000-character name went on to django-axes, whose
     column (255) refused it with a 500. Here the length is validated."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.validators.append(MaxLengthValidator(username.max_length))
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """Django admin's login form (staff only), with LoginForm's username length check."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

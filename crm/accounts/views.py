@@ -8,12 +8,14 @@ from typing import Any
 
 import django_otp
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -25,6 +27,7 @@ from django_otp.util import random_hex
 
 from crm.accounts import services, two_step
 from crm.accounts.forms import (
+    AdminLoginForm,
     LoginForm,
     PasswordConfirmForm,
     TotpEnrolForm,
@@ -81,6 +84,38 @@ class LoginView(auth_views.LoginView):
         if form.cleaned_data.get("username") and form.cleaned_data.get("password"):
             self.outcome = "failed"
         return super().form_invalid(form)
+
+
+class AdminLoginView(LoginView):
+    """Django admin's sign-in page (/admin/login/, staff only) with the same limits: it
+    would otherwise be a second door to the same passwords, where parallel attempts
+    meet only django-axes' count. Renders the admin's own template and context."""
+
+    template_name = "admin/login.html"
+    authentication_form = AdminLoginForm
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "GET" and admin.site.has_permission(request):
+            return redirect("admin:index")
+        request.current_app = admin.site.name
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        request = self.request
+        context = {
+            **super().get_context_data(**kwargs),
+            **admin.site.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        if (
+            REDIRECT_FIELD_NAME not in request.GET
+            and REDIRECT_FIELD_NAME not in request.POST
+        ):
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index")
+        return context
 
 
 def _owes_verification(request: HttpRequest) -> bool:

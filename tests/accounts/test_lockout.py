@@ -144,3 +144,34 @@ def test_posts_whose_password_is_never_checked_do_not_count_towards_a_lock(
     for _ in range(4):
         assert _login(client, sales_rep.username, "wrong-password-1").status_code == 200
     assert _login(client, sales_rep.username, PASSWORD).status_code == 302
+
+
+@WITH_AXES
+def test_the_admin_sign_in_page_still_works_and_shares_the_lock(
+    client, admin_user, sales_rep
+):
+    page = client.get("/admin/login/?next=/admin/")
+    assert page.status_code == 200
+    assert "admin/login.html" in [t.name for t in page.templates]
+    # Staff only, as Django's admin says.
+    refused = client.post(
+        "/admin/login/",
+        {"username": sales_rep.username, "password": PASSWORD, "next": "/admin/"},
+    )
+    assert refused.status_code == 200
+    assert "_auth_user_id" not in client.session
+    # Wrong passwords on the admin page lock the username on the sign-in page too.
+    for _ in range(5):
+        client.post(
+            "/admin/login/",
+            {"username": admin_user.username, "password": "wrong-password-1"},
+            REMOTE_ADDR="10.9.8.7",
+        )
+    assert _login(client, admin_user.username, PASSWORD).status_code == 429
+    signed_in = Client().post(
+        "/admin/login/",
+        {"username": admin_user.username, "password": PASSWORD, "next": "/admin/"},
+        REMOTE_ADDR="10.9.8.8",
+    )
+    assert signed_in.status_code == 302
+    assert signed_in["Location"] == "/admin/"

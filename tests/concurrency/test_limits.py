@@ -383,3 +383,19 @@ def test_the_counters_survive_in_the_database_not_in_a_process() -> None:
     limits.take("t", "shared", limit=1, window=timedelta(minutes=1))
     connection.close()
     assert limits.take("t", "shared", limit=1, window=timedelta(minutes=1)) is None
+
+
+@WITH_AXES_COUNTING
+def test_the_admin_sign_in_page_takes_the_same_limits(
+    admin_user: Any, settings: Any, password_checks: Counter
+) -> None:
+    limit = settings.AXES_FAILURE_LIMIT = 4
+    wrong = {"username": admin_user.username, "password": "wrong-password-1"}
+    answers = run_together(
+        [
+            lambda: Client().post("/admin/login/", wrong, REMOTE_ADDR=ADDRESS)
+            for _ in range(TIMES * limit)
+        ]
+    )
+    assert password_checks["passwords"] == limit
+    assert statuses(answers) == {200: limit - 1, 429: (TIMES - 1) * limit + 1}
