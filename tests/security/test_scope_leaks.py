@@ -182,6 +182,26 @@ def test_hidden_hits_count_toward_the_reveal_limit_and_then_no_number_is_looked_
     assertContains(saved, "客户已创建")
 
 
+def test_hidden_hits_and_id_reveals_share_one_hourly_budget(
+    client, settings, manager, far_outsider
+):
+    settings.KEHU_REVEAL_HOURLY_LIMIT = 1
+    add(far_outsider, SECRET, "13812345678")
+    mine = add(manager, "本部门客户", id_number=ID_NUMBER)
+    client.force_login(manager)
+    response = client.post(
+        CREATE_URL, form(phone="13812345678", confirm_duplicates="on")
+    )
+    assertContains(response, "已属于另一团队的现有客户")
+    revealed = client.post(
+        reverse("customers:customer_reveal", args=[mine.pk]),
+        {"reason": "客户来电核实身份"},
+        HTTP_HX_REQUEST="true",
+    )
+    assertNotContains(revealed, ID_NUMBER)
+    assertContains(revealed, "达到上限")
+
+
 def test_the_import_never_names_a_customer_registered_outside_the_importers_scope(
     client, manager, far_outsider, django_capture_on_commit_callbacks
 ):
