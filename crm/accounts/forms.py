@@ -10,12 +10,16 @@ from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from crm.accounts import services
+from crm.core import audit
+
 
 class PasswordConfirmForm(forms.Form):
     """Re-authentication before a change to the second factor (ASVS V7.5.1).
 
-    The password goes through `authenticate`, so wrong passwords count towards the
-    django-axes lockout exactly like wrong passwords at the login page.
+    The password goes through `authenticate` after taking a place in the sign-in limits
+    (services.login_slots_take), so wrong passwords count towards the same locks as at
+    the login page, and parallel posts from a stolen session check no more of them.
     """
 
     password = forms.CharField(
@@ -31,10 +35,23 @@ class PasswordConfirmForm(forms.Form):
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
         user = self.request.user
+        try:
+            slots = services.login_slots_take(
+                username=user.get_username(),
+                address=audit.client_ip(self.request) or "",
+            )
+        except services.LoginThrottled as refused:
+            raise forms.ValidationError(
+                _("密码错误次数过多，请稍后再试。"), code="throttled"
+            ) from refused
         checked = authenticate(
             self.request, username=user.get_username(), password=password
         )
-        if checked is None or checked.pk != user.pk:
+        is_right = checked is not None and checked.pk == user.pk
+        # A right password here signs nobody in: it gives its slots back but, unlike
+        # a sign-in, forgives no failures.
+        services.login_slots_settle(slots, outcome="right" if is_right else "failed")
+        if not is_right:
             raise forms.ValidationError(_("密码不正确。"), code="wrong_password")
         return password
 

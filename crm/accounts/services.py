@@ -244,8 +244,9 @@ def login_slots_take(*, username: str, address: str) -> LoginSlots:
 def login_slots_settle(slots: LoginSlots, *, outcome: str) -> None:
     """`failed`: a wrong password keeps both slots. `signed_in`: the right password gives
     its slots back and forgives the username's failures before it (as django-axes'
-    AXES_RESET_ON_SUCCESS). `unchecked`: no password was checked (a field missing, the
-    account locked by django-axes), so nothing counts."""
+    AXES_RESET_ON_SUCCESS). `right` (a right password that signs nobody in) and
+    `unchecked` (no password was checked: a field missing, the account locked by
+    django-axes) give the slots back."""
     if outcome == "failed":
         limits.keep(slots.per_username)
         return

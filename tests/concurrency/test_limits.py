@@ -399,3 +399,35 @@ def test_the_admin_sign_in_page_takes_the_same_limits(
     )
     assert password_checks["passwords"] == limit
     assert statuses(answers) == {200: limit - 1, 429: (TIMES - 1) * limit + 1}
+
+
+@WITH_AXES_COUNTING
+def test_password_confirmations_of_a_signed_in_session_take_the_same_limits(
+    sales_rep: Any, settings: Any, password_checks: Counter
+) -> None:
+    """The password asked again before a change to the second factor is one more door
+    to the same password (a stolen session could try it in parallel)."""
+    limit = settings.AXES_FAILURE_LIMIT = 4
+    clients = []
+    for _ in range(TIMES * limit):
+        client = Client()
+        client.force_login(
+            sales_rep, backend="django.contrib.auth.backends.ModelBackend"
+        )
+        clients.append(client)
+    url = reverse("accounts:two_step_enrol")
+    answers = run_together(
+        [
+            lambda c=c: c.post(
+                url,
+                {"password": "wrong-password-1", "code": "123456"},
+                REMOTE_ADDR=ADDRESS,
+            )
+            for c in clients
+        ]
+    )
+    assert password_checks["passwords"] == limit
+    # The form with its error; django-axes answers the failure that reached its limit.
+    assert statuses(answers) == {200: TIMES * limit - 1, 429: 1}
+    refused = [a for a in answers if "密码错误次数过多" in a.content.decode()]
+    assert len(refused) == (TIMES - 1) * limit
