@@ -254,6 +254,8 @@ def test_the_daily_job_warns_then_returns_neglected_customers(
         "warned": 1,
         "returned": 2,
         "dormant_followups": 0,
+        "imports_expired": 0,
+        "import_files_removed": 0,
     }
 
     owners = dict(Customer.objects.values_list("name", "owner"))
@@ -293,6 +295,8 @@ def test_running_the_daily_job_twice_warns_and_returns_once(neglected, at_now):
         "warned": 0,
         "returned": 0,
         "dormant_followups": 0,
+        "imports_expired": 0,
+        "import_files_removed": 0,
     }
     assert Notification.objects.count() == 1
     assert PoolEvent.objects.filter(action="auto_return").count() == 2
