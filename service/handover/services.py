@@ -5,8 +5,9 @@ Capacity (docs/handover.md, reliability D6): a seat is taken with a conditional 
 counting first; the CheckConstraint on TimeSlot is the backstop. So `booked_count`
 always equals the number of active appointments of the slot.
 
-Lock order, the same in every function so that none can deadlock another: first the
-appointment row (inserted, or updated conditionally), then slot rows in id order.
+Lock order, the same in every function so that none can deadlock another: the
+customer row where one is taken (a booking, a customer merge), then the appointment row
+(inserted, or updated conditionally), then slot rows in id order.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -284,6 +285,7 @@ def appointment_book(
     if not 1 <= party_size <= 20:
         raise ValidationError({"party_size": _("到场人数应在 1 到 20 之间。")})
     with transaction.atomic(), audited(by):
+        _lock_customer_unmerged(customer)
         # The row first, the seat second: every write here locks the appointment
         # before any slot (module docstring), which rules out deadlocks.
         try:
@@ -293,10 +295,6 @@ def appointment_book(
             if _constraint_of(exc) == UNIQUE_ACTIVE:
                 raise AlreadyBooked from exc
             raise
-        # Read after the insert, which waited for a merge of this customer to commit
-        # (appointments_follow_customer_merge): a merged-away customer books nothing.
-        if Customer.objects.filter(pk=customer.pk, merged_into__isnull=False).exists():
-            raise NotBookable(_("该客户已被合并到另一位客户，请为合并后的客户预约。"))
         taken = TimeSlot.objects.filter(
             pk=slot.pk, booked_count__lt=F("capacity")
         ).update(booked_count=F("booked_count") + 1)
@@ -304,6 +302,27 @@ def appointment_book(
             raise SlotFull
         _schedule_reminder(appointment.pk, slot)
     return appointment
+
+
+def _lock_customer_unmerged(customer: Customer) -> None:
+    """FOR KEY SHARE on the customer, then NotBookable if it has been merged away.
+
+    The foreign key would take this lock only at commit (Django's constraints are
+    deferred), too late: a merge (appointments_follow_customer_merge, FOR UPDATE) would
+    not see this booking and leave it on the merged record. Taken first, the lock makes
+    a merge wait for this booking, or this booking wait for the merge and then read
+    merged_into as the merge left it. It does not wait for ordinary customer edits
+    (FOR NO KEY UPDATE).
+    """
+    table = Customer._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT merged_into_id FROM "{table}" WHERE id = %s FOR KEY SHARE',  # noqa: S608 - the model's table name
+            [customer.pk],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is not None:
+        raise NotBookable(_("该客户已被合并到另一位客户，请为合并后的客户预约。"))
 
 
 def _constraint_of(exc: IntegrityError) -> str | None:
@@ -574,9 +593,9 @@ def appointments_follow_customer_merge(survivor: Customer, duplicate: Customer) 
     audit context names the user; every change is an update of the appointment rows
     (pghistory), so a cancelled booking stays readable with who merged and when."""
     # FOR UPDATE, stronger than the merge's own lock, conflicts with the KEY SHARE lock
-    # an appointment insert takes on its customer: bookings of these two customers
+    # appointment_book takes on its customer first: bookings of these two customers
     # still in flight finish first and are seen below, later ones wait for the merge
-    # and are then refused (appointment_book reads merged_into after its insert).
+    # and are then refused (_lock_customer_unmerged reads merged_into after the wait).
     list(
         Customer.objects.select_for_update()
         .filter(pk__in=[survivor.pk, duplicate.pk])
