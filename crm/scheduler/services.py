@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -231,6 +231,10 @@ def _load(ids: list[int]) -> list[ScheduledAction]:
     queryset = ScheduledAction.objects.order_by("due_at")
     try:
         return list(queryset.filter(pk__in=ids))
+    except (OperationalError, InterfaceError):
+        # The database, not a row: the rows stay `sending` and their lease brings
+        # them back once it answers again.
+        raise
     except Exception:  # noqa: BLE001 - any row may be unreadable: find which, below
         logger.warning("could not load actions %s..; loading them one by one", ids[0])
     actions = []
@@ -240,6 +244,8 @@ def _load(ids: list[int]) -> list[ScheduledAction]:
             # a caller may hold (tests, a shell).
             with transaction.atomic():
                 actions.extend(queryset.filter(pk=pk))
+        except (OperationalError, InterfaceError):
+            raise
         except Exception as exc:  # noqa: BLE001 - this row only
             _park_unreadable(pk, exc)
     return actions

@@ -19,8 +19,8 @@ class Migration(migrations.Migration):
             SET state = CASE WHEN state IN ('done', 'cancelled') THEN state
                              ELSE 'needs_review' END,
                 lease_until = NULL,
-                last_error = left(last_error, 1500)
-                    || ' due_at out of range, was ' || due_at::text,
+                last_error = ltrim(left(last_error, 1500)
+                    || ' due_at out of range, was ' || due_at::text),
                 due_at = LEAST(GREATEST(due_at, '1999-12-31T00:00:00+00:00'),
                                '2200-01-01T23:59:59+00:00')
             WHERE due_at < '1999-12-31T00:00:00+00:00'
