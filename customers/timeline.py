@@ -50,10 +50,16 @@ class Cursor:
     @classmethod
     def parse(cls, raw: str) -> Cursor:
         """The cursor a `?before=` carries; one out of range (year 1, a 20-digit
-        skip) is a 400 (bounds.BadParameter), not an overflow deep in a query."""
+        skip) is a 400 (bounds.BadParameter), not an overflow deep in a query, and
+        one that is no datetime at all shows the first page."""
         if not raw:
             return cls()
         moment, bar, skip = raw.partition("|")
+        try:
+            datetime.fromisoformat(moment)
+        except ValueError:
+            # Unreadable (a hand-made address): the first page, as it always was.
+            return cls()
         before = bounds.parse_datetime(moment, name="before")
         # A bare timestamp means "strictly older than".
         if not bar:

@@ -286,8 +286,10 @@ class Params:
         return _clean_text(name, raw, max_length) if raw else default
 
     def search(self, name: str = "q") -> str:
-        """A search box's text, stripped (100 characters, like every search form)."""
-        return self.text(name, max_length=SEARCH_MAX).strip()
+        """A search box's text, stripped, NUL dropped (searches always ignored it),
+        at most 100 characters like every search form."""
+        raw = self._raw(name).replace("\x00", "")
+        return _clean_text(name, raw, SEARCH_MAX).strip()
 
     def choice(self, name: str, choices: Iterable[str], *, default: str = "") -> str:
         """One of `choices`; anything else (an old bookmark) falls back to `default`."""

@@ -88,5 +88,4 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "is_first_page": cursor is None,
             "filter_query": query.urlencode(),
         },
-        status=400 if is_invalid else 200,
     )

@@ -35,7 +35,6 @@ from customers import identity, imports, phones
 from customers import services as customer_services
 from customers.models import ContactLog, Customer, CustomerPhone, FollowUp, ImportJob
 from service import services as service_services
-from service.handover import services as handover_services
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
 from service.models import Asset, Ticket, TicketMessage, WorkOrder
 from tests.conftest import PASSWORD
@@ -46,6 +45,7 @@ TEXT = {
     "whitespace only": "   ",
     "ideographic spaces": "\u3000\u3000",
     "10,000 characters": "长" * 10_000,
+    "100 KB": "x" * 100_000,
     "NUL": "前\x00后",
     "4-byte emoji": "客户😀🏠𠀀",
     "combining marks": "Zoe\u0301 Ame\u0301lie\u0300",
@@ -92,8 +92,10 @@ ID_NUMBERS = {
     "full-width": "１１０１０５１９４９１２３１００２Ｘ",
 }
 DATES = {
+    "year 1": "0001-01-01",
     "1900": "1900-01-01",
     "2099": "2099-12-31",
+    "9999": "9999-12-31",
     "Feb 30": "2026-02-30",
     "garbage": "明天",
     "NUL": "2026-\x0001-01",
@@ -105,6 +107,7 @@ NUMBERS = {
     "1e309": "1e309",
     "NaN": "NaN",
     "Infinity": "Infinity",
+    "20 digits": "12345678901234567890",
     "30 digits": "1" * 30,
     "full-width": "１２",
 }
@@ -804,7 +807,6 @@ def test_the_database_refuses_a_follow_up_due_in_year_one(world):
         "9999-12-31T23:59:59.999999",
         "2026-01-01T00:00:00+08:00|12345678901234567890",
         "2026-01-01T00:00:00+08:00|-1",
-        "2026-02-30T00:00:00",
         "\x00",
     ],
 )
@@ -843,7 +845,7 @@ def test_an_audit_date_filter_out_of_range_is_a_form_error(
     caplog.set_level(logging.WARNING, logger="django")
     plain_client.force_login(world.people["admin_user"])
     response = plain_client.get(reverse("audit_log"), query)
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert response.context["form"].errors
     assert response.context["rows"] == []
     assert "2199-12-31" in response.content.decode()
@@ -886,21 +888,6 @@ def test_an_event_or_slots_on_the_last_calendar_day_are_form_errors(
     assert "2199-12-31" in " ".join(response.context["form"].errors["date"])
     assert TimeSlot.objects.count() == slots
     _no_errors_logged(caplog)
-
-
-def test_the_last_slot_of_a_day_ending_at_midnight_does_not_overflow(world):
-    """The slot loop subtracts rather than adds, so the slot that ends the day (and
-    the calendar, were the event allowed there) is made without an overflow."""
-    added = handover_services.slots_add_day(
-        by=world.people["manager"],
-        event=world.event,
-        date=world.event.start_date,
-        start_time=dt.time(23, 0),
-        end_time=dt.time(23, 59),
-        interval_minutes=59,
-        capacity=1,
-    )
-    assert added == 1
 
 
 LONG_SEARCH = "搜" * 16_384
