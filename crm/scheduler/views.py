@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.scheduler import selectors, services
+from crm.scheduler.models import ScheduledAction
 
 
 @require_http_methods(["GET"])
@@ -26,6 +27,7 @@ def action_review(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 @access.role_required(Role.ADMIN)
 def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    access.get_object_for(ScheduledAction.objects.only("pk"), pk)  # or 404
     try:
         action = services.action_retry(by=request.user, action_id=pk)
     except ValidationError as error:
@@ -42,6 +44,7 @@ def action_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["POST"])
 @access.role_required(Role.ADMIN)
 def action_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    access.get_object_for(ScheduledAction.objects.only("pk"), pk)  # or 404
     try:
         action = services.action_dismiss(by=request.user, action_id=pk)
     except ValidationError as error:

@@ -104,6 +104,10 @@ MATRIX = [
     ("password_change", "GET", None,                L,     200,   200,   200,   200,   200,   200,   200,   200),
     # The security audit log is for admins only.
     ("audit_log", "GET", None,                      L,     403,   403,   403,   403,   403,   403,   200,   403),
+    # Scheduled actions parked as needs_review: admins only (a missing id is a 404).
+    ("scheduler:action_review", "GET", None,        L,     403,   403,   403,   403,   403,   403,   200,   403),
+    ("scheduler:action_retry", "POST", "missing",   L,     403,   403,   403,   403,   403,   403,   404,   403),
+    ("scheduler:action_cancel", "POST", "missing",  L,     403,   403,   403,   403,   403,   403,   404,   403),
     ("password_change_done", "GET", None,           L,     200,   200,   200,   200,   200,   200,   200,   200),
     # Two-step verification and one's own sessions: a login, not a role. These personas
     # have no app set up, so there is no code to ask for and nothing to renew or remove
