@@ -190,7 +190,7 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
     `action_deliver`. Returns the ids this call delivered.
 
     A failure stays with its own action: a row that cannot be loaded is parked, a batch
-    that raises is delivered again one by one, and a handler that raises puts only its
+    that raises is delivered again in halves, and a handler that raises puts only its
     action back with back-off (`needs_review` after `max_attempts()`); the rest of the
     chunk is delivered on time (docs/reliability.md, "A poison action").
     """
