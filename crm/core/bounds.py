@@ -48,8 +48,9 @@ PAGE_MAX = 10_000
 # long unless the caller says otherwise; searches are 100 characters everywhere.
 TEXT_MAX = 200
 SEARCH_MAX = 100
-# A text area without a column limit (notes, descriptions) takes at most this much.
-TEXTAREA_MAX = 10_000
+# A text area without a column limit (notes, descriptions) takes at most this much:
+# pages of notes, not megabytes.
+TEXTAREA_MAX = 20_000
 INT_MAX = 2**31 - 1
 # The database constraints allow one day more on each side than the forms, so that a
 # form value in any time zone always fits the UTC column.
