@@ -317,7 +317,7 @@ def _lock_customer_unmerged(customer: Customer) -> None:
     table = Customer._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT merged_into_id FROM "{table}" WHERE id = %s FOR KEY SHARE',  # noqa: S608 - the model's table name
+            f'SELECT merged_into_id FROM "{table}" WHERE id = %s FOR KEY SHARE',  # noqa: S608  # nosec B608 - the model's table name
             [customer.pk],
         )
         row = cursor.fetchone()
@@ -597,7 +597,7 @@ def appointments_follow_customer_merge(survivor: Customer, duplicate: Customer) 
     # still in flight finish first and are seen below, later ones wait for the merge
     # and are then refused (_lock_customer_unmerged reads merged_into after the wait).
     list(
-        Customer.objects.select_for_update()
+        Customer.objects.select_for_update(no_key=False)
         .filter(pk__in=[survivor.pk, duplicate.pk])
         .order_by("pk")
         .values_list("pk", flat=True)
