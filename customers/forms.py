@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.core import bounds
+from crm.core import bounds
 from customers import identity, phones
 from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
 
@@ -30,7 +31,7 @@ def organization_choices(
     query, the first by name."""
     from customers import search
 
-    keep_id = int(keep) if str(keep or "").isdigit() else None
+    keep_id = bounds.as_id(keep)
     kept = list(organizations.filter(pk=keep_id)[:1]) if keep_id else []
     condition = search.condition(query) if query else None
     if condition is not None:

@@ -229,6 +229,16 @@ def _in_range(
 # --- GET parameters -----------------------------------------------------------------------
 
 
+def as_id(raw: Any) -> int | None:
+    """`raw` as a row id, or None: ASCII digits only ("¹".isdigit() is true, and
+    int("¹") raises), within 1 .. 2^63-1."""
+    text = str(raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if ID_MIN <= value <= ID_MAX else None
+
+
 class BadParameter(Exception):  # noqa: N818 - reads as what it is, like Http404
     """A GET parameter outside its domain: answered 400 with `message`, not a 500."""
 
@@ -325,10 +335,8 @@ class Params:
         raw = self._raw(name).strip()
         if not raw:
             return None
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-            raise Http404
-        value = int(raw)
-        if not ID_MIN <= value <= ID_MAX:
+        value = as_id(raw)
+        if value is None:
             raise Http404
         return value
 

@@ -938,3 +938,22 @@ def test_a_16_kb_search_in_a_box_without_a_form_is_a_400_with_a_message(
     assert response.status_code == 400
     assert "100" in response.content.decode()
     _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("organization", ["¹", "١٢", "12345678901234567890", "-1"])
+def test_an_organization_that_is_no_id_is_a_form_error(
+    world, plain_client, caplog, organization
+):
+    """Found by the nightly form fuzz: "¹".isdigit() is true but int("¹") raises, so
+    the customer form's organisation select answered 500 (bounds.as_id now)."""
+    caplog.set_level(logging.WARNING, logger="django")
+    plain_client.force_login(world.people["sales_rep"])
+    customers = Customer.objects.count()
+    response = plain_client.post(
+        reverse("customers:customer_create"),
+        {"name": "新客户", "organization": organization},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["organization"]
+    assert Customer.objects.count() == customers
+    _no_errors_logged(caplog)
