@@ -11,7 +11,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.core import bounds
-from crm.core import bounds
 from customers import identity, phones
 from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
 
