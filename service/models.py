@@ -584,20 +584,3 @@ class WorkOrder(models.Model):
 
     def __str__(self) -> str:
         return self.title
-
-
-class IntakeAttempt(models.Model):
-    """One submission of the public form, kept to throttle by IP and by phone."""
-
-    ip = models.GenericIPAddressField()
-    phone = models.CharField(max_length=20)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["ip", "-created_at"], name="intake_ip"),
-            models.Index(fields=["phone", "-created_at"], name="intake_phone"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.ip} {self.created_at:%H:%M}"

@@ -16,7 +16,7 @@ from django.db import connection
 
 from customers.models import Customer, CustomerPhone, CustomerProfile
 from service import calendar_data, services
-from service.models import IntakeAttempt, Ticket
+from service.models import Ticket
 from tests.factories import CategoryFactory, CustomerFactory, SLAPolicyFactory
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -120,7 +120,6 @@ def test_a_bad_phone_is_refused_and_nothing_is_saved(desk: Any, phone: str) -> N
     assert refused.value.messages == [f"“{phone}”不是有效的电话号码。"]
     assert not Customer.objects.exists()
     assert not Ticket.objects.exists()
-    assert not IntakeAttempt.objects.exists()
 
 
 @pytest.mark.parametrize("ticket_type", ["inquiry", "praise", "bogus"])
