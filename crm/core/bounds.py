@@ -86,9 +86,15 @@ def local_bounds(
 # --- form fields --------------------------------------------------------------------------
 
 
-class DateField(forms.DateField):
-    """A date between `min_value` and `max_value` (a date, or a callable giving one),
-    business dates by default; the browser's date picker gets the same bounds."""
+class _InRange:
+    """A date or datetime field bounded by `min_value` and `max_value` (dates, or
+    callables giving one), business dates by default; the browser's picker gets the
+    same bounds. Subclasses say how the bounds are computed, written and explained."""
+
+    picker_type: str
+    picker_format: str
+    shown_format: str
+    message: Any
 
     def __init__(
         self,
@@ -99,66 +105,56 @@ class DateField(forms.DateField):
     ) -> None:
         self.min_value, self.max_value = min_value, max_value
         super().__init__(**kwargs)
+
+    def bounds(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        attrs = super().widget_attrs(widget)
+        if getattr(widget, "input_type", "") == self.picker_type:
+            low, high = self.bounds()
+            attrs.update(
+                min=low.strftime(self.picker_format),
+                max=high.strftime(self.picker_format),
+            )
+        return attrs
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        low, high = self.bounds()
+        if value is not None and not low <= value <= high:
+            raise ValidationError(
+                self.message,
+                code="out_of_range",
+                params={
+                    "min": low.strftime(self.shown_format),
+                    "max": high.strftime(self.shown_format),
+                },
+            )
+
+
+class DateField(_InRange, forms.DateField):
+    """A date between `min_value` and `max_value`."""
+
+    picker_type = "date"
+    picker_format = shown_format = "%Y-%m-%d"
+    message = DATE_MESSAGE
 
     def bounds(self) -> tuple[dt.date, dt.date]:
         return _resolve(self.min_value), _resolve(self.max_value)
 
-    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
-        attrs = super().widget_attrs(widget)
-        if getattr(widget, "input_type", "") == "date":
-            low, high = self.bounds()
-            attrs.update(min=low.isoformat(), max=high.isoformat())
-        return attrs
 
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        low, high = self.bounds()
-        if value is not None and not low <= value <= high:
-            raise ValidationError(
-                DATE_MESSAGE,
-                code="out_of_range",
-                params={"min": low.isoformat(), "max": high.isoformat()},
-            )
-
-
-class DateTimeField(forms.DateTimeField):
+class DateTimeField(_InRange, forms.DateTimeField):
     """A moment between the first minute of `min_value` and the last of `max_value`
-    (dates, in the current time zone), business dates by default."""
+    (dates, in the current time zone)."""
 
-    def __init__(
-        self,
-        *,
-        min_value: dt.date | Callable[[], dt.date] = BUSINESS_DATE_MIN,
-        max_value: dt.date | Callable[[], dt.date] = BUSINESS_DATE_MAX,
-        **kwargs: Any,
-    ) -> None:
-        self.min_value, self.max_value = min_value, max_value
-        super().__init__(**kwargs)
+    picker_type = "datetime-local"
+    picker_format = "%Y-%m-%dT%H:%M"
+    shown_format = "%Y-%m-%d %H:%M"
+    message = DATETIME_MESSAGE
 
     def bounds(self) -> tuple[dt.datetime, dt.datetime]:
         return local_bounds(_resolve(self.min_value), _resolve(self.max_value))
-
-    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
-        attrs = super().widget_attrs(widget)
-        if getattr(widget, "input_type", "") == "datetime-local":
-            low, high = self.bounds()
-            attrs.update(
-                min=low.strftime("%Y-%m-%dT%H:%M"), max=high.strftime("%Y-%m-%dT%H:%M")
-            )
-        return attrs
-
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        low, high = self.bounds()
-        if value is not None and not low <= value <= high:
-            raise ValidationError(
-                DATETIME_MESSAGE,
-                code="out_of_range",
-                params={
-                    "min": low.strftime("%Y-%m-%d %H:%M"),
-                    "max": high.strftime("%Y-%m-%d %H:%M"),
-                },
-            )
 
 
 def integer_range(db_field: models.Field) -> tuple[int, int]:
