@@ -39,6 +39,16 @@ def statuses(answers: list[Any]) -> Counter:
     return Counter(getattr(answer, "status_code", repr(answer)) for answer in answers)
 
 
+def assert_axes_answers(counts: Counter, *, limit: int, refused: int) -> None:
+    """`refused` requests were turned away by our slots (429); of the `limit` whose
+    password was checked, django-axes answers 429 to a failure that found its own count
+    at the limit, the others get the form again (200). Axes counts after the check, not
+    atomically, so under a burst one or more checked failures may see the limit."""
+    assert set(counts) <= {200, 429}
+    assert sum(counts.values()) == limit + refused
+    assert refused + 1 <= counts[429] <= refused + limit
+
+
 # Each test keeps to 20 threads at once, each with its own database connection.
 
 # --- the limiter itself ------------------------------------------------------------------
@@ -256,7 +266,7 @@ def test_five_times_the_lockout_of_wrong_passwords_at_once_checks_only_the_limit
     assert failed_logins().filter(outcome=audit.DENIED).count() == (TIMES - 1) * limit
     # The form again for the first failures, the lock page for the rest (django-axes
     # answers the one that reached its limit).
-    assert statuses(answers) == {200: limit - 1, 429: (TIMES - 1) * limit + 1}
+    assert_axes_answers(statuses(answers), limit=limit, refused=(TIMES - 1) * limit)
     locked = login_post(sales_rep.username, PASSWORD)
     assert locked.status_code == 429
     assert "暂时锁定" in locked.content.decode()
@@ -398,7 +408,7 @@ def test_the_admin_sign_in_page_takes_the_same_limits(
         ]
     )
     assert password_checks["passwords"] == limit
-    assert statuses(answers) == {200: limit - 1, 429: (TIMES - 1) * limit + 1}
+    assert_axes_answers(statuses(answers), limit=limit, refused=(TIMES - 1) * limit)
 
 
 @WITH_AXES_COUNTING
@@ -427,7 +437,12 @@ def test_password_confirmations_of_a_signed_in_session_take_the_same_limits(
         ]
     )
     assert password_checks["passwords"] == limit
-    # The form with its error; django-axes answers the failure that reached its limit.
-    assert statuses(answers) == {200: TIMES * limit - 1, 429: 1}
+    # Here our slots refuse with the form and its error (200, `refused` below); of the
+    # `limit` checked failures, django-axes answers 429 to one or more (see
+    # assert_axes_answers).
+    counts = statuses(answers)
+    assert set(counts) <= {200, 429}
+    assert sum(counts.values()) == TIMES * limit
+    assert 1 <= counts[429] <= limit
     refused = [a for a in answers if "密码错误次数过多" in a.content.decode()]
     assert len(refused) == (TIMES - 1) * limit
