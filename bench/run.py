@@ -450,16 +450,16 @@ def database_facts() -> dict[str, Any]:
 
 
 def dataset_facts() -> dict[str, Any]:
-    from crm.core.management.commands import seed_scale
+    from crm.core import scale, seeding
 
-    state = seed_scale.read_state()
+    state = scale.read_state()
     facts: dict[str, Any] = {
-        "salespeople": seed_scale.SALESPEOPLE,
-        "teams": len(seed_scale.SALES_TEAMS),
-        "service_agents": seed_scale.AGENTS_PER_TEAM * len(seed_scale.SERVICE_TEAMS),
-        "service_teams": len(seed_scale.SERVICE_TEAMS),
+        "salespeople": scale.SALESPEOPLE,
+        "teams": len(scale.SALES_TEAMS),
+        "service_agents": scale.AGENTS_PER_TEAM * len(scale.SERVICE_TEAMS),
+        "service_teams": len(scale.SERVICE_TEAMS),
     }
-    for dataset in seed_scale.DATASETS:
+    for dataset in seeding.datasets():
         row = state.get(dataset.name, {})
         if row.get("missing") or not row:
             facts[dataset.name] = {
@@ -514,9 +514,9 @@ def run(args: argparse.Namespace) -> int:
 
         django.setup()
         from bench.scenarios import SCENARIOS, Fixtures
-        from crm.core.management.commands import seed_scale
+        from crm.core import scale
 
-        logins = {role.value: name for role, name in seed_scale.LOGINS.items()}
+        logins = {role.value: name for role, name in scale.LOGINS.items()}
         fixtures = Fixtures(logins, size=args.size)
         meta = {
             "size": args.size,

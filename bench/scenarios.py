@@ -96,9 +96,9 @@ def generated(dataset: str, *columns: str) -> Check:
     """The seed_scale dataset fills these columns (else the figures would be of blanks)."""
 
     def check() -> str | None:
-        from crm.core.management.commands import seed_scale
+        from crm.core import seeding
 
-        spec = next(d for d in seed_scale.DATASETS if d.name == dataset)
+        spec = next(d for d in seeding.datasets() if d.name == dataset)
         absent = [c for c in columns if c not in spec.columns]
         if absent:
             return f"seed_scale does not generate {dataset}.{', '.join(absent)}"
@@ -111,9 +111,9 @@ def built(dataset: str) -> Check:
     """seed_scale built this dataset (a page over an empty table proves nothing)."""
 
     def check() -> str | None:
-        from crm.core.management.commands import seed_scale
+        from crm.core import scale
 
-        state = seed_scale.read_state().get(dataset)
+        state = scale.read_state().get(dataset)
         if not state or state["missing"] or not state["rows"]:
             return f"bench dataset {dataset} not built"
         return None
@@ -182,10 +182,10 @@ class Fixtures:
     @cached_property
     def big_ticket_reference(self) -> str:
         """The ticket with BIG_TICKET_MESSAGES messages (seed_scale makes it)."""
-        from crm.core.management.commands import seed_scale
+        from service import demo
         from service.models import Ticket
 
-        return Ticket.objects.get(pk=seed_scale.BIG_TICKET).reference
+        return Ticket.objects.get(pk=demo.BIG_TICKET).reference
 
 
 def search(query: str) -> str:
