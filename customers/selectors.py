@@ -185,6 +185,32 @@ def my_day(*, user: Any) -> dict[str, Any]:
     }
 
 
+def department_overview(*, user: Any) -> dict[str, Any]:
+    """The manager's home: the visible customers by stage and by owner (top 20)."""
+    visible = Customer.objects.visible_to(user)
+    by_owner = list(
+        visible.values("owner__username", "owner__display_name")
+        .annotate(
+            total=Count("id"),
+            key_accounts=Count("id", filter=Q(is_key_account=True)),
+            customers=Count("id", filter=Q(stage=Customer.Stage.CUSTOMER)),
+        )
+        .order_by("-total")[:20]
+    )
+    by_stage = dict(
+        visible.values_list("stage").annotate(n=Count("id")).values_list("stage", "n")
+    )
+    stages = [
+        (label, by_stage.get(value, 0)) for value, label in Customer.Stage.choices
+    ]
+    return {"by_owner": by_owner, "stages": stages}
+
+
+def customer_total(*, user: Any) -> dict[str, Any]:
+    """The administrator's home: how many customers the system holds."""
+    return {"customer_count": Customer.objects.count()}
+
+
 def _masked_diff(diff: dict) -> dict:
     """Personal fields in an audit diff, masked as on the profile tab."""
     masked = dict(diff)

@@ -9,13 +9,27 @@ class ServiceConfig(AppConfig):
     verbose_name = _("服务台")
 
     def ready(self) -> None:
+        from crm.core import home, navigation
         from crm.scheduler import registry
         from customers import hooks, timeline
-        from service import escalation, services
+        from service import escalation, permissions, services
+        from service import home as service_home
 
+        permissions.grant_all()
         for kind, handler in escalation.HANDLERS.items():
             registry.register(
                 kind, handler, batch_handler=escalation.BATCH_HANDLERS.get(kind)
             )
         timeline.register("tickets", services.ticket_timeline_entries)
         hooks.register_merge_hook(services.tickets_follow_customer_merge)
+        for role, panel in service_home.PANELS:
+            home.register(role, panel)
+        navigation.register(
+            navigation.Item(_("服务台"), "service:ticket_queue", order=20)
+        )
+        # Back-office work orders: for users in a team (every team has a department).
+        navigation.register(
+            navigation.Item(
+                _("后台工单"), "service:workorder_list", order=40, needs_team=True
+            )
+        )

@@ -1,4 +1,10 @@
-"""The four staff roles. Each is a Django group of the same name holding its permissions."""
+"""The four staff roles. Each is a Django group of the same name holding its permissions.
+
+Which permissions each role holds is declared by the app that owns them, in its
+`AppConfig.ready()` (`roles.grant(Role.SALES, "customers.view_customer", ...)`), so the
+platform names no domain permission; `services.roles_sync()` applies the table after every
+migrate and in `seed_demo`.
+"""
 
 from __future__ import annotations
 
@@ -13,60 +19,25 @@ class Role(models.TextChoices):
     ADMIN = "admin", _("管理员")
 
 
-# Model permissions (app_label.codename) granted to each role's group; the data
-# migration and `seed_demo` both apply this table, so it is the one place to change.
-_CUSTOMER_WORK = [
-    "customers.view_customer",
-    "customers.add_customer",
-    "customers.change_customer",
-    "customers.add_contactlog",
-    "customers.view_contactlog",
-    "customers.add_followup",
-    "customers.change_followup",
-]
-_SERVICE_WORK = [
-    "service.view_ticket",
-    "service.add_ticket",
-    "service.change_ticket",
-    "service.add_workorder",
-    "service.view_asset",
-    "service.add_asset",
-]
-ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.SALES: [
-        *_CUSTOMER_WORK,
-        "customers.reveal_customer_pii",
-        "service.view_ticket",
-        "service.add_ticket",
-        "service.view_asset",
-    ],
-    Role.SERVICE: [
-        "customers.view_customer",
-        "customers.add_contactlog",
-        "customers.view_contactlog",
-        *_SERVICE_WORK,
-    ],
-    Role.MANAGER: [
-        *_CUSTOMER_WORK,
-        "customers.reveal_customer_pii",
-        "customers.reassign_customer",
-        "customers.export_customer",
-        "customers.import_customer",
-        "customers.merge_customer",
-        "accounts.view_team_report",
-        *_SERVICE_WORK,
-    ],
-    Role.ADMIN: [
-        *_CUSTOMER_WORK,
-        "customers.delete_customer",
-        "customers.reveal_customer_pii",
-        "customers.reassign_customer",
-        "customers.export_customer",
-        "customers.import_customer",
-        "customers.merge_customer",
-        "accounts.view_team_report",
-        "accounts.view_user",
-        "accounts.view_team",
-        *_SERVICE_WORK,
-    ],
-}
+# Model permissions (app_label.codename) granted to each role's group.
+_granted: dict[str, set[str]] = {role: set() for role in Role}
+
+
+def grant(role: str, *permissions: str) -> None:
+    """Give `role` these permissions (idempotent)."""
+    for name in permissions:
+        label, dot, codename = name.partition(".")
+        if not (label and dot and codename):
+            raise ValueError(f"not app_label.codename: {name!r}")
+    _granted[role].update(permissions)
+
+
+def permissions_of(role: str) -> list[str]:
+    return sorted(_granted[role])
+
+
+# The platform's own: team reports for managers and admins, user and team lists for admins.
+grant(Role.MANAGER, "accounts.view_team_report")
+grant(
+    Role.ADMIN, "accounts.view_team_report", "accounts.view_user", "accounts.view_team"
+)

@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from crm.accounts import two_step
 from crm.accounts.models import UserSession
-from crm.accounts.roles import ROLE_PERMISSIONS, Role
+from crm.accounts.roles import Role, permissions_of
 from crm.core import audit, limits
 
 
@@ -32,7 +32,7 @@ def roles_sync() -> None:
     for role in Role:
         group, _ = Group.objects.get_or_create(name=role.value)
         wanted = Q(pk__in=[])
-        for name in ROLE_PERMISSIONS[role]:
+        for name in permissions_of(role):
             label, codename = name.split(".", 1)
             wanted |= Q(content_type__app_label=label, codename=codename)
         group.permissions.set(Permission.objects.filter(wanted))

@@ -11,9 +11,36 @@ class CoreConfig(AppConfig):
     verbose_name = _("系统")
 
     def ready(self) -> None:
-        from crm.core import append_only, choices, signals  # noqa: F401 - receivers
+        from crm.accounts.roles import Role
+        from crm.core import (
+            append_only,
+            choices,
+            home,
+            navigation,
+            selectors,
+            signals,  # noqa: F401 - receivers
+        )
 
         choices.install()
+        navigation.register(navigation.Item(_("首页"), "home", order=0))
+        navigation.register(
+            navigation.Item(_("系统管理"), "admin:index", (Role.ADMIN,), order=1000)
+        )
+        home.register(
+            Role.ADMIN,
+            home.Panel(
+                name="system",
+                template="core/home/system.html",
+                context=selectors.admin_home,
+                order=20,
+                actions=(
+                    home.Action(_("安全审计日志"), "audit_log", "journal-text"),
+                    home.Action(
+                        _("用户与团队设置"), "admin:index", "gear", primary=True
+                    ),
+                ),
+            ),
+        )
 
         post_migrate.connect(
             append_only.protect_event_tables,

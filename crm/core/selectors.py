@@ -1,4 +1,4 @@
-"""What each role's home page shows, each in a fixed number of queries."""
+"""The platform's own reads: the administrator's home panel and the security audit log."""
 
 from __future__ import annotations
 
@@ -12,40 +12,6 @@ from django.utils import timezone
 from crm.accounts.models import Team, User
 from crm.core import audit
 from crm.scheduler import services as scheduler_services
-from customers.models import Customer
-
-
-def sales_home(*, user: Any) -> dict[str, Any]:
-    from customers import selectors as customer_selectors
-
-    return customer_selectors.my_day(user=user)
-
-
-def service_home(*, user: Any) -> dict[str, Any]:
-    """The agent's queue summary: my open tickets by deadline, breaching, unassigned."""
-    from service import selectors as service_selectors
-
-    return service_selectors.desk_summary(user=user)
-
-
-def manager_home(*, user: Any) -> dict[str, Any]:
-    visible = Customer.objects.visible_to(user)
-    by_owner = list(
-        visible.values("owner__username", "owner__display_name")
-        .annotate(
-            total=Count("id"),
-            key_accounts=Count("id", filter=Q(is_key_account=True)),
-            customers=Count("id", filter=Q(stage=Customer.Stage.CUSTOMER)),
-        )
-        .order_by("-total")[:20]
-    )
-    by_stage = dict(
-        visible.values_list("stage").annotate(n=Count("id")).values_list("stage", "n")
-    )
-    stages = [
-        (label, by_stage.get(value, 0)) for value, label in Customer.Stage.choices
-    ]
-    return {"by_owner": by_owner, "stages": stages}
 
 
 def admin_home(*, user: Any) -> dict[str, Any]:
@@ -57,7 +23,6 @@ def admin_home(*, user: Any) -> dict[str, Any]:
     return {
         "teams": teams,
         "user_count": User.objects.filter(is_active=True).count(),
-        "customer_count": Customer.objects.count(),
         "actions_needing_review": scheduler_services.actions_needing_review_count(),
     }
 

@@ -11,24 +11,17 @@ from django.views.decorators.http import require_http_methods
 from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import bounds, db, health, middleware, selectors
+from crm.core import home as home_pages
 from crm.core.forms import AuditFilterForm
-
-HOME_PAGES = {
-    Role.SALES: ("core/home_sales.html", selectors.sales_home),
-    Role.SERVICE: ("core/home_service.html", selectors.service_home),
-    Role.MANAGER: ("core/home_manager.html", selectors.manager_home),
-    Role.ADMIN: ("core/home_admin.html", selectors.admin_home),
-}
 
 
 @require_http_methods(["GET"])
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    page = HOME_PAGES.get(request.user.role)
+    page = home_pages.page(role=request.user.role, user=request.user)
     if page is None:
         return render(request, "core/home_norole.html", status=403)
-    template, selector = page
-    return render(request, template, selector(user=request.user))
+    return render(request, "core/home.html", page)
 
 
 @never_cache

@@ -10,10 +10,12 @@ class HandoverConfig(AppConfig):
     verbose_name = _("入伙")
 
     def ready(self) -> None:
+        from crm.core import navigation
         from crm.scheduler import registry
         from customers import hooks
         from service.handover import services
 
+        navigation.register(navigation.Item(_("入伙"), "handover:event_list", order=30))
         # The reminder goes to the customer: never sent twice, even after a crash.
         registry.register(
             services.APPOINTMENT_REMINDER,

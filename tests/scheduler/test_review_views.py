@@ -61,7 +61,11 @@ def test_admin_home_counts_the_parked_actions(login, admin_user):
     parked(2)
     response = login(admin_user).get(reverse("home"))
     assertContains(response, reverse("scheduler:action_review"))
-    assertContains(response, '<span class="badge text-bg-light">2</span>', html=False)
+    assertContains(
+        response,
+        '<div class="fs-3 text-warning-emphasis" data-testid="actions-needing-review-count">2</div>',
+        html=True,
+    )
 
 
 @pytest.mark.django_db

@@ -1,0 +1,38 @@
+"""What each role may do with customers (crm/accounts/roles.py applies it)."""
+
+from __future__ import annotations
+
+from crm.accounts.roles import Role, grant
+
+CUSTOMER_WORK = (
+    "customers.view_customer",
+    "customers.add_customer",
+    "customers.change_customer",
+    "customers.add_contactlog",
+    "customers.view_contactlog",
+    "customers.add_followup",
+    "customers.change_followup",
+)
+# Managers and admins also move, export, import and merge customers.
+CUSTOMER_STEWARDSHIP = (
+    "customers.reveal_customer_pii",
+    "customers.reassign_customer",
+    "customers.export_customer",
+    "customers.import_customer",
+    "customers.merge_customer",
+)
+
+
+def grant_all() -> None:
+    grant(Role.SALES, *CUSTOMER_WORK, "customers.reveal_customer_pii")
+    # The service desk finds the caller and logs the call.
+    grant(
+        Role.SERVICE,
+        "customers.view_customer",
+        "customers.add_contactlog",
+        "customers.view_contactlog",
+    )
+    grant(Role.MANAGER, *CUSTOMER_WORK, *CUSTOMER_STEWARDSHIP)
+    grant(
+        Role.ADMIN, *CUSTOMER_WORK, *CUSTOMER_STEWARDSHIP, "customers.delete_customer"
+    )
