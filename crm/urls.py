@@ -6,7 +6,6 @@ from django.urls import include, path
 
 from crm.accounts import views as accounts_views
 from crm.core import views as core_views
-from service import views as service_views
 
 handler403 = "crm.core.views.error_403"
 handler404 = "crm.core.views.error_404"
@@ -39,7 +38,7 @@ urlpatterns = [
     path("service/", include("service.urls")),
     path("handover/", include("service.handover.urls")),
     # The public complaint/repair form: no login.
-    path("report/", service_views.intake, name="intake"),
+    path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),
     # Before the admin's own: its sign-in takes the same limits as ours.
     path("admin/login/", accounts_views.AdminLoginView.as_view(), name="admin_login"),
