@@ -13,11 +13,11 @@ The flow, each step a service:
 4. `import_job_execute` (task) creates the valid rows in chunks of IMPORT_CHUNK: one
    transaction per chunk locks its rows, checks their phones and ID numbers against the
    customers created since the preview (one query each), bulk-inserts the customers,
-   their phones and profiles exactly as `services.customer_create` would store them, and
-   marks the rows done, so a rerun, a duplicated task or a worker killed mid-file never
-   imports a row twice and carries on from the first row still waiting. Should a bulk
-   insert still collide with a concurrent create, that chunk goes row by row through
-   `services.customer_create`.
+   their phones and profiles built by `customers.builder` (as `services.customer_create`
+   builds them), and marks the rows done, so a rerun, a duplicated task or a worker
+   killed mid-file never imports a row twice and carries on from the first row still
+   waiting. Should a bulk insert still collide with a concurrent create, that chunk
+   goes row by row through `services.customer_create`.
 
 Owner rule (shown on the upload and preview pages): an empty 负责人 cell makes the
 importing user the owner; a username of a salesperson or manager the importer may
@@ -54,13 +54,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.core import audit
-from crm.core.db import audited
 from crm.scheduler import services as scheduler
-from customers import identity, phones, search, selectors, services
+from customers import builder, identity, phones, selectors, services
 from customers.models import (
     Customer,
     CustomerPhone,
-    CustomerProfile,
     ImportJob,
     ImportRow,
 )
@@ -1285,8 +1283,11 @@ CREATED_HERE = 1 << 62
 @dataclass
 class _Planned:
     row: ImportRow
-    customer: Customer
-    numbers: list[tuple[str, str]]
+    new: builder.NewCustomer
+
+    @property
+    def customer(self) -> Customer:
+        return self.new.customer
 
 
 def _create_chunk(
@@ -1294,8 +1295,9 @@ def _create_chunk(
 ) -> None:
     """Store the rows' customers as services.customer_create would, with bulk INSERTs.
 
-    A row customer_create would refuse (a phone or ID number taken since the preview)
-    is skipped with the message customer_create gives; checks run in its order.
+    The rows and checks come from customers.builder, in its order; a row
+    customer_create would refuse (a phone or ID number taken since the preview) is
+    skipped with the message customer_create gives.
     """
     now = timezone.now()
     plans: list[_Planned] = []
@@ -1303,29 +1305,19 @@ def _create_chunk(
     for row in rows:
         data = row.data
         owner_id = data.get("owner_id")
-        owner = None if owner_id is None else owners.get(owner_id, by)
-        customer = Customer(
-            owner=owner,
-            team=owner.team if owner else None,
-            pool_entered_at=None if owner else now,
-            **{
-                k: v
-                for k, v in data.get("fields", {}).items()
-                if k in services.EDITABLE_FIELDS
-            },
-        )
         cipher = data.get("id_cipher")
         try:
-            numbers = services.normalise_phones(list(data.get("phones", [])))
-            if cipher:
-                number = identity.normalise_id_number(identity.decrypt(cipher))
-                services.store_id_number(customer, number)
+            new = builder.build(
+                data=data.get("fields", {}),
+                phone_numbers=data.get("phones", []),
+                id_number=identity.decrypt(cipher) if cipher else None,
+                owner=None if owner_id is None else owners.get(owner_id, by),
+                now=now,
+            )
         except ValidationError as error:
             _skip(row, error.messages, skipped)
             continue
-        customer.phone = numbers[0][0] if numbers else ""
-        customer.name_pinyin, customer.name_initials = search.pinyin_of(customer.name)
-        plans.append(_Planned(row, customer, numbers))
+        plans.append(_Planned(row, new))
     # Customers created since the preview, one query each; then, as customer_create
     # run row after row would, the earlier rows of this chunk.
     id_holder = {
@@ -1337,7 +1329,7 @@ def _create_chunk(
         ).values_list("id_number_index", "pk", "name")
     }
     phone_holder: dict[str, tuple[int, str]] = {}
-    for number, holder in held_phones(n for p in plans for n, _kind in p.numbers):
+    for number, holder in held_phones(n for p in plans for n in p.new.numbers):
         phone_holder.setdefault(number, holder)
     # A holder is named only if the importer may see it, as in the preview.
     visible = set(
@@ -1363,19 +1355,12 @@ def _create_chunk(
         try:
             if index and index in id_holder:
                 raise services.id_number_taken(name_for(id_holder[index]))
-            # customer_create's full_clean, less its queries: uniqueness is checked
-            # above for the whole chunk, and owner and team are users and teams this
-            # transaction has just read (the foreign-key check is one query each).
-            customer.full_clean(
-                exclude=["name_grams", "owner", "team"],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-            taken = [n for n, _kind in plan.numbers if n in phone_holder]
+            taken = [n for n in plan.new.numbers if n in phone_holder]
             if taken:
                 # customer_create names the number registered first.
                 number = min(taken, key=lambda n: phone_holder[n][0])
                 raise services.phone_taken(number, name_for(phone_holder[number]))
+            builder.clean(plan.new, in_bulk=True)
         except ValidationError as error:
             _skip(plan.row, error.messages, skipped)
             continue
@@ -1383,7 +1368,7 @@ def _create_chunk(
             id_holder[index] = (CREATED_HERE, customer.name)
         # A later row of the chunk finds these numbers registered after any stored one
         # (an id above every CustomerPhone id).
-        for number, _kind in plan.numbers:
+        for number in plan.new.numbers:
             phone_holder[number] = (CREATED_HERE, customer.name)
         creating.append(plan)
     if hidden_hits:
@@ -1399,22 +1384,7 @@ def _create_chunk(
             row_count=hidden_hits,
             detail="import",
         )
-    with pghistory.context(import_job=job.pk), audited(by):
-        # The pghistory triggers write one insert event per row, as for single creates.
-        Customer.objects.bulk_create([p.customer for p in creating])
-        CustomerPhone.objects.bulk_create(
-            CustomerPhone(
-                customer=p.customer,
-                number=number,
-                kind=kind,
-                is_primary=position == 0,
-            )
-            for p in creating
-            for position, (number, kind) in enumerate(p.numbers)
-        )
-        CustomerProfile.objects.bulk_create(
-            CustomerProfile(customer=p.customer) for p in creating
-        )
+    builder.save_many([p.new for p in creating], by=by, import_job=job.pk)
     _mark_imported(creating)
     if skipped:
         ImportRow.objects.bulk_update(skipped, ["status", "errors"])

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
-from customers import identity, phones
+from customers import builder, identity, phones
 from customers.models import (
     ContactLog,
     Customer,
@@ -30,27 +30,9 @@ from customers.models import (
     PoolEvent,
 )
 
-EDITABLE_FIELDS = (
-    "name",
-    "is_organization",
-    "kind",
-    "stage",
-    "tier",
-    "is_key_account",
-    "source",
-    "tags",
-    "province",
-    "city",
-    "district",
-    "address",
-    "wechat_id",
-    "email",
-    "notes",
-    "organization",
-    "parent",
-    "lifetime_value",
-)
-PROFILE_FIELDS = CustomerProfile.PREFERENCE_FIELDS
+# What a form may set on a customer and its profile: the builder's lists.
+EDITABLE_FIELDS = builder.EDITABLE_FIELDS
+PROFILE_FIELDS = builder.PROFILE_FIELDS
 FOLLOWUP_REMINDER = "customers.followup_reminder"
 
 
@@ -64,16 +46,6 @@ class EditConflict(Exception):
 
 
 # --- customers -------------------------------------------------------------------------
-
-
-def normalise_phones(raw_numbers: list[str]) -> list[tuple[str, str]]:
-    """Validated, de-duplicated (number, kind) pairs; ValidationError names the bad one."""
-    seen: dict[str, str] = {}
-    for raw in raw_numbers:
-        if raw and raw.strip():
-            number, kind = phones.normalise_phone(raw)
-            seen.setdefault(number, kind)
-    return list(seen.items())
 
 
 def _save_phones(customer: Customer, numbers: list[tuple[str, str]]) -> None:
@@ -199,7 +171,9 @@ def _numbers_refusal(
     """check_numbers_free's refusal, or None; runs under the user's lookup lock."""
     from crm.core import audit
 
-    numbers = [number for number, _kind in normalise_phones(list(phone_numbers))]
+    numbers = [
+        number for number, _kind in builder.normalise_phones(list(phone_numbers))
+    ]
     index = None
     if id_number and id_number.strip():
         index = identity.blind_index(identity.normalise_id_number(id_number))
@@ -292,13 +266,6 @@ def audit_hidden_hit(*, by: Any, customer: Customer, detail: str) -> None:
     )
 
 
-def store_id_number(customer: Customer, number: str) -> None:
-    """Set the encrypted ID number, its blind index and mask from a normalised number."""
-    customer.id_number_cipher = identity.encrypt(number)
-    customer.id_number_index = identity.blind_index(number)
-    customer.id_number_masked = identity.mask(number)
-
-
 def _set_id_number(customer: Customer, raw: str | None) -> None:
     if raw is None:
         return
@@ -312,7 +279,7 @@ def _set_id_number(customer: Customer, raw: str | None) -> None:
     if Customer.objects.filter(id_number_index=index).exclude(pk=customer.pk).exists():
         # Registered since check_numbers_free ran: not named, as in _save_phones.
         raise ValidationError({"id_number": _("该身份证号刚被另一位客户登记。")})
-    store_id_number(customer, number)
+    builder.store_id_number(customer, number)
 
 
 @retry_transient
@@ -325,38 +292,37 @@ def customer_create(
     profile: dict[str, Any] | None = None,
     owner: Any = "by",
 ) -> Customer:
-    """Create a customer owned by `by` (or `owner`; None puts it in the public pool)."""
+    """Create a customer owned by `by` (or `owner`; None puts it in the public pool).
+
+    The rows and checks come from customers.builder, as for an import or the intake.
+    """
     if not by.has_perm("customers.add_customer"):
         raise PermissionDenied
     owner = by if owner == "by" else owner
-    customer = Customer(
+    new = builder.build(
+        data=data,
+        phone_numbers=phone_numbers,
+        id_number=id_number,
+        profile=profile,
         owner=owner,
-        team=owner.team if owner else None,
-        pool_entered_at=None if owner else timezone.now(),
-        **{k: v for k, v in data.items() if k in EDITABLE_FIELDS},
     )
-    numbers = normalise_phones(list(phone_numbers))
-    check_numbers_free(
-        by=by, phone_numbers=[n for n, _kind in numbers], id_number=id_number
-    )
+    check_numbers_free(by=by, phone_numbers=new.numbers, id_number=id_number)
     try:
-        with transaction.atomic(), audited(by):
-            _set_id_number(customer, id_number)
-            customer.phone = numbers[0][0] if numbers else ""
-            customer.full_clean(exclude=["name_grams"])
-            customer.save()
-            _save_phones(customer, numbers)
-            Customer.objects.filter(pk=customer.pk).update(phone=customer.phone)
-            CustomerProfile.objects.create(
-                customer=customer,
-                **{k: v for k, v in (profile or {}).items() if k in PROFILE_FIELDS},
-            )
+        with transaction.atomic():
+            index = new.customer.id_number_index
+            if index and Customer.objects.filter(id_number_index=index).exists():
+                # Registered since check_numbers_free ran: not named, as for a phone.
+                raise ValidationError(
+                    {"id_number": _("该身份证号刚被另一位客户登记。")}
+                )
+            builder.clean(new)
+            builder.save(new, by=by)
     except IntegrityError as exc:
         # The unique ID-number index lost a race with a concurrent create.
         raise ValidationError(
             {"id_number": _("该身份证号刚被另一位客户登记。")}
         ) from exc
-    return customer
+    return new.customer
 
 
 @retry_transient
@@ -376,7 +342,9 @@ def customer_update(
         if field not in EDITABLE_FIELDS:
             raise ValidationError({field: _("该字段不可修改。")})
         setattr(customer, field, data[field])
-    numbers = normalise_phones(phone_numbers) if phone_numbers is not None else None
+    numbers = (
+        builder.normalise_phones(phone_numbers) if phone_numbers is not None else None
+    )
     check_numbers_free(
         by=by,
         phone_numbers=[n for n, _kind in numbers or []],

@@ -964,32 +964,28 @@ def tickets_follow_customer_merge(survivor: Any, duplicate: Any) -> None:
 def _intake_customer(number: str, name: str, now: datetime) -> Any:
     """The customer with this phone, created in the public pool if there is none.
 
-    Two first submissions from one new phone race on the unique phone index: the loser's
+    Built by customers.builder, as the customer form and the import build one. Two
+    first submissions from one new phone race on the unique phone index: the loser's
     savepoint rolls back and it uses the winner's customer.
     """
-    from django.db import IntegrityError
-
-    from customers.models import Customer, CustomerPhone, CustomerProfile
+    from customers import builder
+    from customers.models import Customer, CustomerPhone
 
     known = (
         CustomerPhone.objects.select_related("customer").filter(number=number).first()
     )
     if known:
         return known.customer
+    new = builder.build(
+        data={"name": name.strip()[:100] or number, "source": Customer.Source.ONLINE},
+        phone_numbers=[number],
+        now=now,
+    )
+    builder.clean(new)
     try:
         with transaction.atomic():
-            customer = Customer.objects.create(
-                name=name.strip()[:100] or number,
-                phone=number,
-                pool_entered_at=now,
-                source=Customer.Source.ONLINE,
-            )
-            CustomerPhone.objects.create(
-                customer=customer, number=number, is_primary=True
-            )
-            CustomerProfile.objects.create(customer=customer)
-            return customer
-    except IntegrityError:
+            return builder.save(new, by=None)
+    except builder.NumberTaken:
         return (
             CustomerPhone.objects.select_related("customer").get(number=number).customer
         )
