@@ -5,6 +5,8 @@
     python -m crm.launcher env     # start the embedded servers, print their URLs
 
 DATABASE_URL / REDIS_URL, when set, point at real servers and nothing is embedded.
+The web server, worker and beat run under crm/supervisor.py, which restarts one that
+dies and stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm import embedded
+from crm.supervisor import Backoff, Child, Supervisor
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+# A child that dies within 30 s of starting waits 2 s per restart so far (at most
+# 10 s), so a broken configuration does not spin; one that ran longer (a worker that
+# exited when Redis restarted) comes back after 1 s.
+RESTART_BACKOFF = Backoff(settled=1, step=2, cap=10, healthy_after=30)
 DEMO_USERS = (
     "admin",
     "manager1",
@@ -89,74 +95,6 @@ def manage(env: dict[str, str], *args: str) -> None:
     )
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen | None = None
-    restarts: int = 0
-    started_at: float = 0.0
-
-    def start(self, env: dict[str, str]) -> None:
-        # Own session: Ctrl-C reaches only the launcher, which then stops children in order.
-        self.proc = subprocess.Popen(
-            self.argv, cwd=REPO_DIR, env=env, start_new_session=True
-        )
-        self.started_at = time.monotonic()
-
-    def signal_group(self, sig: int) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-class Supervisor:
-    """Restarts a child that dies (a Celery worker can exit when Redis restarts)."""
-
-    def __init__(self, children: list[Child], env: dict[str, str]) -> None:
-        self.children = children
-        self.env = env
-        self.stopping = False
-
-    def request_stop(self, *_: object) -> None:
-        self.stopping = True
-
-    def run(self) -> None:
-        for child in self.children:
-            child.start(self.env)
-        while not self.stopping:
-            time.sleep(0.5)
-            for child in self.children:
-                if self.stopping or child.proc is None or child.proc.poll() is None:
-                    continue
-                child.restarts += 1
-                # Back off when a child dies right after starting, so a broken
-                # configuration does not spin.
-                lived = time.monotonic() - child.started_at
-                delay = 1 if lived > 30 else min(2 * child.restarts, 10)
-                print(
-                    f"[kehu] {child.name} exited ({child.proc.returncode}); "
-                    f"restarting in {delay} s",
-                    flush=True,
-                )
-                time.sleep(delay)
-                child.start(self.env)
-
-    def shutdown(self, grace: float = 15) -> None:
-        for child in self.children:
-            child.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for child in self.children:
-            while child.proc and child.proc.poll() is None:
-                if time.monotonic() > deadline:
-                    child.signal_group(signal.SIGKILL)
-                    child.proc.wait()
-                    break
-                time.sleep(0.1)
-
-
 def cmd_run() -> int:
     port = int(os.environ.get("PORT", "8000"))
     if embedded.port_in_use(port):
@@ -168,20 +106,20 @@ def cmd_run() -> int:
     env = child_env(
         backing, os.environ.get("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
     )
-    supervisor: Supervisor | None = None
     try:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "seed_demo", "--if-empty")
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "crm"]
         children = [
-            Child("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}"]),
+            Child("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}"], env),
             # The worker yields the cores to the web server: an import or export
             # must not slow the pages (docs/reliability.md, L3).
             Child(
                 "worker",
                 ["nice", "-n", "10", *celery, "worker", "-l", "info", "-c", "2"]
                 + ["-n", "kehu-worker@%h", "-Q", "celery,sweep"],
+                env,
             ),
             Child(
                 "beat",
@@ -193,11 +131,15 @@ def cmd_run() -> int:
                     "-s",
                     str(folder / "celerybeat-schedule"),
                 ],
+                env,
             ),
         ]
-        supervisor = Supervisor(children, env)
-        signal.signal(signal.SIGINT, supervisor.request_stop)
-        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        supervisor = Supervisor(
+            children,
+            poll=0.5,
+            backoff=RESTART_BACKOFF,
+            say=lambda line: print(f"[kehu] {line}", flush=True),
+        )
         password = os.environ.get("CRM_DEMO_PASSWORD", "kehu-demo")
         print(
             f"\n[kehu] Kehu CRM is starting at http://127.0.0.1:{port}/\n"
@@ -207,11 +149,10 @@ def cmd_run() -> int:
             "[kehu] Ctrl-C stops everything.\n",
             flush=True,
         )
-        supervisor.run()
+        # Until Ctrl-C or SIGTERM; then every child's process group is stopped.
+        supervisor.serve(grace=15)
     finally:
         print("\n[kehu] stopping ...", flush=True)
-        if supervisor:
-            supervisor.shutdown()
         backing.stop()
         print("[kehu] stopped; data kept in", folder, flush=True)
     return 0

@@ -2,10 +2,11 @@
 
 One run owns everything it starts: a PostgreSQL (embedded, or a database of its own on
 the server DATABASE_URL names), a Redis on a port of its own (R2 shuts it down), and a
-Celery worker (prefork, -c 2), one beat and gunicorn under a supervisor that restarts
-them. Every child writes a pidfile into the run folder; the chaos hands read the
-pidfile and signal that process id, its process group (a worker and its pool) or its
-direct children (gunicorn's workers) -- never anything found by name.
+Celery worker (prefork, -c 2), one beat and gunicorn under crm/supervisor.py (the
+supervisor of `make run` and the reliability tests), which restarts them. Every child
+writes a pidfile into the run folder; the chaos hands read the pidfile and signal that
+process id, its process group (a worker and its pool) or its direct children
+(gunicorn's workers) -- never anything found by name.
 """
 
 from __future__ import annotations
@@ -23,14 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from crm import embedded
-from crm.scheduler.testing import (
-    MAIL_LOG_ENV,
-    Child,
-    RedisServer,
-    Supervisor,
-    celery_worker_argv,
-    wait_for,
-)
+from crm.scheduler.testing import MAIL_LOG_ENV, RedisServer, celery_worker_argv
+from crm.supervisor import Child, Supervisor, wait_for
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 # Short pipeline settings, as the reliability tests use (reliability §3.3).
@@ -60,11 +55,10 @@ class PidfileChild(Child):
         super().start()
         assert self.proc is not None
         self.pidfile.write_text(f"{self.proc.pid}\n")
-        self.started_at = time.monotonic()
 
 
 class RunSupervisor(Supervisor):
-    """The reliability tests' supervisor, plus pidfiles, removal and gunicorn workers."""
+    """The shared supervisor, plus pidfiles and gunicorn's workers."""
 
     def pid_from_file(self, name: str) -> int:
         """The pid in the child's pidfile, checked to be the child we started."""
@@ -80,18 +74,11 @@ class RunSupervisor(Supervisor):
         self.pid_from_file(name)
         return self.kill9(name)
 
-    def remove(self, name: str) -> None:
-        """Stop a child for good (the second beat of R6)."""
-        with self._lock:
-            child = self.children.pop(name)
-        child.stop()
-
     def child_pids(self, name: str) -> list[int]:
         return children_of(self.pid_from_file(name))
 
     def started_at(self, name: str) -> float:
-        child = self.children[name]
-        return getattr(child, "started_at", 0.0)
+        return self.children[name].started_at
 
 
 def children_of(pid: int) -> list[int]:

@@ -2,21 +2,17 @@
 
 Nothing here runs in production. It starts the pieces of the real stack as separate
 processes -- a Redis that can be shut down and restarted empty, a Celery worker and a
-beat under a small supervisor that restarts them when they die -- and provides a fake
-mail provider that records every send attempt, so a test can count duplicates.
-
-Signals go only to processes started here, by process id or by the process group of a
-child started in its own session (a Celery worker and its pool children).
+beat under crm/supervisor.py (the supervisor `make run` uses), which restarts them when
+they die -- and provides a fake mail provider that records every send attempt, so a
+test can count duplicates.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +23,7 @@ from urllib.parse import quote
 from django.core.mail.backends.base import BaseEmailBackend
 
 from crm.embedded import free_port, port_in_use
+from crm.supervisor import Child, Supervisor, wait_for
 
 REPO_DIR = Path(__file__).resolve().parent.parent.parent
 MAIL_LOG_ENV = "KEHU_TEST_MAIL_LOG"
@@ -90,19 +87,6 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or "5432"
     return f"postgres://{auth}{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
-
-
-def wait_for(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2
-) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 # --- Redis ---------------------------------------------------------------------------------
@@ -172,146 +156,6 @@ class RedisServer:
             assert self.proc is not None
             self.proc.kill()
             self.proc.wait(timeout=10)
-
-
-# --- supervised children -------------------------------------------------------------------
-
-
-def _exited_unreaped(pid: int) -> bool:
-    """True when `pid` has exited; leaves it a zombie so its process group id stays ours."""
-    try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True
-    return info is not None
-
-
-@dataclass
-class Child:
-    """A process started in its own session; its pid is also its process group id."""
-
-    name: str
-    argv: Callable[[int], list[str]]  # start number -> argv
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
-    starts: int = 0
-    exits: list[tuple[float, int | None]] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- start {self.starts} at {time.time():.3f}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(  # noqa: S603 - argv built by the tests
-                self.argv(self.starts),
-                cwd=REPO_DIR,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def has_exited(self) -> bool:
-        return self.proc is not None and _exited_unreaped(self.proc.pid)
-
-    def signal_group(self, sig: int) -> None:
-        """Signal the child and everything it forked (same process group)."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def reap(self) -> int | None:
-        """Kill what is left of the group (orphaned pool children), then reap the leader."""
-        assert self.proc is not None
-        self.signal_group(signal.SIGKILL)
-        code = self.proc.wait(timeout=10)
-        self.exits.append((time.monotonic(), code))
-        return code
-
-    def stop(self, grace: float = 5) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.signal_group(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        self.signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
-class Supervisor:
-    """Restarts children that die, as `make run` does; counts kills and restarts."""
-
-    def __init__(self, children: list[Child], *, poll: float = 0.1) -> None:
-        self.children = {child.name: child for child in children}
-        self.poll = poll
-        self.restarts: dict[str, int] = dict.fromkeys(self.children, 0)
-        self.kills: list[dict[str, Any]] = []
-        self.restart_latencies: list[float] = []
-        self._pending_kill_at: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="supervisor", daemon=True
-        )
-
-    def start(self) -> None:
-        for child in self.children.values():
-            child.start()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll):
-            with self._lock:
-                for child in self.children.values():
-                    if self._stop.is_set() or not child.has_exited():
-                        continue
-                    child.reap()
-                    child.start()
-                    self.restarts[child.name] += 1
-                    killed_at = self._pending_kill_at.pop(child.name, None)
-                    if killed_at is not None:
-                        self.restart_latencies.append(time.monotonic() - killed_at)
-
-    def add(self, child: Child) -> None:
-        """Start one more supervised child (a second worker, a second beat)."""
-        with self._lock:
-            self.children[child.name] = child
-            self.restarts[child.name] = 0
-            child.start()
-
-    def kill9(self, name: str) -> int | None:
-        """`kill -9` the child's whole process group (a worker and its pool children)."""
-        with self._lock:
-            child = self.children[name]
-            pid = child.pid
-            if pid is None or child.has_exited():
-                return None
-            self._pending_kill_at[name] = time.monotonic()
-            child.signal_group(signal.SIGKILL)
-            self.kills.append({"name": name, "pid": pid, "at": time.time()})
-            return pid
-
-    def alive(self, name: str) -> bool:
-        child = self.children[name]
-        return child.proc is not None and not child.has_exited()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        with self._lock:
-            for child in self.children.values():
-                child.stop()
 
 
 # --- the Celery processes ------------------------------------------------------------------

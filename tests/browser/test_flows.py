@@ -38,12 +38,12 @@ from crm.accounts.roles import Role
 from crm.notifications.models import Notification
 from crm.scheduler.testing import (
     RedisServer,
-    Supervisor,
     database_url,
     read_mail_log,
     start_pipeline,
     stop_pipeline,
 )
+from crm.supervisor import Supervisor
 from customers.models import ContactLog, FollowUp
 from service.models import CalendarDay, Ticket, WorkingPeriod, WorkOrder
 from tests.browser.conftest import PASSWORD

@@ -16,7 +16,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from crm.scheduler.testing import Child, celery_beat_argv, celery_worker_argv
+from crm.scheduler.testing import celery_beat_argv, celery_worker_argv
+from crm.supervisor import Child
 from customers import services as customer_services
 from tests.reliability.conftest import LEASE_SECONDS, record_figures
 

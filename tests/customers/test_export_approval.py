@@ -28,7 +28,8 @@ from crm.accounts.roles import Role
 from crm.core import audit
 from crm.core.models import AccessLog
 from crm.notifications.models import Notification
-from crm.scheduler.testing import Child, celery_worker_argv, database_url, wait_for
+from crm.scheduler.testing import celery_worker_argv, database_url
+from crm.supervisor import Child, wait_for
 from customers import services, tasks
 from customers.models import Customer, ExportRequest
 from tests.factories import CustomerFactory, UserFactory

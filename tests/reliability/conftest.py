@@ -27,13 +27,12 @@ from crm.notifications.models import Notification
 from crm.scheduler.models import ScheduledAction
 from crm.scheduler.testing import (
     RedisServer,
-    Supervisor,
     database_url,
     read_mail_log,
     start_pipeline,
     stop_pipeline,
-    wait_for,
 )
+from crm.supervisor import Supervisor, wait_for
 from customers import services as customer_services
 from customers.models import Customer, FollowUp
 from tests.factories import CustomerFactory, UserFactory

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from crm.celery import app
 from crm.scheduler import tasks
-from crm.scheduler.testing import Child, celery_beat_argv, celery_worker_argv
+from crm.scheduler.testing import celery_beat_argv, celery_worker_argv
+from crm.supervisor import Child
 from customers import services as customer_services
 from tests.reliability.conftest import (
     LEASE_SECONDS,
