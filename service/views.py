@@ -702,6 +702,7 @@ def dealer_report(request: HttpRequest) -> HttpResponse:
 # --- the public intake form (no login) ---------------------------------------------------
 
 
+@access.public
 @require_http_methods(["GET", "POST"])
 @submit_once
 def intake(request: HttpRequest) -> HttpResponse:

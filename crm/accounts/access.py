@@ -85,6 +85,16 @@ def _audit_scope_denial(model: type[Model], pk: Any) -> None:
         )
 
 
+def public(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Marks a page anyone may open without signing in: the public report form, and
+    later the owners' booking and survey pages. A signed-in session that still owes
+    its second step may open it too (crm/accounts/middleware.py), so an app adds a
+    public page without the platform knowing its name. Put it above the other
+    decorators: the middleware reads it from the function the URL resolves to."""
+    view.kehu_public = True  # type: ignore[attr-defined]
+    return view
+
+
 def role_required(*roles: str) -> Callable:
     """Login required, then 403 unless the user holds one of `roles`."""
 

@@ -9,9 +9,10 @@ from django.urls import Resolver404, resolve, reverse
 
 from crm.accounts import services, two_step
 
-# Pages a signed-in session may open before its second step: public pages, signing out,
-# the language switch.
-OPEN_BEFORE_SECOND_STEP = {"login", "logout", "healthz", "intake", "set_language"}
+# Pages a signed-in session may open before its second step: signing in and out, the
+# language switch, and every page marked @access.public (the health check, the public
+# report form).
+OPEN_BEFORE_SECOND_STEP = {"login", "logout", "set_language"}
 STEP_PAGES = {
     two_step.VERIFY: ("accounts:two_step_verify",),
     two_step.ENROL: ("accounts:two_step", "accounts:two_step_enrol"),
@@ -55,6 +56,7 @@ class TwoStepMiddleware:
         return (
             match.view_name in OPEN_BEFORE_SECOND_STEP
             or match.view_name in STEP_PAGES[owed]
+            or getattr(match.func, "kehu_public", False)
         )
 
     @staticmethod

@@ -24,6 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "core/home.html", page)
 
 
+@access.public
 @never_cache
 @require_http_methods(["GET"])
 def healthz(request: HttpRequest) -> JsonResponse:
