@@ -17,7 +17,7 @@ restarts children, but runs an arbiter with its own event loop controlled over
 ZeroMQ (pyzmq, tornado): adding a second beat at run time from a test thread, a
 `kill -9` of a worker with its pool, and the restart counts and kill-to-respawn
 latency the tests and the chaos report assert on would all go through that control
-channel. What is needed here is ~200 lines of the standard library.
+channel. What the tests need fits in one module that uses only the standard library.
 
 Signals go only to processes started here, by process id or process group, never to a
 process found by name. This is platform code: it imports no app and no Django.
