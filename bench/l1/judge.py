@@ -42,16 +42,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def machine_kind() -> str:
-    model = "unknown cpu"
+def _cpuinfo() -> dict[str, str]:
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            name, colon, value = line.partition(":")
+            if not colon:
+                break  # the first processor's block ends at a blank line
+            fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, {platform.machine()}"
+    return fields
+
+
+def machine_kinds() -> tuple[str, str]:
+    """This machine's baseline keys: exact (with the CPU's family and model) and coarse.
+
+    The model name alone ("AMD EPYC") named two machines whose L1 p95 differed about
+    twofold in December 2026, so a baseline is recorded under the exact key; the coarse
+    one is only read, for baselines recorded before the exact key existed.
+    """
+    info = _cpuinfo()
+    model = info.get("model name", "unknown cpu")
+    coarse = f"{os.cpu_count()} cores, {model}, {platform.machine()}"
+    if "cpu family" not in info:
+        return coarse, coarse
+    exact = (
+        f"{os.cpu_count()} cores, {model} (family {info['cpu family']}, "
+        f"model {info.get('model', '?')}), {platform.machine()}"
+    )
+    return exact, coarse
 
 
 def pii_in_urls(log: Path) -> list[str]:
@@ -109,9 +129,9 @@ def main(argv: list[str]) -> int:
     if work and p99 > 3 * p95:
         print(f"L1: note: p99 {p99} ms is more than 3 × p95 (L1 asks p99 ≤ 3 × p95)")
 
-    kind = machine_kind()
+    kind, coarse_kind = machine_kinds()
     baselines = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
-    baseline = baselines.get(kind)
+    baseline = baselines.get(kind) or baselines.get(coarse_kind)
     cores = os.cpu_count() or 1
     gate = "recorded as the baseline"
     if args.record:
