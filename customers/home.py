@@ -39,6 +39,7 @@ PANELS = [
             template="customers/home/total.html",
             context=selectors.customer_total,
             order=10,
+            width=4,
         ),
     ),
 ]

@@ -29,16 +29,26 @@ class CoreConfig(AppConfig):
         home.register(
             Role.ADMIN,
             home.Panel(
-                name="system",
-                template="core/home/system.html",
-                context=selectors.admin_home,
+                name="system_figures",
+                template="core/home/figures.html",
+                context=selectors.admin_figures,
                 order=20,
+                width=8,
                 actions=(
                     home.Action(_("安全审计日志"), "audit_log", "journal-text"),
                     home.Action(
                         _("用户与团队设置"), "admin:index", "gear", primary=True
                     ),
                 ),
+            ),
+        )
+        home.register(
+            Role.ADMIN,
+            home.Panel(
+                name="teams",
+                template="core/home/teams.html",
+                context=selectors.admin_teams,
+                order=90,
             ),
         )
 

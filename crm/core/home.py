@@ -51,6 +51,7 @@ class Panel:
     template: str
     context: Callable[..., dict[str, Any]]
     order: int = 100  # smaller comes first
+    width: int = 12  # of the page's 12 columns on a wide screen: panels flow in rows
     actions: tuple[Action, ...] = field(default=())
 
 

@@ -14,17 +14,22 @@ from crm.core import audit
 from crm.scheduler import services as scheduler_services
 
 
-def admin_home(*, user: Any) -> dict[str, Any]:
+def admin_figures(*, user: Any) -> dict[str, Any]:
+    """The administrator's home: accounts in use and actions waiting for review."""
+    return {
+        "user_count": User.objects.filter(is_active=True).count(),
+        "actions_needing_review": scheduler_services.actions_needing_review_count(),
+    }
+
+
+def admin_teams(*, user: Any) -> dict[str, Any]:
+    """The administrator's home: every team with its department, lead and size."""
     teams = list(
         Team.objects.select_related("department", "lead")
         .annotate(member_count=Count("members"))
         .order_by("department__name", "name")
     )
-    return {
-        "teams": teams,
-        "user_count": User.objects.filter(is_active=True).count(),
-        "actions_needing_review": scheduler_services.actions_needing_review_count(),
-    }
+    return {"teams": teams}
 
 
 # --- the security audit log ------------------------------------------------------------
