@@ -739,6 +739,9 @@ def scenario_poison(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     from django.conf import settings
 
     n, window, every = args.poison_followups, args.window, args.poison_every
+    # The stack is shared with the scenarios before this one (R1 kills the worker):
+    # count only this scenario's restarts.
+    restarts_before = stack.supervisor.restarts.get("worker", 0)
     rate = calibrate(stack)
     lead = 30 + 1.2 * n / max(rate, 1)
     t0 = time.time() + lead
@@ -777,7 +780,7 @@ def scenario_poison(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "max_attempts_setting": attempts,
         "poisoned": poisoned_states(),
         "worker_alive_at_end": stack.supervisor.alive("worker"),
-        "worker_restarts": stack.supervisor.restarts.get("worker", 0),
+        "worker_restarts": stack.supervisor.restarts.get("worker", 0) - restarts_before,
     }
     return figures
 
