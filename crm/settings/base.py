@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "crm.accounts",
     "crm.scheduler",
     "crm.notifications",
+    "crm.channels",
     "customers",
     "service",
     "service.handover",
@@ -210,6 +211,29 @@ EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="kehu@localhost")
+# SMTP (production's EMAIL_BACKEND; README "E-mail and SMS").
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# The development file backend writes one file per e-mail here.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(DATA_DIR / "mail"))
+
+# --- Messages to customers (crm/channels, docs/channels.md) ---
+KEHU_SMS_BACKEND = env(
+    "KEHU_SMS_BACKEND", default="crm.channels.backends.RecordingSmsBackend"
+)
+KEHU_SMS_FILE_PATH = env("KEHU_SMS_FILE_PATH", default=str(DATA_DIR / "sms"))
+KEHU_SMS_GATEWAY_URL = env("KEHU_SMS_GATEWAY_URL", default="")
+KEHU_SMS_GATEWAY_TOKEN = env("KEHU_SMS_GATEWAY_TOKEN", default="")
+KEHU_SMS_GATEWAY_TIMEOUT = env.float("KEHU_SMS_GATEWAY_TIMEOUT", default=10)
+# Deliveries of one message before it is failed (a permanent refusal fails at once).
+KEHU_CHANNEL_MAX_ATTEMPTS = env.int("KEHU_CHANNEL_MAX_ATTEMPTS", default=3)
+# The site's address as customers reach it, for links in e-mails and SMS.
+KEHU_PUBLIC_URL = env("KEHU_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 # --- Celery (see docs/reliability.md: the database, not Redis, holds timed work) ---
 CELERY_BROKER_URL = REDIS_URL

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from .base import *  # noqa: F403
 
 DEBUG = False
@@ -27,3 +29,6 @@ KEHU_SESSION_ABSOLUTE_SECONDS = 60 * 60 * 24 * 366
 # Two-step verification is optional here; tests/accounts/test_mfa.py turns it on.
 KEHU_MFA_REQUIRED_ROLES: list[str] = []
 KEHU_MFA_REQUIRED_FOR_ALL = False
+
+# SMS recorded by the development backend go to a private folder, not var/sms/.
+KEHU_SMS_FILE_PATH = tempfile.mkdtemp(prefix="kehu-test-sms-")
