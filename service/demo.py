@@ -303,6 +303,10 @@ def _categories(desk: Team) -> dict[tuple[str, str | None], Category]:
     return found
 
 
+# The urgent repair policy (the demo's 电梯困人 ticket) counts round the clock.
+ROUND_THE_CLOCK = (TicketType.REPAIR, Priority.URGENT)
+
+
 def _policies() -> None:
     for ticket_type in TicketType:
         # Suggestions and praise are answered, not fixed: looser targets.
@@ -321,6 +325,10 @@ def _policies() -> None:
                         "first_response_minutes": max(15, first * factor // divisor),
                         "resolution_minutes": max(60, resolution * factor // divisor),
                         "warn_before_minutes": 15 if first <= 60 else 30,
+                        # 电梯困人 and other urgent repairs cannot wait for Monday.
+                        "calendar": SLAPolicy.Calendar.ROUND_THE_CLOCK
+                        if (ticket_type, priority) == ROUND_THE_CLOCK
+                        else SLAPolicy.Calendar.BUSINESS,
                     },
                 )
 

@@ -63,17 +63,27 @@ class Priority(models.TextChoices):
 
 
 class SLAPolicy(models.Model):
-    """Targets in business minutes for a ticket type and priority (key accounts may differ)."""
+    """Targets in minutes of its calendar (business hours or 24×7) for a ticket type and
+    priority (key accounts may differ)."""
+
+    class Calendar(models.TextChoices):
+        BUSINESS = "business", _("工作时间（工作时段与节假日）")
+        ROUND_THE_CLOCK = "24x7", _("全天候 24×7")
 
     name = models.CharField(_("名称"), max_length=100)
+    calendar = models.CharField(
+        _("计时日历"),
+        max_length=10,
+        choices=Calendar,
+        default=Calendar.BUSINESS,
+        help_text=_("工作时间只计工作时段；全天候连夜间、周末和节假日也计时。"),
+    )
     ticket_type = models.CharField(_("工单类型"), max_length=20, choices=TicketType)
     priority = models.CharField(_("优先级"), max_length=10, choices=Priority)
     for_key_accounts = models.BooleanField(_("仅重点客户"), default=False)
-    first_response_minutes = models.PositiveIntegerField(_("首次响应时限（工作分钟）"))
-    resolution_minutes = models.PositiveIntegerField(_("解决时限（工作分钟）"))
-    warn_before_minutes = models.PositiveIntegerField(
-        _("提前预警（工作分钟）"), default=30
-    )
+    first_response_minutes = models.PositiveIntegerField(_("首次响应时限（分钟）"))
+    resolution_minutes = models.PositiveIntegerField(_("解决时限（分钟）"))
+    warn_before_minutes = models.PositiveIntegerField(_("提前预警（分钟）"), default=30)
 
     class Meta:
         verbose_name = _("SLA 策略")
@@ -87,6 +97,10 @@ class SLAPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_round_the_clock(self) -> bool:
+        return self.calendar == self.Calendar.ROUND_THE_CLOCK
 
 
 class WorkingPeriod(models.Model):

@@ -1,7 +1,8 @@
 """Reads for the service desk's pages; each page costs a fixed number of queries.
 
 Remaining SLA time is counted in business minutes on one BusinessCalendar that the
-caller loads once per request (two queries) and passes in, never once per row.
+caller loads once per request (two queries) and passes in, never once per row; a
+ticket whose policy counts 24×7 is counted in plain minutes instead (sla.calendar_for).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from django.utils.translation import gettext as _
 from crm.accounts.models import Department
 from customers import search
 from customers.models import Customer, CustomerProfile
+from service import sla
 from service.models import (
     Asset,
     CannedReply,
     Category,
+    SLAPolicy,
     Ticket,
     TicketLink,
     TicketTransition,
@@ -46,6 +49,7 @@ TICKET_RELATED = (
     "assignee",
     "team",
     "category__parent__parent",
+    "sla_policy",
 )
 
 
@@ -78,7 +82,7 @@ def duration_text(minutes: int) -> str:
     return _("%(m)d分") % {"m": rest}
 
 
-def clock_for(due: datetime | None, calendar: BusinessCalendar, now: datetime) -> Clock:
+def clock_for(due: datetime | None, calendar: sla.Calendar, now: datetime) -> Clock:
     if due is None:
         return Clock("none", "—")
     left = calendar.minutes_between(now, due)
@@ -96,7 +100,14 @@ def ticket_clock(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> C
         return Clock("met", ticket.get_status_display())
     if ticket.paused_at:
         return Clock("paused", _("已暂停（等待客户）"))
-    return clock_for(ticket.next_due_at, calendar, now)
+    return clock_for(ticket.next_due_at, _calendar_of(ticket, calendar), now)
+
+
+def _calendar_of(ticket: Ticket, business: BusinessCalendar) -> sla.Calendar:
+    """The ticket's own calendar; its policy is select_related (TICKET_RELATED)."""
+    if ticket.sla_policy_id is None:
+        return business
+    return sla.calendar_for(ticket.sla_policy, business)
 
 
 def with_next_due(tickets: QuerySet) -> QuerySet:
@@ -121,6 +132,22 @@ def soon_limit(calendar: BusinessCalendar, now: datetime) -> datetime:
         return calendar.add_minutes(now, SOON_MINUTES)
     except ValueError:  # a calendar with no working time at all
         return now + timedelta(minutes=SOON_MINUTES)
+
+
+def breaching_soon(calendar: BusinessCalendar, now: datetime) -> Q:
+    """Next deadline within SOON_MINUTES of the ticket's own calendar, or breached.
+
+    SOON_MINUTES of business time are never shorter than as many minutes of the clock,
+    so a 24×7 ticket is soon within plain minutes, any other within business ones.
+    """
+    on_business_hours = Q(sla_policy__isnull=True) | ~Q(
+        sla_policy__calendar=SLAPolicy.Calendar.ROUND_THE_CLOCK
+    )
+    return (
+        Q(next_due__lte=now + timedelta(minutes=SOON_MINUTES))
+        | (Q(next_due__lte=soon_limit(calendar, now)) & on_business_hours)
+        | Q(resolution_breached=True)
+    )
 
 
 def ticket_queue(
@@ -153,9 +180,9 @@ def ticket_queue(
     elif queue == "unassigned":
         tickets = tickets.filter(assignee__isnull=True)
     elif queue == "breaching":
-        tickets = tickets.filter(
-            Q(next_due__lte=soon_limit(calendar, now)) | Q(resolution_breached=True)
-        ).exclude(paused_at__isnull=False)
+        tickets = tickets.filter(breaching_soon(calendar, now)).exclude(
+            paused_at__isnull=False
+        )
     query = search.normalise(query)[:100]
     if query:
         tickets = tickets.filter(_ticket_search(query))
@@ -201,9 +228,9 @@ def desk_summary(*, user: Any, now: datetime | None = None) -> dict[str, Any]:
     ).order_by(F("next_due").asc(nulls_last=True), "id")
     mine = list(visible.filter(assignee=user)[:10])
     breaching = list(
-        visible.filter(
-            Q(next_due__lte=soon_limit(calendar, now)) | Q(resolution_breached=True)
-        ).exclude(paused_at__isnull=False)[:10]
+        visible.filter(breaching_soon(calendar, now)).exclude(paused_at__isnull=False)[
+            :10
+        ]
     )
     return {
         "my_tickets": attach_clocks(mine, calendar, now),
@@ -326,7 +353,7 @@ def _first_response_clock(
         return _paused(ticket.first_response_left)
     if not ticket.is_open:
         return Clock("none", "—")
-    return clock_for(ticket.first_response_due_at, calendar, now)
+    return clock_for(ticket.first_response_due_at, _calendar_of(ticket, calendar), now)
 
 
 def _resolution_clock(
@@ -338,7 +365,7 @@ def _resolution_clock(
         return _paused(ticket.resolution_left)
     if not ticket.is_open:
         return Clock("none", "—")
-    return clock_for(ticket.resolution_due_at, calendar, now)
+    return clock_for(ticket.resolution_due_at, _calendar_of(ticket, calendar), now)
 
 
 def ticket_history(*, ticket: Ticket, limit: int = 50) -> list:

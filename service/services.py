@@ -24,7 +24,7 @@ from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
-from service import events, routing
+from service import events, routing, sla
 from service.models import (
     Asset,
     AssignmentCursor,
@@ -37,7 +37,7 @@ from service.models import (
     TicketTransition,
     WorkOrder,
 )
-from service.sla import BusinessCalendar
+from service.sla import Calendar
 
 Status = Ticket.Status
 SLA_WARNING = "service.sla_warning"
@@ -117,7 +117,7 @@ def _key(ticket: Ticket, metric: str, stage: str, due: datetime) -> str:
     return f"ticket:{ticket.pk}:{metric}:{stage}:{int(due.timestamp())}"
 
 
-def _schedule_clocks(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+def _schedule_clocks(ticket: Ticket, calendar: Calendar, now: datetime) -> None:
     """Schedule warning, breach and manager escalation for each running clock."""
     policy = ticket.sla_policy
     if policy is None or ticket.paused_at or not ticket.is_open:
@@ -163,7 +163,7 @@ def _cancel_clocks(ticket: Ticket, metric: str | None = None) -> None:
     pending.update(state=ScheduledAction.State.CANCELLED)
 
 
-def _start_clocks(ticket: Ticket, now: datetime, calendar: BusinessCalendar) -> None:
+def _start_clocks(ticket: Ticket, now: datetime, calendar: Calendar) -> None:
     policy = ticket.sla_policy
     if policy is None:
         return
@@ -221,7 +221,8 @@ def ticket_create(
         priority=priority,
         is_key_account=customer.is_key_account or customer.tier == "A",
     )
-    calendar = BusinessCalendar.load()
+    # The policy chooses its calendar: business hours or 24×7 (sla.calendar_for).
+    calendar = sla.calendar_for(ticket.sla_policy)
     _start_clocks(ticket, now, calendar)
     with transaction.atomic(), audited(by):
         ticket.reference = next_reference()
@@ -346,7 +347,6 @@ def _restart_policy(ticket: Ticket) -> None:
     Shifting the current deadlines (rather than recounting from creation) keeps the time
     the ticket spent waiting on the customer out of the clock.
     """
-    calendar = BusinessCalendar.load()
     now = timezone.now()
     old = ticket.sla_policy
     new = sla_policy_for(
@@ -355,6 +355,7 @@ def _restart_policy(ticket: Ticket) -> None:
         is_key_account=ticket.customer.is_key_account or ticket.customer.tier == "A",
     )
     ticket.sla_policy = new
+    calendar = sla.calendar_for(new)
     _cancel_clocks(ticket)
     if new is None:
         return
@@ -373,22 +374,24 @@ def _restart_policy(ticket: Ticket) -> None:
                     0, ticket.resolution_left + shift_resolution
                 )
             return
+        # What is left is read on the old policy's calendar, the rest counted on
+        # the new one's (a priority raised to urgent may switch to 24×7).
+        counted = sla.calendar_for(old) if old.calendar != new.calendar else calendar
         if ticket.first_response_due_at and ticket.first_responded_at is None:
             left = (
-                calendar.minutes_between(now, ticket.first_response_due_at)
-                + shift_first
+                counted.minutes_between(now, ticket.first_response_due_at) + shift_first
             )
             ticket.first_response_due_at = _due_from(calendar, now, left)
         if ticket.resolution_due_at:
             left = (
-                calendar.minutes_between(now, ticket.resolution_due_at)
+                counted.minutes_between(now, ticket.resolution_due_at)
                 + shift_resolution
             )
             ticket.resolution_due_at = _due_from(calendar, now, left)
     _schedule_clocks(ticket, calendar, now)
 
 
-def _due_from(calendar: BusinessCalendar, now: datetime, left: int) -> datetime:
+def _due_from(calendar: Calendar, now: datetime, left: int) -> datetime:
     """`left` business minutes from now; a negative value is a deadline already passed."""
     if left >= 0:
         return calendar.add_minutes(now, left)
@@ -420,7 +423,7 @@ def ticket_transition(
         )
     if to_status == Status.RESOLVED and not resolution_summary.strip():
         raise ValidationError({"resolution_summary": _("解决工单需要填写解决说明。")})
-    calendar = BusinessCalendar.load()
+    calendar = sla.calendar_for(ticket.sla_policy)
     with transaction.atomic(), audited(by):
         current = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
         if current.status != ticket.status:
@@ -466,7 +469,7 @@ def ticket_transition(
     return current
 
 
-def _pause(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+def _pause(ticket: Ticket, calendar: Calendar, now: datetime) -> None:
     ticket.paused_at = now
     if ticket.first_responded_at is None and ticket.first_response_due_at:
         ticket.first_response_left = max(
@@ -479,7 +482,7 @@ def _pause(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
     _cancel_clocks(ticket)
 
 
-def _resume(ticket: Ticket, calendar: BusinessCalendar, now: datetime) -> None:
+def _resume(ticket: Ticket, calendar: Calendar, now: datetime) -> None:
     if ticket.first_response_left is not None:
         ticket.first_response_due_at = calendar.add_minutes(
             now, ticket.first_response_left

@@ -77,3 +77,28 @@ class BusinessCalendar:
             if overlap > timedelta():
                 total += overlap
         return int(total.total_seconds() // 60)
+
+
+class RoundTheClock:
+    """The 24×7 calendar: every minute counts (a trapped lift cannot wait for Monday)."""
+
+    def add_minutes(self, start: datetime, minutes: int) -> datetime:
+        return start + timedelta(minutes=minutes)
+
+    def minutes_between(self, start: datetime, end: datetime) -> int:
+        """Whole minutes in [start, end); negative when end is before start."""
+        if end < start:
+            return -self.minutes_between(end, start)
+        return int((end - start).total_seconds() // 60)
+
+
+ROUND_THE_CLOCK = RoundTheClock()
+Calendar = BusinessCalendar | RoundTheClock
+
+
+def calendar_for(policy: object, business: BusinessCalendar | None = None) -> Calendar:
+    """The calendar a policy counts on: 24×7, or business hours (`business`, loaded
+    when not given). No policy counts business hours, as before calendars existed."""
+    if getattr(policy, "is_round_the_clock", False):
+        return ROUND_THE_CLOCK
+    return business if business is not None else BusinessCalendar.load()
