@@ -14,6 +14,7 @@ handler500 = "crm.core.views.error_500"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("audit/", core_views.audit_log, name="audit_log"),
     path("system/actions/", include("crm.scheduler.urls")),
     path(

@@ -15,7 +15,7 @@ from customers import identity, phones
 from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
 
 # The organisation and parent selects list this many organisations (plus the one
-# chosen); the search box above each asks the server for others. Listing them all made
+# chosen); the search box under each asks the server for others. Listing them all made
 # the customer form cost 200 ms of CPU with 1,200 organisations, and would not load at
 # all with a million customers.
 ORGANIZATIONS_SHOWN = 50
@@ -52,7 +52,7 @@ def _organization_search(field: str) -> HTML:
     the customer search, so what is typed never lands in an address or a log."""
     return HTML(
         format_html(
-            '<input type="search" class="form-control form-control-sm mb-1" '
+            '<input type="search" class="form-control form-control-sm field-search" '
             'name="{field}_search" placeholder="{placeholder}" aria-label="{placeholder}" '
             'hx-post="{url}?field={field}" hx-trigger="input changed delay:300ms, search" '
             'hx-target="#id_{field}" hx-include="#id_{field}" data-testid="{field}-search">',
@@ -80,7 +80,6 @@ class CustomerForm(forms.ModelForm):
         label=_("身份证号"),
         required=False,
         max_length=30,
-        help_text=_("留空表示不修改。"),
     )
     tags_text = forms.CharField(
         label=_("标签"), required=False, max_length=300, help_text=_("用逗号分隔。")
@@ -132,6 +131,9 @@ class CustomerForm(forms.ModelForm):
                 else getattr(self.instance, f"{name}_id", None)
             )
             field.widget.choices = organization_choices(organizations, keep=chosen)
+        if self.instance.pk and self.instance.id_number_cipher:
+            # The stored number is never shown back; an empty box keeps it.
+            self.fields["id_number"].help_text = _("已登记，留空表示不修改。")
         if self.instance.pk:
             self.fields["tags_text"].initial = ", ".join(self.instance.tags)
             self.fields["other_phones"].initial = ", ".join(
@@ -148,8 +150,8 @@ class CustomerForm(forms.ModelForm):
                 ),
                 Row(Column("kind"), Column("stage"), Column("tier"), Column("source")),
                 Row(
-                    Column(_organization_search("organization"), "organization"),
-                    Column(_organization_search("parent"), "parent"),
+                    Column("organization", _organization_search("organization")),
+                    Column("parent", _organization_search("parent")),
                 ),
             ),
             Fieldset(

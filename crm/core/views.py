@@ -4,7 +4,8 @@ import sys
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -36,6 +37,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if healthy else "degraded", **state, **detail},
         status=200 if healthy else 503,
     )
+
+
+@access.public
+@require_http_methods(["GET", "HEAD"])
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page links; send them to the SVG."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

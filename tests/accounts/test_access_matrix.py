@@ -97,6 +97,7 @@ MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
     ("home", "GET", None,                           *ANY_ROLE),
     ("healthz", "GET", None,                        P,     P,     P,     P,     P,     P,     P,     P,     P),
+    ("favicon", "GET", None,                        301,   301,   301,   301,   301,   301,   301,   301,   301),
     ("login", "GET", None,                          200,   200,   200,   200,   200,   200,   200,   200,   200),
     ("logout", "GET", None,                         405,   405,   405,   405,   405,   405,   405,   405,   405),
     ("logout", "POST", None,                        L,     L,     L,     L,     L,     L,     L,     L,     L),

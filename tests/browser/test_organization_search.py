@@ -1,7 +1,7 @@
 """The organisation search box on the new-customer form, in a real headless Chromium.
 
 The select lists only the first ORGANIZATIONS_SHOWN organisations by name; typing part of
-another's name into the box above it asks the server (htmx POST) for matching options.
+another's name into the box under it asks the server (htmx POST) for matching options.
 """
 
 from __future__ import annotations
