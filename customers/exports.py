@@ -306,6 +306,9 @@ def _alert_admins(*, by: Any, limit: int) -> None:
                 "%(user)s 今天已导出 %(limit)s 次，之后的导出被拒绝。请确认是否正常。"
             )
             % {"user": by, "limit": limit},
+            reason=_("你是管理员"),
+            group=f"export-daily-limit:{day}",
+            actor=by,
         )
 
 
@@ -431,6 +434,8 @@ def _tell_approvers(export_request: ExportRequest) -> None:
             % {"user": requester, "rows": export_request.row_count},
             body=export_request.reason,
             url=export_request.get_absolute_url(),
+            reason=_("你可以审批这项导出"),
+            actor=requester,
         )
 
 

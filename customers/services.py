@@ -567,6 +567,7 @@ def followup_remind(action: Any) -> None:
     notifications.notification_send(
         recipient=followup.assignee,
         key=action.idempotency_key,
+        reason=_("你是这条跟进的负责人"),
         **_reminder(followup, hidden=_out_of_assignees_scope([followup])),
     )
     FollowUp.objects.filter(pk=followup.pk, reminded_at__isnull=True).update(
@@ -635,6 +636,7 @@ def followups_remind(actions: list[Any]) -> None:
                 notifications.Draft(
                     recipient_id=followup.assignee_id,
                     key=key_of[followup.pk],
+                    reason=_("你是这条跟进的负责人"),
                     **_reminder(followup, hidden=hidden),
                 )
                 for followup in due
@@ -795,6 +797,7 @@ def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
             body=_("已超过 %(days)d 天未联系，%(warn)d 天内不联系将自动回到公海。")
             % {"days": days - warn_days, "warn": warn_days},
             url=customer.get_absolute_url(),
+            reason=_("你是该客户的负责人"),
         )
         warned += created is not None
     with transaction.atomic(), audited(None):

@@ -9,6 +9,7 @@ HANDLERS = {
     services.SLA_BREACH: services.sla_escalate,
     services.SLA_MANAGER: services.sla_escalate,
     services.WORKORDER_OVERDUE: services.workorder_overdue,
+    services.WORKORDER_CREATED: services.workorder_announce,
 }
 
 # Kinds whose chunks are delivered at once (crm.scheduler.registry, batch_handler).

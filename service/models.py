@@ -598,3 +598,6 @@ class WorkOrder(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("service:workorder_detail", args=[self.pk])

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from crm.accounts.models import Department
 from customers import search
 from customers.models import Customer, CustomerProfile
-from service import sla
+from service import routing, sla
 from service.models import (
     Asset,
     CannedReply,
@@ -428,6 +428,42 @@ def workorder_queue(*, user: Any, finished: bool = False) -> QuerySet:
     if finished:
         return orders.exclude(status__in=active).order_by("-completed_at", "-id")
     return orders.filter(status__in=active).order_by("due_at", "id")
+
+
+def is_back_office(user: Any) -> bool:
+    """Whether `user` works in the back office: their team is no desk team (no category
+    routes tickets to it, service/routing.py) and the desk sends their department work
+    orders (it has received at least one), such as 工程部's 工程维修组. Their home page
+    shows their department's work orders instead of the desk's queue. Two indexed
+    queries, once per request (the answer is kept on the user object)."""
+    if "_kehu_back_office" not in user.__dict__:
+        department_id = user.team.department_id if user.team_id else None
+        user.__dict__["_kehu_back_office"] = (
+            department_id is not None
+            and WorkOrder.objects.filter(department=department_id).exists()
+            and not routing.desk_teams().filter(pk=user.team_id).exists()
+        )
+    return user.__dict__["_kehu_back_office"]
+
+
+def is_desk(user: Any) -> bool:
+    return not is_back_office(user)
+
+
+def department_workorders(*, user: Any, now: datetime | None = None) -> dict[str, Any]:
+    """The back-office member's home: the department's open work orders by due date
+    (the first ten), how many are open and how many late; three queries."""
+    now = now or timezone.now()
+    department = user.team.department if user.team_id else None
+    queue = workorder_queue(user=user)
+    return {
+        "department": department,
+        "orders": mark_late(list(queue[:10]), now),
+        "open_count": queue.order_by()[:1000].count(),
+        "late_count": queue.filter(Q(is_overdue=True) | Q(due_at__lt=now))
+        .order_by()[:1000]
+        .count(),
+    }
 
 
 def mark_late(orders: list[WorkOrder], now: datetime) -> list[WorkOrder]:

@@ -44,6 +44,7 @@ SLA_WARNING = "service.sla_warning"
 SLA_BREACH = "service.sla_breach"
 SLA_MANAGER = "service.sla_manager"
 WORKORDER_OVERDUE = "service.workorder_overdue"
+WORKORDER_CREATED = "service.workorder_created"
 SLA_KINDS = (SLA_WARNING, SLA_BREACH, SLA_MANAGER)
 
 # Which status may follow which; anything else is refused.
@@ -281,6 +282,9 @@ def _assign(ticket: Ticket, assignee: Any, *, by: Any) -> None:
         body=ticket.description[:200],
         url=ticket.get_absolute_url(),
         email=False,
+        reason=_("你是该工单的处理人"),
+        group=f"ticket:{ticket.pk}:assigned",
+        actor=by,
     )
 
 
@@ -668,6 +672,8 @@ def sla_escalate(action: ScheduledAction) -> None:
             title=title,
             body=ticket.subject,
             url=ticket.get_absolute_url(),
+            reason=_sla_reason(ticket, recipient, flag[1]),
+            group=f"ticket:{ticket.pk}:sla",
         )
 
 
@@ -713,6 +719,8 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
                 title=title,
                 body=ticket.subject,
                 url=url,
+                reason=_sla_reason(ticket, recipient, flag[1]),
+                group=f"ticket:{ticket.pk}:sla",
             )
             for recipient in recipients
         ]
@@ -752,6 +760,18 @@ def _sla_step(
         recipients = managers_of(ticket)
     unique = {r.pk: r for r in recipients if r is not None}
     return (metric, stage), title, list(unique.values())
+
+
+def _sla_reason(ticket: Ticket, recipient: Any, stage: str) -> str:
+    """Why `recipient` gets this SLA notification, as the list shows it."""
+    if recipient.pk == ticket.assignee_id:
+        who = _("你是该工单的处理人")
+    elif ticket.team_id and recipient.pk == ticket.team.lead_id:
+        who = _("你是该工单所在团队的组长")
+    else:
+        who = _("你是该部门的经理")
+    when = _("SLA 即将超时") if stage == "warning" else _("SLA 已超时")
+    return f"{who}；{when}"
 
 
 def _sla_flag(flag: tuple[str, str], ticket_ids: list[int]) -> None:
@@ -816,7 +836,75 @@ def workorder_create(
             due_at=due_at,
             key=f"workorder:{order.pk}:overdue:{int(due_at.timestamp())}",
         )
+        # The department hears of it through the pipeline, at once: the row commits
+        # with the order, so no order goes unannounced and none is announced twice.
+        scheduler.action_schedule(
+            kind=WORKORDER_CREATED,
+            target_id=order.pk,
+            due_at=timezone.now(),
+            key=f"workorder:{order.pk}:created",
+        )
     return order
+
+
+def workorder_recipients(order: WorkOrder) -> list[tuple[Any, str]]:
+    """Who hears of a new work order, and why (docs/architecture.md, notifications):
+    every active member of the department's teams who is not away; when nobody is
+    (all away, or the department has no members yet), the leads of its teams. Never
+    the person who created it."""
+    from crm.accounts.models import Team
+
+    users = get_user_model().objects.filter(is_active=True).order_by("pk")
+    members = list(
+        users.filter(team__department=order.department_id, is_away=False).exclude(
+            pk=order.created_by_id
+        )
+    )
+    if members:
+        return [(member, _("你是该部门成员")) for member in members]
+    leads = Team.objects.filter(department=order.department_id).values("lead")
+    return [
+        (lead, _("你是该部门的组长（部门成员都不在岗）"))
+        for lead in users.filter(pk__in=leads).exclude(pk=order.created_by_id)
+    ]
+
+
+def workorder_announce(action: ScheduledAction) -> None:
+    """Scheduled-action handler: tell the department a work order arrived (once per
+    member and order: the notification keys carry both)."""
+    order = (
+        WorkOrder.objects.select_related("ticket", "department", "created_by")
+        .filter(pk=action.target_id)
+        .first()
+    )
+    if order is None or order.status not in (
+        WorkOrder.Status.OPEN,
+        WorkOrder.Status.IN_PROGRESS,
+    ):
+        return
+    title = _("新后台工单（%(dept)s）：%(title)s") % {
+        "dept": order.department.name,
+        "title": order.title,
+    }
+    body = _("%(by)s 发出，工单 %(ref)s，完成时限 %(due)s。") % {
+        "by": order.created_by or _("服务台"),
+        "ref": order.ticket.reference,
+        "due": timezone.localtime(order.due_at).strftime("%m-%d %H:%M"),
+    }
+    drafts = [
+        notifications.Draft(
+            recipient_id=recipient.pk,
+            key=f"{action.idempotency_key}:{recipient.pk}",
+            title=title,
+            body=body,
+            url=order.get_absolute_url(),
+            reason=reason,
+        )
+        for recipient, reason in workorder_recipients(order)
+    ]
+    with transaction.atomic():
+        notifications.notify_many(drafts, actor_id=order.created_by_id)
+    notifications.notifications_email_pending(keys=[draft.key for draft in drafts])
 
 
 def can_work_on(user: Any, order: WorkOrder) -> bool:
@@ -861,6 +949,9 @@ def workorder_update(
                     body=result[:200],
                     url=ticket.get_absolute_url(),
                     email=False,
+                    reason=_("你是该工单的处理人"),
+                    group=f"ticket:{ticket.pk}:workorders",
+                    actor=by,
                 )
     order.refresh_from_db()
     return order
@@ -906,12 +997,20 @@ def workorder_overdue(action: ScheduledAction) -> None:
         [order.ticket.assignee] if order.ticket.assignee_id else []
     )
     for recipient in {r.pk: r for r in recipients}.values():
+        if recipient.pk == order.ticket.assignee_id:
+            reason = _("你是该工单的处理人")
+        elif recipient.pk == order.assignee_id:
+            reason = _("你是该后台工单的处理人")
+        else:
+            reason = _("你是该部门的组长或经理")
         notifications.notification_send(
             recipient=recipient,
             key=f"{action.idempotency_key}:{recipient.pk}",
             title=_("后台工单超时：%(title)s") % {"title": order.title},
             body=_("%(dept)s 未在时限内完成。") % {"dept": order.department.name},
             url=order.ticket.get_absolute_url(),
+            reason=reason,
+            group=f"workorder:{order.pk}",
         )
 
 

@@ -53,6 +53,10 @@ class Panel:
     order: int = 100  # smaller comes first
     width: int = 12  # of the page's 12 columns on a wide screen: panels flow in rows
     actions: tuple[Action, ...] = field(default=())
+    # (user=...) -> bool: whether this user gets the panel (and its buttons); None: all
+    # of the role. One role can hold people of different work: a service-role engineer
+    # in 工程部 gets the department's work orders instead of the desk's queue.
+    show: Callable[..., bool] | None = None
 
 
 _panels: dict[str, list[Panel]] = {}
@@ -74,7 +78,7 @@ def page(*, role: str, user: Any) -> dict[str, Any] | None:
     """The title, the actions and each panel with its data; None for a user without a role."""
     if role not in TITLES:
         return None
-    panels = panels_for(role)
+    panels = [p for p in panels_for(role) if p.show is None or p.show(user=user)]
     return {
         "title": TITLES[role],
         "actions": [action for panel in panels for action in panel.actions],

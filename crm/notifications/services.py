@@ -2,15 +2,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.notifications.models import Notification
 
 TITLE_LENGTH = Notification._meta.get_field("title").max_length
+REASON_LENGTH = Notification._meta.get_field("reason").max_length
+# A notification joins an unread line of its group (same recipient, same group key)
+# started at most this long ago; later ones start a new line.
+GROUP_WINDOW = timedelta(hours=4)
 # The record of one e-mail sent (what `.filter(pk=...).update(emailed_at=...)` writes),
 # as plain SQL: it runs once per e-mail.
 _MARK_EMAILED = (
@@ -27,6 +33,24 @@ def _title_line(title: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 
+def _open_line(recipient_id: int, group: str, now: datetime) -> int | None:
+    """The unread line `group` joins for this recipient, if one started recently."""
+    if not group:
+        return None
+    return (
+        Notification.objects.filter(
+            recipient_id=recipient_id,
+            group_key=group,
+            read_at__isnull=True,
+            grouped_into__isnull=True,
+            created_at__gte=now - GROUP_WINDOW,
+        )
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def notification_send(
     *,
     recipient: Any,
@@ -35,17 +59,35 @@ def notification_send(
     body: str = "",
     url: str = "",
     email: bool = True,
+    reason: str = "",
+    group: str = "",
+    actor: Any = None,
 ) -> Notification | None:
     """Create the in-app notification and e-mail it, once per `key`.
 
-    Returns None when a notification with this key already exists (a redelivery).
-    Runs inside the caller's transaction: if that rolls back, so does the notification.
+    `reason` says why the recipient gets it ("你是该工单的处理人"), shown on the list.
+    `group` (same kind and target, e.g. "ticket:12:sla") folds it into an unread line
+    of the same group from the last GROUP_WINDOW. `actor`, the user whose action caused
+    it: nobody is notified of their own action, so it returns None when the recipient
+    is the actor. Returns None too when a notification with this key already exists (a
+    redelivery). Runs inside the caller's transaction: if that rolls back, so does the
+    notification.
     """
+    if actor is not None and getattr(actor, "pk", actor) == recipient.pk:
+        return None
     title = _title_line(title)
     with transaction.atomic():
         notification, created = Notification.objects.get_or_create(
             idempotency_key=key,
-            defaults={"recipient": recipient, "title": title, "body": body, "url": url},
+            defaults={
+                "recipient": recipient,
+                "title": title,
+                "body": body,
+                "url": url,
+                "reason": str(reason)[:REASON_LENGTH],
+                "group_key": group,
+                "grouped_into_id": _open_line(recipient.pk, group, timezone.now()),
+            },
         )
         if not created:
             if email and notification.emailed_at is None:
@@ -80,20 +122,42 @@ class Draft:
     title: str
     body: str = ""
     url: str = ""
+    reason: str = ""
+    group: str = ""
 
 
-def notify_many(drafts: Sequence[Draft]) -> list[str]:
+def notify_many(drafts: Sequence[Draft], *, actor_id: int | None = None) -> list[str]:
     """Create many in-app notifications in one statement, once per key.
 
+    Same rules as `notification_send`: a draft for `actor_id` (who caused them) is
+    dropped, and a draft with a `group` joins its recipient's open line of that group.
     Returns the keys actually created now (a redelivered key already has its row and is
     left alone). E-mail them afterwards with `notifications_email_pending`, outside the
     caller's transaction, so that each e-mail's record commits as it leaves.
     """
+    drafts = [d for d in drafts if actor_id is None or d.recipient_id != actor_id]
+    # Drafts of one group for one recipient in one batch: the first starts (or joins)
+    # the line, the others go in a second statement that finds it.
+    firsts: list[Draft] = []
+    rest: list[Draft] = []
+    seen: set[tuple[int, str]] = set()
+    for draft in drafts:
+        group = (draft.recipient_id, draft.group)
+        (rest if draft.group and group in seen else firsts).append(draft)
+        seen.add(group)
+    now = timezone.now()
+    created = _insert_many(firsts, now)
+    if rest:
+        created += _insert_many(rest, now)
+    return created
+
+
+def _insert_many(drafts: Sequence[Draft], now: datetime) -> list[str]:
     if not drafts:
         return []
     table = Notification._meta.db_table
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(drafts))
-    created_at = timezone.now()
+    row = "(%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
+    rows = ", ".join([row] * len(drafts))
     params: list[Any] = []
     for draft in drafts:
         params += [
@@ -101,17 +165,28 @@ def notify_many(drafts: Sequence[Draft]) -> list[str]:
             _title_line(draft.title),
             draft.body,
             draft.url,
+            str(draft.reason)[:REASON_LENGTH],
+            draft.group,
             draft.key,
-            created_at,
         ]
     with connection.cursor() as cursor:
         # The model's table name and placeholders only; the values go as parameters.
+        # The subquery is the line each draft joins (`_open_line`), found through the
+        # index notification_open_group.
         sql = (
-            f"INSERT INTO {table} (recipient_id, title, body, url, idempotency_key,"  # noqa: S608
-            f" created_at) VALUES {rows}"
+            f"INSERT INTO {table} (recipient_id, title, body, url, reason, group_key,"  # noqa: S608  # nosec B608 - table name from the model, values as parameters
+            " idempotency_key, created_at, grouped_into_id)"
+            " SELECT v.recipient_id, v.title, v.body, v.url, v.reason, v.group_key,"
+            " v.idempotency_key, %s, ("
+            f"  SELECT n.id FROM {table} n WHERE v.group_key <> ''"
+            "   AND n.recipient_id = v.recipient_id AND n.group_key = v.group_key"
+            "   AND n.read_at IS NULL AND n.grouped_into_id IS NULL"
+            "   AND n.created_at >= %s ORDER BY n.created_at DESC LIMIT 1)"
+            f" FROM (VALUES {rows}) AS v(recipient_id, title, body, url, reason,"
+            " group_key, idempotency_key)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
         )
-        cursor.execute(sql, params)
+        cursor.execute(sql, [now, now - GROUP_WINDOW, *params])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -153,7 +228,9 @@ def notifications_email_pending(*, keys: Sequence[str]) -> int:
 
 
 def notifications_mark_read(*, by: Any, ids: list[int] | None = None) -> int:
+    """Mark `by`'s notifications read: these lines with everything grouped into them,
+    or all of them. Returns how many rows changed."""
     unread = Notification.objects.unread().filter(recipient=by)
     if ids is not None:
-        unread = unread.filter(pk__in=ids)
+        unread = unread.filter(Q(pk__in=ids) | Q(grouped_into__in=ids))
     return unread.update(read_at=timezone.now())

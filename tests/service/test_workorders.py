@@ -11,9 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains
 
 from crm.accounts.roles import Role
 from crm.notifications.models import Notification
@@ -71,8 +75,9 @@ def office(service_agent: Any, manager: Any, admin_user: Any) -> SimpleNamespace
 
 @pytest.fixture
 def order(office: SimpleNamespace) -> WorkOrder:
+    """The desk's order to engineering at 10:00, announced by the pipeline at once."""
     with time_machine.travel(at(10), tick=False):
-        return services.workorder_create(
+        created = services.workorder_create(
             by=office.desk,
             ticket=office.ticket,
             department=office.engineering,
@@ -80,6 +85,9 @@ def order(office: SimpleNamespace) -> WorkOrder:
             description="3 号楼 2 单元漏水。",
             due_at=at(16),
         )
+    run(at(10))
+    mail.outbox.clear()
+    return created
 
 
 def update(
@@ -105,6 +113,9 @@ def inbox(user: Any) -> list[str]:
         .order_by("pk")
         .values_list("title", flat=True)
     )
+
+
+NEW = "新后台工单（工程部）：更换楼道水管"
 
 
 def overdue_action(order: WorkOrder) -> ScheduledAction:
@@ -218,6 +229,8 @@ def test_a_finished_order_notifies_the_ticket_assignee_and_stops_its_clock(
         at(14),
     )
     assert inbox(office.desk) == ["后台工单已处理：更换楼道水管"]
+    # The engineer who did it is not told of their own work.
+    assert inbox(office.worker) == [NEW]
     assert overdue_action(order).state == State.CANCELLED
     assert run(at(16)) == []
     done.refresh_from_db()
@@ -242,9 +255,10 @@ def test_a_late_order_is_flagged_and_escalated_once(
 
     order.refresh_from_db()
     assert order.is_overdue is True
-    late = ["后台工单超时：更换楼道水管"]
-    for person in (office.boss, office.lead, office.worker, office.desk):
-        assert inbox(person) == late, person
+    late = "后台工单超时：更换楼道水管"
+    for person in (office.boss, office.lead, office.worker):
+        assert inbox(person) == [NEW, late], person
+    assert inbox(office.desk) == [late]
     assert inbox(office.other_manager) == []
     assert sorted(m.to[0] for m in mail.outbox) == [
         "boss@x.cn",
@@ -297,3 +311,143 @@ def test_the_database_refuses_a_rating_out_of_range(db: None, rating: int) -> No
 
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkOrder.objects.filter(pk=order.pk).update(rating=rating)
+
+
+# --- the department hears of a new order ------------------------------------------------
+
+
+def reasons(user: Any) -> list[tuple[str, str]]:
+    return list(
+        Notification.objects.filter(recipient=user)
+        .order_by("pk")
+        .values_list("title", "reason")
+    )
+
+
+def test_a_new_order_notifies_every_member_of_the_department_once(
+    office: SimpleNamespace, order: WorkOrder
+) -> None:
+    for person in (office.lead, office.worker, office.boss):
+        assert reasons(person) == [(NEW, "你是该部门成员")], person
+    # Not the desk agent who sent it, nobody outside engineering.
+    for person in (office.desk, office.other_manager, office.admin):
+        assert inbox(person) == [], person
+    # A second sweep or a redelivery sends nothing twice.
+    action = ScheduledAction.objects.get(
+        kind=services.WORKORDER_CREATED, target_id=order.pk
+    )
+    assert action.state == State.DONE
+    assert run(at(10, 5)) == []
+    assert Notification.objects.filter(title=NEW).count() == 3
+
+
+def test_the_announcement_is_e_mailed_to_members_with_an_address(
+    office: SimpleNamespace,
+) -> None:
+    with time_machine.travel(at(10), tick=False):
+        services.workorder_create(
+            by=office.desk,
+            ticket=office.ticket,
+            department=office.engineering,
+            title="检修电梯",
+            due_at=at(16),
+        )
+    run(at(10))
+    assert sorted(m.to[0] for m in mail.outbox) == ["boss@x.cn", "lead@x.cn"]
+    assert {m.subject for m in mail.outbox} == {"新后台工单（工程部）：检修电梯"}
+
+
+def test_when_every_member_is_away_the_team_leads_hear_of_it(
+    office: SimpleNamespace,
+) -> None:
+    get_user_model().objects.filter(team__department=office.engineering).update(
+        is_away=True
+    )
+    with time_machine.travel(at(10), tick=False):
+        services.workorder_create(
+            by=office.desk,
+            ticket=office.ticket,
+            department=office.engineering,
+            title="检修电梯",
+            due_at=at(16),
+        )
+    run(at(10))
+    assert reasons(office.lead) == [
+        ("新后台工单（工程部）：检修电梯", "你是该部门的组长（部门成员都不在岗）")
+    ]
+    assert inbox(office.worker) == inbox(office.boss) == []
+
+
+def test_a_member_who_sends_an_order_to_their_own_department_is_not_told(
+    office: SimpleNamespace,
+) -> None:
+    with time_machine.travel(at(10), tick=False):
+        services.workorder_create(
+            by=office.lead,
+            ticket=office.ticket,
+            department=office.engineering,
+            title="检修电梯",
+            due_at=at(16),
+        )
+    run(at(10))
+    assert inbox(office.lead) == []
+    assert inbox(office.worker) == ["新后台工单（工程部）：检修电梯"]
+
+
+def test_an_order_finished_before_its_announcement_is_not_announced(
+    office: SimpleNamespace,
+) -> None:
+    with time_machine.travel(at(10), tick=False):
+        created = services.workorder_create(
+            by=office.desk,
+            ticket=office.ticket,
+            department=office.engineering,
+            title="检修电梯",
+            due_at=at(16),
+        )
+    update(office.worker, created, "rejected", at(10))
+    run(at(10, 1))
+    assert Notification.objects.filter(title__startswith="新后台工单").count() == 0
+
+
+# --- the engineer's home page --------------------------------------------------------------
+
+
+def test_an_engineer_lands_on_the_department_work_orders(
+    office: SimpleNamespace, order: WorkOrder, login: Any
+) -> None:
+    with time_machine.travel(at(11), tick=False):
+        response = login(office.worker).get(reverse("home"))
+    assertContains(response, 'data-panel="department_workorders"')
+    assertNotContains(response, 'data-panel="desk"')
+    assertContains(response, "更换楼道水管")
+    assertContains(response, 'data-testid="workorder-department">工程部<')
+    assertContains(response, 'data-testid="workorder-open-count">1<')
+    assertContains(response, 'data-testid="workorder-late-count">0<')
+
+
+def test_the_desk_agent_keeps_the_desk_queue(
+    office: SimpleNamespace, order: WorkOrder, login: Any
+) -> None:
+    response = login(office.desk).get(reverse("home"))
+    assertContains(response, 'data-panel="desk"')
+    assertNotContains(response, 'data-panel="department_workorders"')
+
+
+def test_the_engineer_home_runs_the_same_queries_for_1_and_12_orders(
+    office: SimpleNamespace,
+    order: WorkOrder,
+    login: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    client = login(office.worker)
+    client.get(reverse("home"))
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("home"))
+    for n in range(11):
+        WorkOrderFactory(
+            ticket=TicketFactory(), department=office.engineering, title=f"事项{n}"
+        )
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        response = client.get(reverse("home"))
+    assert response.content.decode().count('data-testid="home-workorder"') == 10
