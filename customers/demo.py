@@ -36,6 +36,7 @@ from crm.core.scale import (
 )
 from customers import search
 from customers import services as customer_services
+from customers.demo_texts import STORIES, ContactStory
 from customers.models import ContactLog, Customer, CustomerPhone, CustomerProfile
 
 # --- Demo data ---------------------------------------------------------------------------
@@ -51,12 +52,6 @@ PROVINCES = [
     ("湖北省", "武汉市"),
 ]
 TAGS = ["学区房", "改善型", "投资客", "老业主", "团购", "VIP", "已交房", "待入伙"]
-FOLLOWUP_NOTES = [
-    "回访购房意向",
-    "发送最新户型资料",
-    "确认入伙时间",
-    "邀请参加业主活动",
-]
 # Allocated mainland mobile prefixes: every 8-digit serial behind them is a valid number.
 MOBILE_PREFIXES = ("130", "135", "138", "139", "150", "158", "186", "188", "189", "199")
 
@@ -77,9 +72,11 @@ def _customers(wanted: int, users: dict[str, User], seed: int) -> int:
     rng = random.Random(seed + existing)  # noqa: S311 - demo data, not security
     owners = [users["sales1"], users["sales2"], users["manager1"], None]
     kinds = Customer.Kind.values
-    customers, numbers = [], []
+    customers, numbers, stories = [], [], []
     for offset in range(missing):
         owner = rng.choice(owners)
+        story = rng.choice(STORIES)
+        stories.append(story)
         kind = rng.choices(kinds, weights=[60, 15, 5, 8, 4, 5, 3])[0]
         is_org = kind != Customer.Kind.OWNER
         name = fake.company() if is_org else fake.name()
@@ -109,7 +106,7 @@ def _customers(wanted: int, users: dict[str, User], seed: int) -> int:
                 team=owner.team if owner else None,
                 pool_entered_at=None if owner else timezone.now(),
                 lifetime_value=rng.choice([0, 0, 50_000, 1_200_000, 3_500_000]),
-                notes=fake.sentence() if rng.random() < 0.3 else "",
+                notes=story.note if rng.random() < 0.3 else "",
             )
         )
     Customer.objects.bulk_create(customers, batch_size=2000)
@@ -123,26 +120,29 @@ def _customers(wanted: int, users: dict[str, User], seed: int) -> int:
     CustomerProfile.objects.bulk_create(
         (CustomerProfile(customer=c) for c in customers), batch_size=2000
     )
-    _activity(customers[:60], users, rng, fake)
+    _activity(list(zip(customers, stories, strict=True))[:60], users, rng)
     return missing
 
 
 def _activity(
-    customers: list[Customer], users: dict[str, User], rng: random.Random, fake: Faker
+    customers: list[tuple[Customer, ContactStory]],
+    users: dict[str, User],
+    rng: random.Random,
 ) -> None:
-    """Contacts and follow-ups through the real services, so reminders are scheduled."""
+    """Contacts and follow-ups through the real services, so reminders are scheduled;
+    each customer's contacts follow one story of customers/demo_texts.py, in order."""
     now = timezone.now()
     channels = ContactLog.Channel.values
-    for customer in customers:
+    for customer, story in customers:
         author = customer.owner or users["service1"]
-        for days_ago in sorted(
-            rng.sample(range(1, 90), k=rng.randint(1, 4)), reverse=True
-        ):
+        steps = story.contacts[: rng.randint(1, len(story.contacts))]
+        days = sorted(rng.sample(range(1, 90), k=len(steps)), reverse=True)
+        for summary, days_ago in zip(steps, days, strict=True):
             customer_services.contact_log_create(
                 by=author,
                 customer=customer,
                 channel=rng.choice(channels),
-                summary=fake.sentence(),
+                summary=summary,
                 occurred_at=now - timedelta(days=days_ago),
                 sentiment=rng.choice(ContactLog.Sentiment.values),
             )
@@ -154,7 +154,7 @@ def _activity(
                 customer=customer,
                 assignee=customer.owner,
                 due_at=due,
-                note=rng.choice(FOLLOWUP_NOTES),
+                note=story.followup,
             )
 
 

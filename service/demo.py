@@ -46,6 +46,7 @@ from crm.core.scale import (
 )
 from customers.models import Customer
 from service import calendar_data, services
+from service.demo_texts import FOLLOW_UP_REPLY, STORIES, Story
 from service.models import (
     Asset,
     CalendarDay,
@@ -64,7 +65,7 @@ from service.models import (
 CATEGORIES = {
     "报修": ["水电", "门窗", "电梯", "空调"],
     "投诉": ["物业服务", "工程质量", "销售承诺"],
-    "咨询": ["交房入伙", "产权办证"],
+    "咨询": ["交房入伙", "产权办证", "物业费"],
     "建议": [],
     "表扬": [],
 }
@@ -98,68 +99,6 @@ CANNED = [
         "欢迎随时联系我们。",
     ),
     ("需要补充信息", "{客户}您好，为尽快处理，请补充问题部位的照片和方便联系的时间。"),
-]
-TICKETS = [
-    # type, priority, category (parent, child), subject, description
-    (
-        "repair",
-        "high",
-        ("报修", "水电"),
-        "卫生间漏水",
-        "楼下邻居反映天花板渗水，疑似卫生间防水问题。",
-    ),
-    (
-        "repair",
-        "urgent",
-        ("报修", "电梯"),
-        "电梯困人",
-        "3号楼电梯停在8楼与9楼之间，有人被困。",
-    ),
-    (
-        "repair",
-        "normal",
-        ("报修", "门窗"),
-        "窗户关不严",
-        "主卧推拉窗关不严，下雨进水。",
-    ),
-    ("repair", "normal", ("报修", "空调"), "空调不制冷", "客厅中央空调开机后不制冷。"),
-    (
-        "complaint",
-        "high",
-        ("投诉", "物业服务"),
-        "保安态度差",
-        "业主反映夜间进门时保安态度恶劣。",
-    ),
-    (
-        "complaint",
-        "normal",
-        ("投诉", "工程质量"),
-        "墙面开裂",
-        "交房半年，客厅墙面出现多条裂缝。",
-    ),
-    (
-        "complaint",
-        "urgent",
-        ("投诉", "销售承诺"),
-        "赠送车位未兑现",
-        "购房时承诺赠送车位，至今未办理。",
-    ),
-    (
-        "inquiry",
-        "low",
-        ("咨询", "交房入伙"),
-        "入伙需要带什么资料",
-        "询问入伙办理需要携带的证件和费用。",
-    ),
-    (
-        "inquiry",
-        "normal",
-        ("咨询", "产权办证"),
-        "房产证办理进度",
-        "询问房产证何时可以领取。",
-    ),
-    ("suggestion", "low", ("建议", None), "增加快递柜", "建议在小区东门增加快递柜。"),
-    ("praise", "low", ("表扬", None), "表扬维修师傅", "感谢张师傅上门及时、态度好。"),
 ]
 # What each demo ticket goes through: (status path, hours ago it was opened, answered?)
 SCENARIOS = [
@@ -243,16 +182,17 @@ def seed_service_demo(
 
 def _link_and_merge(agent: User, tickets: list[Ticket], categories: dict) -> None:
     """Two related tickets, and a duplicate the customer filed online, merged."""
+    # The leak (story 0) and the cracked wall (story 5) of the same building.
     services.ticket_link(by=agent, ticket=tickets[5], other=tickets[12])
-    original = tickets[10]
+    original = tickets[12]
     duplicate = services.ticket_create(
         by=None,
         customer=original.customer,
         ticket_type=original.ticket_type,
         channel=Ticket.Channel.WEB,
-        category=categories[("报修", "水电")],
+        category=categories[_story(12).category],
         subject=original.subject,
-        description="网上又报了一次：" + original.description,
+        description="业主在网上又报了一次：" + original.description,
     )
     services.ticket_merge(by=agent, target=original, duplicate=duplicate)
 
@@ -374,6 +314,11 @@ def _years_after(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+def _story(n: int) -> Story:
+    """The story of the n-th demo ticket (service/demo_texts.py)."""
+    return STORIES[n % len(STORIES)]
+
+
 def _tickets(
     people: dict[str, User],
     owners: list[Any],
@@ -385,9 +330,7 @@ def _tickets(
     now = timezone.now()
     made = []
     for n, (path, hours_ago, answered) in enumerate(SCENARIOS):
-        ticket_type, priority, (parent, child), subject, description = TICKETS[
-            n % len(TICKETS)
-        ]
+        story = _story(n)
         customer = owners[n % len(owners)]
         opened = now - timedelta(hours=hours_ago)
         # Without a category the ticket lands in the desk's queue unassigned (service/routing.py): it stays new.
@@ -395,16 +338,16 @@ def _tickets(
         ticket = services.ticket_create(
             by=agent,
             customer=customer,
-            ticket_type=ticket_type,
+            ticket_type=story.ticket_type,
             channel=rng.choice(
                 [Ticket.Channel.HOTLINE] * 3
                 + [Ticket.Channel.WECHAT, Ticket.Channel.WEB]
             ),
-            priority=priority,
-            category=None if unassigned else categories[(parent, child)],
+            priority=story.priority,
+            category=None if unassigned else categories[story.category],
             asset=(assets.get(customer.pk) or [None])[0],
-            subject=subject,
-            description=description,
+            subject=story.subject,
+            description=story.description,
             contact_name=customer.name,
             contact_phone=customer.phone,
             now=opened,
@@ -417,14 +360,14 @@ def _tickets(
                 by=agent,
                 ticket=ticket,
                 kind=TicketMessage.Kind.CUSTOMER,
-                body=f"客户来电：{description}",
+                body=story.caller,
                 now=opened,
             ),
             opened,
         )
         if answered:
             step = opened + timedelta(minutes=rng.randint(5, 25))
-            _walk(agent, ticket, path, step, now, rng)
+            _walk(agent, ticket, story, path, step, now, rng)
         made.append(ticket)
     return made
 
@@ -432,18 +375,17 @@ def _tickets(
 def _walk(
     agent: User,
     ticket: Ticket,
+    story: Story,
     path: str,
     step: Any,
     now: Any,
     rng: random.Random,
 ) -> None:
-    """Answer the ticket, then move it along to `path`."""
+    """Answer the ticket, then move it along to `path`, in the words of its story."""
+    fill = {"name": ticket.customer.name, "ref": ticket.reference}
     _said(
         services.ticket_message_add(
-            by=agent,
-            ticket=ticket,
-            body=f"{ticket.customer.name}您好，您的问题已受理，工单号 {ticket.reference}。",
-            now=step,
+            by=agent, ticket=ticket, body=story.reply.format(**fill), now=step
         ),
         step,
     )
@@ -459,18 +401,27 @@ def _walk(
             by=agent,
             ticket=ticket,
             kind=TicketMessage.Kind.NOTE,
-            body="已联系工程部确认维修时间。",
+            body=story.note,
             now=step,
         ),
         step + (later - step) / 2,
     )
     if path == "waiting":
+        _said(
+            services.ticket_message_add(
+                by=agent,
+                ticket=ticket,
+                body=FOLLOW_UP_REPLY.format(**fill, waiting=story.waiting),
+                now=later,
+            ),
+            later,
+        )
         _moved(
             services.ticket_transition(
                 by=agent,
                 ticket=ticket,
                 to_status=Ticket.Status.WAITING,
-                note="等待客户确认上门时间",
+                note=story.waiting,
                 now=later,
             ),
             later,
@@ -481,7 +432,7 @@ def _walk(
                 by=agent,
                 ticket=ticket,
                 to_status=Ticket.Status.RESOLVED,
-                resolution_summary="已上门处理完毕，客户确认问题解决。",
+                resolution_summary=story.resolution,
                 now=later,
             ),
             later,
@@ -502,7 +453,7 @@ def _walk(
                     by=agent,
                     ticket=ticket,
                     to_status=Ticket.Status.IN_PROGRESS,
-                    note="客户反映问题复发",
+                    note=story.reopened,
                     now=now - timedelta(hours=1),
                 ),
                 now - timedelta(hours=1),
@@ -520,6 +471,23 @@ def _moved(ticket: Ticket, at: Any) -> Ticket:
     return ticket
 
 
+# Due times of the demo's work orders, for the first open, answered tickets whose story
+# needs the back office; the second is overdue a minute after seeding, so the pipeline
+# escalates it while `make run` is up.
+WORK_ORDER_DUE = [
+    timedelta(hours=20),
+    timedelta(minutes=2),
+    timedelta(days=2),
+    timedelta(days=1),
+    timedelta(days=1),
+    timedelta(days=3),
+    timedelta(hours=6),
+    timedelta(days=2),
+]
+# What the engineer has done with 工程部's orders, in turn (None: not started).
+ENGINEER_OUTCOMES = [None, "in_progress", "done"]
+
+
 def _work_orders(
     people: dict[str, User],
     departments: dict[str, Department],
@@ -528,29 +496,37 @@ def _work_orders(
 ) -> None:
     agent, engineer = people["service1"], people["engineer1"]
     now = timezone.now()
-    plans = [
-        (tickets[11], "工程部", "安排水电师傅上门检修", timedelta(hours=20), None),
-        (tickets[12], "工程部", "墙面裂缝鉴定", timedelta(minutes=2), None),
-        (tickets[13], "财务部", "核实维修费用退款", timedelta(days=2), None),
-        (tickets[14], "工程部", "更换窗户密封条", timedelta(days=1), "in_progress"),
-        (tickets[15], "工程部", "空调系统排查", timedelta(days=1), "done"),
-        (tickets[16], "法务部", "车位赠送条款核实", timedelta(days=3), None),
+    status = dict(
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list(
+            "pk", "status"
+        )
+    )
+    wanting = [
+        (ticket, _story(n).work_order)
+        for n, ticket in enumerate(tickets)
+        if _story(n).work_order is not None
+        and status[ticket.pk] in (Ticket.Status.IN_PROGRESS, Ticket.Status.WAITING)
     ]
-    for ticket, department, title, due, outcome in plans:
+    engineering = 0
+    for (ticket, text), due in zip(wanting, WORK_ORDER_DUE, strict=False):
         order = services.workorder_create(
             by=agent,
             ticket=ticket,
-            department=departments[department],
-            title=title,
-            description=f"客户：{ticket.customer.name}。{ticket.description}",
+            department=departments[text.department],
+            title=text.title,
+            description=f"客户：{ticket.customer.name}。{text.description}",
             due_at=now + due,
         )
-        if outcome and department == "工程部":
+        if text.department != "工程部":
+            continue
+        outcome = ENGINEER_OUTCOMES[engineering % len(ENGINEER_OUTCOMES)]
+        engineering += 1
+        if outcome:
             order = services.workorder_update(
                 by=engineer,
                 order=order,
                 status=outcome,
-                result="已派师傅处理，问题解决。" if outcome == "done" else "",
+                result=text.result if outcome == "done" else "",
             )
             if outcome == WorkOrder.Status.DONE:
                 services.workorder_rate(by=agent, order=order, rating=rng.randint(4, 5))

@@ -129,3 +129,66 @@ def test_every_demo_phone_number_is_one_the_customer_form_accepts(seed):
         except Exception:  # noqa: BLE001 - any refusal is what this test counts
             refused.append(number)
     assert refused == []
+
+
+def test_the_demo_reads_like_real_work(seed):
+    """Tickets, replies, work orders and sales contacts come from the scenario templates
+    (service/demo_texts.py, customers/demo_texts.py), each coherent with its ticket, and
+    engineer1 lands on 工程部's work orders and is told of them by the pipeline."""
+    from crm.notifications.models import Notification
+    from crm.scheduler import services as scheduler
+    from customers import demo_texts as sales_texts
+    from customers.models import ContactLog, FollowUp
+    from service import demo_texts
+    from service.models import Ticket, TicketMessage, WorkOrder
+
+    seed(customers=60)
+    stories = {story.subject: story for story in demo_texts.STORIES}
+    tickets = list(Ticket.objects.select_related("customer"))
+    assert len(tickets) > 30
+    for ticket in tickets:
+        story = stories[ticket.subject]
+        assert story.description in ticket.description
+        messages = list(ticket.messages.order_by("created_at", "pk"))
+        if ticket.merged_into_id is None and messages:
+            assert messages[0].body == story.caller
+        for reply in messages:
+            if reply.kind == TicketMessage.Kind.REPLY:
+                assert ticket.customer.name in reply.body
+                assert ticket.reference in reply.body
+        if ticket.resolution_summary:
+            assert ticket.resolution_summary == story.resolution
+    orders = list(WorkOrder.objects.select_related("ticket", "department"))
+    assert len(orders) >= 5
+    for order in orders:
+        planned = stories[order.ticket.subject].work_order
+        assert (order.title, order.department.name) == (
+            planned.title,
+            planned.department,
+        )
+        assert order.result in ("", planned.result)
+
+    lines = {line for story in sales_texts.STORIES for line in story.contacts}
+    summaries = set(ContactLog.objects.values_list("summary", flat=True))
+    assert summaries and summaries <= lines
+    followups = {story.followup for story in sales_texts.STORIES}
+    assert set(FollowUp.objects.values_list("note", flat=True)) <= followups
+    notes = {story.note for story in sales_texts.STORIES} | {""}
+    assert set(Customer.objects.values_list("notes", flat=True)) <= notes
+
+    # The pipeline announces 工程部's orders to engineer1, who lands on them.
+    for action_id in scheduler.actions_sweep():
+        scheduler.action_deliver(action_id=action_id)
+    engineer = User.objects.get(username="engineer1")
+    told = Notification.objects.filter(
+        recipient=engineer, title__startswith="新后台工单（工程部）"
+    )
+    # Not the one engineer1 finished before the announcement went out.
+    waiting = WorkOrder.objects.filter(
+        department__name="工程部", status__in=["open", "in_progress"]
+    )
+    assert told.count() == waiting.count() > 0
+    assert set(told.values_list("reason", flat=True)) == {"你是该部门成员"}
+    home = _logs_in_to("engineer1", DEMO_PASSWORD)
+    assert 'data-panel="department_workorders"' in home
+    assert 'data-panel="desk"' not in home
