@@ -108,10 +108,13 @@ def build(
     profile: dict[str, Any] | None = None,
     owner: Any = None,
     now: datetime | None = None,
+    verified: bool = True,
 ) -> NewCustomer:
     """The unsaved customer, phones and profile for this input.
 
-    `owner` None puts the customer in the public pool (since `now`). Keys of `data`
+    `owner` None puts the customer in the public pool (since `now`), unless it is
+    not `verified` (a contact the service desk took): that one waits, owned by
+    nobody and outside the pool, until an agent verifies it. Keys of `data`
     and `profile` other than EDITABLE_FIELDS and PROFILE_FIELDS are ignored. Raises
     ValidationError for a bad phone number, then for a bad ID number.
     """
@@ -119,7 +122,8 @@ def build(
     customer = Customer(
         owner=owner,
         team=owner.team if owner else None,
-        pool_entered_at=None if owner else (now or timezone.now()),
+        pool_entered_at=None if owner or not verified else (now or timezone.now()),
+        is_verified=verified,
         **{k: v for k, v in data.items() if k in EDITABLE_FIELDS},
     )
     if id_number and id_number.strip():

@@ -268,6 +268,7 @@ class CustomerFilterForm(forms.Form):
     )
     is_key_account = forms.BooleanField(label=_("仅重点客户"), required=False)
     pool = forms.BooleanField(label=_("仅公海"), required=False)
+    unverified = forms.BooleanField(label=_("仅待核实"), required=False)
     sort = forms.TypedChoiceField(
         label=_("排序"),
         required=False,

@@ -10,15 +10,25 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts import access
+from crm.accounts.roles import Role
 from crm.core import bounds
 
 
 class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> CustomerQuerySet:
-        return access.filter_visible(self, user)
+        customers = access.filter_visible(self, user)
+        # Unverified contacts (the desk's callers, /report/) are the desk's: sales
+        # never see them, whatever their scope, until an agent verifies them.
+        if getattr(user, "role", None) == Role.SALES:
+            customers = customers.filter(is_verified=True)
+        return customers
 
     def in_pool(self) -> CustomerQuerySet:
-        return self.filter(owner__isnull=True)
+        """The public pool (公海): nobody's verified customers."""
+        return self.filter(owner__isnull=True, is_verified=True)
+
+    def unverified(self) -> CustomerQuerySet:
+        return self.filter(is_verified=False)
 
 
 class NameGrams(models.Func):
@@ -152,6 +162,10 @@ class Customer(models.Model):
     last_contacted_at = models.DateTimeField(_("最近联系"), null=True, blank=True)
     contact_count = models.PositiveIntegerField(_("联系次数"), default=0)
     pool_entered_at = models.DateTimeField(_("进入公海时间"), null=True, blank=True)
+    # False for a contact the service desk took (an unknown caller, the public
+    # /report/ form): the desk's until an agent verifies it, then it reaches the pool.
+    # db_default: the bench's SQL datasets and old rows are verified customers.
+    is_verified = models.BooleanField(_("已核实"), default=True, db_default=True)
     merged_into = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,
@@ -184,6 +198,8 @@ class Customer(models.Model):
             ("import_customer", _("可导入客户")),
             ("merge_customer", _("可合并客户")),
             ("reveal_customer_pii", _("可查看完整个人信息")),
+            ("register_caller", _("可登记来电客户（待核实）")),
+            ("verify_customer", _("可核实客户")),
         ]
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="customer_owner_recent"),
@@ -202,6 +218,11 @@ class Customer(models.Model):
                 fields=["-updated_at"],
                 name="customer_pool",
                 condition=models.Q(owner__isnull=True),
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="customer_unverified",
+                condition=models.Q(is_verified=False),
             ),
             GinIndex(fields=["tags"], name="customer_tags"),
             GinIndex(fields=["name_grams"], name="customer_name_grams"),
@@ -499,6 +520,7 @@ class PoolEvent(models.Model):
         RELEASE = "release", _("放回公海")
         AUTO_RETURN = "auto_return", _("超期自动回收")
         REASSIGN = "reassign", _("转移")
+        VERIFY = "verify", _("核实后进入公海")
 
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="pool_events"

@@ -22,17 +22,27 @@ CUSTOMER_STEWARDSHIP = (
     "customers.merge_customer",
 )
 
+# Unverified contacts: the desk registers unknown callers and verifies them.
+CALLER_INTAKE = ("customers.register_caller", "customers.verify_customer")
+
 
 def grant_all() -> None:
     grant(Role.SALES, *CUSTOMER_WORK, "customers.reveal_customer_pii")
-    # The service desk finds the caller and logs the call.
+    # The service desk finds the caller and logs the call; an unknown caller it
+    # registers as an unverified contact (only that, on the new-ticket page), and it
+    # verifies such contacts so that they reach sales.
     grant(
         Role.SERVICE,
         "customers.view_customer",
         "customers.add_contactlog",
         "customers.view_contactlog",
+        *CALLER_INTAKE,
     )
-    grant(Role.MANAGER, *CUSTOMER_WORK, *CUSTOMER_STEWARDSHIP)
+    grant(Role.MANAGER, *CUSTOMER_WORK, *CUSTOMER_STEWARDSHIP, *CALLER_INTAKE)
     grant(
-        Role.ADMIN, *CUSTOMER_WORK, *CUSTOMER_STEWARDSHIP, "customers.delete_customer"
+        Role.ADMIN,
+        *CUSTOMER_WORK,
+        *CUSTOMER_STEWARDSHIP,
+        *CALLER_INTAKE,
+        "customers.delete_customer",
     )

@@ -56,7 +56,10 @@ def customer_list(
                 | Q(last_contacted_at__isnull=True, created_at__lt=cutoff)
             )
         elif field == "pool":
-            customers = customers.filter(owner__isnull=True)
+            customers = customers.filter(owner__isnull=True, is_verified=True)
+        elif field == "unverified":
+            # The desk's contacts waiting for verification (index customer_unverified).
+            customers = customers.filter(is_verified=False)
         elif field in {"kind", "stage", "tier", "owner", "team", "province", "city"}:
             customers = customers.filter(**{field: value})
         elif field == "is_key_account":

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -323,6 +323,60 @@ def customer_create(
             {"id_number": _("该身份证号刚被另一位客户登记。")}
         ) from exc
     return new.customer
+
+
+def caller_register(*, by: Any, name: str, phone: str, source: str = "") -> Customer:
+    """An unknown caller, registered by the service desk while taking the call.
+
+    The desk may not create customers (customer_create): only this, an unverified
+    contact owned by nobody and outside the public pool, which an agent later
+    verifies (customer_verify). Built by customers.builder like every customer; a
+    phone another customer holds is refused, naming the holder if `by` may see it.
+    Call it inside the caller's transaction (service.services.caller_ticket_create).
+    """
+    if not by.has_perm("customers.register_caller"):
+        raise PermissionDenied
+    if not name.strip():
+        raise ValidationError({"name": _("请填写来电人姓名。")})
+    if not phone.strip():
+        raise ValidationError({"phone": _("请填写来电号码。")})
+    new = builder.build(
+        data={"name": name.strip(), "source": source or Customer.Source.PHONE},
+        phone_numbers=[phone],
+        verified=False,
+    )
+    check_numbers_free(by=by, phone_numbers=new.numbers)
+    builder.clean(new)
+    with transaction.atomic():
+        return builder.save(new, by=by)
+
+
+@retry_transient
+def customer_verify(*, by: Any, customer: Customer) -> Customer:
+    """An agent confirms an unverified contact is a real person: from now on it is a
+    customer like any other, in the public pool (公海) unless someone owns it."""
+    if not by.has_perm("customers.verify_customer"):
+        raise PermissionDenied
+    now = timezone.now()
+    with transaction.atomic(), audited(by):
+        changed = Customer.objects.filter(
+            pk=customer.pk, is_verified=False, merged_into__isnull=True
+        ).update(
+            is_verified=True,
+            pool_entered_at=Case(
+                When(owner__isnull=True, then=Value(now)),
+                default=F("pool_entered_at"),
+            ),
+            updated_at=now,
+            version=F("version") + 1,
+        )
+        if not changed:
+            raise ValidationError(_("该客户已核实，或已被合并。"))
+        PoolEvent.objects.create(
+            customer_id=customer.pk, actor=by, action=PoolEvent.Action.VERIFY
+        )
+    customer.refresh_from_db()
+    return customer
 
 
 @retry_transient
@@ -711,7 +765,10 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
                 _("今天已领取 %(n)d 位客户，达到上限。") % {"n": claimed_today}
             )
         won = Customer.objects.filter(
-            pk=customer_id, owner__isnull=True, merged_into__isnull=True
+            pk=customer_id,
+            owner__isnull=True,
+            is_verified=True,
+            merged_into__isnull=True,
         ).update(
             owner=by,
             team=by.team,

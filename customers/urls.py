@@ -28,6 +28,7 @@ urlpatterns = [
     path("<int:pk>/reveal/", views.customer_reveal, name="customer_reveal"),
     path("<int:pk>/claim/", views.pool_claim, name="pool_claim"),
     path("<int:pk>/release/", views.pool_release, name="pool_release"),
+    path("<int:pk>/verify/", views.customer_verify, name="customer_verify"),
     path("followups/<int:pk>/done/", views.followup_complete, name="followup_complete"),
 ]
 

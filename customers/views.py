@@ -134,7 +134,11 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         can_release=customer.owner_id == request.user.pk,
         can_merge=request.user.has_perm("customers.merge_customer"),
         can_claim=customer.owner_id is None
+        and customer.is_verified
         and request.user.role in (Role.SALES, Role.MANAGER),
+        can_verify=not customer.is_verified
+        and not customer.merged_into_id
+        and request.user.has_perm("customers.verify_customer"),
         contact_form=ContactQuickForm(renderer=form_renderer.FAST),
         reveal_form=RevealForm(renderer=form_renderer.FAST),
     )
@@ -504,6 +508,24 @@ def pool_claim(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("customers:pool_list")
     messages.success(request, _("已领取客户“%(name)s”。") % {"name": customer.name})
     return redirect(customer)
+
+
+@require_http_methods(["POST"])
+@access.role_required(Role.SERVICE, Role.MANAGER, Role.ADMIN)
+def customer_verify(request: HttpRequest, pk: int) -> HttpResponse:
+    """An agent confirms an unverified contact (the desk's caller, /report/): it
+    reaches sales through the pool. Back to the ticket page when posted from one."""
+    customer = _visible_customer(request, pk)
+    try:
+        services.customer_verify(by=request.user, customer=customer)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            _("已核实客户“%(name)s”，客户已进入公海。") % {"name": customer.name},
+        )
+    return redirect(request.POST.get("next") if _safe_next(request) else customer)
 
 
 @require_http_methods(["POST"])

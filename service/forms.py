@@ -146,6 +146,7 @@ class TicketForm(forms.ModelForm):
         assets: Any,
         categories: Any,
         can_attach: bool = True,
+        new_caller: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("initial", {})
@@ -160,6 +161,9 @@ class TicketForm(forms.ModelForm):
         self.fields["subject"].widget.attrs["autofocus"] = True
         if not can_attach:
             del self.fields["attachments"]
+        if new_caller:
+            # A new caller has no assets yet: CallerForm asks for one.
+            del self.fields["asset"]
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
@@ -172,7 +176,7 @@ class TicketForm(forms.ModelForm):
             "subject",
             "description",
             Row(
-                Column("asset", css_class="col-md-4"),
+                *([] if new_caller else [Column("asset", css_class="col-md-4")]),
                 Column("contact_name", css_class="col-md-4"),
                 Column("contact_phone", css_class="col-md-4"),
             ),
@@ -193,6 +197,55 @@ class TicketForm(forms.ModelForm):
 
     def clean_contact_phone(self) -> str:
         return _clean_phone(self.cleaned_data["contact_phone"])
+
+
+class CallerForm(forms.Form):
+    """An unknown caller, registered with the ticket (an unverified contact)."""
+
+    name = forms.CharField(label=_("来电人姓名"), max_length=100)
+    phone = forms.CharField(label=_("来电号码"), max_length=30)
+    asset_kind = forms.ChoiceField(
+        label=_("资产类型"), choices=Asset.Kind.choices, initial=Asset.Kind.UNIT
+    )
+    asset_name = forms.CharField(
+        label=_("房号或资产（可选）"),
+        max_length=100,
+        required=False,
+        help_text=_("例如：3栋2单元1801、客厅空调。"),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "caller")
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.disable_csrf = True
+        self.helper.layout = Layout(
+            Row(
+                Column("name", css_class="col-md-6"),
+                Column("phone", css_class="col-md-6"),
+            ),
+            Row(
+                Column("asset_kind", css_class="col-md-4"),
+                Column("asset_name", css_class="col-md-8"),
+            ),
+        )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError(_("请填写来电人姓名。"))
+        return name
+
+    def clean_phone(self) -> str:
+        number = _clean_phone(self.cleaned_data["phone"])
+        if not number:
+            raise forms.ValidationError(_("请填写来电号码。"))
+        return number
+
+    def asset(self) -> dict[str, str] | None:
+        name = self.cleaned_data.get("asset_name", "").strip()
+        return {"kind": self.cleaned_data["asset_kind"], "name": name} if name else None
 
 
 class VersionedForm(forms.Form):

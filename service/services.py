@@ -1014,6 +1014,37 @@ def workorder_overdue(action: ScheduledAction) -> None:
         )
 
 
+@retry_transient
+def caller_ticket_create(
+    *,
+    by: Any,
+    name: str,
+    phone: str,
+    ticket: dict[str, Any],
+    asset: dict[str, Any] | None = None,
+    uploads: list[Any] = (),
+) -> Ticket:
+    """An unknown caller: register them (an unverified contact of the desk), their
+    unit or appliance if given, and open the ticket with its files, all in one
+    transaction: a refusal anywhere leaves nothing behind.
+
+    The phone's duplicate check runs first, on its own (customers.services), so a
+    refusal it audits is kept even though nothing else is written.
+    """
+    from customers import services as customer_services
+
+    customer_services.check_numbers_free(by=by, phone_numbers=[phone])
+    with transaction.atomic():
+        customer = customer_services.caller_register(by=by, name=name, phone=phone)
+        new_asset = None
+        if asset and asset.get("name", "").strip():
+            new_asset = asset_create(by=by, customer=customer, data=asset)
+        created = ticket_create(by=by, customer=customer, asset=new_asset, **ticket)
+        for upload in uploads:
+            attachment_add(by=by, ticket=created, upload=upload)
+    return created
+
+
 # --- assets, customers' timeline and merges ---------------------------------------------
 
 
@@ -1064,7 +1095,8 @@ def tickets_follow_customer_merge(survivor: Any, duplicate: Any) -> None:
 
 
 def _intake_customer(number: str, name: str, now: datetime) -> Any:
-    """The customer with this phone, created in the public pool if there is none.
+    """The customer with this phone, created if there is none: an unverified contact
+    of the service desk, not a sales lead, until an agent verifies it.
 
     Built by customers.builder, as the customer form and the import build one. Two
     first submissions from one new phone race on the unique phone index: the loser's
@@ -1082,6 +1114,7 @@ def _intake_customer(number: str, name: str, now: datetime) -> Any:
         data={"name": name.strip()[:100] or number, "source": Customer.Source.ONLINE},
         phone_numbers=[number],
         now=now,
+        verified=False,
     )
     builder.clean(new)
     try:
@@ -1106,7 +1139,8 @@ def intake_submit(
     """A customer files a complaint or repair without logging in.
 
     Throttled per IP and per phone (crm.core.limits). The customer is found by phone,
-    or created in the public pool so that the desk sees who called.
+    or created as an unverified contact so that the desk sees who called (spam never
+    reaches the sales pool).
     """
     from crm.core import limits
     from customers import phones

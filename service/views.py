@@ -28,6 +28,7 @@ from service.forms import (
     AssetForm,
     AssignForm,
     AttachmentForm,
+    CallerForm,
     DealerReportForm,
     IntakeForm,
     QueueFilterForm,
@@ -144,6 +145,8 @@ QUEUE_TABS = [
 def ticket_create(request: HttpRequest) -> HttpResponse:
     """Look up the caller, then fill in the ticket beside their one-to-one profile."""
     access.require_perm(request.user, "service.add_ticket")
+    if (request.POST.get("caller") or request.GET.get("caller")) == "new":
+        return _new_caller_ticket(request)
     customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
     if not customer_id:
         return _customer_picker(request)
@@ -198,6 +201,73 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _new_caller_ticket(request: HttpRequest) -> HttpResponse:
+    """An unknown caller: the agent registers them (an unverified contact, the only
+    customer the desk may create) and fills in the ticket, in one submit."""
+    access.require_perm(request.user, "customers.register_caller")
+    if request.method == "POST":
+        caller = CallerForm(request.POST)
+    else:
+        params = search.resolved(request.session, request.GET)
+        if params is None:
+            return search.redirect_without_pii(request, request.path, request.GET)
+        caller = CallerForm(initial=_caller_initial(bounds.Params(params).search()))
+    form = TicketForm(
+        request.POST or None,
+        request.FILES or None,
+        assets=Asset.objects.none(),
+        categories=selectors.category_choices(),
+        can_attach=request.user.has_perm("service.change_ticket"),
+        new_caller=True,
+    )
+    if request.method == "POST" and all([caller.is_valid(), form.is_valid()]):
+        data = dict(form.cleaned_data)
+        uploads = data.pop("attachments", [])
+        try:
+            ticket = services.caller_ticket_create(
+                by=request.user,
+                name=caller.cleaned_data["name"],
+                phone=caller.cleaned_data["phone"],
+                asset=caller.asset(),
+                ticket=data,
+                uploads=uploads,
+            )
+        except ValidationError as error:
+            _add_caller_errors(caller, form, error)
+        else:
+            messages.success(
+                request,
+                _("已登记来电客户“%(name)s”（待核实），工单 %(ref)s 已创建。")
+                % {"name": ticket.customer.name, "ref": ticket.reference},
+            )
+            return redirect(ticket)
+    bad = caller.is_bound and bool(caller.errors or form.errors)
+    context = {"caller_form": caller, "form": form, "can_edit": False}
+    return render(
+        request, "service/ticket_form.html", context, status=400 if bad else 200
+    )
+
+
+def _caller_initial(query: str) -> dict[str, str]:
+    """What the agent searched for: a number goes in the phone, a name in the name."""
+    if sum(c.isdigit() for c in query) >= 7:
+        return {"phone": query}
+    return {"name": query} if query else {}
+
+
+def _add_caller_errors(caller: Any, form: Any, error: ValidationError) -> None:
+    """The caller's errors (name, phone) on the caller's fields, the rest on the
+    ticket's."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        if field in ("name", "phone"):
+            caller.add_error(field, errors)
+        else:
+            form.add_error(field if field in form.fields else None, errors)
+
+
 def _customer_picker(request: HttpRequest) -> HttpResponse:
     """Find the caller. The look-up posts: a caller's number comes back as
     ?s=<token>, never as digits in the address (customers/search.py)."""
@@ -216,6 +286,7 @@ def _customer_picker(request: HttpRequest) -> HttpResponse:
         "query": query,
         "customers": customers,
         "can_see_pii": masking.can_see_pii(request.user),
+        "new_caller_url": _new_caller_url(request, query),
     }
     template = (
         "service/_customer_picker.html"
@@ -223,6 +294,18 @@ def _customer_picker(request: HttpRequest) -> HttpResponse:
         else "service/ticket_pick_customer.html"
     )
     return render(request, template, context)
+
+
+def _new_caller_url(request: HttpRequest, query: str) -> str:
+    """Where the agent registers an unknown caller, carrying what was searched (a
+    number as its ?s= token, never as digits); "" for a role that may not."""
+    if not query or not request.user.has_perm("customers.register_caller"):
+        return ""
+    data = QueryDict(mutable=True)
+    data["q"] = query
+    params = search.url_params(request.session, data)
+    params["caller"] = "new"
+    return f"{reverse('service:ticket_create')}?{params.urlencode()}"
 
 
 # --- the ticket page and its actions -----------------------------------------------------

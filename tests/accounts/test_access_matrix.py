@@ -40,18 +40,22 @@ CANARIES = {
     "other_team": "金丝雀乙组-M4R8T",
     "other_dept": "金丝雀华南-Z9W3P",
     "pool": "金丝雀公海-H5N6B",
+    # An unverified contact (a caller the desk registered, /report/): the desk's only.
+    "unverified": "金丝雀待核实-V3C8L",
 }
 OWNERS = {
     "own_team": "sales_rep",
     "other_team": "outsider",
     "other_dept": "far_outsider",
     "pool": None,
+    "unverified": None,
 }
 PHONES = {
     "own_team": "13811110001",
     "other_team": "13811110002",
     "other_dept": "13811110003",
     "pool": "13811110004",
+    "unverified": "13811110005",
 }
 
 ACTORS = (
@@ -160,6 +164,13 @@ MATRIX = [
     # Only the owner (or a manager/admin) may put a customer back in the pool.
     ("customers:pool_release", "POST", "own_team",  L,     302,   403,   404,   404,   302,   403,   302,   403),
     ("customers:pool_release", "POST", "other_dept", L,    404,   404,   404,   302,   404,   403,   302,   403),
+    # Unverified contacts are the desk's: sales never see them, whatever the page.
+    ("customers:customer_detail", "GET", "unverified", L,  404,   404,   404,   404,   404,   200,   200,   403),
+    # Verifying (the desk, managers, admins) sends the contact to the pool; verifying
+    # a verified customer goes back with a message.
+    ("customers:customer_verify", "POST", "unverified", L, 403,   403,   403,   403,   404,   302,   302,   403),
+    ("customers:customer_verify", "POST", "own_team", L,   403,   403,   403,   403,   302,   302,   302,   403),
+    ("customers:customer_verify", "POST", "other_dept", L, 403,   403,   403,   403,   404,   302,   302,   403),
     ("customers:customer_merge", "GET", "own_team",   *MANAGERS),
     ("customers:customer_merge", "GET", "other_dept", L,   403,   403,   403,   403,   404,   403,   200,   403),
     ("customers:export_confirm", "GET", None,       *MANAGERS),
@@ -196,6 +207,10 @@ MATRIX = [
     ("service:ticket_create", "GET", None,          *ANY_ROLE),
     ("service:ticket_create", "GET", "own_team",    *SEES_A),
     ("service:ticket_create", "GET", "other_dept",  *SEES_FAR),
+    # An unknown caller registered with the ticket: the desk, managers and admins
+    # (customers.register_caller); an empty form answers 400.
+    ("service:ticket_create", "GET", "new_caller",  L,     403,   403,   403,   403,   200,   200,   200,   403),
+    ("service:ticket_create", "POST", "new_caller", L,     403,   403,   403,   403,   400,   400,   400,   403),
     ("service:ticket_detail", "GET", "ticket:own_team",   *SEES_A),
     ("service:ticket_detail", "GET", "ticket:other_team", *SEES_B),
     ("service:ticket_detail", "GET", "ticket:other_dept", *SEES_FAR),
@@ -330,6 +345,9 @@ class World:
                 phone_numbers=[PHONES[target]],
                 owner=owner,
             )
+        Customer.objects.filter(pk=self.customers["unverified"].pk).update(
+            is_verified=False, pool_entered_at=None
+        )
         self._tickets = {}
         self._handover = {}
 
@@ -371,6 +389,8 @@ class World:
         """The address of `url_name` for `target` (see the module docstring)."""
         if target is None:
             return reverse(url_name)
+        if target == "new_caller":
+            return f"{reverse(url_name)}?caller=new"
         if url_name in QUERY_CUSTOMER_PAGES:
             return f"{reverse(url_name)}?customer={self.customers[target].pk}"
         if url_name == "handover:appointment_book" and target in self.customers:

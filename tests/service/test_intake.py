@@ -70,7 +70,9 @@ def test_a_known_phone_finds_the_customer(
     assert (ticket.contact_name, ticket.contact_phone) == ("老王", "13800138000")
 
 
-def test_an_unknown_phone_creates_a_pool_customer_and_a_web_ticket(desk: Any) -> None:
+def test_an_unknown_phone_creates_an_unverified_contact_and_a_web_ticket(
+    desk: Any,
+) -> None:
     ticket = submit(phone="１３９ １２３４ ５６７８")
 
     ticket.refresh_from_db()
@@ -80,7 +82,9 @@ def test_an_unknown_phone_creates_a_pool_customer_and_a_web_ticket(desk: Any) ->
         "13912345678",
         None,
     )
-    assert customer.pool_entered_at == NOW
+    # The desk's unverified contact, not a sales lead in the pool (公海).
+    assert (customer.is_verified, customer.pool_entered_at) == (False, None)
+    assert not Customer.objects.in_pool().filter(pk=customer.pk).exists()
     assert customer.source == Customer.Source.ONLINE
     assert list(customer.phones.values_list("number", "is_primary")) == [
         ("13912345678", True)
