@@ -37,6 +37,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from crm.core import audit
 from crm.core.models import AccessLog
@@ -306,7 +307,7 @@ def _alert_admins(*, by: Any, limit: int) -> None:
                 "%(user)s 今天已导出 %(limit)s 次，之后的导出被拒绝。请确认是否正常。"
             )
             % {"user": by, "limit": limit},
-            reason=_("你是管理员"),
+            reason=gettext_noop("你是管理员"),
             group=f"export-daily-limit:{day}",
             actor=by,
         )

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
@@ -621,7 +622,7 @@ def followup_remind(action: Any) -> None:
     notifications.notification_send(
         recipient=followup.assignee,
         key=action.idempotency_key,
-        reason=_("你是这条跟进的负责人"),
+        reason=gettext_noop("你是这条跟进的负责人"),
         **_reminder(followup, hidden=_out_of_assignees_scope([followup])),
     )
     FollowUp.objects.filter(pk=followup.pk, reminded_at__isnull=True).update(
@@ -690,7 +691,7 @@ def followups_remind(actions: list[Any]) -> None:
                 notifications.Draft(
                     recipient_id=followup.assignee_id,
                     key=key_of[followup.pk],
-                    reason=_("你是这条跟进的负责人"),
+                    reason=gettext_noop("你是这条跟进的负责人"),
                     **_reminder(followup, hidden=hidden),
                 )
                 for followup in due
@@ -854,7 +855,7 @@ def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
             body=_("已超过 %(days)d 天未联系，%(warn)d 天内不联系将自动回到公海。")
             % {"days": days - warn_days, "warn": warn_days},
             url=customer.get_absolute_url(),
-            reason=_("你是该客户的负责人"),
+            reason=gettext_noop("你是该客户的负责人"),
         )
         warned += created is not None
     with transaction.atomic(), audited(None):

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.utils.translation import gettext_lazy
 
 from crm.core.db import audited, lock_in_order, retry_transient
@@ -282,7 +283,7 @@ def _assign(ticket: Ticket, assignee: Any, *, by: Any) -> None:
         body=ticket.description[:200],
         url=ticket.get_absolute_url(),
         email=False,
-        reason=_("你是该工单的处理人"),
+        reason=gettext_noop("你是该工单的处理人"),
         group=f"ticket:{ticket.pk}:assigned",
         actor=by,
     )
@@ -762,16 +763,27 @@ def _sla_step(
     return (metric, stage), title, list(unique.values())
 
 
+# Why each recipient gets an SLA notification: (who they are, stage) -> reason, stored
+# untranslated and translated on the list (crm.notifications).
+SLA_REASONS = {
+    ("assignee", True): gettext_noop("你是该工单的处理人；SLA 即将超时"),
+    ("assignee", False): gettext_noop("你是该工单的处理人；SLA 已超时"),
+    ("lead", True): gettext_noop("你是该工单所在团队的组长；SLA 即将超时"),
+    ("lead", False): gettext_noop("你是该工单所在团队的组长；SLA 已超时"),
+    ("manager", True): gettext_noop("你是该部门的经理；SLA 即将超时"),
+    ("manager", False): gettext_noop("你是该部门的经理；SLA 已超时"),
+}
+
+
 def _sla_reason(ticket: Ticket, recipient: Any, stage: str) -> str:
     """Why `recipient` gets this SLA notification, as the list shows it."""
     if recipient.pk == ticket.assignee_id:
-        who = _("你是该工单的处理人")
+        who = "assignee"
     elif ticket.team_id and recipient.pk == ticket.team.lead_id:
-        who = _("你是该工单所在团队的组长")
+        who = "lead"
     else:
-        who = _("你是该部门的经理")
-    when = _("SLA 即将超时") if stage == "warning" else _("SLA 已超时")
-    return f"{who}；{when}"
+        who = "manager"
+    return SLA_REASONS[(who, stage == "warning")]
 
 
 def _sla_flag(flag: tuple[str, str], ticket_ids: list[int]) -> None:
@@ -861,10 +873,10 @@ def workorder_recipients(order: WorkOrder) -> list[tuple[Any, str]]:
         )
     )
     if members:
-        return [(member, _("你是该部门成员")) for member in members]
+        return [(member, gettext_noop("你是该部门成员")) for member in members]
     leads = Team.objects.filter(department=order.department_id).values("lead")
     return [
-        (lead, _("你是该部门的组长（部门成员都不在岗）"))
+        (lead, gettext_noop("你是该部门的组长（部门成员都不在岗）"))
         for lead in users.filter(pk__in=leads).exclude(pk=order.created_by_id)
     ]
 
@@ -949,7 +961,7 @@ def workorder_update(
                     body=result[:200],
                     url=ticket.get_absolute_url(),
                     email=False,
-                    reason=_("你是该工单的处理人"),
+                    reason=gettext_noop("你是该工单的处理人"),
                     group=f"ticket:{ticket.pk}:workorders",
                     actor=by,
                 )
@@ -998,11 +1010,11 @@ def workorder_overdue(action: ScheduledAction) -> None:
     )
     for recipient in {r.pk: r for r in recipients}.values():
         if recipient.pk == order.ticket.assignee_id:
-            reason = _("你是该工单的处理人")
+            reason = gettext_noop("你是该工单的处理人")
         elif recipient.pk == order.assignee_id:
-            reason = _("你是该后台工单的处理人")
+            reason = gettext_noop("你是该后台工单的处理人")
         else:
-            reason = _("你是该部门的组长或经理")
+            reason = gettext_noop("你是该部门的组长或经理")
         notifications.notification_send(
             recipient=recipient,
             key=f"{action.idempotency_key}:{recipient.pk}",

@@ -65,7 +65,9 @@ def notification_send(
 ) -> Notification | None:
     """Create the in-app notification and e-mail it, once per `key`.
 
-    `reason` says why the recipient gets it ("你是该工单的处理人"), shown on the list.
+    `reason` says why the recipient gets it ("你是该工单的处理人"), shown on the list:
+    pass the Chinese source text marked with `gettext_noop`, so the list translates it
+    into the reader's language.
     `group` (same kind and target, e.g. "ticket:12:sla") folds it into an unread line
     of the same group from the last GROUP_WINDOW. `actor`, the user whose action caused
     it: nobody is notified of their own action, so it returns None when the recipient
