@@ -9,6 +9,7 @@ class ServiceConfig(AppConfig):
     verbose_name = _("服务台")
 
     def ready(self) -> None:
+        from crm.channels import registry as channel_registry
         from crm.core import home, navigation
         from crm.scheduler import registry
         from customers import hooks, timeline
@@ -20,6 +21,9 @@ class ServiceConfig(AppConfig):
             registry.register(
                 kind, handler, batch_handler=escalation.BATCH_HANDLERS.get(kind)
             )
+        channel_registry.on_outcome(
+            services.REPLY_PURPOSE, services.reply_delivery_outcome
+        )
         timeline.register("tickets", services.ticket_timeline_entries)
         hooks.register_merge_hook(services.tickets_follow_customer_merge)
         for role, panel in service_home.PANELS:

@@ -385,7 +385,12 @@ def _walk(
     fill = {"name": ticket.customer.name, "ref": ticket.reference}
     _said(
         services.ticket_message_add(
-            by=agent, ticket=ticket, body=story.reply.format(**fill), now=step
+            by=agent,
+            ticket=ticket,
+            # A call answers at once; a reply would wait for its SMS (issue 13).
+            kind=TicketMessage.Kind.CALL,
+            body=story.reply.format(**fill),
+            now=step,
         ),
         step,
     )

@@ -259,9 +259,17 @@ class ReplyForm(VersionedForm):
         label=_("类型"),
         choices=[
             (TicketMessage.Kind.REPLY, _("回复客户")),
+            (TicketMessage.Kind.CALL, _("电话记录")),
             (TicketMessage.Kind.NOTE, _("内部备注")),
         ],
         initial=TicketMessage.Kind.REPLY,
+        widget=forms.RadioSelect,
+    )
+    # Only for a reply: the service refuses a channel the customer has not got.
+    channel = forms.ChoiceField(
+        label=_("发送方式"),
+        required=False,
+        choices=[("email", _("邮件")), ("sms", _("短信"))],
         widget=forms.RadioSelect,
     )
     body = forms.CharField(

@@ -405,6 +405,7 @@ class TicketMessage(models.Model):
         CUSTOMER = "customer", _("客户来信")
         REPLY = "reply", _("回复客户")
         NOTE = "note", _("内部备注")
+        CALL = "call", _("电话记录")
 
     ticket = models.ForeignKey(
         Ticket, on_delete=models.CASCADE, related_name="messages"
@@ -418,6 +419,14 @@ class TicketMessage(models.Model):
         related_name="+",
     )
     body = models.TextField(_("内容"))
+    # A reply to the customer: the e-mail or SMS that carries it (crm/channels).
+    delivery = models.OneToOneField(
+        "channels.OutboundMessage",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

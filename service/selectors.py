@@ -328,9 +328,9 @@ def _conversation(ticket: Ticket, *, whole: bool) -> dict[str, Any]:
     """The latest messages, oldest first, and whether earlier ones were left out."""
     limit = CONVERSATION_MAX if whole else CONVERSATION_LATEST
     newest_first = list(
-        ticket.messages.select_related("author").order_by("-created_at", "-id")[
-            : limit + 1
-        ]
+        ticket.messages.select_related("author", "delivery").order_by(
+            "-created_at", "-id"
+        )[: limit + 1]
     )
     return {
         "conversation": newest_first[:limit][::-1],

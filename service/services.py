@@ -8,6 +8,7 @@ worker or Redis restart loses none and sends none twice.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
+from crm.channels import services as channels
+from crm.channels.models import OutboundMessage
 from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
@@ -497,6 +500,77 @@ def _resume(ticket: Ticket, calendar: Calendar, now: datetime) -> None:
     ticket.first_response_left = ticket.resolution_left = None
 
 
+REPLY_PURPOSE = "service.reply"
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+
+
+def reply_channels(ticket: Ticket) -> dict[str, str]:
+    """Where a reply to this ticket's customer can go: {"email": address, "sms": number}.
+
+    SMS goes to the ticket's contact phone when it is a mobile number, else to the
+    customer's; e-mail to the customer's address.
+    """
+    found: dict[str, str] = {}
+    customer = ticket.customer
+    if customer.email:
+        found[OutboundMessage.Channel.EMAIL] = customer.email
+    for number in (ticket.contact_phone, customer.phone):
+        digits = re.sub(r"[\s-]", "", number or "")
+        if _MOBILE.fullmatch(digits):
+            found[OutboundMessage.Channel.SMS] = digits
+            break
+    return found
+
+
+NO_CHANNEL = gettext_lazy(
+    "客户没有邮箱或手机号，回复无法发送给客户。请先在客户资料中补充联系方式，"
+    "或记为电话记录、内部备注。"
+)
+
+
+def _reply_message(ticket: Ticket, message: TicketMessage, channel: str) -> Any:
+    """Queue the e-mail or SMS that carries a reply (crm/channels)."""
+    available = reply_channels(ticket)
+    if not available:
+        raise ValidationError({"kind": NO_CHANNEL})
+    if not channel:
+        if len(available) > 1:
+            raise ValidationError({"channel": _("请选择通过邮件还是短信发送。")})
+        channel = next(iter(available))
+    if channel not in available:
+        raise ValidationError({"channel": _("客户没有这种联系方式。")})
+    subject = _("关于工单 %(ref)s 的回复") % {"ref": ticket.reference}
+    if channel == OutboundMessage.Channel.SMS:
+        body = _("【客服】%(body)s（工单 %(ref)s）") % {
+            "body": message.body,
+            "ref": ticket.reference,
+        }
+    else:
+        body = message.body
+    return channels.message_queue(
+        channel=channel,
+        to=available[channel],
+        subject=subject,
+        body=body,
+        purpose=REPLY_PURPOSE,
+        key=f"ticket-message:{message.pk}",
+    )
+
+
+def _first_response(ticket: Ticket, when: datetime) -> None:
+    """Stop the first-response clock at `when` (once)."""
+    answered = Ticket.objects.filter(
+        pk=ticket.pk, first_responded_at__isnull=True
+    ).update(first_responded_at=when, updated_at=when)
+    if answered:
+        _cancel_clocks(ticket, "first_response")
+        # A first reply after the deadline is a breach even if the breach
+        # action had not run yet.
+        Ticket.objects.filter(pk=ticket.pk, first_response_due_at__lt=when).update(
+            first_response_breached=True
+        )
+
+
 @retry_transient
 def ticket_message_add(
     *,
@@ -504,30 +578,60 @@ def ticket_message_add(
     ticket: Ticket,
     body: str,
     kind: str = TicketMessage.Kind.REPLY,
+    channel: str = "",
     now: datetime | None = None,
 ) -> TicketMessage:
-    """A reply to the customer (stops the first-response clock) or an internal note."""
+    """A reply to the customer, a phone-call note or an internal note.
+
+    A reply is queued as an e-mail or SMS (`channel`, or the customer's only one); it
+    stops the first-response clock when it is sent (`reply_delivery_outcome`), not now.
+    A phone-call note stops it at once: the customer was spoken to.
+    """
     _require(by, "service.change_ticket")
     if not body.strip():
         raise ValidationError({"body": _("请填写内容。")})
+    if kind not in TicketMessage.Kind.values:
+        raise ValidationError({"kind": _("类型无效。")})
     now = now or timezone.now()
     with transaction.atomic(), audited(by):
         message = TicketMessage.objects.create(
             ticket=ticket, kind=kind, author=by, body=body.strip()
         )
         if kind == TicketMessage.Kind.REPLY:
-            answered = Ticket.objects.filter(
-                pk=ticket.pk, first_responded_at__isnull=True
-            ).update(first_responded_at=now, updated_at=now)
-            if answered:
-                _cancel_clocks(ticket, "first_response")
-                # A first reply after the deadline is a breach even if the breach
-                # action had not run yet.
-                Ticket.objects.filter(
-                    pk=ticket.pk, first_response_due_at__lt=now
-                ).update(first_response_breached=True)
+            message.delivery = _reply_message(ticket, message, channel)
+            message.save(update_fields=["delivery"])
+        elif kind == TicketMessage.Kind.CALL:
+            _first_response(ticket, now)
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
     return message
+
+
+def reply_delivery_outcome(outbound: Any) -> None:
+    """crm/channels tells the outcome of a reply's e-mail or SMS (registered in apps).
+
+    Sent: the first-response clock stops at the time it left. Failed: its author is
+    told, and the clock runs on.
+    """
+    message = (
+        TicketMessage.objects.select_related("ticket", "author")
+        .filter(delivery=outbound)
+        .first()
+    )
+    if message is None:
+        return
+    ticket = message.ticket
+    with audited(None):
+        if outbound.state == OutboundMessage.State.SENT:
+            _first_response(ticket, outbound.sent_at)
+        elif message.author is not None:
+            notifications.notification_send(
+                recipient=message.author,
+                key=f"ticket-message:{message.pk}:failed",
+                title=_("回复未能送达客户：%(ref)s") % {"ref": ticket.reference},
+                body=outbound.error[:200],
+                url=ticket.get_absolute_url() + "#conversation",
+                email=False,
+            )
 
 
 def canned_reply_render(*, body: str, ticket: Ticket, agent: Any) -> str:

@@ -35,6 +35,11 @@ urlpatterns = [
         views.attachment_download,
         name="attachment_download",
     ),
+    path(
+        "messages/<int:pk>/delivery/",
+        views.message_delivery,
+        name="message_delivery",
+    ),
     path("workorders/", views.workorder_list, name="workorder_list"),
     path("workorders/<int:pk>/", views.workorder_detail, name="workorder_detail"),
     path("workorders/<int:pk>/rate/", views.workorder_rate, name="workorder_rate"),

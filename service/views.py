@@ -40,7 +40,14 @@ from service.forms import (
     WorkOrderForm,
     WorkOrderUpdateForm,
 )
-from service.models import Asset, CannedReply, Ticket, TicketAttachment, WorkOrder
+from service.models import (
+    Asset,
+    CannedReply,
+    Ticket,
+    TicketAttachment,
+    TicketMessage,
+    WorkOrder,
+)
 from service.sla import BusinessCalendar
 
 ALL_ROLES = tuple(Role.values)
@@ -350,8 +357,22 @@ def _render_ticket(
         ),
         assignees=list(selectors.assignee_choices(ticket=ticket)) if can_change else [],
         canned_replies=list(selectors.canned_replies()) if can_change else [],
+        reply_channels=_reply_channels(user, ticket) if can_change else [],
     )
     return render(request, "service/ticket_detail.html", context, status=status)
+
+
+def _reply_channels(user: Any, ticket: Ticket) -> list[tuple[str, str, str]]:
+    """(channel, its name, the address as this user may see it) for the reply box."""
+    names = {"email": _("邮件"), "sms": _("短信")}
+    shown = masking.can_see_pii(user)
+    rows = []
+    for channel, to in services.reply_channels(ticket).items():
+        if not shown:
+            name, _at, domain = to.partition("@")
+            to = f"{name[:1]}***@{domain}" if domain else masking.mask_phone(to)
+        rows.append((channel, names[channel], to))
+    return rows
 
 
 def _changing(
@@ -393,19 +414,38 @@ def ticket_reply(request: HttpRequest, reference: str) -> HttpResponse:
         return _render_ticket(request, ticket, status=400, reply_form=form)
     if _is_stale(form, ticket):
         return _conflict(request, ticket, "reply_form", ReplyForm)
-    services.ticket_message_add(
-        by=request.user,
-        ticket=ticket,
-        body=form.cleaned_data["body"],
-        kind=form.cleaned_data["kind"],
-    )
-    messages.success(
-        request,
-        _("已回复客户。")
-        if form.cleaned_data["kind"] == "reply"
-        else _("备注已保存。"),
-    )
+    kind = form.cleaned_data["kind"]
+    try:
+        services.ticket_message_add(
+            by=request.user,
+            ticket=ticket,
+            body=form.cleaned_data["body"],
+            kind=kind,
+            channel=form.cleaned_data["channel"] if kind == "reply" else "",
+        )
+    except ValidationError as error:
+        _add_errors(form, error)
+        return _render_ticket(request, ticket, status=400, reply_form=form)
+    done = {
+        "reply": _("回复已排队发送给客户，发送结果显示在消息上。"),
+        "call": _("电话记录已保存。"),
+    }
+    messages.success(request, done.get(kind, _("备注已保存。")))
     return redirect(ticket.get_absolute_url() + "#conversation")
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ALL_ROLES)
+def message_delivery(request: HttpRequest, pk: int) -> HttpResponse:
+    """A reply's delivery state (htmx polls it while the reply is queued)."""
+    message = access.get_object_for(
+        TicketMessage.objects.select_related("delivery").filter(
+            ticket__in=selectors.ticket_for_page(user=request.user),
+            kind=TicketMessage.Kind.REPLY,
+        ),
+        pk,
+    )
+    return render(request, "service/_delivery.html", {"message": message})
 
 
 @require_http_methods(["GET"])

@@ -216,6 +216,8 @@ MATRIX = [
     ("service:ticket_detail", "GET", "ticket:other_dept", *SEES_FAR),
     ("service:ticket_reply", "POST", "ticket:own_team",         *WORKS_A),
     ("service:ticket_reply", "POST", "ticket:other_dept",       *WORKS_FAR),
+    ("service:message_delivery", "GET", "message:own_team",     *SEES_A),
+    ("service:message_delivery", "GET", "message:other_dept",   *SEES_FAR),
     ("service:attachment_upload", "POST", "ticket:own_team",    *WORKS_A),
     ("service:attachment_upload", "POST", "ticket:other_dept",  *WORKS_FAR),
     ("service:ticket_transition", "POST", "ticket:own_team",    *WORKS_A),
@@ -431,6 +433,10 @@ class World:
         if kind == "asset":
             return service_services.asset_create(
                 by=admin, customer=self.customers[which], data={"name": "空调外机"}
+            ).pk
+        if kind == "message":
+            return service_services.ticket_message_add(
+                by=admin, ticket=self.ticket(which), body="师傅下午上门"
             ).pk
         if kind == "attachment":
             return service_services.attachment_add(

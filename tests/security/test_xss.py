@@ -32,6 +32,7 @@ from crm.accounts.roles import Role
 from crm.notifications.models import Notification
 from customers import imports
 from customers.models import ContactLog, Customer, FollowUp, ImportJob
+from service import services as service_services
 from service.handover.models import Appointment, HandoverEvent, TimeSlot
 from service.models import Asset, CannedReply, Ticket, TicketAttachment, WorkOrder
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
@@ -193,7 +194,13 @@ def _ticket(stage: Stage, r: int, customer: Customer, agent: Client) -> Ticket:
         _post(
             agent,
             reverse("service:ticket_reply", args=[ticket.reference]),
-            {"kind": kind, "body": everything(r, 5000), "version": ticket.version},
+            # Where the customer has an e-mail and a phone, the agent picks one.
+            {
+                "kind": kind,
+                "channel": next(iter(service_services.reply_channels(ticket)), ""),
+                "body": everything(r, 5000),
+                "version": ticket.version,
+            },
             stage,
             f"{kind} {r}",
         )

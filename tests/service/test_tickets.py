@@ -31,6 +31,7 @@ from service.models import (
     TicketTransition,
 )
 from service.sla import BusinessCalendar
+from tests.channels.delivery import deliver_messages
 from tests.factories import (
     CategoryFactory,
     CustomerFactory,
@@ -120,10 +121,12 @@ def transition(
 
 
 def reply(by: Any, ticket: Ticket, when: datetime, kind: str = "reply") -> None:
+    """A reply (sent at once by the development SMS backend) or another message."""
     with time_machine.travel(when, tick=False):
         services.ticket_message_add(
             by=by, ticket=ticket, body="您好，师傅今天下午上门。", kind=kind, now=when
         )
+        deliver_messages(when)
 
 
 def pending_clocks(ticket: Ticket) -> list[tuple[str, str, datetime]]:

@@ -30,6 +30,7 @@ from service.models import (
     TicketType,
     WorkOrder,
 )
+from tests.channels.delivery import deliver_messages
 from tests.factories import (
     CustomerFactory,
     DepartmentFactory,
@@ -377,8 +378,13 @@ def test_reply_and_note_are_told_apart(login, ticket, service_agent):
             {"version": ticket.version, "kind": kind, "body": body},
         )
         assert response.status_code == 302
+    # The reply stops the first-response clock when its SMS is sent.
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is None
+    deliver_messages()
     page = client.get(detail_url(ticket))
     assertContains(page, 'data-testid="message-reply"')
+    assertContains(page, 'data-state="sent"')
     assertContains(page, 'data-testid="message-note"')
     assertContains(page, "内部备注（客户看不到）")
     ticket.refresh_from_db()
@@ -792,6 +798,7 @@ def test_dealer_report_counts_sla_and_satisfaction(
     for score in (4, 5):
         made = make_ticket(service_agent, customer, desk, asset=asset)
         services.ticket_message_add(by=service_agent, ticket=made, body="收到")
+        deliver_messages()
         Ticket.objects.filter(pk=made.pk).update(satisfaction=score)
     with CaptureQueriesContext(connection) as captured:
         response = login(admin_user).get(reverse("service:dealer_report"))
