@@ -416,6 +416,7 @@ def _walk(
             services.ticket_message_add(
                 by=agent,
                 ticket=ticket,
+                kind=TicketMessage.Kind.CALL,
                 body=FOLLOW_UP_REPLY.format(**fill, waiting=story.waiting),
                 now=later,
             ),
