@@ -17,6 +17,9 @@ urlpatterns = [
     path("favicon.ico", core_views.favicon, name="favicon"),
     path("audit/", core_views.audit_log, name="audit_log"),
     path("system/actions/", include("crm.scheduler.urls")),
+    # The admins' settings area (crm/core/crud.py) and the desk's sections of it.
+    path("settings/desk/", include("service.admin_urls")),
+    path("settings/", include("crm.core.settings_urls")),
     path(
         "accounts/login/",
         accounts_views.LoginView.as_view(),

@@ -13,7 +13,7 @@ class ServiceConfig(AppConfig):
         from crm.core import home, navigation
         from crm.scheduler import registry
         from customers import hooks, timeline
-        from service import escalation, permissions, services
+        from service import admin_views, escalation, permissions, services, warranty
         from service import home as service_home
 
         permissions.grant_all()
@@ -24,6 +24,8 @@ class ServiceConfig(AppConfig):
         channel_registry.on_outcome(
             services.REPLY_PURPOSE, services.reply_delivery_outcome
         )
+        registry.register(warranty.WARRANTY_REMINDER, warranty.warranty_remind)
+        admin_views.register_sections()
         timeline.register("tickets", services.ticket_timeline_entries)
         hooks.register_merge_hook(services.tickets_follow_customer_merge)
         for role, panel in service_home.PANELS:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pghistory
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -189,7 +191,19 @@ class Asset(models.Model):
                 "delivered_on", "warranty_until", name="asset_dates_in_range"
             ),
         ]
-        indexes = [models.Index(fields=["dealer"], name="asset_dealer")]
+        indexes = [
+            models.Index(fields=["dealer"], name="asset_dealer"),
+            # The settings area's asset list: filter by kind and warranty, search by
+            # name or serial (trigram, as the customers' phone search).
+            models.Index(fields=["kind", "-id"], name="asset_kind"),
+            models.Index(fields=["warranty_until"], name="asset_warranty"),
+            GinIndex(
+                OpClass(Upper("name"), name="gin_trgm_ops"), name="asset_name_trgm"
+            ),
+            GinIndex(
+                OpClass(Upper("serial"), name="gin_trgm_ops"), name="asset_serial_trgm"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -27,7 +27,7 @@ from crm.core.db import audited, lock_in_order, retry_transient
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
-from service import events, routing, sla
+from service import events, routing, sla, warranty
 from service.models import (
     Asset,
     AssignmentCursor,
@@ -1170,6 +1170,7 @@ def asset_create(*, by: Any, customer: Any, data: dict[str, Any]) -> Asset:
     asset.full_clean()
     with transaction.atomic(), audited(by):
         asset.save()
+        warranty.reminder_schedule(asset)
     return asset
 
 

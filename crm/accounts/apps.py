@@ -17,3 +17,27 @@ class AccountsConfig(AppConfig):
 
         # Sender = the last app in INSTALLED_APPS, so every permission exists by then.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="kehu-roles")
+        _settings_sections()
+
+
+def _settings_sections() -> None:
+    from crm.core import crud
+
+    for order, (label, name, icon, description) in enumerate(
+        [
+            (_("部门"), "settings:departments_list", "diagram-3", _("部门与其团队。")),
+            (
+                _("团队"),
+                "settings:teams_list",
+                "people",
+                _("成员、组长：轮流分派与超时升级。"),
+            ),
+            (
+                _("用户与暂离"),
+                "settings:users_list",
+                "person-dash",
+                _("休假、外出的人不参与轮流分派。"),
+            ),
+        ]
+    ):
+        crud.register(crud.Section(label, name, description, icon, order=60 + order))

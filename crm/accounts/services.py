@@ -17,7 +17,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from crm.accounts import two_step
-from crm.accounts.models import UserSession
+from crm.accounts.models import User, UserSession
 from crm.accounts.roles import Role, permissions_of
 from crm.core import audit, limits
 
@@ -255,3 +255,26 @@ def login_slots_settle(slots: LoginSlots, *, outcome: str) -> None:
     else:
         limits.give_back(slots.per_username)
     limits.give_back(slots.per_address)
+
+
+def user_away_set(*, by: Any, user: Any, is_away: bool) -> Any:
+    """Mark a user away (round-robin assignment skips them) or back. An admin may set
+    anyone's; everyone may set their own."""
+    from django.core.exceptions import PermissionDenied
+
+    from crm.core.db import audited
+
+    if by.pk != user.pk and by.role != Role.ADMIN:
+        raise PermissionDenied
+    with transaction.atomic(), audited(by):
+        changed = User.objects.filter(pk=user.pk).exclude(is_away=is_away)
+        if changed.update(is_away=is_away):
+            audit.record(
+                None,
+                audit.AWAY_CHANGED,
+                user=by,
+                obj=user,
+                detail=f"{user.username} {'away' if is_away else 'back'}",
+            )
+    user.is_away = is_away
+    return user

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from crm.accounts import views
+from crm.accounts import admin_views, views
 
 app_name = "accounts"
 
@@ -17,4 +17,5 @@ urlpatterns = [
     ),
     path("two-step/remove/", views.two_step_remove, name="two_step_remove"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
+    path("away/", admin_views.away_self, name="away_self"),
 ]

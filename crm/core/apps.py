@@ -24,6 +24,9 @@ class CoreConfig(AppConfig):
         choices.install()
         navigation.register(navigation.Item(_("首页"), "home", order=0))
         navigation.register(
+            navigation.Item(_("设置"), "settings:index", (Role.ADMIN,), order=990)
+        )
+        navigation.register(
             navigation.Item(_("系统管理"), "admin:index", (Role.ADMIN,), order=1000)
         )
         home.register(

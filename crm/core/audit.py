@@ -58,6 +58,9 @@ USER_REACTIVATED = "user_reactivated"
 # Scheduled actions an admin took out of needs_review (crm/scheduler).
 ACTION_RETRIED = "action_retried"
 ACTION_CANCELLED = "action_cancelled"
+# The settings area (crm/core/crud.py): reference data and users' away status.
+SETTINGS_CHANGED = "settings_changed"
+AWAY_CHANGED = "away_changed"
 
 ACTIONS = (
     LOGIN_OK,
@@ -83,6 +86,8 @@ ACTIONS = (
     USER_REACTIVATED,
     ACTION_RETRIED,
     ACTION_CANCELLED,
+    SETTINGS_CHANGED,
+    AWAY_CHANGED,
 )
 
 OK = "ok"
@@ -114,6 +119,8 @@ ACTION_LABELS = {
     USER_REACTIVATED: _("启用账号"),
     ACTION_RETRIED: _("重试定时动作"),
     ACTION_CANCELLED: _("取消定时动作"),
+    SETTINGS_CHANGED: _("修改设置"),
+    AWAY_CHANGED: _("修改暂离状态"),
 }
 # "拒绝" is also the export decision button ("Reject"); here it is an outcome.
 OUTCOME_LABELS = {

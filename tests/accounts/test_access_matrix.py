@@ -96,6 +96,11 @@ MANAGERS_MISSING = (L,    403,  403,  403,  403,  404,  403,  404,  403)
 # An empty form answers 400.
 WORKS_A          = (L,    403,  403,  404,  404,  400,  400,  400,  403)
 WORKS_FAR        = (L,    404,  404,  404,  403,  404,  400,  400,  403)
+# The settings area (issue 13): admins only; a missing id is a 404 for them.
+ADMINS           = (L,    403,  403,  403,  403,  403,  403,  200,  403)
+ADMINS_MISSING   = (L,    403,  403,  403,  403,  403,  403,  404,  403)
+# An empty settings form re-renders with its errors (400).
+ADMINS_INVALID   = (L,    403,  403,  403,  403,  403,  403,  400,  403)
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -194,6 +199,60 @@ MATRIX = [
     ("customers:import_job_confirm", "POST", "missing",  *MANAGERS_MISSING),
     ("customers:import_job_cancel", "POST", "missing",   *MANAGERS_MISSING),
     ("customers:import_job_report", "GET", "missing",    *MANAGERS_MISSING),
+
+    # The settings area: an index, then list, new, edit and delete (with a
+    # confirmation page) of each kind of reference data; admins only.
+    ("settings:index", "GET", None,                 *ADMINS),
+    ("settings:user_away", "POST", "missing",       *ADMINS_MISSING),
+    # One's own away status (the user menu): any signed-in user.
+    ("accounts:away_self", "POST", None,            L,     302,   302,   302,   302,   302,   302,   302,   302),
+    ("settings:departments_list", "GET", None, *ADMINS),
+    ("settings:departments_create", "GET", None, *ADMINS),
+    ("settings:departments_create", "POST", None, *ADMINS_INVALID),
+    ("settings:departments_edit", "GET", "missing", *ADMINS_MISSING),
+    ("settings:departments_delete", "GET", "missing", *ADMINS_MISSING),
+    ("settings:departments_delete", "POST", "missing", *ADMINS_MISSING),
+    ("settings:teams_list", "GET", None, *ADMINS),
+    ("settings:teams_create", "GET", None, *ADMINS),
+    ("settings:teams_create", "POST", None, *ADMINS_INVALID),
+    ("settings:teams_edit", "GET", "missing", *ADMINS_MISSING),
+    ("settings:teams_delete", "GET", "missing", *ADMINS_MISSING),
+    ("settings:teams_delete", "POST", "missing", *ADMINS_MISSING),
+    ("settings:users_list", "GET", None, *ADMINS),
+    ("settings:users_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:categories_list", "GET", None, *ADMINS),
+    ("service_admin:categories_create", "GET", None, *ADMINS),
+    ("service_admin:categories_create", "POST", None, *ADMINS_INVALID),
+    ("service_admin:categories_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:categories_delete", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:categories_delete", "POST", "missing", *ADMINS_MISSING),
+    ("service_admin:sla_list", "GET", None, *ADMINS),
+    ("service_admin:sla_create", "GET", None, *ADMINS),
+    ("service_admin:sla_create", "POST", None, *ADMINS_INVALID),
+    ("service_admin:sla_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:sla_delete", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:sla_delete", "POST", "missing", *ADMINS_MISSING),
+    ("service_admin:hours_list", "GET", None, *ADMINS),
+    ("service_admin:hours_create", "GET", None, *ADMINS),
+    ("service_admin:hours_create", "POST", None, *ADMINS_INVALID),
+    ("service_admin:hours_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:hours_delete", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:hours_delete", "POST", "missing", *ADMINS_MISSING),
+    ("service_admin:holidays_list", "GET", None, *ADMINS),
+    ("service_admin:holidays_create", "GET", None, *ADMINS),
+    ("service_admin:holidays_create", "POST", None, *ADMINS_INVALID),
+    ("service_admin:holidays_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:holidays_delete", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:holidays_delete", "POST", "missing", *ADMINS_MISSING),
+    ("service_admin:canned_list", "GET", None, *ADMINS),
+    ("service_admin:canned_create", "GET", None, *ADMINS),
+    ("service_admin:canned_create", "POST", None, *ADMINS_INVALID),
+    ("service_admin:canned_edit", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:canned_delete", "GET", "missing", *ADMINS_MISSING),
+    ("service_admin:canned_delete", "POST", "missing", *ADMINS_MISSING),
+    ("service_admin:assets_list", "GET", None, *ADMINS),
+    ("service_admin:assets_edit", "GET", "asset:own_team", *ADMINS),
+    ("service_admin:assets_edit", "GET", "missing", *ADMINS_MISSING),
 
     ("notifications:notification_list", "GET", None, *ANY_ROLE),
     ("notifications:notification_bell", "GET", None, *ANY_ROLE),
