@@ -20,8 +20,9 @@ CHANGED_EVENT = "kehu:notifications"
 
 
 def _lines(user: Any) -> QuerySet[Notification]:
-    """The user's notification lines, newest first, each with the size of its group:
-    one query for the page (the count is a subquery over grouped_into's index)."""
+    """The user's notification lines, newest first, each with the size of its group
+    and its newest title and time: one query for the page (subqueries over
+    grouped_into's index)."""
     grouped = (
         Notification.objects.filter(grouped_into=OuterRef("pk"))
         .order_by()
@@ -29,11 +30,17 @@ def _lines(user: Any) -> QuerySet[Notification]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    latest = Notification.objects.filter(grouped_into=OuterRef("pk")).order_by(
+        "-created_at", "-id"
+    )[:1]
     return (
         Notification.objects.lines()
         .filter(recipient=user)
         .annotate(
-            more=Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0))
+            more=Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0)),
+            # A group's line reads as its newest notification.
+            latest_title=Subquery(latest.values("title")),
+            latest_at=Subquery(latest.values("created_at")),
         )
         .order_by("-created_at", "-id")
     )

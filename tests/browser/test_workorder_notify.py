@@ -23,6 +23,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from crm.accounts.models import User
 from crm.accounts.roles import Role
+from crm.notifications import services as notifications
 from crm.notifications.models import Notification
 from tests.browser.test_flows import (  # noqa: F401 - `pipeline` is a fixture
     Pipeline,
@@ -115,9 +116,28 @@ def test_a_work_order_from_the_desk_reaches_the_engineer_bell_and_home(
         shot(other, artifacts_dir, "engineer-home-zh")
 
         other.get_by_test_id("bell").click()
-        item = other.get_by_test_id("notification")
+        item = other.get_by_test_id("notification").filter(has_text=title)
         expect(item).to_contain_text(title)
         expect(item.get_by_test_id("reason")).to_have_text("为什么收到：你是该部门成员")
+
+        # Three SLA steps of one ticket fold into one line with a count.
+        for step, title_of_step in enumerate(
+            ("即将超时（解决）", "已超时（解决），升级到组长", "超时未处理，升级到经理")
+        ):
+            notifications.notification_send(
+                recipient=engineer,
+                key=f"browser-sla:{step}",
+                title=f"{title_of_step}：{ticket.reference}",
+                body=ticket.subject,
+                url=ticket.get_absolute_url(),
+                email=False,
+                reason="你是该工单的处理人；SLA 已超时",
+                group=f"ticket:{ticket.pk}:sla",
+            )
+        other.reload()
+        expect(other.get_by_test_id("notification")).to_have_count(2)
+        expect(other.get_by_test_id("group-count")).to_have_text("共 3 条")
+        expect(other.get_by_test_id("unread-count")).to_have_text("2")
         shot(other, artifacts_dir, "notifications-zh")
 
         # "Mark all read" in place: the list loses its highlight and the bell clears.
@@ -139,7 +159,9 @@ def test_a_work_order_from_the_desk_reaches_the_engineer_bell_and_home(
         # The notification leads to the work order itself.
         other.goto("/notifications/")
         with other.expect_navigation():
-            other.get_by_test_id("notification").get_by_role("button").click()
+            other.get_by_test_id("notification").filter(has_text=title).get_by_role(
+                "button"
+            ).click()
         expect(other.locator("main")).to_contain_text("上门检查 1202 卫生间防水")
     finally:
         other.context.close()

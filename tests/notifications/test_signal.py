@@ -67,7 +67,9 @@ def test_similar_notifications_show_as_one_line_with_a_count(as_sales, sales_rep
     html = as_sales.get(LIST_URL).content.decode()
     assert html.count('data-testid="notification"') == 2
     assert re.search(r'data-testid="group-count">\s*共 3 条', html)
-    assert "即将超时：2026000001" in html
+    # The group's line reads as its newest notification.
+    assert "升级到经理：2026000001" in html
+    assert "即将超时：2026000001" not in html
     assert "即将超时：2026000002" in html
 
 
