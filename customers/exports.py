@@ -435,7 +435,7 @@ def _tell_approvers(export_request: ExportRequest) -> None:
             % {"user": requester, "rows": export_request.row_count},
             body=export_request.reason,
             url=export_request.get_absolute_url(),
-            reason=_("你可以审批这项导出"),
+            reason=gettext_noop("你可以审批这项导出"),
             actor=requester,
         )
 
