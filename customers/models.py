@@ -686,10 +686,47 @@ class ImportRow(models.Model):
 
 class ExportRequestQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> ExportRequestQuerySet:
-        """The requester's own requests, and those of people in the user's scope."""
-        return access.filter_visible(
-            self, user, owner="requested_by", team="requested_by__team"
+        """The requester's own requests, and those of people in the user's scope; for a
+        manager also the requests of the only admin (sole_admin_requester)."""
+        condition = access.owner_filter(
+            user, owner="requested_by", team="requested_by__team"
         )
+        if condition is None:
+            return self
+        sole_admin = sole_admin_requester(user)
+        if sole_admin is not None:
+            condition |= models.Q(requested_by=sole_admin)
+        return self.filter(condition)
+
+
+def sole_admin_requester(manager: settings.AUTH_USER_MODEL) -> int | None:
+    """The id of the only active admin when `manager` may decide that admin's export
+    requests, else None (one query, for managers only).
+
+    Nobody approves their own export, so with a single admin that admin's requests
+    would wait for ever. The rule (docs/settings.md): the managers of the admin's
+    department decide them, or every manager when the admin is in no team. An approver
+    must still see every customer in the export (customers.exports).
+    """
+    if getattr(manager, "role", None) != Role.MANAGER or not manager.is_active:
+        return None
+    from django.contrib.auth import get_user_model
+
+    admins = list(
+        get_user_model()
+        .objects.filter(
+            models.Q(groups__name=Role.ADMIN) | models.Q(is_superuser=True),
+            is_active=True,
+        )
+        .values_list("pk", "team__department")
+        .distinct()[:2]
+    )
+    if len(admins) != 1:
+        return None
+    admin_id, department_id = admins[0]
+    if department_id is None or department_id == manager.department_id:
+        return admin_id
+    return None
 
 
 class ExportRequest(models.Model):

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
@@ -76,14 +77,15 @@ def reminders_backfill(*, now: datetime | None = None) -> int:
     return count
 
 
-def recipients(asset: Asset) -> list[Any]:
+def recipients(asset: Asset) -> list[tuple[Any, str]]:
+    """(user, why they are told): the desk leads, and the customer's owner."""
     owner = asset.customer.owner
     desk_leads = get_user_model().objects.filter(
         Q(pk__in=routing.desk_teams().values("lead")), is_active=True
     )
-    people = {user.pk: user for user in desk_leads}
+    people = {user.pk: (user, gettext_noop("你是服务台组长")) for user in desk_leads}
     if owner is not None and owner.is_active:
-        people[owner.pk] = owner
+        people[owner.pk] = (owner, gettext_noop("你是该客户的负责销售"))
     return list(people.values())
 
 
@@ -102,9 +104,10 @@ def warranty_remind(action: ScheduledAction) -> None:
         "customer": asset.customer.name,
         "date": asset.warranty_until.isoformat(),
     }
-    for person in recipients(asset):
+    for person, reason in recipients(asset):
         notifications.notification_send(
             recipient=person,
+            reason=reason,
             key=f"{action.idempotency_key}:{person.pk}",
             title=title,
             body=_("可以联系客户续保或安排保修期内的检修。"),

@@ -421,3 +421,59 @@ def test_an_approved_export_is_built_by_the_celery_worker(
     log = _exports().get()
     assert log.detail.startswith(f"sha256={hashlib.sha256(body).hexdigest()};")
     assert not list(settings.EXPORT_ROOT.iterdir())  # handed out once, then deleted
+
+
+# --- the only admin's requests (issue 13) --------------------------------------------------
+
+
+def test_the_only_admins_request_is_told_to_and_decided_by_a_manager(
+    client, admin_user, manager, far_manager, many
+):
+    client.force_login(admin_user)
+    ask(client, q="乙组")  # the department's customers only
+    export_request = ExportRequest.objects.get()
+    assert (export_request.requested_by, export_request.row_count) == (
+        admin_user,
+        LIMIT + 1,
+    )
+    # No other admin: every manager may decide an admin in no team, and is told.
+    told = Notification.objects.filter(title__startswith="导出待审批")
+    assert sorted(n.recipient.username for n in told) == ["manager_a", "manager_far"]
+
+    client.force_login(far_manager)
+    refused = client.post(decide_url(export_request), {"decision": "approve"})
+    assert refused.status_code == 302
+    export_request.refresh_from_db()
+    assert export_request.status == ExportRequest.Status.PENDING  # cannot see them all
+
+    client.force_login(manager)
+    assert client.get(REQUESTS_URL).context["pending"] == [export_request]
+    client.post(decide_url(export_request), {"decision": "approve", "note": "同意"})
+    export_request.refresh_from_db()
+    assert (export_request.status, export_request.decided_by) == ("approved", manager)
+
+
+def test_with_a_second_admin_managers_do_not_see_an_admins_request(
+    client, admin_user, manager, many
+):
+    UserFactory(username="admin_b", team=None, role=Role.ADMIN)
+    client.force_login(admin_user)
+    ask(client, q="乙组")
+    export_request = ExportRequest.objects.get()
+    told = Notification.objects.filter(title__startswith="导出待审批")
+    assert [n.recipient.username for n in told] == ["admin_b"]
+    client.force_login(manager)
+    assert client.get(detail_url(export_request)).status_code == 404
+
+
+def test_an_admin_in_a_team_is_decided_by_the_managers_of_that_department(
+    client, admin_user, manager, far_manager, many
+):
+    admin_user.team = manager.team
+    admin_user.save(update_fields=["team"])
+    client.force_login(admin_user)
+    ask(client, q="乙组")
+    told = Notification.objects.filter(title__startswith="导出待审批")
+    assert [n.recipient.username for n in told] == ["manager_a"]
+    client.force_login(far_manager)
+    assert client.get(detail_url(ExportRequest.objects.get())).status_code == 404

@@ -320,6 +320,10 @@ def test_warranty_reminders_reach_the_owner_and_the_desk_once_through_the_pipeli
                 "title", flat=True
             )
         ) == [title]
+    reasons = dict(
+        Notification.objects.filter(title=title).values_list("recipient", "reason")
+    )
+    assert reasons == {owner.pk: "你是该客户的负责销售", desk_lead.pk: "你是服务台组长"}
 
 
 def test_an_asset_created_at_the_desk_gets_its_reminder_and_backfill_is_idempotent(
