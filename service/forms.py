@@ -503,3 +503,29 @@ class DealerReportForm(forms.Form):
             (0, _("全部")),
         ],
     )
+
+
+class FollowMessageForm(forms.Form):
+    """The customer's message or photo on their personal page (no login)."""
+
+    body = forms.CharField(
+        label=_("补充说明"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    photo = forms.FileField(
+        label=_("照片"),
+        required=False,
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/jpeg,image/png,image/webp"}
+        ),
+        help_text=_("JPG、PNG 或 WebP，不超过 10 MB。"),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["body"] = (data.get("body") or "").strip()
+        if not data["body"] and not data.get("photo") and not self.errors:
+            raise forms.ValidationError(_("请填写留言或选择照片。"))
+        return data

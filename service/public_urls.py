@@ -12,4 +12,6 @@ from service import views
 
 urlpatterns = [
     path("", views.intake, name="intake"),
+    # The customer's personal link to one ticket (signed, expiring; no login).
+    path("t/<str:token>/", views.intake_follow, name="intake_follow"),
 ]

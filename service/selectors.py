@@ -36,6 +36,7 @@ from service.models import (
     SLAPolicy,
     Ticket,
     TicketLink,
+    TicketMessage,
     TicketTransition,
     WorkOrder,
 )
@@ -590,3 +591,18 @@ def dealer_report(*, user: Any, since: datetime | None = None) -> list[dict[str,
 
 def _percent(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
+
+
+FOLLOW_MESSAGES = 50
+
+
+def follow_page(*, ticket: Ticket) -> dict[str, Any]:
+    """What the customer's personal page shows: the ticket's status and the public
+    conversation (their messages and the replies; never notes or call records)."""
+    public = (TicketMessage.Kind.CUSTOMER, TicketMessage.Kind.REPLY)
+    newest_first = list(
+        ticket.messages.filter(kind__in=public)
+        .only("kind", "body", "created_at")
+        .order_by("-created_at", "-id")[:FOLLOW_MESSAGES]
+    )
+    return {"ticket": ticket, "conversation": newest_first[::-1]}

@@ -14,9 +14,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -631,6 +633,7 @@ def reply_delivery_outcome(outbound: Any) -> None:
                 body=outbound.error[:200],
                 url=ticket.get_absolute_url() + "#conversation",
                 email=False,
+                reason=gettext_noop("这是你写的回复"),
             )
 
 
@@ -1283,7 +1286,7 @@ def intake_submit(
         category = Category.objects.filter(
             name=_("报修") if ticket_type == "repair" else _("投诉")
         ).first()
-        return ticket_create(
+        ticket = ticket_create(
             by=None,
             customer=customer,
             ticket_type=ticket_type,
@@ -1295,3 +1298,157 @@ def intake_submit(
             contact_phone=number,
             now=now,
         )
+        intake_acknowledge(ticket=ticket)
+        return ticket
+
+
+# --- the customer follows the case (issue 13) --------------------------------------------
+
+FOLLOW_SALT = "service.follow"
+ACK_PURPOSE = "service.acknowledgement"
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+
+class FollowLinkError(Exception):
+    """A customer's link that opens nothing: tampered, for no ticket, or expired."""
+
+    def __init__(self, *, expired: bool) -> None:
+        super().__init__("expired" if expired else "invalid")
+        self.expired = expired
+
+
+def follow_token(ticket: Ticket) -> str:
+    """The signed, dated token of the customer's personal link to one ticket."""
+    return signing.dumps({"t": ticket.pk}, salt=FOLLOW_SALT)
+
+
+def follow_url(ticket: Ticket) -> str:
+    """The personal link as the customer opens it (KEHU_PUBLIC_URL + path)."""
+    path = reverse("intake_follow", args=[follow_token(ticket)])
+    return settings.KEHU_PUBLIC_URL.rstrip("/") + path
+
+
+def ticket_for_follow_token(token: str) -> Ticket:
+    """The ticket a token was signed for, if it is younger than KEHU_FOLLOW_LINK_DAYS."""
+    max_age = timedelta(days=settings.KEHU_FOLLOW_LINK_DAYS)
+    try:
+        data = signing.loads(token, salt=FOLLOW_SALT, max_age=max_age)
+    except signing.SignatureExpired as exc:
+        raise FollowLinkError(expired=True) from exc
+    except signing.BadSignature as exc:
+        raise FollowLinkError(expired=False) from exc
+    pk = data.get("t") if isinstance(data, dict) else None
+    ticket = (
+        Ticket.objects.select_related("customer").filter(pk=pk).first()
+        if isinstance(pk, int)
+        else None
+    )
+    if ticket is None:
+        raise FollowLinkError(expired=False)
+    return ticket
+
+
+def intake_acknowledge(*, ticket: Ticket) -> Any:
+    """Text (or, without a mobile number, e-mail) the customer the ticket's reference
+    and their personal link; once per ticket. None when there is nowhere to send it."""
+    available = reply_channels(ticket)
+    channel = next(
+        (
+            c
+            for c in (OutboundMessage.Channel.SMS, OutboundMessage.Channel.EMAIL)
+            if c in available
+        ),
+        None,
+    )
+    if channel is None:
+        return None
+    text = _(
+        "【客服】已收到您的%(type)s，工单号 %(ref)s。查看进度、补充说明或照片：%(url)s"
+    ) % {
+        "type": ticket.get_ticket_type_display(),
+        "ref": ticket.reference,
+        "url": follow_url(ticket),
+    }
+    return channels.message_queue(
+        channel=channel,
+        to=available[channel],
+        subject=_("已收到您的反馈：工单 %(ref)s") % {"ref": ticket.reference},
+        body=text,
+        purpose=ACK_PURPOSE,
+        key=f"ticket:{ticket.pk}:acknowledgement",
+    )
+
+
+def _check_photo(photo: Any) -> None:
+    name = (photo.name or "").lower()
+    if not name.endswith(PHOTO_EXTENSIONS):
+        raise ValidationError({"photo": _("只能上传 JPG、PNG 或 WebP 格式的照片。")})
+
+
+@retry_transient
+def ticket_customer_message_add(
+    *,
+    ticket: Ticket,
+    body: str,
+    ip: str,
+    photo: Any = None,
+    now: datetime | None = None,
+) -> TicketMessage:
+    """The customer adds a message or a photo on their personal page (no login).
+
+    Throttled per address and per ticket (crm.core.limits); the photo passes the
+    checks of `attachment_add` (size, type, magic bytes); the assignee (or, while
+    nobody has it, the team lead) is notified.
+    """
+    from crm.core import limits
+
+    now = now or timezone.now()
+    body = body.strip()
+    if not body and photo is None:
+        raise ValidationError({"body": _("请填写留言或选择照片。")})
+    if photo is not None:
+        _check_photo(photo)
+    hour = timedelta(hours=1)
+    with transaction.atomic(), audited(None):
+        per_ip = settings.KEHU_FOLLOW_PER_IP_HOUR
+        if not limits.take("follow-ip", ip, limit=per_ip, window=hour, now=now):
+            raise ValidationError(_("提交太频繁，请稍后再试或拨打客服热线。"))
+        per_ticket = settings.KEHU_FOLLOW_PER_TICKET_HOUR
+        if not limits.take(
+            "follow-ticket", ticket.pk, limit=per_ticket, window=hour, now=now
+        ):
+            raise ValidationError(_("该工单的留言太频繁，请稍后再试或拨打客服热线。"))
+        message = TicketMessage.objects.create(
+            ticket=ticket,
+            kind=TicketMessage.Kind.CUSTOMER,
+            body=body or _("（客户上传了照片）"),
+        )
+        if photo is not None:
+            try:
+                attachment_add(by=None, ticket=ticket, upload=photo)
+            except ValidationError as error:
+                raise ValidationError(
+                    {"photo": error.message_dict.get("file", error.messages)}
+                ) from error
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
+        _tell_about_customer_message(ticket, message)
+    return message
+
+
+def _tell_about_customer_message(ticket: Ticket, message: TicketMessage) -> None:
+    if ticket.assignee_id:
+        recipient, reason = ticket.assignee, gettext_noop("你是该工单的处理人")
+    elif ticket.team_id and ticket.team.lead_id:
+        recipient = ticket.team.lead
+        reason = gettext_noop("你是该工单所在团队的组长，工单尚未分派")
+    else:
+        return
+    notifications.notification_send(
+        recipient=recipient,
+        key=f"ticket-message:{message.pk}:customer",
+        title=_("客户在工单 %(ref)s 留言") % {"ref": ticket.reference},
+        body=message.body[:200],
+        url=ticket.get_absolute_url() + "#conversation",
+        email=False,
+        reason=reason,
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,6 +31,7 @@ from service.forms import (
     AttachmentForm,
     CallerForm,
     DealerReportForm,
+    FollowMessageForm,
     IntakeForm,
     QueueFilterForm,
     RatingForm,
@@ -56,6 +58,9 @@ REPORT_ROLES = (Role.MANAGER, Role.ADMIN)
 PAGE_SIZE = 25
 REFERENCE_MAX = Ticket._meta.get_field("reference").max_length
 INTAKE_SESSION_KEY = "service_intake_reference"
+INTAKE_FOLLOW_KEY = "service_intake_follow"
+# A follow token is ~70 characters; anything much longer is not one of ours.
+FOLLOW_TOKEN_MAX = 300
 CONFLICT_MESSAGE = gettext_lazy(
     "工单已被他人修改。下面显示的是最新状态，请核对后再操作。"
 )
@@ -832,7 +837,15 @@ def intake(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and bounds.params(request).flag("done"):
         reference = request.session.get(INTAKE_SESSION_KEY)
         if reference:
-            return render(request, "service/intake_done.html", {"reference": reference})
+            return render(
+                request,
+                "service/intake_done.html",
+                {
+                    "reference": reference,
+                    "follow_token": request.session.get(INTAKE_FOLLOW_KEY, ""),
+                    "follow_days": settings.KEHU_FOLLOW_LINK_DAYS,
+                },
+            )
     form = IntakeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -849,10 +862,52 @@ def intake(request: HttpRequest) -> HttpResponse:
             _add_errors(form, error)
         else:
             request.session[INTAKE_SESSION_KEY] = ticket.reference
+            request.session[INTAKE_FOLLOW_KEY] = services.follow_token(ticket)
             return redirect(reverse("intake") + "?done=1")
     return render(
         request,
         "service/intake_form.html",
         {"form": form},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@access.public
+@require_http_methods(["GET", "POST"])
+@submit_once
+def intake_follow(request: HttpRequest, token: str) -> HttpResponse:
+    """The customer's personal page for one ticket: status, public replies, and a
+    message or photo of theirs (the link is the key: signed, expiring, no login)."""
+    try:
+        if len(token) > FOLLOW_TOKEN_MAX or not token.isprintable():
+            raise services.FollowLinkError(expired=False)
+        ticket = services.ticket_for_follow_token(token)
+    except services.FollowLinkError as error:
+        return render(
+            request,
+            "service/follow_invalid.html",
+            {"expired": error.expired},
+            status=410 if error.expired else 404,
+        )
+    form = FollowMessageForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.ticket_customer_message_add(
+                ticket=ticket,
+                body=form.cleaned_data["body"],
+                photo=form.cleaned_data.get("photo"),
+                ip=network.client_ip(request) or "",
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("留言已收到，客服会尽快处理。"))
+            return redirect(request.path)
+    context = selectors.follow_page(ticket=ticket)
+    context["form"] = form
+    return render(
+        request,
+        "service/follow.html",
+        context,
         status=400 if form.is_bound and form.errors else 200,
     )

@@ -336,6 +336,11 @@ CELERY_BEAT_SCHEDULE = {
 KEHU_ESCALATION_MANAGER_MINUTES = env.int("KEHU_ESCALATION_MANAGER_MINUTES", default=60)
 KEHU_INTAKE_PER_IP_HOUR = env.int("KEHU_INTAKE_PER_IP_HOUR", default=10)
 KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
+# The customer's personal link to a ticket (/report/t/<token>/): days it opens, and
+# messages per client address and per ticket an hour.
+KEHU_FOLLOW_LINK_DAYS = env.int("KEHU_FOLLOW_LINK_DAYS", default=30)
+KEHU_FOLLOW_PER_IP_HOUR = env.int("KEHU_FOLLOW_PER_IP_HOUR", default=20)
+KEHU_FOLLOW_PER_TICKET_HOUR = env.int("KEHU_FOLLOW_PER_TICKET_HOUR", default=10)
 # The team (by name) whose queue a ticket without a routed category lands in when its
 # creator is not on a desk team, e.g. from the public form (service/routing.py).
 KEHU_TICKET_DEFAULT_TEAM = env("KEHU_TICKET_DEFAULT_TEAM", default="")

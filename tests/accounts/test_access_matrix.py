@@ -133,6 +133,9 @@ MATRIX = [
     # The public complaint/repair form; an invalid submission answers 400.
     ("intake", "GET", None,                         200,   200,   200,   200,   200,   200,   200,   200,   200),
     ("intake", "POST", None,                        400,   400,   400,   400,   400,   400,   400,   400,   400),
+    # The customer's personal link: the signed token is the key, whoever holds it.
+    ("intake_follow", "GET", "follow:own_team",     200,   200,   200,   200,   200,   200,   200,   200,   200),
+    ("intake_follow", "POST", "follow:own_team",    400,   400,   400,   400,   400,   400,   400,   400,   400),
 
     ("customers:customer_list", "GET", None,        *ANY_ROLE),
     ("customers:customer_create", "GET", None,      L,     200,   200,   200,   200,   200,   403,   200,   403),
@@ -357,11 +360,14 @@ NAME_PAGES = {
     "customers:customer_edit",
     "service:ticket_detail",
 }
+# Public pages opened by a signed token (the customer's link): the token is the key.
+TOKEN_PAGES = {"intake_follow"}
 # Pages whose URL takes the customer as ?customer= rather than in the path.
 QUERY_CUSTOMER_PAGES = {"service:ticket_create", "service:asset_create"}
 # What each POST sends: enough to pass the form where the row expects a save.
 POST_DATA = {
     "intake": {"name": "", "phone": "", "description": ""},
+    "intake_follow": {"body": ""},
 }
 
 EXCLUDED_NAMES = {"set_language"}
@@ -493,6 +499,8 @@ class World:
             return service_services.asset_create(
                 by=admin, customer=self.customers[which], data={"name": "空调外机"}
             ).pk
+        if kind == "follow":
+            return service_services.follow_token(self.ticket(which))
         if kind == "message":
             return service_services.ticket_message_add(
                 by=admin, ticket=self.ticket(which), body="师傅下午上门"
@@ -608,6 +616,9 @@ def _check(world, url, url_name, method, target, actor, expected) -> list[str]:
         allowed = VISIBLE[actor] | (
             {"pool"} if url_name == "customers:pool_list" else set()
         )
+        if url_name in TOKEN_PAGES:
+            # Whoever holds the signed link sees the one ticket it was made for.
+            allowed = allowed | {target.partition(":")[2]}
         leaked = {t for t, name in CANARIES.items() if name in body} - allowed
         if leaked:
             problems.append(f"{actor}: page shows canaries of {sorted(leaked)}")

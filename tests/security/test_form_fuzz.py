@@ -49,6 +49,7 @@ from customers.models import Customer
 from service import services as service_services
 from service.forms import (
     AssetForm,
+    FollowMessageForm,
     IntakeForm,
     QueueFilterForm,
     ReferenceForm,
@@ -329,6 +330,15 @@ FUZZES = [
         _intake,
     ),
     Fuzz(
+        "customer follow",
+        25,
+        # The photo goes through attachment_add's checks (tests/service/test_follow.py).
+        lambda s: from_form(FollowMessageForm, photo=st.none()),
+        lambda s, form: service_services.ticket_customer_message_add(
+            ticket=s.ticket, ip="127.0.0.1", **form.cleaned_data
+        ),
+    ),
+    Fuzz(
         "handover event",
         25,
         lambda s: from_form(EventForm),
@@ -511,6 +521,7 @@ FUZZED = {
     "work order result": "WorkOrderUpdateForm",
     "asset": "AssetForm",
     "public intake": "IntakeForm",
+    "customer follow": "FollowMessageForm",
     "handover event": "EventForm",
     "handover slots": "SlotDayForm",
     "handover booking": "BookingForm",
