@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Case, CharField, Q, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.models import Team
 from crm.core import crud
 from customers.models import Customer
-from service import admin_forms, warranty
+from service import admin_forms, routing, warranty
 from service.models import (
     Asset,
     CalendarDay,
@@ -34,6 +35,25 @@ def _teams() -> list[tuple[str, str]]:
     return [(str(t.pk), t.name) for t in Team.objects.order_by("name")]
 
 
+def _prefix(field: str) -> Case:
+    """`name > ` of an ancestor, or nothing when there is none (Concat reads NULL
+    as an empty string, so the separator must be left out explicitly)."""
+    return Case(
+        When(**{f"{field}__isnull": False}, then=Concat(field, Value(" > "))),
+        default=Value(""),
+        output_field=CharField(),
+    )
+
+
+def _category_team(category: Category) -> Any:
+    if category.team_id:
+        return category.team
+    inherited = routing.category_team(category)
+    if inherited is None:
+        return ""
+    return _("沿用上级：%(team)s") % {"team": inherited}
+
+
 CATEGORIES = crud.Resource(
     key="categories",
     model=Category,
@@ -44,12 +64,27 @@ CATEGORIES = crud.Resource(
         "分类树决定新工单进入哪个团队的队列（维修 > 水电 > 漏水）；"
         "没有团队的子分类沿用上级分类的团队。"
     ),
-    queryset=lambda: Category.objects.select_related(
-        "parent__parent__parent", "team"
-    ).order_by("parent__parent__name", "parent__name", "name"),
+    queryset=lambda: (
+        Category.objects.select_related(
+            "parent__parent__parent__team",
+            "parent__parent__team",
+            "parent__team",
+            "team",
+        )
+        .annotate(
+            # Tree order: 报修, 报修 > 电梯, 投诉 ...
+            path=Concat(
+                _prefix("parent__parent__name"),
+                _prefix("parent__name"),
+                "name",
+                output_field=CharField(),
+            )
+        )
+        .order_by("path", "id")
+    ),
     columns=(
         crud.Column(_("分类"), str),
-        crud.Column(_("负责团队"), lambda c: c.team),
+        crud.Column(_("负责团队"), _category_team),
     ),
     search=("name", "parent__name"),
     filters=(crud.Filter("team", _("负责团队"), _teams, lambda v: Q(team_id=v)),),

@@ -117,6 +117,7 @@ class ResourceForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.form_tag = False
+        self.helper.disable_csrf = True  # the page's <form> carries the token
 
 
 # --- writes -------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_an_admin_keeps_the_desk_settings_in_kehu(
         body="{客户}您好，您的工单 {工单号} 已受理，{处理人}将尽快联系您。",
     )
     customer = CustomerFactory(name="钱女士")
-    AssetFactory(
+    asset = AssetFactory(
         customer=customer,
         name="中央空调（客厅）",
         serial="AC-2024-0778",
@@ -85,13 +85,33 @@ def test_an_admin_keeps_the_desk_settings_in_kehu(
     page.locator("#kehu-nav").get_by_role("link", name="设置", exact=True).click()
     expect(page.locator("main h1")).to_have_text("设置")
 
+    forms = [
+        ("team-edit", reverse("settings:teams_edit", args=[desk.pk]), "编辑团队"),
+        (
+            "user-edit",
+            reverse("settings:users_edit", args=[service_agent.pk]),
+            "编辑用户",
+        ),
+        (
+            "category-edit",
+            reverse("service_admin:categories_edit", args=[repair.pk]),
+            "编辑分类",
+        ),
+        (
+            "asset-edit",
+            reverse("service_admin:assets_edit", args=[asset.pk]),
+            "编辑资产",
+        ),
+        ("holiday-new", reverse("service_admin:holidays_create"), "新建日期设置"),
+    ]
     for language in ("zh", "en"):
         if language == "en":
             page.context.add_cookies(
                 [{"name": "django_language", "value": "en", "url": page.url}]
             )
-        for name, url_name, title in PAGES:
-            page.goto(reverse(url_name))
+        pages = [(name, reverse(url_name), title) for name, url_name, title in PAGES]
+        for name, address, title in pages + forms:
+            page.goto(address)
             if language == "zh":
                 expect(page.locator("main h1")).to_contain_text(title)
             page.screenshot(

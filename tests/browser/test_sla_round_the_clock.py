@@ -133,8 +133,11 @@ def test_a_24x7_urgent_ticket_breaches_on_a_sunday_night_and_escalates(
     ticket.refresh_from_db()
     assert ticket.first_response_breached and ticket.escalation_level == 2
     ref = ticket.reference
-    to_lead = Notification.objects.get(recipient=lead, title__contains="升级到组长")
-    assert to_lead.title == f"已超时（首次响应），升级到组长：{ref}"
+    # The first-response breach; the resolution clock (due Monday 02:00) may have
+    # breached too, depending on when the test runs.
+    assert Notification.objects.filter(
+        recipient=lead, title=f"已超时（首次响应），升级到组长：{ref}"
+    ).exists()
     assert Notification.objects.filter(
         recipient=boss, title=f"超时未处理，升级到经理：{ref}"
     ).exists()

@@ -4,6 +4,7 @@ confirmation before deleting; warranty reminders go through the pipeline."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -379,3 +380,40 @@ def test_seed_calendar_seeds_a_known_year_and_refuses_an_unknown_one(
     bad.write_text("2199-13-01,休,\n", encoding="utf-8")
     with pytest.raises(CommandError, match="line 1: bad date"):
         call_command("seed_calendar", file=bad)
+
+
+def test_the_category_list_reads_as_a_tree_with_inherited_teams(admin: Any) -> None:
+    desk = TeamFactory(name="维修组")
+    complaint = CategoryFactory(name="投诉")
+    repair = CategoryFactory(name="报修", team=desk)
+    lift = CategoryFactory(name="电梯", parent=repair)
+    CategoryFactory(name="困人", parent=lift)
+    CategoryFactory(name="物业", parent=complaint)
+    page = admin.get(url("categories_list"))
+    rows = [row["cells"] for row in page.context["page"].object_list]
+    assert [str(cells[0]) for cells in rows] == [
+        "投诉",
+        "投诉 > 物业",
+        "报修",
+        "报修 > 电梯",
+        "报修 > 电梯 > 困人",
+    ] or [str(cells[0]) for cells in rows] == [
+        "报修",
+        "报修 > 电梯",
+        "报修 > 电梯 > 困人",
+        "投诉",
+        "投诉 > 物业",
+    ]
+    teams = {str(cells[0]): str(cells[1]) for cells in rows}
+    assert teams["报修"] == "维修组"
+    assert teams["报修 > 电梯 > 困人"] == "沿用上级：维修组"
+    assert teams["投诉 > 物业"] == ""
+
+
+def test_a_holiday_opens_for_editing_with_its_date_in_the_date_input(
+    admin: Any,
+) -> None:
+    day = CalendarDay.objects.create(date=date(2026, 10, 1), is_working=False)
+    page = admin.get(url("holidays_edit", day.pk))
+    assertContains(page, 'value="2026-10-01"')
+    assert re.search(r'value="0"\s+id="id_is_working_0" required checked', page.text)
