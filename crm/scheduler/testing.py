@@ -247,8 +247,12 @@ def start_pipeline(
     sweep_seconds: float,
     lease_seconds: int,
     worker_name: str = "kehu-reliability",
+    extra_env: dict[str, str] | None = None,
 ) -> RunningPipeline:
     """Start Redis, a Celery worker and beat as `make run` does; stop with stop_pipeline.
+
+    `extra_env` overrides the children's environment (e.g. the development mail and
+    SMS backends, whose files the test then reads).
 
     The children use the dev settings so that EMAIL_BACKEND comes from the environment:
     the test settings pin locmem, which a separate process cannot report back from.
@@ -269,6 +273,7 @@ def start_pipeline(
         PYTHONUNBUFFERED="1",
     )
     env[MAIL_LOG_ENV] = str(mail_log)
+    env.update(extra_env or {})
     supervisor = Supervisor(
         [
             Child(
