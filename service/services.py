@@ -1369,14 +1369,20 @@ def intake_acknowledge(*, ticket: Ticket) -> Any:
         "ref": ticket.reference,
         "url": follow_url(ticket),
     }
-    return channels.message_queue(
-        channel=channel,
-        to=available[channel],
-        subject=_("已收到您的反馈：工单 %(ref)s") % {"ref": ticket.reference},
-        body=text,
-        purpose=ACK_PURPOSE,
-        key=f"ticket:{ticket.pk}:acknowledgement",
-    )
+    try:
+        # A savepoint: an address the channel refuses costs the acknowledgement only,
+        # never the customer's report.
+        with transaction.atomic():
+            return channels.message_queue(
+                channel=channel,
+                to=available[channel],
+                subject=_("已收到您的反馈：工单 %(ref)s") % {"ref": ticket.reference},
+                body=text,
+                purpose=ACK_PURPOSE,
+                key=f"ticket:{ticket.pk}:acknowledgement",
+            )
+    except ValidationError:
+        return None
 
 
 def _check_photo(photo: Any) -> None:

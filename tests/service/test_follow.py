@@ -81,6 +81,14 @@ def test_the_acknowledgement_carries_the_personal_link(desk, client):
     assert f"https://kehu.example.cn{link}" in sms["body"]
 
 
+def test_a_landline_gets_no_sms_but_the_confirmation_page_has_the_link(desk, client):
+    ticket = report(client, phone="010-8888 6666")
+    assert ticket.contact_phone and not services.reply_channels(ticket)
+    assertContains(client.get(reverse("intake") + "?done=1"), follow(ticket))
+    assert deliver_messages() == []
+    assert RecordingSmsBackend().recorded() == []
+
+
 def test_the_link_shows_the_status_and_public_replies_only(desk, client, service_agent):
     ticket = report(client)
     services.ticket_message_add(
