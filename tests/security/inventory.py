@@ -68,6 +68,7 @@ ID_NUMBERS = {
     "other_team": _id_number("31010119850202234"),
     "other_dept": _id_number("44030119900303345"),
     "pool": _id_number("51010119950404456"),
+    "unverified": _id_number("12010119970505567"),
 }
 
 ROLE_OF = {
