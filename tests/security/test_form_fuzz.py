@@ -35,7 +35,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import from_form, register_field_strategy
 
-from crm.core import bounds
+from crm.accounts import admin_forms as accounts_admin_forms
+from crm.accounts import admin_views as accounts_admin
+from crm.core import bounds, crud
 from customers import services as customer_services
 from customers.forms import (
     ContactQuickForm,
@@ -46,6 +48,8 @@ from customers.forms import (
     RevealForm,
 )
 from customers.models import Customer
+from service import admin_forms as service_admin_forms
+from service import admin_views as service_admin
 from service import services as service_services
 from service.forms import (
     AssetForm,
@@ -175,6 +179,20 @@ def _customer_edit(s: Stage, form: CustomerForm) -> None:
     )
 
 
+def _settings_save(resource: crud.Resource) -> Callable[[Stage, Any], None]:
+    """The settings area's save path: crud.resource_save as the admin."""
+
+    def save(s: Stage, form: forms.ModelForm) -> None:
+        crud.resource_save(
+            by=s.people["admin_user"],
+            resource=resource,
+            instance=form.instance,
+            data=form.cleaned_data,
+        )
+
+    return save
+
+
 def _ticket(s: Stage, form: TicketForm) -> None:
     service_services.ticket_create(
         by=s.people["service_agent"], customer=s.customer, **form.cleaned_data
@@ -202,6 +220,68 @@ def _organizations(s: Stage) -> Any:
 
 
 FUZZES = [
+    # The settings area (crm/core/crud.py): admins' forms of reference data.
+    Fuzz(
+        "sla policy",
+        50,
+        lambda s: from_form(service_admin_forms.SLAPolicyForm),
+        _settings_save(service_admin.SLA_POLICIES),
+    ),
+    Fuzz(
+        "category",
+        25,
+        lambda s: from_form(
+            service_admin_forms.CategoryForm,
+            parent=st.one_of(BLANK_OR_JUNK, st.just(s.category.pk)),
+            team=BLANK_OR_JUNK,
+        ),
+        _settings_save(service_admin.CATEGORIES),
+    ),
+    Fuzz(
+        "working period",
+        25,
+        lambda s: from_form(service_admin_forms.WorkingPeriodForm),
+        _settings_save(service_admin.WORKING_PERIODS),
+    ),
+    Fuzz(
+        "holiday",
+        25,
+        lambda s: from_form(service_admin_forms.CalendarDayForm),
+        _settings_save(service_admin.CALENDAR_DAYS),
+    ),
+    Fuzz(
+        "canned reply",
+        25,
+        lambda s: from_form(service_admin_forms.CannedReplyForm),
+        _settings_save(service_admin.CANNED_REPLIES),
+    ),
+    Fuzz(
+        "department",
+        25,
+        lambda s: from_form(accounts_admin_forms.DepartmentForm),
+        _settings_save(accounts_admin.DEPARTMENTS),
+    ),
+    Fuzz(
+        "team",
+        25,
+        lambda s: from_form(
+            accounts_admin_forms.TeamForm,
+            department=st.one_of(BLANK_OR_JUNK, st.just(s.department.pk)),
+            lead=BLANK_OR_JUNK,
+            members=st.just([]),
+        ),
+        _settings_save(accounts_admin.TEAMS),
+    ),
+    Fuzz(
+        "user settings",
+        25,
+        lambda s: from_form(
+            accounts_admin_forms.UserSettingsForm,
+            form_kwargs={"instance": s.people["service_agent"]},
+            team=BLANK_OR_JUNK,
+        ),
+        _settings_save(accounts_admin.USERS),
+    ),
     Fuzz(
         "customer",
         200,
@@ -486,6 +566,8 @@ FORM_MODULES = (
     "customers.io_forms",
     "service.forms",
     "service.handover.forms",
+    "crm.accounts.admin_forms",
+    "service.admin_forms",
 )
 # Forms not in FUZZES, and why.
 NOT_FUZZED = {
@@ -501,6 +583,7 @@ NOT_FUZZED = {
     "ExportDecisionForm": "a choice and a bounded note",
     "AuditFilterForm": "a GET filter; tests/security/test_param_fuzz.py",
     "VersionedForm": "the base of the ticket forms above",
+    "AssetSettingsForm": "AssetForm on the settings page; fuzzed as asset",
 }
 # Fields of crm.accounts (its own helpers' area) that take text of any length.
 UNBOUNDED_FIELDS = {
@@ -510,6 +593,14 @@ UNBOUNDED_FIELDS = {
     for form in ("AdminLoginForm", "LoginForm", "PasswordConfirmForm", "TotpEnrolForm")
 }
 FUZZED = {
+    "sla policy": "SLAPolicyForm",
+    "category": "CategoryForm",
+    "working period": "WorkingPeriodForm",
+    "holiday": "CalendarDayForm",
+    "canned reply": "CannedReplyForm",
+    "department": "DepartmentForm",
+    "team": "TeamForm",
+    "user settings": "UserSettingsForm",
     "customer": "CustomerForm",
     "contact log": "ContactQuickForm",
     "follow-up": "FollowUpForm",
