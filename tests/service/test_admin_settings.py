@@ -417,3 +417,40 @@ def test_a_holiday_opens_for_editing_with_its_date_in_the_date_input(
     page = admin.get(url("holidays_edit", day.pk))
     assertContains(page, 'value="2026-10-01"')
     assert re.search(r'value="0"\s+id="id_is_working_0" required checked', page.text)
+
+
+def _list_queries(client: Any, address: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(address)
+    assert response.status_code == 200
+    return len(captured)
+
+
+def _grow(n: int) -> None:
+    team = TeamFactory()
+    for k in range(n):
+        parent = CategoryFactory(name=f"一级{n}-{k}", team=team)
+        CategoryFactory(name=f"二级{n}-{k}", parent=parent)
+        UserFactory(team=team, role=Role.SERVICE)
+        AssetFactory(warranty_until=date(2027, 1, 1))
+        SLAPolicyFactory(priority=("urgent", "high", "normal", "low")[k % 4])
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/settings/desk/categories/",
+        "/settings/desk/sla/",
+        "/settings/desk/assets/?warranty=in",
+        "/settings/users/",
+        "/settings/teams/",
+        "/settings/departments/",
+    ],
+)
+def test_each_settings_list_costs_the_same_queries_at_3_and_20_rows(
+    admin: Any, address: str
+) -> None:
+    _grow(3)
+    few = _list_queries(admin, address)
+    _grow(17)
+    assert _list_queries(admin, address) == few
