@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from crispy_forms.helper import FormHelper
@@ -59,6 +60,36 @@ def _organization_search(field: str) -> HTML:
             field=field,
             url=reverse("customers:organization_options"),
             placeholder=_("输入单位名称查找"),
+        )
+    )
+
+
+# The fields checked for duplicates while typed (htmx, views.duplicate_check).
+DUPLICATE_FIELDS = ("phone", "other_phones", "id_number")
+
+
+def _duplicate_check(field: str, customer_pk: int | None) -> dict[str, str]:
+    """Widget attributes that check `field` for a duplicate when it changes: it
+    posts (a number never lands in an address) and the answer fills the box below."""
+    url = f"{reverse('customers:duplicate_check')}?field={field}"
+    if customer_pk:
+        url = f"{url}&customer={customer_pk}"
+    return {
+        "hx-post": url,
+        "hx-trigger": "change",
+        "hx-target": f"#duplicate-{field}",
+        "hx-sync": "this:replace",
+        "aria-describedby": f"duplicate-{field}",
+    }
+
+
+def _duplicate_box(field: str) -> HTML:
+    return HTML(
+        format_html(
+            '<div id="duplicate-{}" class="small mb-2" aria-live="polite" '
+            'data-testid="duplicate-{}"></div>',
+            field,
+            field,
         )
     )
 
@@ -134,6 +165,10 @@ class CustomerForm(forms.ModelForm):
         if self.instance.pk and self.instance.id_number_cipher:
             # The stored number is never shown back; an empty box keeps it.
             self.fields["id_number"].help_text = _("已登记，留空表示不修改。")
+        for name in DUPLICATE_FIELDS:
+            self.fields[name].widget.attrs.update(
+                _duplicate_check(name, self.instance.pk)
+            )
         if self.instance.pk:
             self.fields["tags_text"].initial = ", ".join(self.instance.tags)
             self.fields["other_phones"].initial = ", ".join(
@@ -156,14 +191,20 @@ class CustomerForm(forms.ModelForm):
             ),
             Fieldset(
                 _("联系方式"),
-                Row(Column("phone"), Column("other_phones")),
+                Row(
+                    Column("phone", _duplicate_box("phone")),
+                    Column("other_phones", _duplicate_box("other_phones")),
+                ),
                 Row(Column("wechat_id"), Column("email")),
                 Row(Column("province"), Column("city"), Column("district")),
                 "address",
             ),
             Fieldset(
                 _("其他"),
-                Row(Column("id_number"), Column("lifetime_value")),
+                Row(
+                    Column("id_number", _duplicate_box("id_number")),
+                    Column("lifetime_value"),
+                ),
                 "tags_text",
                 "notes",
             ),
@@ -321,6 +362,20 @@ class CustomerFilterForm(forms.Form):
         return data
 
 
+# A few minutes' grace: the form was filled in a moment ago, "now" then is fine.
+PAST_GRACE = timedelta(minutes=5)
+
+
+def not_in_past(value: Any) -> Any:
+    """A follow-up's due time (or a contact's next step), refused if already past."""
+    if value and value < timezone.now() - PAST_GRACE:
+        raise forms.ValidationError(
+            _("跟进时间 %(when)s 已经过去，请选择现在之后的时间。")
+            % {"when": timezone.localtime(value).strftime("%Y-%m-%d %H:%M")}
+        )
+    return value
+
+
 class ContactQuickForm(forms.ModelForm):
     """Quick entry: channel and summary are required, everything else optional."""
 
@@ -357,10 +412,7 @@ class ContactQuickForm(forms.ModelForm):
         return summary
 
     def clean_next_step_at(self) -> Any:
-        value = self.cleaned_data.get("next_step_at")
-        if value and value < timezone.now() - timezone.timedelta(minutes=5):
-            raise forms.ValidationError(_("下一步时间不能早于现在。"))
-        return value
+        return not_in_past(self.cleaned_data.get("next_step_at"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -386,6 +438,9 @@ class FollowUpForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.add_input(Submit("submit", _("保存")))
+
+    def clean_due_at(self) -> Any:
+        return not_in_past(self.cleaned_data.get("due_at"))
 
 
 class ProfileForm(forms.ModelForm):
@@ -451,6 +506,47 @@ class ReassignForm(forms.Form):
             raise forms.ValidationError(_("请至少选择一位客户。"))
         data["customer_ids"] = ids[:5000]
         return data
+
+
+class ReleaseForm(forms.Form):
+    reason = forms.CharField(label=_("放回原因"), max_length=200)
+
+
+class PoolFilterForm(forms.Form):
+    """The pool's search and filters (公海): region, kind and source."""
+
+    q = forms.CharField(required=False, max_length=bounds.SEARCH_MAX)
+    kind = forms.ChoiceField(
+        label=_("类型"),
+        required=False,
+        choices=[("", _("全部类型")), *Customer.Kind.choices],
+    )
+    source = forms.ChoiceField(
+        label=_("来源渠道"),
+        required=False,
+        choices=[("", _("全部来源")), *Customer.Source.choices],
+    )
+    province = forms.CharField(label=_("省份"), required=False, max_length=20)
+    city = forms.CharField(label=_("城市"), required=False, max_length=30)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            css = (
+                "form-select"
+                if isinstance(field.widget, forms.Select)
+                else "form-control"
+            )
+            field.widget.attrs.setdefault("class", css)
+
+    def filters(self) -> dict[str, str]:
+        if not self.is_valid():
+            return {}
+        return {
+            key: self.cleaned_data[key].strip()
+            for key in ("kind", "source", "province", "city")
+            if self.cleaned_data[key].strip()
+        }
 
 
 class RevealForm(forms.Form):

@@ -55,7 +55,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.core import audit
 from crm.scheduler import services as scheduler
-from customers import builder, identity, phones, selectors, services
+from customers import builder, identity, permissions, phones, selectors, services
 from customers.models import (
     Customer,
     CustomerPhone,
@@ -928,7 +928,7 @@ def _enqueue_execute(job_id: int) -> None:
 
 def import_job_create(*, by: Any, upload: Any, inspection: Inspection) -> ImportJob:
     """Store the file and queue its validation; the preview follows on the job page."""
-    if not by.has_perm(IMPORT_PERM):
+    if not permissions.may(by, IMPORT_PERM):
         raise PermissionDenied
     job = ImportJob(
         created_by=by,
@@ -1091,7 +1091,7 @@ class _Ended(Exception):
 
 def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
     """ "Import all valid rows": queue the import of a previewed job."""
-    if not by.has_perm(IMPORT_PERM) or job.created_by_id != by.pk:
+    if not permissions.may(by, IMPORT_PERM) or job.created_by_id != by.pk:
         raise PermissionDenied
     if job.valid_rows == 0:
         raise ValidationError(_("没有可导入的有效数据。"))
@@ -1206,7 +1206,7 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     by = job.created_by
     if not (
         by.is_active
-        and by.has_perm(IMPORT_PERM)
+        and permissions.may(by, IMPORT_PERM)
         and by.has_perm("customers.add_customer")
     ):
         _fail(job, _("导入人已没有导入权限，导入已停止。"))

@@ -25,7 +25,7 @@ from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import bounds
 from crm.core.once import submit_once
-from customers import exports, imports, masking, search, selectors
+from customers import exports, imports, masking, permissions, search, selectors
 from customers.io_forms import ExportDecisionForm, ExportRequestForm, ImportUploadForm
 from customers.models import ExportRequest, ImportJob
 
@@ -36,7 +36,7 @@ RECENT_REQUESTS = 50
 
 def _job(request: HttpRequest, pk: int) -> ImportJob:
     """Only the importing user sees a job (404 for everyone else)."""
-    access.require_perm(request.user, imports.IMPORT_PERM)
+    permissions.require(request.user, imports.IMPORT_PERM)
     return access.get_object_for(
         ImportJob.objects.filter(created_by=request.user).select_related("created_by"),
         pk,
@@ -56,7 +56,7 @@ def _csv_download(chunks: Any, filename: str) -> StreamingHttpResponse:
 @access.role_required(*ALL_ROLES)
 @submit_once
 def import_upload(request: HttpRequest) -> HttpResponse:
-    access.require_perm(request.user, imports.IMPORT_PERM)
+    permissions.require(request.user, imports.IMPORT_PERM)
     if request.method == "POST":
         form = ImportUploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -82,7 +82,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def import_template(request: HttpRequest) -> HttpResponse:
-    access.require_perm(request.user, imports.IMPORT_PERM)
+    permissions.require(request.user, imports.IMPORT_PERM)
     return _csv_download(
         exports.csv_chunks(imports.template_rows()), _("客户导入模板.csv")
     )
@@ -175,7 +175,7 @@ def _back_to_confirm(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def export_confirm(request: HttpRequest) -> HttpResponse:
-    access.require_perm(request.user, exports.EXPORT_PERM)
+    permissions.require(request.user, exports.EXPORT_PERM)
     params = _export_params(request)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
@@ -204,7 +204,7 @@ def export_confirm(request: HttpRequest) -> HttpResponse:
 @access.role_required(*ALL_ROLES)
 def export_download(request: HttpRequest) -> HttpResponse:
     """Up to approval_rows rows at once; more go back to the page to ask for approval."""
-    access.require_perm(request.user, exports.EXPORT_PERM)
+    permissions.require(request.user, exports.EXPORT_PERM)
     file_format = bounds.params(request).choice(
         "format", ("csv", "xlsx"), default="csv"
     )
@@ -241,7 +241,7 @@ def export_download(request: HttpRequest) -> HttpResponse:
 @submit_once
 def export_request_create(request: HttpRequest) -> HttpResponse:
     """Ask for an export over approval_rows; its filters are the page's parameters."""
-    access.require_perm(request.user, exports.EXPORT_PERM)
+    permissions.require(request.user, exports.EXPORT_PERM)
     params = _export_params(request)
     filters = (
         selectors.export_filters(user=request.user, params=params)
@@ -288,24 +288,28 @@ def export_request_create(request: HttpRequest) -> HttpResponse:
 
 def _export_request(request: HttpRequest, pk: int) -> ExportRequest:
     """Requests of people in the user's scope; 404 for everyone else's."""
-    access.require_perm(request.user, exports.EXPORT_PERM)
+    permissions.require(request.user, exports.EXPORT_PERM)
     return access.get_object_for(
-        ExportRequest.objects.visible_to(request.user).select_related(
-            "requested_by", "decided_by"
-        ),
-        pk,
+        _visible_requests(request).select_related("requested_by", "decided_by"), pk
     )
+
+
+def _visible_requests(request: HttpRequest) -> Any:
+    """A salesperson exporting under KEHU_SALES_IMPORT_EXPORT sees only their own
+    requests; deciding stays with managers and admins."""
+    visible = ExportRequest.objects.visible_to(request.user)
+    if not request.user.has_perm(exports.EXPORT_PERM):
+        visible = visible.filter(requested_by=request.user)
+    return visible
 
 
 @require_http_methods(["GET"])
 @access.role_required(*ALL_ROLES)
 def export_requests(request: HttpRequest) -> HttpResponse:
     """Pending requests this user may decide, and the user's own recent requests."""
-    access.require_perm(request.user, exports.EXPORT_PERM)
+    permissions.require(request.user, exports.EXPORT_PERM)
     exports.export_requests_expire()
-    visible = ExportRequest.objects.visible_to(request.user).select_related(
-        "requested_by", "decided_by"
-    )
+    visible = _visible_requests(request).select_related("requested_by", "decided_by")
     context = {
         "pending": list(
             visible.filter(status=ExportRequest.Status.PENDING)
@@ -332,7 +336,8 @@ def export_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "export_request": export_request,
         "is_requester": export_request.requested_by_id == request.user.pk,
         "can_decide": export_request.status == ExportRequest.Status.PENDING
-        and export_request.requested_by_id != request.user.pk,
+        and export_request.requested_by_id != request.user.pk
+        and request.user.has_perm(exports.EXPORT_PERM),
         "decision_form": ExportDecisionForm(),
     }
     template = (

@@ -224,6 +224,22 @@ class Customer(models.Model):
                 name="customer_unverified",
                 condition=models.Q(is_verified=False),
             ),
+            # The pool's filters (公海: region, kind, source), newest first.
+            models.Index(
+                fields=["kind", "-updated_at"],
+                name="customer_pool_kind",
+                condition=models.Q(owner__isnull=True),
+            ),
+            models.Index(
+                fields=["source", "-updated_at"],
+                name="customer_pool_source",
+                condition=models.Q(owner__isnull=True),
+            ),
+            models.Index(
+                fields=["province", "city", "-updated_at"],
+                name="customer_pool_region",
+                condition=models.Q(owner__isnull=True),
+            ),
             GinIndex(fields=["tags"], name="customer_tags"),
             GinIndex(fields=["name_grams"], name="customer_name_grams"),
             models.Index(
@@ -537,6 +553,9 @@ class PoolEvent(models.Model):
         related_name="+",
     )
     action = models.CharField(max_length=20, choices=Action)
+    # Why the customer went back to the pool (a release's reason, the automatic
+    # return's rule), shown on the pool's list and preview.
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

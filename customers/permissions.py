@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+
 from crm.accounts.roles import Role, grant
 
 CUSTOMER_WORK = (
@@ -46,3 +51,26 @@ def grant_all() -> None:
         *CALLER_INTAKE,
         "customers.delete_customer",
     )
+
+
+# Import and export for sales: off unless KEHU_SALES_IMPORT_EXPORT is set. Read at
+# each check (not a grant), so switching the setting needs no roles_sync; approving
+# other people's export requests stays with managers and admins (has_perm).
+SALES_IMPORT_EXPORT = ("customers.import_customer", "customers.export_customer")
+
+
+def may(user: Any, perm: str) -> bool:
+    """`user.has_perm(perm)`, and for salespeople import and export when the
+    organisation allows it (KEHU_SALES_IMPORT_EXPORT)."""
+    if user.has_perm(perm):
+        return True
+    return (
+        perm in SALES_IMPORT_EXPORT
+        and settings.KEHU_SALES_IMPORT_EXPORT
+        and getattr(user, "role", None) == Role.SALES
+    )
+
+
+def require(user: Any, perm: str) -> None:
+    if not may(user, perm):
+        raise PermissionDenied

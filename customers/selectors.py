@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, pgettext
 
 from crm.accounts import access
 from crm.accounts.models import Team
 from customers import masking, search, timeline
-from customers.models import Customer, FollowUp
+from customers.models import ContactLog, Customer, FollowUp, PoolEvent
 
 SORTS = {
     "recent": ("-updated_at", "-id"),
@@ -65,6 +66,28 @@ def customer_list(
         elif field == "is_key_account":
             customers = customers.filter(is_key_account=True)
     return customers.order_by(*SORTS.get(sort, SORTS["recent"]))
+
+
+# How many of the user's latest contacts decide their usual channel.
+CHANNEL_SAMPLE = 200
+
+
+def usual_channel(*, user: Any) -> str:
+    """The channel of most of `user`'s latest CHANNEL_SAMPLE contacts (a tie goes to
+    the most recent), "" for someone who logged none: one query, bounded, on the
+    index contact_author_recent."""
+    channels = Counter(
+        ContactLog.objects.filter(author=user)
+        .order_by("-occurred_at")
+        .values_list("channel", flat=True)[:CHANNEL_SAMPLE]
+    )
+    return channels.most_common(1)[0][0] if channels else ""
+
+
+def customer_row(*, user: Any, customer: Customer) -> Customer | None:
+    """One row of the customer list, fetched as customer_list fetches it (after a
+    quick contact, the list swaps in the updated row)."""
+    return customer_list(user=user).filter(pk=customer.pk).first()
 
 
 def owner_choices(*, user: Any) -> QuerySet:
@@ -294,13 +317,50 @@ def customer_history(*, customer: Customer, can_see_pii: bool, limit: int = 50) 
     ]
 
 
-def pool_list(*, query: str = "") -> QuerySet:
-    """The public pool (公海): unowned customers, open to every salesperson."""
+POOL_FILTERS = ("kind", "source", "province", "city")
+
+
+def pool_list(*, query: str = "", filters: dict[str, str] | None = None) -> QuerySet:
+    """The public pool (公海): unowned verified customers, open to every salesperson,
+    filtered by region, kind and source (indexes customer_pool_*), with the id of
+    each one's latest pool record (attach_pool_events reads them for a page)."""
     customers = Customer.objects.in_pool().filter(merged_into__isnull=True)
     condition = search.condition(query)
     if condition is not None:
         customers = search.annotate_for(customers, query).filter(condition)
-    return customers.order_by("-updated_at", "-id")
+    for field, value in (filters or {}).items():
+        if field in POOL_FILTERS and value:
+            customers = customers.filter(**{field: value})
+    latest = PoolEvent.objects.filter(customer=OuterRef("pk")).order_by(
+        "-created_at", "-id"
+    )
+    return customers.annotate(
+        last_pool_event=Subquery(latest.values("pk")[:1])
+    ).order_by("-updated_at", "-id")
+
+
+def attach_pool_events(customers: list[Customer]) -> list[Customer]:
+    """Set `pool_event` (who released it, when and why; None if never owned) on each
+    customer of a pool page: one query whatever the page size."""
+    ids = [c.last_pool_event for c in customers if c.last_pool_event]
+    events = PoolEvent.objects.select_related("user", "actor").in_bulk(ids)
+    for customer in customers:
+        customer.pool_event = events.get(customer.last_pool_event)
+    return customers
+
+
+def pool_preview(*, customer: Customer) -> dict[str, Any]:
+    """What a salesperson may see of a pool customer before claiming: masked, no
+    contact notes; its pool history (released by whom, when, why). Two queries."""
+    return {
+        "customer": customer,
+        "masked_phone": masking.mask_phone(customer.phone),
+        "history": list(
+            customer.pool_events.select_related("user", "actor").order_by(
+                "-created_at", "-id"
+            )[:10]
+        ),
+    }
 
 
 # --- what an export holds ---------------------------------------------------------------

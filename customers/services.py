@@ -786,16 +786,28 @@ def pool_claim(*, by: Any, customer_id: int) -> Customer:
 
 
 @retry_transient
-def pool_release(*, by: Any, customer: Customer) -> Customer:
+def pool_release(*, by: Any, customer: Customer, reason: str = "") -> Customer:
+    """Give a customer back to the pool, saying why: the pool shows who released it,
+    when and why (the preview before claiming, the pool's list)."""
     if customer.owner_id != by.pk and not by.has_perm("customers.reassign_customer"):
         raise PermissionDenied
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationError({"reason": _("请说明放回公海的原因。")})
     with transaction.atomic(), audited(by):
-        _return_to_pool([customer.pk], actor=by, action=PoolEvent.Action.RELEASE)
+        _return_to_pool(
+            [customer.pk],
+            actor=by,
+            action=PoolEvent.Action.RELEASE,
+            reason=reason[:200],
+        )
     customer.refresh_from_db()
     return customer
 
 
-def _return_to_pool(ids: list[int], *, actor: Any, action: str) -> None:
+def _return_to_pool(
+    ids: list[int], *, actor: Any, action: str, reason: str = ""
+) -> None:
     owners = dict(
         Customer.objects.filter(pk__in=ids, owner__isnull=False).values_list(
             "pk", "owner_id"
@@ -812,7 +824,9 @@ def _return_to_pool(ids: list[int], *, actor: Any, action: str) -> None:
         status=FollowUp.Status.CANCELLED
     )
     PoolEvent.objects.bulk_create(
-        PoolEvent(customer_id=pk, user_id=owner_id, actor=actor, action=action)
+        PoolEvent(
+            customer_id=pk, user_id=owner_id, actor=actor, action=action, reason=reason
+        )
         for pk, owner_id in owners.items()
     )
 
@@ -859,7 +873,12 @@ def pool_return_sweep(*, now: datetime | None = None) -> dict[str, int]:
         )
         warned += created is not None
     with transaction.atomic(), audited(None):
-        _return_to_pool(expired, actor=None, action=PoolEvent.Action.AUTO_RETURN)
+        _return_to_pool(
+            expired,
+            actor=None,
+            action=PoolEvent.Action.AUTO_RETURN,
+            reason=_("超过 %(days)d 天未联系") % {"days": days},
+        )
     return {"warned": warned, "returned": len(expired)}
 
 

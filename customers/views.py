@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -17,13 +19,16 @@ from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import hooks, masking, search, selectors, services, timeline
 from customers.forms import (
+    DUPLICATE_FIELDS,
     ORGANIZATION_FIELDS,
     ContactQuickForm,
     CustomerFilterForm,
     CustomerForm,
     FollowUpForm,
+    PoolFilterForm,
     ProfileForm,
     ReassignForm,
+    ReleaseForm,
     RevealForm,
     organization_choices,
 )
@@ -31,6 +36,8 @@ from customers.models import Customer, FollowUp
 
 ALL_ROLES = tuple(Role.values)
 EDITOR_ROLES = (Role.SALES, Role.MANAGER, Role.ADMIN)
+# Who may open the public pool (公海); salespeople and managers claim from it.
+POOL_ROLES = (Role.SALES, Role.MANAGER, Role.ADMIN)
 CONTACT_ROLES = ALL_ROLES
 PAGE_SIZE = 25
 
@@ -98,6 +105,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "can_log_contact": request.user.has_perm("customers.add_contactlog"),
         "can_reassign": request.user.has_perm("customers.reassign_customer"),
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
+        "can_use_pool": request.user.role in POOL_ROLES,
         "owners": owners,
         "filtered_owner": next(
             (
@@ -139,7 +147,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         can_verify=not customer.is_verified
         and not customer.merged_into_id
         and request.user.has_perm("customers.verify_customer"),
-        contact_form=ContactQuickForm(renderer=form_renderer.FAST),
+        contact_form=_contact_form(request, renderer=form_renderer.FAST),
         reveal_form=RevealForm(renderer=form_renderer.FAST),
     )
     return render(request, "customers/customer_detail.html", context)
@@ -155,6 +163,45 @@ def customer_timeline(request: HttpRequest, pk: int) -> HttpResponse:
         user=request.user, customer=customer, cursor=cursor
     )
     return render(request, "customers/_timeline.html", context)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EDITOR_ROLES)
+def duplicate_check(request: HttpRequest) -> HttpResponse:
+    """A phone or ID number checked while the customer form is filled in (htmx, on
+    change): the same refusal the form gives on saving (services.check_numbers_free:
+    the holder named only if in scope, hidden hits audited and rate-limited)."""
+    if not (
+        request.user.has_perm("customers.add_customer")
+        or request.user.has_perm("customers.change_customer")
+    ):
+        raise PermissionDenied
+    field = bounds.params(request).choice("field", DUPLICATE_FIELDS)
+    if not field:
+        return HttpResponseBadRequest(_("未知的字段。"))
+    customer_pk = bounds.params(request).id("customer")
+    customer = _visible_customer(request, customer_pk) if customer_pk else None
+    raw = request.POST.get(field, "")[:200]
+    message, ok = "", False
+    if raw.strip():
+        try:
+            if field == "id_number":
+                services.check_numbers_free(
+                    by=request.user, id_number=raw, customer=customer
+                )
+            else:
+                services.check_numbers_free(
+                    by=request.user,
+                    phone_numbers=raw.replace("，", ",").split(","),
+                    customer=customer,
+                )
+        except ValidationError as error:
+            message = " ".join(error.messages)
+        else:
+            ok = True
+    return render(
+        request, "customers/_duplicate_check.html", {"message": message, "ok": ok}
+    )
 
 
 @require_http_methods(["POST"])
@@ -338,6 +385,12 @@ def customer_profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "customers/profile_form.html", context, status=status)
 
 
+def _contact_form(request: HttpRequest, **kwargs: Any) -> ContactQuickForm:
+    """A blank quick-contact form, its channel the one the user logs most."""
+    usual = selectors.usual_channel(user=request.user)
+    return ContactQuickForm(initial={"channel": usual} if usual else None, **kwargs)
+
+
 @require_http_methods(["GET", "POST"])
 @access.role_required(*CONTACT_ROLES)
 @submit_once
@@ -350,7 +403,7 @@ def contact_create(request: HttpRequest, pk: int) -> HttpResponse:
             "customers/_contact_form.html",
             {
                 "customer": customer,
-                "contact_form": ContactQuickForm(),
+                "contact_form": _contact_form(request),
                 "show_name": True,
             },
         )
@@ -374,14 +427,22 @@ def contact_create(request: HttpRequest, pk: int) -> HttpResponse:
                 _("联系记录未保存：%(errors)s") % {"errors": form.errors.as_text()},
             )
         return redirect(customer)
+    from_list = request.POST.get("show_name") == "1"
     response = render(
         request,
         "customers/_contact_form.html",
         {
             "customer": customer,
-            "contact_form": ContactQuickForm() if logged else form,
+            "contact_form": _contact_form(request) if logged else form,
             "logged": logged,
-            "show_name": request.POST.get("show_name") == "1",
+            "show_name": from_list,
+            # The list's row of this customer, swapped in place (hx-swap-oob).
+            "row": logged
+            and from_list
+            and selectors.customer_row(user=request.user, customer=customer),
+            "can_see_pii": masking.can_see_pii(request.user),
+            "can_reassign": request.user.has_perm("customers.reassign_customer"),
+            "can_log_contact": True,
         },
     )
     if logged:
@@ -532,27 +593,54 @@ def customer_verify(request: HttpRequest, pk: int) -> HttpResponse:
 @access.role_required(*EDITOR_ROLES)
 def pool_release(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _visible_customer(request, pk)
-    services.pool_release(by=request.user, customer=customer)
+    form = ReleaseForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        # The service checks who may release first (403), then the reason.
+        services.pool_release(by=request.user, customer=customer, reason=reason)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(customer)
     messages.success(request, _("客户已放回公海。"))
     return redirect("customers:customer_list")
 
 
 @require_http_methods(["GET", "POST"])
-@access.role_required(Role.SALES, Role.MANAGER, Role.ADMIN)
+@access.role_required(*POOL_ROLES)
 def pool_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return search.redirect_without_pii(request, request.path, request.POST)
     params = search.resolved(request.session, request.GET)
     if params is None:
         return search.redirect_without_pii(request, request.path, request.GET)
-    query = bounds.Params(params).search()
-    customers = selectors.pool_list(query=query)
+    form = PoolFilterForm(params)
+    query = form.cleaned_data.get("q", "") if form.is_valid() else ""
+    customers = selectors.pool_list(query=query, filters=form.filters())
+    if not form.is_valid():
+        customers = customers.none()
+    page = paginate(customers, bounds.params(request).page(), PAGE_SIZE)
+    page.object_list = selectors.attach_pool_events(list(page.object_list))
     context = {
-        "page": paginate(customers, bounds.params(request).page(), PAGE_SIZE),
+        "page": page,
         "query": query,
+        "form": form,
         "can_claim": request.user.role in (Role.SALES, Role.MANAGER),
     }
     return render(request, "customers/pool_list.html", context)
+
+
+@require_http_methods(["GET"])
+@access.role_required(*POOL_ROLES)
+def pool_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """A pool customer as a salesperson may see it before claiming: masked, with
+    who released it, when and why. Only customers in the pool (404 otherwise)."""
+    customer = access.get_object_for(
+        Customer.objects.in_pool().filter(merged_into__isnull=True), pk
+    )
+    audit.record(request, audit.CUSTOMER_VIEWED, obj=customer, detail="pool preview")
+    context = selectors.pool_preview(customer=customer)
+    context["can_claim"] = request.user.role in (Role.SALES, Role.MANAGER)
+    return render(request, "customers/pool_preview.html", context)
 
 
 @require_http_methods(["GET", "POST"])

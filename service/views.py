@@ -157,7 +157,10 @@ QUEUE_TABS = [
 def ticket_create(request: HttpRequest) -> HttpResponse:
     """Look up the caller, then fill in the ticket beside their one-to-one profile."""
     access.require_perm(request.user, "service.add_ticket")
-    if (request.POST.get("caller") or request.GET.get("caller")) == "new":
+    if "new" in (
+        bounds.Params(request.POST).choice("caller", ("new",)),
+        bounds.params(request).choice("caller", ("new",)),
+    ):
         return _new_caller_ticket(request)
     customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
     if not customer_id:
@@ -218,12 +221,14 @@ def _new_caller_ticket(request: HttpRequest) -> HttpResponse:
     customer the desk may create) and fills in the ticket, in one submit."""
     access.require_perm(request.user, "customers.register_caller")
     if request.method == "POST":
-        caller = CallerForm(request.POST)
+        caller = CallerForm(request.POST, prefix="caller")
     else:
         params = search.resolved(request.session, request.GET)
         if params is None:
             return search.redirect_without_pii(request, request.path, request.GET)
-        caller = CallerForm(initial=_caller_initial(bounds.Params(params).search()))
+        caller = CallerForm(
+            initial=_caller_initial(bounds.Params(params).search()), prefix="caller"
+        )
     form = TicketForm(
         request.POST or None,
         request.FILES or None,

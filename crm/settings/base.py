@@ -354,6 +354,9 @@ KEHU_IMPORT_UNCONFIRMED_HOURS = env.int("KEHU_IMPORT_UNCONFIRMED_HOURS", default
 # more rows than this needs a second person's approval; exports per user per day; ID
 # number reveals per user per hour; how long an approved export may be downloaded.
 KEHU_EXPORT_APPROVAL_ROWS = env.int("KEHU_EXPORT_APPROVAL_ROWS", default=200)
+# Salespeople may import customers and export their own list (large exports still
+# need a manager's approval); off by default: import and export are for managers.
+KEHU_SALES_IMPORT_EXPORT = env.bool("KEHU_SALES_IMPORT_EXPORT", default=False)
 KEHU_EXPORT_DAILY_LIMIT = env.int("KEHU_EXPORT_DAILY_LIMIT", default=10)
 KEHU_EXPORT_DOWNLOAD_HOURS = env.int("KEHU_EXPORT_DOWNLOAD_HOURS", default=24)
 KEHU_REVEAL_HOURLY_LIMIT = env.int("KEHU_REVEAL_HOURLY_LIMIT", default=30)

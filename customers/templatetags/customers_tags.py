@@ -28,3 +28,14 @@ def phone(context: template.Context, number: str) -> str:
     return format_html(
         '<span title="{}">{}</span>', gettext("已脱敏"), masking.mask_phone(number)
     )
+
+
+@register.filter
+def may(user: object, perm: str) -> bool:
+    """`perms.app.codename`, with import and export for sales when the organisation
+    allows it (customers.permissions.may, KEHU_SALES_IMPORT_EXPORT)."""
+    from customers import permissions
+
+    return bool(getattr(user, "is_authenticated", False)) and permissions.may(
+        user, perm
+    )

@@ -145,6 +145,13 @@ MATRIX = [
     ("customers:customer_reassign", "POST", None,   L,     403,   403,   403,   403,   302,   403,   302,   403),
     ("customers:pool_list", "GET", None,            L,     200,   200,   200,   200,   200,   403,   200,   403),
     ("customers:pool_claim", "POST", "pool",        L,     302,   302,   302,   302,   302,   403,   403,   403),
+    # The masked preview of a pool customer before claiming; anything not in the
+    # pool (owned, unverified) is a 404.
+    ("customers:pool_preview", "GET", "pool",       L,     200,   200,   200,   200,   200,   403,   200,   403),
+    ("customers:pool_preview", "GET", "own_team",   L,     404,   404,   404,   404,   404,   403,   404,   403),
+    ("customers:pool_preview", "GET", "unverified", L,     404,   404,   404,   404,   404,   403,   404,   403),
+    # The customer form's duplicate check (htmx); without ?field= it is a 400.
+    ("customers:duplicate_check", "POST", None,     L,     400,   400,   400,   400,   400,   403,   400,   403),
     ("customers:customer_detail", "GET", "own_team",   *SEES_A),
     ("customers:customer_detail", "GET", "other_team", *SEES_B),
     ("customers:customer_detail", "GET", "other_dept", *SEES_FAR),
@@ -415,6 +422,7 @@ class World:
         Customer.objects.filter(pk=self.customers["unverified"].pk).update(
             is_verified=False, pool_entered_at=None
         )
+        self.customers["unverified"].refresh_from_db()
         self._tickets = {}
         self._handover = {}
 
@@ -614,7 +622,9 @@ def _check(world, url, url_name, method, target, actor, expected) -> list[str]:
             problems.append(f"{actor}: expected {expected}, got {got}")
 
         allowed = VISIBLE[actor] | (
-            {"pool"} if url_name == "customers:pool_list" else set()
+            {"pool"}
+            if url_name in ("customers:pool_list", "customers:pool_preview")
+            else set()
         )
         if url_name in TOKEN_PAGES:
             # Whoever holds the signed link sees the one ticket it was made for.

@@ -150,7 +150,7 @@ def test_a_next_step_date_without_text_gets_a_default_note(as_sales, customer):
         ({"channel": "telepathy", "summary": "打了电话"}, "选择一个有效的选项"),
         (
             {"channel": "phone", "summary": "x", "next_step_at": "2026-03-01T09:00"},
-            "下一步时间不能早于现在",
+            "跟进时间 2026-03-01 09:00 已经过去，请选择现在之后的时间",
         ),
         (
             {"channel": "phone", "summary": "x", "next_step_at": "明天上午"},

@@ -69,7 +69,7 @@ def test_releasing_puts_the_customer_in_the_pool(client, sales_rep, at_now):
     customer = CustomerFactory(name="放回的客户", owner=sales_rep)
     followup = open_followup(customer, sales_rep, "回访")
     client.force_login(sales_rep)
-    response = client.post(release_url(customer), follow=True)
+    response = client.post(release_url(customer), {"reason": "客户已买房"}, follow=True)
     assert response.redirect_chain == [(LIST_URL, 302)]
     assertContains(response, "客户已放回公海")
     assertNotContains(response, "放回的客户")  # no longer in the salesperson's list
@@ -90,6 +90,7 @@ def test_releasing_puts_the_customer_in_the_pool(client, sales_rep, at_now):
     assert not Notification.objects.exists()
     event = PoolEvent.objects.get()
     assert (event.action, event.user, event.actor) == ("release", sales_rep, sales_rep)
+    assert event.reason == "客户已买房"
 
 
 def test_a_teammate_cannot_release_someone_elses_customer(client, sales_rep, teammate):
@@ -104,7 +105,7 @@ def test_a_salesperson_of_another_team_claims_from_the_pool(
     client, sales_rep, outsider, at_now
 ):
     customer = CustomerFactory(name="流转客户", owner=sales_rep)
-    services.pool_release(by=sales_rep, customer=customer)
+    services.pool_release(by=sales_rep, customer=customer, reason="无意向")
     client.force_login(outsider)
     assertContains(client.get(POOL_URL), "流转客户")
 
@@ -209,7 +210,7 @@ def test_the_daily_claim_limit_holds_until_the_next_day(
 
     # Releasing one does not give a claim back today...
     customers[0].refresh_from_db()
-    services.pool_release(by=outsider, customer=customers[0])
+    services.pool_release(by=outsider, customer=customers[0], reason="无意向")
     response = client.post(claim_url(customers[2]), follow=True)
     assertContains(response, "达到上限")
     customers[2].refresh_from_db()

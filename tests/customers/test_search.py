@@ -605,7 +605,7 @@ def test_the_export_link_carries_the_token_not_the_digits(client, manager, peopl
 def test_the_pool_and_the_service_desk_searches_keep_phones_out_of_urls(
     client, service_agent, sales_rep, people
 ):
-    services.pool_release(by=sales_rep, customer=people["张三"])
+    services.pool_release(by=sales_rep, customer=people["张三"], reason="无意向")
     client.force_login(sales_rep)
     pool = find(client, "13812345678", url=reverse("customers:pool_list"))
     assertContains(pool, "张三")

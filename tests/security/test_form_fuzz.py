@@ -44,7 +44,9 @@ from customers.forms import (
     CustomerFilterForm,
     CustomerForm,
     FollowUpForm,
+    PoolFilterForm,
     ProfileForm,
+    ReleaseForm,
     RevealForm,
 )
 from customers.models import Customer
@@ -53,6 +55,7 @@ from service import admin_views as service_admin
 from service import services as service_services
 from service.forms import (
     AssetForm,
+    CallerForm,
     FollowMessageForm,
     IntakeForm,
     QueueFilterForm,
@@ -479,6 +482,18 @@ FUZZES = [
     ),
     Fuzz("reference", 20, lambda s: from_form(ReferenceForm), None),
     Fuzz("reveal reason", 20, lambda s: from_form(RevealForm), None),
+    Fuzz(
+        "new caller",
+        50,
+        lambda s: from_form(CallerForm, phone=PHONE_TEXT),
+        lambda s, form: customer_services.caller_register(
+            by=s.people["service_agent"],
+            name=form.cleaned_data["name"],
+            phone=form.cleaned_data["phone"],
+        ),
+    ),
+    Fuzz("pool filters", 25, lambda s: from_form(PoolFilterForm), None),
+    Fuzz("release reason", 20, lambda s: from_form(ReleaseForm), None),
 ]
 
 
@@ -620,6 +635,9 @@ FUZZED = {
     "queue filters": "QueueFilterForm",
     "reference": "ReferenceForm",
     "reveal reason": "RevealForm",
+    "new caller": "CallerForm",
+    "pool filters": "PoolFilterForm",
+    "release reason": "ReleaseForm",
 }
 
 

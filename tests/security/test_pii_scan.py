@@ -72,7 +72,11 @@ SAMPLE_PHONES = {"customers:import_template": {"13800138000"}}
 def _phones_allowed(actor: str, url_name: str) -> set[str]:
     if ROLE_OF[actor] not in settings.KEHU_UNMASKED_ROLES:
         return SAMPLE_PHONES.get(url_name, set())
-    scope = VISIBLE[actor] | ({"pool"} if url_name == "customers:pool_list" else set())
+    scope = VISIBLE[actor] | (
+        {"pool"}
+        if url_name in ("customers:pool_list", "customers:pool_preview")
+        else set()
+    )
     return {PHONES[target] for target in scope} | SAMPLE_PHONES.get(url_name, set())
 
 
