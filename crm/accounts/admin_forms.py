@@ -17,6 +17,10 @@ def staff() -> Any:
     return get_user_model().objects.filter(is_active=True).order_by("username")
 
 
+def _person(user: Any) -> str:
+    return f"{user}（{user.username}）"
+
+
 class DepartmentForm(ResourceForm):
     class Meta:
         model = Department
@@ -43,6 +47,9 @@ class TeamForm(ResourceForm):
         super().__init__(*args, **kwargs)
         self.fields["lead"].queryset = staff()
         self.fields["members"].queryset = staff()
+        # Two people may share a name: the username tells them apart.
+        for name in ("lead", "members"):
+            self.fields[name].label_from_instance = _person
         if self.instance.pk:
             self.fields["members"].initial = list(
                 self.instance.members.values_list("pk", flat=True)
