@@ -180,6 +180,18 @@ class Fixtures:
         return [(row[1], row[2]) for row in rows]
 
     @cached_property
+    def pool_customer_ids(self) -> list[int]:
+        """About SAMPLE customers of the public pool (公海), spread over it."""
+        from customers.models import Customer
+
+        ids = list(
+            Customer.objects.in_pool()
+            .order_by("pk")
+            .values_list("pk", flat=True)[: self.SAMPLE * 20]
+        )
+        return ids[:: max(1, len(ids) // self.SAMPLE)][: self.SAMPLE]
+
+    @cached_property
     def big_ticket_reference(self) -> str:
         """The ticket with BIG_TICKET_MESSAGES messages (seed_scale makes it)."""
         from service import demo
@@ -202,6 +214,23 @@ def name_searches(fx: Fixtures) -> list[str]:
 
 def phone_searches(fx: Fixtures) -> list[str]:
     return [search(phone[-4:]) for phone in fx.sales_phones]
+
+
+def pool_filters(fx: Fixtures) -> list[str]:
+    """The pool unfiltered and by each of its filters (kind, source, region), alone and
+    combined, as a salesperson narrows it down before claiming."""
+    from customers.models import Customer
+
+    filters = [
+        {},
+        {"kind": Customer.Kind.OWNER},
+        {"source": Customer.Source.REFERRAL},
+        {"province": "广东省"},
+        {"province": "广东省", "city": "深圳市"},
+        {"province": "浙江省", "kind": Customer.Kind.OWNER},
+        {"city": "上海市", "source": Customer.Source.REFERRAL},
+    ]
+    return ["/customers/pool/" + (f"?{urlencode(f)}" if f else "") for f in filters]
 
 
 def pinyin_searches(fx: Fixtures) -> list[str]:
@@ -241,6 +270,25 @@ SCENARIOS: list[Scenario] = [
         PAGE,
         requests=lambda fx: [f"/customers/{pk}/" for pk in fx.sales_customer_ids],
         needs=(built("contact_logs"),),
+    ),
+    Scenario(
+        "customers.pool",
+        Goal("p95 < 100 ms (公海 by kind, source and region)", "p95_ms", 100),
+        requests=pool_filters,
+        needs=(built("customers"),),
+    ),
+    Scenario(
+        "customers.pool_preview",
+        PAGE,
+        requests=lambda fx: [f"/customers/pool/{pk}/" for pk in fx.pool_customer_ids],
+        needs=(built("customers"),),
+    ),
+    Scenario(
+        "notifications.list",
+        PAGE,
+        role="service",
+        requests=lambda fx: ["/notifications/"],
+        needs=(built("tickets"),),
     ),
     Scenario(
         "service.queue",

@@ -970,6 +970,42 @@ SCALE_TRANSITIONS = Dataset(
 )
 
 
+# The bell's history: each assigned ticket told its agent so when it was assigned
+# (about 20,000 notifications per agent at full size, the unread ones the open tickets').
+SCALE_NOTIFICATIONS = Dataset(
+    name="notifications",
+    model="notifications.Notification",
+    rows=SIZES,
+    unit="tickets",
+    source=(
+        "service_ticket AS t CROSS JOIN LATERAL (SELECT t.id AS i) AS g "
+        "WHERE t.id BETWEEN {start} AND {stop} AND t.assignee_id IS NOT NULL"
+    ),
+    base={
+        "ticket": "t.id",
+        "assignee": "t.assignee_id",
+        "reference": "t.reference",
+        "subject": "t.subject",
+        "status": "t.status",
+        "opened": "t.created_at",
+        "finished": "coalesce(t.resolved_at, t.closed_at)",
+    },
+    columns={
+        "recipient_id": "assignee",
+        "title": "'新工单分派给你：' || reference",
+        "body": "subject",
+        "url": "'/service/t/' || reference || '/'",
+        "reason": "'你是该工单的处理人'",
+        "group_key": "''",
+        "grouped_into_id": "NULL",
+        "idempotency_key": "'bench:assigned:' || ticket",
+        "emailed_at": "NULL",
+        "created_at": "opened + interval '5 seconds'",
+        "read_at": "CASE WHEN status IN ('resolved', 'closed') THEN finished END",
+    },
+)
+
+
 def scale_prepare(staff: Staff) -> Reference:
     """SLA policies for every type and priority (and key accounts), the working
     calendar, the category tree with its teams and the canned replies. Idempotent.
@@ -1106,7 +1142,12 @@ seeding.register(
     __name__,
     demo=seed_demo,
     scale=seeding.Scale(
-        datasets=[SCALE_TICKETS, SCALE_MESSAGES, SCALE_TRANSITIONS],
+        datasets=[
+            SCALE_TICKETS,
+            SCALE_MESSAGES,
+            SCALE_TRANSITIONS,
+            SCALE_NOTIFICATIONS,
+        ],
         prepare=scale_prepare,
         lookups=scale_lookups,
         lookups_label="service lookup tables (business minutes, teams, SLA policies)",
