@@ -85,6 +85,7 @@ def test_the_navbar_is_in_the_registered_order():
         "service:ticket_queue",
         "handover:event_list",
         "service:workorder_list",
+        "settings:index",
         "admin:index",
     ]
 
