@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "customers",
     "service",
     "service.handover",
+    "culture.deals",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,230 @@
+"""Deals (商机) and the payments received on them (回款), which are what Kehu counts as
+revenue. A deal belongs to its end customer and, when it flows through a dealer,
+distributor or agent, also names that channel customer: revenue counts for both views,
+which are never added together (../shared/domain/culture.md, "Dealer revenue")."""
+
+from __future__ import annotations
+
+import pghistory
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class DealStage(models.Model):
+    """A configurable step of the pipeline (来访 → 认筹 → 认购 → 签约 → 回款 by default)."""
+
+    name = models.CharField(_("阶段名称"), max_length=30)
+    code = models.SlugField(_("代码"), max_length=30, unique=True)
+    position = models.PositiveSmallIntegerField(_("顺序"))
+    # Weighted forecast: open pipeline value × probability / 100.
+    probability = models.PositiveSmallIntegerField(_("赢单概率（%）"), default=0)
+    # Reaching a won stage marks the deal won (签约); later stages (回款) stay won.
+    is_won = models.BooleanField(_("视为成交"), default=False)
+    is_active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("商机阶段")
+        verbose_name_plural = _("商机阶段")
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(probability__lte=100), name="dealstage_probability_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+    exclude=["version", "updated_at", "received_total"],
+)
+class Deal(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("进行中")
+        WON = "won", _("已成交")
+        LOST = "lost", _("已输单")
+
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="deals",
+        verbose_name=_("客户"),
+    )
+    # The dealer, distributor or agent the deal flows through, if any.
+    channel = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="channel_deals",
+        verbose_name=_("渠道（经销/分销/代理）"),
+    )
+    title = models.CharField(_("商机名称"), max_length=100)
+    product = models.CharField(_("产品/房号"), max_length=100, blank=True)
+    amount = models.DecimalField(_("金额（元）"), max_digits=14, decimal_places=2)
+    stage = models.ForeignKey(
+        DealStage,
+        on_delete=models.PROTECT,
+        related_name="deals",
+        verbose_name=_("阶段"),
+    )
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status, default=Status.OPEN
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="deals",
+        verbose_name=_("负责人"),
+    )
+    team = models.ForeignKey(
+        "accounts.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deals",
+        verbose_name=_("团队"),
+    )
+    expected_close_on = models.DateField(_("预计成交日期"), null=True, blank=True)
+    closed_on = models.DateField(_("实际成交日期"), null=True, blank=True)
+    lost_reason = models.CharField(_("输单原因"), max_length=200, blank=True)
+    # Sum of this deal's payments, kept by the payment services in the same transaction.
+    received_total = models.DecimalField(
+        _("已回款（元）"), max_digits=14, decimal_places=2, default=0
+    )
+    stage_changed_at = models.DateTimeField(_("阶段变更时间"), auto_now_add=True)
+    # Optimistic concurrency: an edit or a move carries the version it was read at.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("商机")
+        verbose_name_plural = _("商机")
+        permissions = [("import_deal", _("可导入商机"))]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="deal_customer"),
+            models.Index(
+                fields=["channel", "-created_at"],
+                name="deal_channel",
+                condition=Q(channel__isnull=False),
+            ),
+            models.Index(fields=["owner", "status", "stage"], name="deal_owner_stage"),
+            models.Index(fields=["team", "status", "stage"], name="deal_team_stage"),
+            models.Index(
+                fields=["stage", "-updated_at", "-id"],
+                name="deal_open_stage",
+                condition=Q(status="open"),
+            ),
+            models.Index(fields=["-updated_at", "-id"], name="deal_recent"),
+            models.Index(fields=["closed_on"], name="deal_closed_on"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="deal_amount_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="lost") | ~Q(lost_reason=""),
+                name="deal_lost_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__isnull=True) | ~Q(channel=models.F("customer")),
+                name="deal_channel_not_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("deals:deal_detail", args=[self.pk])
+
+
+class DealStageChange(models.Model):
+    """Each move of a deal between stages: the pipeline's history and timeline source."""
+
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, related_name="stage_changes"
+    )
+    from_stage = models.ForeignKey(
+        DealStage, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    to_stage = models.ForeignKey(DealStage, on_delete=models.PROTECT, related_name="+")
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["deal", "-at"], name="dealstagechange_deal")]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id}: {self.from_stage_id} → {self.to_stage_id}"
+
+
+@pghistory.track(
+    pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent()
+)
+class Payment(models.Model):
+    """Money received (回款): Kehu's revenue. Customer and channel are copied from the
+    deal so that revenue per customer, per channel and per period reads one table."""
+
+    deal = models.ForeignKey(
+        Deal, on_delete=models.PROTECT, related_name="payments", verbose_name=_("商机")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="payments",
+        verbose_name=_("客户"),
+    )
+    channel = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="channel_payments",
+        verbose_name=_("渠道"),
+    )
+    amount = models.DecimalField(_("回款金额（元）"), max_digits=14, decimal_places=2)
+    received_on = models.DateField(_("回款日期"))
+    note = models.CharField(_("备注"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("登记人"),
+    )
+    created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("回款")
+        verbose_name_plural = _("回款")
+        indexes = [
+            models.Index(fields=["customer", "received_on"], name="payment_customer"),
+            models.Index(
+                fields=["channel", "received_on"],
+                name="payment_channel",
+                condition=Q(channel__isnull=False),
+            ),
+            models.Index(fields=["received_on"], name="payment_received_on"),
+            models.Index(fields=["deal", "received_on"], name="payment_deal"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payment_amount_gt_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deal} ¥{self.amount}"
