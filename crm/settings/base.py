@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "service",
     "service.handover",
     "culture.deals",
+    "culture.segments",
 ]
 
 MIDDLEWARE = [
