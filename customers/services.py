@@ -411,6 +411,9 @@ def customer_update(
         current = Customer.objects.select_for_update(no_key=True).get(pk=customer.pk)
         if current.version != version:
             raise EditConflict(current)
+        # Derived and kept by the payment services (culture.deals), which may have
+        # changed it since `customer` was read: never write back the stale figure.
+        customer.lifetime_value = current.lifetime_value
         _set_id_number(customer, id_number)
         if numbers is not None:
             _save_phones(customer, numbers)
@@ -964,7 +967,8 @@ def customer_merge(*, by: Any, survivor: Customer, duplicate: Customer) -> Custo
             Customer.objects.filter(pk=duplicate.pk).update(id_number_index=None)
             survivor.id_number_index = index
         survivor.tags = sorted(set(survivor.tags) | set(duplicate.tags))
-        survivor.lifetime_value += duplicate.lifetime_value
+        # lifetime_value (累计成交额) is derived from payments: the deals app's merge
+        # hook moves them and recomputes it.
         survivor.contact_count += duplicate.contact_count
         survivor.is_key_account = survivor.is_key_account or duplicate.is_key_account
         stamps = [

@@ -170,3 +170,25 @@ class WorkOrderFactory(factory.django.DjangoModelFactory):
     department = factory.SubFactory(DepartmentFactory)
     title = factory.Sequence(lambda n: f"后台事项{n}")
     due_at = factory.LazyFunction(_in_one_day)
+
+
+def deal_stage(code: str) -> object:
+    """One of the default stages (migration deals.0002): visit, pledge, subscribe,
+    sign, paid."""
+    from culture.deals.models import DealStage
+
+    return DealStage.objects.get(code=code)
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    """A bare deal row (no stage change, totals untouched); the services keep totals."""
+
+    class Meta:
+        model = "deals.Deal"
+
+    customer = factory.SubFactory(CustomerFactory)
+    owner = factory.SelfAttribute("customer.owner")
+    team = factory.SelfAttribute("owner.team")
+    title = factory.Sequence(lambda n: f"商机{n}")
+    amount = 1_000_000
+    stage = factory.LazyFunction(lambda: deal_stage("visit"))

@@ -7,10 +7,34 @@ from __future__ import annotations
 
 import pghistory
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+from crm.accounts import access
+from crm.core import bounds
+
+
+class DealQuerySet(models.QuerySet):
+    def visible_to(self, user: settings.AUTH_USER_MODEL) -> DealQuerySet:
+        """The deals of `user`'s scope (owner/team, KEHU_VISIBILITY); nothing for a
+        role without deal pages (the service desk, no role)."""
+        if not user.is_authenticated or not user.has_perm("deals.view_deal"):
+            return self.none()
+        return access.filter_visible(self, user)
+
+    def open(self) -> DealQuerySet:
+        return self.filter(status="open")
+
+
+class PaymentQuerySet(models.QuerySet):
+    def visible_to(self, user: settings.AUTH_USER_MODEL) -> PaymentQuerySet:
+        if not user.is_authenticated or not user.has_perm("deals.view_deal"):
+            return self.none()
+        return access.filter_visible(self, user, owner="deal__owner", team="deal__team")
 
 
 class DealStage(models.Model):
@@ -105,6 +129,8 @@ class Deal(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
+    objects = DealQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("商机")
         verbose_name_plural = _("商机")
@@ -125,6 +151,22 @@ class Deal(models.Model):
             ),
             models.Index(fields=["-updated_at", "-id"], name="deal_recent"),
             models.Index(fields=["closed_on"], name="deal_closed_on"),
+            # The list's filters (docs/deals.md, "Indexes").
+            models.Index(fields=["expected_close_on", "id"], name="deal_expected"),
+            models.Index(fields=["amount", "id"], name="deal_amount"),
+            models.Index(fields=["status", "-updated_at", "-id"], name="deal_status"),
+            models.Index(
+                fields=["stage", "status", "-updated_at", "-id"], name="deal_stage"
+            ),
+            models.Index(
+                fields=["owner", "-updated_at", "-id"], name="deal_owner_recent"
+            ),
+            models.Index(
+                fields=["team", "-updated_at", "-id"], name="deal_team_recent"
+            ),
+            GinIndex(
+                OpClass(Upper("title"), name="gin_trgm_ops"), name="deal_title_trgm"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -137,6 +179,9 @@ class Deal(models.Model):
             models.CheckConstraint(
                 condition=Q(channel__isnull=True) | ~Q(channel=models.F("customer")),
                 name="deal_channel_not_customer",
+            ),
+            bounds.date_in_range(
+                "expected_close_on", "closed_on", name="deal_dates_in_range"
             ),
         ]
 
@@ -207,6 +252,8 @@ class Payment(models.Model):
     )
     created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
 
+    objects = PaymentQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("回款")
         verbose_name_plural = _("回款")
@@ -224,6 +271,7 @@ class Payment(models.Model):
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="payment_amount_gt_0"
             ),
+            bounds.date_in_range("received_on", name="payment_received_on_range"),
         ]
 
     def __str__(self) -> str:

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from culture.deals import services as deal_services
 from customers import selectors, services
 from customers.models import (
     ContactLog,
@@ -267,7 +268,6 @@ def pair(sales_rep, teammate):
         is_organization=True,
         kind="enterprise",
         tags=["大客户"],
-        lifetime_value=500,
     )
     duplicate = add(
         teammate,
@@ -277,7 +277,6 @@ def pair(sales_rep, teammate):
         is_organization=True,
         kind="enterprise",
         tags=["老客户"],
-        lifetime_value=1000,
         email="hw@example.com",
     )
     services.profile_update(
@@ -297,6 +296,17 @@ def pair(sales_rep, teammate):
         due_at=timezone.now() + dt.timedelta(days=1),
         note="送合同",
     )
+    # 累计成交额 is derived from payments (culture.deals): 500 and 1,000 received.
+    for owner, customer, amount in (
+        (sales_rep, survivor, 500),
+        (teammate, duplicate, 1000),
+    ):
+        deal = deal_services.deal_create(
+            by=owner, customer=customer, data={"title": "合同", "amount": 5000}
+        )
+        deal_services.payment_add(
+            by=owner, deal=deal, amount=amount, received_on=timezone.localdate()
+        )
     member = add(teammate, "张伟", organization=duplicate)
     dealer = add(
         teammate,
