@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "service.handover",
     "culture.deals",
     "culture.segments",
+    "culture.dashboards",
 ]
 
 MIDDLEWARE = [
@@ -301,6 +302,9 @@ KEHU_DORMANT_KEY_ACCOUNT_DAYS = env.int("KEHU_DORMANT_KEY_ACCOUNT_DAYS", default
 # The scheduled-action pipeline (crm/scheduler): how often the sweeper runs and how long
 # a claimed action may take before another worker may claim it again.
 KEHU_SWEEP_SECONDS = env.float("KEHU_SWEEP_SECONDS", default=15)
+# The managers' dashboard: minutes between two incremental refreshes of its rollups
+# (culture/dashboards/rollups.py, a scheduled action that re-arms itself).
+KEHU_ROLLUP_MINUTES = env.int("KEHU_ROLLUP_MINUTES", default=10)
 KEHU_ACTION_LEASE_SECONDS = env.int("KEHU_ACTION_LEASE_SECONDS", default=60)
 # A failed action is retried after KEHU_ACTION_BACKOFF_SECONDS x 2 ** attempts (at most
 # 30 x that), and after KEHU_ACTION_MAX_ATTEMPTS deliveries it is parked as needs_review
