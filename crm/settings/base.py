@@ -326,6 +326,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.customers_daily_task",
         "schedule": crontab(hour=7, minute=0),
     },
+    # Arms the managers' dashboard's next rollup refresh (a scheduled action) if the
+    # chain of refreshes stopped; idempotent per time slot.
+    "dashboards-rollups-arm": {
+        "task": "culture.dashboards.tasks.rollups_arm_task",
+        "schedule": KEHU_ROLLUP_MINUTES * 60,
+    },
     # Double-submission tokens (crm/core/once.py) older than a week.
     "form-submissions-purge": {
         "task": "crm.core.tasks.form_submissions_purge_task",
