@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 
@@ -200,13 +201,15 @@ def test_the_refresh_is_a_scheduled_action_that_arms_the_next(db):
     tasks.rollups_arm_task()
     tasks.rollups_arm_task()  # a second beat tick in the same slot adds nothing
     first = ScheduledAction.objects.get(kind=rollups.REFRESH_KIND)
-    rollups.refresh_handler(first)
     following = ScheduledAction.objects.filter(
         kind=rollups.REFRESH_KIND, state="pending"
     ).exclude(pk=first.pk)
-    assert following.count() == 1
-    rollups.refresh_handler(first)  # redelivered: nothing scheduled twice
-    assert following.count() == 1
+    with time_machine.travel(first.due_at + timedelta(seconds=5), tick=False):
+        rollups.refresh_handler(first)
+        assert following.count() == 1
+        assert following.get().due_at == first.due_at + rollups.interval()
+        rollups.refresh_handler(first)  # redelivered: nothing scheduled twice
+        assert following.count() == 1
     assert RollupState.objects.get(name="daily_activity").last_updated_at
 
 
