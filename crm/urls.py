@@ -41,6 +41,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("service/", include("service.urls")),
     path("handover/", include("service.handover.urls")),
+    path("segments/", include("culture.segments.urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from crm.core import bounds
-from customers import identity, phones
+from customers import hooks, identity, phones
 from customers.models import ContactLog, Customer, CustomerProfile, FollowUp
 
 # The organisation and parent selects list this many organisations (plus the one
@@ -321,7 +321,9 @@ class CustomerFilterForm(forms.Form):
         ],
     )
 
-    def __init__(self, *args: Any, owners: Any, teams: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, owners: Any, teams: Any, user: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].choices = [("", _("全部负责人"))] + [
             (u.pk, str(u)) for u in owners
@@ -329,6 +331,12 @@ class CustomerFilterForm(forms.Form):
         self.fields["team"].choices = [("", _("全部团队"))] + [
             (t.pk, str(t)) for t in teams
         ]
+        # Other apps' filters (customers/hooks.py), e.g. ?segment=<id>.
+        self.extra_filters = []
+        if user is not None:
+            for name, list_filter in hooks.list_filters.items():
+                self.fields[name] = list_filter.field(user)
+                self.extra_filters.append(name)
         for field in self.fields.values():
             css = (
                 "form-check-input"
@@ -352,6 +360,16 @@ class CustomerFilterForm(forms.Form):
             self.data = self.data.copy()
             self.data["sort"] = "recent"
         super().full_clean()
+
+    def extra_filter_badges(self) -> list[tuple[Any, str]]:
+        """(label, value) of the other apps' filters in use, for the list's badges."""
+        if not self.is_bound or not self.is_valid():
+            return []
+        return [
+            (self.fields[name].label, str(self.cleaned_data[name]))
+            for name in self.extra_filters
+            if self.cleaned_data.get(name) not in (None, "")
+        ]
 
     def filters(self) -> dict[str, Any]:
         if not self.is_valid():

@@ -15,7 +15,7 @@ from django.utils.translation import gettext, gettext_lazy, pgettext
 
 from crm.accounts import access
 from crm.accounts.models import Team
-from customers import masking, search, timeline
+from customers import hooks, masking, search, timeline
 from customers.models import ContactLog, Customer, FollowUp, PoolEvent
 
 SORTS = {
@@ -65,6 +65,8 @@ def customer_list(
             customers = customers.filter(**{field: value})
         elif field == "is_key_account":
             customers = customers.filter(is_key_account=True)
+        elif field in hooks.list_filters:
+            customers = hooks.list_filters[field].apply(customers, value)
     return customers.order_by(*SORTS.get(sort, SORTS["recent"]))
 
 
@@ -397,6 +399,7 @@ def export_filters(*, user: Any, params: Any) -> ExportFilters | None:
         params or None,
         owners=owner_choices(user=user),
         teams=team_choices(user=user),
+        user=user,
     )
     if form.is_bound and not form.is_valid():
         return None

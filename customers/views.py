@@ -76,6 +76,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         params or None,
         owners=owners,
         teams=list(selectors.team_choices(user=request.user)),
+        user=request.user,
         renderer=form_renderer.FAST,
     )
     valid = not form.is_bound or form.is_valid()

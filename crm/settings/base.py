@@ -332,6 +332,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "culture.dashboards.tasks.rollups_arm_task",
         "schedule": KEHU_ROLLUP_MINUTES * 60,
     },
+    # A refresh of every dynamic segment (culture/segments), before the working day.
+    "segments-daily": {
+        "task": "culture.segments.tasks.segments_daily_task",
+        "schedule": crontab(hour=5, minute=30),
+    },
     # Double-submission tokens (crm/core/once.py) older than a week.
     "form-submissions-purge": {
         "task": "crm.core.tasks.form_submissions_purge_task",
