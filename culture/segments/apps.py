@@ -26,6 +26,6 @@ class SegmentsConfig(AppConfig):
                 pgettext_lazy("navigation", "客户分群"),
                 "segments:segment_list",
                 roles=services.USER_ROLES,
-                order=15,
+                order=55,
             )
         )

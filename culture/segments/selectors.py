@@ -88,7 +88,7 @@ def history(*, user: Any, segment: Segment) -> list[SegmentMembershipEvent]:
     return list(
         SegmentMembershipEvent.objects.filter(segment=segment, customer__in=visible)
         .select_related("customer")
-        .only("pk", "action", "at", "reason", "customer__pk", "customer__name")
+        .only("id", "action", "at", "reason", "customer__id", "customer__name")
         .order_by("-at", "-id")[:HISTORY_ROWS]
     )
 

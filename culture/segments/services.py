@@ -71,7 +71,7 @@ def _check_definition(by: Any, segment: Segment) -> None:
         and by.role not in SHARING_ROLES
     ):
         raise ValidationError({"visibility": _("销售只能创建仅自己可见的分群。")})
-    if segment.visibility != Segment.Visibility.PRIVATE and not by.team_id:
+    if segment.visibility != Segment.Visibility.PRIVATE and not segment.team_id:
         raise ValidationError({"visibility": _("不在任何团队中，无法共享。")})
     if segment.kind == Segment.Kind.DYNAMIC:
         try:

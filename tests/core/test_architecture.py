@@ -85,6 +85,7 @@ def test_the_navbar_is_in_the_registered_order():
         "service:ticket_queue",
         "handover:event_list",
         "service:workorder_list",
+        "segments:segment_list",
         "settings:index",
         "admin:index",
     ]
@@ -105,4 +106,5 @@ def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
     expected = ["首页", "客户", "服务台", "入伙"]
     if sales_rep.team_id:
         expected.append("后台工单")
+    expected.append("客户分群")
     assert [str(label) for label in labels] == expected
