@@ -19,6 +19,7 @@ urlpatterns = [
     path("system/actions/", include("crm.scheduler.urls")),
     # The admins' settings area (crm/core/crud.py) and the desk's sections of it.
     path("settings/desk/", include("service.admin_urls")),
+    path("settings/deals/", include("culture.deals.admin_urls")),
     path("settings/", include("crm.core.settings_urls")),
     path(
         "accounts/login/",
@@ -42,6 +43,7 @@ urlpatterns = [
     path("service/", include("service.urls")),
     path("handover/", include("service.handover.urls")),
     path("segments/", include("culture.segments.urls")),
+    path("deals/", include("culture.deals.urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),

@@ -52,8 +52,9 @@ EDITABLE_FIELDS = (
     "notes",
     "organization",
     "parent",
-    "lifetime_value",
 )
+# 累计成交额 (lifetime_value) is not here: it is derived from payments, kept by the
+# deals app's payment services (culture/deals/services.py).
 PROFILE_FIELDS = CustomerProfile.PREFERENCE_FIELDS
 
 

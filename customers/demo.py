@@ -105,7 +105,6 @@ def _customers(wanted: int, users: dict[str, User], seed: int) -> int:
                 owner=owner,
                 team=owner.team if owner else None,
                 pool_entered_at=None if owner else timezone.now(),
-                lifetime_value=rng.choice([0, 0, 50_000, 1_200_000, 3_500_000]),
                 notes=story.note if rng.random() < 0.3 else "",
             )
         )

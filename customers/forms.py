@@ -140,14 +140,13 @@ class CustomerForm(forms.ModelForm):
             "email",
             "organization",
             "parent",
-            "lifetime_value",
             "notes",
         ]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, organizations: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for optional in ("source", "lifetime_value", "kind", "stage", "tier"):
+        for optional in ("source", "kind", "stage", "tier"):
             self.fields[optional].required = False
         # Only organisations the user may see can be chosen (no cross-team references).
         # The queryset validates what is posted; the select shows a bounded list.
@@ -201,10 +200,7 @@ class CustomerForm(forms.ModelForm):
             ),
             Fieldset(
                 _("其他"),
-                Row(
-                    Column("id_number", _duplicate_box("id_number")),
-                    Column("lifetime_value"),
-                ),
+                Row(Column("id_number", _duplicate_box("id_number"))),
                 "tags_text",
                 "notes",
             ),
@@ -251,7 +247,7 @@ class CustomerForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         # Optional in the form, never empty in the database: fall back to the defaults.
-        for field in ("source", "kind", "stage", "tier", "lifetime_value"):
+        for field in ("source", "kind", "stage", "tier"):
             if data.get(field) in (None, ""):
                 data[field] = Customer._meta.get_field(field).get_default()
         return data

@@ -266,6 +266,11 @@ class Payment(models.Model):
             ),
             models.Index(fields=["received_on"], name="payment_received_on"),
             models.Index(fields=["deal", "received_on"], name="payment_deal"),
+            # The customer timeline's payments, newest first.
+            models.Index(
+                fields=["customer", "-created_at", "-id"],
+                name="payment_customer_recent",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -39,3 +39,20 @@ def may(user: object, perm: str) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and permissions.may(
         user, perm
     )
+
+
+@register.simple_tag(takes_context=True)
+def customer_panels(context: template.Context, customer: object) -> str:
+    """The cards other apps registered for the customer page (customers/panels.py)."""
+    from django.template.loader import render_to_string
+    from django.utils.html import format_html_join
+
+    from customers import panels
+
+    request = context.get("request")
+    parts = [
+        render_to_string(name, panel_context, request=request)
+        for name, panel_context in panels.rendered(user=request.user, customer=customer)
+    ]
+    # Each part is a rendered (autoescaped, safe) template: joined without escaping.
+    return format_html_join("", "{}", ((part,) for part in parts))

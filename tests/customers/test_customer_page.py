@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from culture.deals import services as deal_services
 from customers import services
 from customers.models import ContactLog, Customer
 from tests.factories import ContactLogFactory, FollowUpFactory
@@ -210,7 +211,14 @@ def test_contacts_with_the_same_time_are_all_shown_across_pages(as_sales, sales_
 def test_the_profile_card_shows_the_one_to_one_preferences_at_the_top(
     as_sales, sales_rep
 ):
-    customer = add(sales_rep, "张三", lifetime_value=1234567)
+    customer = add(sales_rep, "张三")
+    # 累计成交额 is derived from payments (culture.deals).
+    deal = deal_services.deal_create(
+        by=sales_rep, customer=customer, data={"title": "合同", "amount": 2000000}
+    )
+    deal_services.payment_add(
+        by=sales_rep, deal=deal, amount=1234567, received_on=timezone.localdate()
+    )
     services.profile_update(
         by=sales_rep,
         customer=customer,

@@ -1,0 +1,242 @@
+"""The reads behind the deal pages, the pipeline board and the customer page's panel.
+
+Every page runs a fixed number of queries whatever the number of deals: the list is
+bounded (crm/core/pagination.py), the board shows the newest BOARD_CARDS cards per
+column in one UNION ALL query and its totals in one GROUP BY query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from crm.accounts import access
+from crm.accounts.models import Team
+from culture.deals.models import Deal, DealStage, DealStageChange, Payment
+from customers import search
+from customers.models import Customer
+
+BOARD_CARDS = 20
+# Won deals stay on the board's won columns this long after closing.
+BOARD_WON_DAYS = 30
+# Customers matched by a name search of the deal list (the newest first).
+SEARCH_CUSTOMERS = 500
+SORTS = {
+    "recent": ("-updated_at", "-id"),
+    "amount": ("-amount", "-id"),
+    "amount_asc": ("amount", "id"),
+    "expected": ("expected_close_on", "id"),
+    "created": ("-created_at", "-id"),
+}
+
+
+def stages(*, active_only: bool = True) -> list[DealStage]:
+    rows = DealStage.objects.order_by("position", "id")
+    return list(rows.filter(is_active=True) if active_only else rows)
+
+
+def owner_choices(*, user: Any) -> QuerySet:
+    """People whose deals `user` may filter by: the same scope as deals."""
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=["sales", "manager"])
+        .distinct()
+    )
+    scope = access.visibility_scope(user)
+    if scope == "all":
+        return users.order_by("username")
+    if scope == "department" and user.team_id:
+        return users.filter(team__department=user.team.department_id).order_by(
+            "username"
+        )
+    if scope == "team" and user.team_id:
+        return users.filter(team=user.team_id).order_by("username")
+    return users.filter(pk=user.pk)
+
+
+def team_choices(*, user: Any) -> QuerySet:
+    scope = access.visibility_scope(user)
+    teams = Team.objects.all()
+    if scope == "all":
+        return teams
+    if scope == "department" and user.team_id:
+        return teams.filter(department=user.team.department_id)
+    return teams.filter(pk=user.team_id) if user.team_id else teams.none()
+
+
+def channel_choices(*, user: Any) -> QuerySet:
+    from culture.deals.builder import CHANNEL_KINDS
+
+    return (
+        Customer.objects.visible_to(user)
+        .filter(kind__in=CHANNEL_KINDS, merged_into__isnull=True)
+        .order_by("name")
+    )
+
+
+def _search(deals: QuerySet, query: str) -> QuerySet:
+    """Title (trigram index on UPPER(title)) or the customer's name or phone."""
+    condition = Q(title_upper__contains=query.upper())
+    by_customer = search.condition(query)
+    if by_customer is not None:
+        ids = list(
+            Customer.objects.filter(by_customer)
+            .order_by("-id")
+            .values_list("pk", flat=True)[:SEARCH_CUSTOMERS]
+        )
+        condition |= Q(customer_id__in=ids) | Q(channel_id__in=ids)
+    return deals.annotate(title_upper=Upper("title")).filter(condition)
+
+
+def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> QuerySet:
+    """The visible deals matching `filters` (cleaned by forms.DealFilterForm)."""
+    deals = Deal.objects.visible_to(user).select_related(
+        "customer", "channel", "stage", "owner"
+    )
+    simple = {
+        "stage": "stage",
+        "status": "status",
+        "owner": "owner",
+        "team": "team",
+        "channel": "channel",
+        "customer": "customer",
+    }
+    for name, lookup in simple.items():
+        if filters.get(name):
+            deals = deals.filter(**{lookup: filters[name]})
+    if filters.get("amount_min") is not None:
+        deals = deals.filter(amount__gte=filters["amount_min"])
+    if filters.get("amount_max") is not None:
+        deals = deals.filter(amount__lte=filters["amount_max"])
+    if filters.get("expected_from"):
+        deals = deals.filter(expected_close_on__gte=filters["expected_from"])
+    if filters.get("expected_to"):
+        deals = deals.filter(expected_close_on__lte=filters["expected_to"])
+    if filters.get("q"):
+        deals = _search(deals, filters["q"])
+    return deals.order_by(*SORTS.get(sort, SORTS["recent"]))
+
+
+@dataclass
+class Column:
+    stage: DealStage
+    count: int = 0
+    total: Decimal = Decimal(0)
+    cards: list[Deal] = field(default_factory=list)
+    previous: DealStage | None = None
+    next: DealStage | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.count > len(self.cards)
+
+
+def _board_deals(user: Any, filters: dict[str, Any]) -> QuerySet:
+    since = timezone.localdate() - dt.timedelta(days=BOARD_WON_DAYS)
+    deals = Deal.objects.visible_to(user).filter(
+        Q(status=Deal.Status.OPEN) | Q(status=Deal.Status.WON, closed_on__gte=since)
+    )
+    if filters.get("owner"):
+        deals = deals.filter(owner=filters["owner"])
+    if filters.get("team"):
+        deals = deals.filter(team=filters["team"])
+    return deals
+
+
+def board(
+    *, user: Any, filters: dict[str, Any], only: list[int] | None = None
+) -> list[Column]:
+    """The pipeline board: one column per active stage with its count, ¥ total and
+    newest BOARD_CARDS cards. `only` limits it to some stages' columns (a move
+    re-renders the two columns it touched). Three queries whatever the data size."""
+    all_stages = stages()
+    columns = [Column(stage=s) for s in all_stages]
+    for i, column in enumerate(columns):
+        column.previous = all_stages[i - 1] if i > 0 else None
+        column.next = all_stages[i + 1] if i + 1 < len(all_stages) else None
+    if only is not None:
+        columns = [c for c in columns if c.stage.pk in only]
+    if not columns:
+        return []
+    ids = [c.stage.pk for c in columns]
+    deals = _board_deals(user, filters).filter(stage__in=ids)
+    totals = {
+        row["stage"]: row
+        for row in deals.order_by()
+        .values("stage")
+        .annotate(n=Count("id"), t=Sum("amount"))
+    }
+    parts = [
+        deals.filter(stage=stage_id)
+        .order_by("-updated_at", "-id")
+        .values_list("pk", flat=True)[:BOARD_CARDS]
+        for stage_id in ids
+    ]
+    card_ids = list(parts[0].union(*parts[1:], all=True)) if parts else []
+    cards = (
+        Deal.objects.filter(pk__in=card_ids)
+        .select_related("customer", "owner")
+        .order_by("-updated_at", "-id")
+    )
+    by_stage: dict[int, list[Deal]] = {}
+    for deal in cards:
+        by_stage.setdefault(deal.stage_id, []).append(deal)
+    for column in columns:
+        row = totals.get(column.stage.pk)
+        if row:
+            column.count, column.total = row["n"], row["t"] or Decimal(0)
+        column.cards = by_stage.get(column.stage.pk, [])
+    return columns
+
+
+def deal_page(*, deal: Deal) -> dict[str, Any]:
+    """The detail page: stage history and payments (bounded, newest first)."""
+    return {
+        "deal": deal,
+        "history": list(
+            DealStageChange.objects.filter(deal=deal)
+            .select_related("from_stage", "to_stage", "by")
+            .order_by("-at", "-id")[:50]
+        ),
+        "payments": list(
+            Payment.objects.filter(deal=deal)
+            .select_related("created_by")
+            .order_by("-received_on", "-id")[:100]
+        ),
+        "stages": stages(),
+    }
+
+
+def channel_revenue(customer: Customer) -> Decimal:
+    """Payments on deals that flowed through `customer` as channel: the channel's own
+    figure, shown beside and never added to its 累计成交额."""
+    total = Payment.objects.filter(channel=customer).aggregate(t=Sum("amount"))
+    return total["t"] or Decimal(0)
+
+
+def customer_panel(*, user: Any, customer: Customer) -> dict[str, Any]:
+    """The customer page's deals panel: the newest deals (as customer or channel)
+    that `user` may see, and the channel revenue for a channel customer."""
+    from culture.deals.builder import CHANNEL_KINDS
+
+    visible = Deal.objects.visible_to(user)
+    deals = list(
+        visible.filter(customer=customer)
+        .select_related("stage")
+        .order_by("-updated_at", "-id")[:5]
+    )
+    is_channel = customer.kind in CHANNEL_KINDS
+    return {
+        "customer": customer,
+        "deals": deals,
+        "is_channel": is_channel,
+        "channel_revenue": channel_revenue(customer) if is_channel else None,
+        "can_add": user.has_perm("deals.add_deal") and not customer.merged_into_id,
+    }
