@@ -44,6 +44,7 @@ urlpatterns = [
     path("handover/", include("service.handover.urls")),
     path("segments/", include("culture.segments.urls")),
     path("deals/", include("culture.deals.urls")),
+    path("dashboards/", include("culture.dashboards.urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),

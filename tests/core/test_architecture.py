@@ -73,7 +73,7 @@ def test_every_role_home_page_has_panels_from_the_apps():
     assert owners == {
         Role.SALES: {"customers"},
         Role.SERVICE: {"service"},
-        Role.MANAGER: {"customers"},
+        Role.MANAGER: {"dashboards"},  # the dashboard replaces customers' overview
         Role.ADMIN: {"customers", "core"},
     }
 
@@ -86,6 +86,7 @@ def test_the_navbar_is_in_the_registered_order():
         "service:ticket_queue",
         "handover:event_list",
         "service:workorder_list",
+        "dashboards:dashboard",
         "segments:segment_list",
         "settings:index",
         "admin:index",
@@ -107,5 +108,5 @@ def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
     expected = ["首页", "客户", "商机", "服务台", "入伙"]
     if sales_rep.team_id:
         expected.append("后台工单")
-    expected.append("客户分群")
+    expected += ["看板", "客户分群"]
     assert [str(label) for label in labels] == expected
