@@ -71,6 +71,8 @@ class DealFilterForm(forms.Form):
         self.fields["owner"].queryset = selectors.owner_choices(user=user)
         self.fields["team"].queryset = selectors.team_choices(user=user)
         self.fields["channel"].queryset = selectors.channel_choices(user=user)
+        for name in ("stage", "owner", "team"):
+            self.fields[name].empty_label = _("全部")
         for name, field in self.fields.items():
             is_choice = isinstance(field, forms.ChoiceField)
             css = (
@@ -102,6 +104,7 @@ class BoardFilterForm(forms.Form):
         self.fields["owner"].queryset = selectors.owner_choices(user=user)
         self.fields["team"].queryset = selectors.team_choices(user=user)
         for field in self.fields.values():
+            field.empty_label = _("全部")
             field.widget.attrs["class"] = "form-select form-select-sm"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.translation import gettext as _
 
-from culture.deals.models import DealStageChange, Payment
+from culture.deals.models import Deal, DealStageChange, Payment
 from customers.timeline import Entry
 
 
@@ -44,7 +44,7 @@ def stage_entries(customer: Any, before: datetime | None, limit: int) -> list[En
                 body=change.deal.lost_reason if change.to_status == "lost" else "",
                 actor=str(change.by) if change.by else "",
                 url=change.deal.get_absolute_url(),
-                badge=change.deal.get_status_display(),
+                badge=Deal.Status(change.to_status).label,
                 id=change.pk,
             )
         )
