@@ -569,12 +569,13 @@ def split_header(
     return header, records
 
 
-def map_headers(header: list[str]) -> dict[str, Any]:
+def map_headers(header: list[str], kind: str = "customers") -> dict[str, Any]:
     """{"fields": {column index: field}, "ignored": [headers not understood]}."""
+    lookup = KINDS[kind].header_lookup() if kind != "customers" else HEADER_LOOKUP
     fields: dict[int, str] = {}
     ignored = []
     for index, title in enumerate(header):
-        name = HEADER_LOOKUP.get(_header_key(title))
+        name = lookup.get(_header_key(title))
         if name and name not in fields.values():
             fields[index] = name
         elif title.strip():
@@ -590,7 +591,7 @@ class Inspection:
     total_rows: int
 
 
-def inspect_upload(upload: Any) -> Inspection:
+def inspect_upload(upload: Any, kind: str = "customers") -> Inspection:
     """Check an uploaded file before it is stored: type, size, readable, has names.
 
     Reads the whole file once (at most max_upload_bytes) to count rows; leaves the
@@ -611,8 +612,10 @@ def inspect_upload(upload: Any) -> Inspection:
     try:
         encoding, rows = read_rows(upload, file_format)
         header, records = split_header(rows)
-        columns = map_headers(header)
-        if "name" not in columns["fields"].values():
+        columns = map_headers(header, kind)
+        if kind != "customers":
+            KINDS[kind].check_columns(set(columns["fields"].values()))
+        elif "name" not in columns["fields"].values():
             raise ValidationError(
                 _("第一行没有找到“名称”（或“姓名”）列。请使用导入模板中的表头。")
             )
@@ -926,12 +929,15 @@ def _enqueue_execute(job_id: int) -> None:
     tasks.import_job_execute_task.delay(job_id)
 
 
-def import_job_create(*, by: Any, upload: Any, inspection: Inspection) -> ImportJob:
+def import_job_create(
+    *, by: Any, upload: Any, inspection: Inspection, kind: str = "customers"
+) -> ImportJob:
     """Store the file and queue its validation; the preview follows on the job page."""
-    if not permissions.may(by, IMPORT_PERM):
+    if not may_import(by, kind):
         raise PermissionDenied
     job = ImportJob(
         created_by=by,
+        kind=kind,
         original_name=PurePath(upload.name).name[:200],
         file_format=inspection.file_format,
         encoding=inspection.encoding,
@@ -1034,8 +1040,11 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
         with job.file.open("rb") as handle:
             _encoding, rows = read_rows(handle, job.file_format)
             header, records = split_header(rows)
-            checker = RowChecker(
-                by=job.created_by, fields=map_headers(header)["fields"]
+            fields = map_headers(header, job.kind)["fields"]
+            checker = (
+                RowChecker(by=job.created_by, fields=fields)
+                if job.kind == "customers"
+                else KINDS[job.kind].checker(by=job.created_by, fields=fields)
             )
             for batch in _batches(
                 itertools.islice(records, max_rows()), VALIDATE_BATCH
@@ -1091,7 +1100,7 @@ class _Ended(Exception):
 
 def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
     """ "Import all valid rows": queue the import of a previewed job."""
-    if not permissions.may(by, IMPORT_PERM) or job.created_by_id != by.pk:
+    if not may_import(by, job.kind) or job.created_by_id != by.pk:
         raise PermissionDenied
     if job.valid_rows == 0:
         raise ValidationError(_("没有可导入的有效数据。"))
@@ -1204,11 +1213,7 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
     if job is None:
         return None
     by = job.created_by
-    if not (
-        by.is_active
-        and permissions.may(by, IMPORT_PERM)
-        and by.has_perm("customers.add_customer")
-    ):
+    if not (by.is_active and may_import(by, job.kind) and _may_create(by, job.kind)):
         _fail(job, _("导入人已没有导入权限，导入已停止。"))
         return job
     try:
@@ -1258,6 +1263,9 @@ def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
         )
         if not rows:
             return 0
+        if job.kind != "customers":
+            KINDS[job.kind].import_rows(job, rows, by)
+            return len(rows)
         owner_ids = {row.data.get("owner_id") for row in rows} - {None}
         owners = (
             get_user_model()
@@ -1496,7 +1504,11 @@ def import_job_page(*, job: ImportJob) -> dict[str, Any]:
     context: dict[str, Any] = {
         "job": job,
         # The first accepted header of each recognised column, as the template has it.
-        "recognised_columns": [COLUMNS[name][0] for name in fields.values()],
+        "recognised_columns": [
+            (COLUMNS if job.kind == "customers" else KINDS[job.kind].columns)[name][0]
+            for name in fields.values()
+        ],
+        "kind": KINDS.get(job.kind),
         "ignored_columns": job.columns.get("ignored", []),
         "problem_rows": [],
         "valid_sample": [],
@@ -1548,3 +1560,67 @@ def import_report_rows(*, job: ImportJob) -> Iterator[list[str]]:
 
 def template_rows() -> list[list[str]]:
     return [[header for header, _hint in TEMPLATE_HEADERS], TEMPLATE_EXAMPLE]
+
+
+# --- other kinds of records --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportKind:
+    """Another app's records imported through this module's reading, preview, job,
+    expiry and report (deals: culture/deals/imports.py registers one in ready()).
+
+    `checker(by=, fields=)` returns an object whose `check(batch)` turns
+    (line, cells) pairs into ImportRows (valid with `data`, or invalid with reasons);
+    `import_rows(job, rows, by)` imports locked VALID rows inside the chunk's
+    transaction: it marks each row IMPORTED or SKIPPED (row.save) and adds to the
+    job's imported_rows / skipped_rows counters.
+    """
+
+    key: str
+    label: Any  # "商机"
+    perm: str  # needed to upload, confirm and run
+    create_perm: str  # what the rows create (checked again when the job runs)
+    columns: dict[str, tuple[str, ...]]
+    required: tuple[tuple[str, Any], ...]  # (field, message when its column is missing)
+    checker: Any
+    import_rows: Any
+    template_headers: list[tuple[str, Any]]
+    template_example: list[str]
+    upload_url: str  # URL name of the kind's upload page
+    list_url: str  # where the imported records are listed
+    owner_note: Any = ""
+
+    def header_lookup(self) -> dict[str, str]:
+        return {
+            _header_key(alias): name
+            for name, aliases in self.columns.items()
+            for alias in aliases
+        }
+
+    def check_columns(self, found: set[str]) -> None:
+        for name, message in self.required:
+            if name not in found:
+                raise ValidationError(message)
+
+
+CUSTOMERS = "customers"
+KINDS: dict[str, ImportKind] = {}
+
+
+def register_kind(kind: ImportKind) -> None:
+    if kind.key == CUSTOMERS:
+        raise ValueError("customers is this module's own kind")
+    KINDS[kind.key] = kind
+
+
+def may_import(by: Any, kind: str) -> bool:
+    if kind == CUSTOMERS:
+        return permissions.may(by, IMPORT_PERM)
+    return kind in KINDS and by.has_perm(KINDS[kind].perm)
+
+
+def _may_create(by: Any, kind: str) -> bool:
+    if kind == CUSTOMERS:
+        return by.has_perm("customers.add_customer")
+    return by.has_perm(KINDS[kind].create_perm)

@@ -21,8 +21,13 @@ class ImportUploadForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, kind: str = imports.CUSTOMERS, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.kind = kind
+        if kind != imports.CUSTOMERS:
+            self.fields["file"].label = _("数据文件")
         self.inspection: imports.Inspection | None = None
         self.helper = FormHelper()
         self.helper.attrs = {"data-testid": "import-upload"}
@@ -31,7 +36,7 @@ class ImportUploadForm(forms.Form):
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         try:
-            self.inspection = imports.inspect_upload(upload)
+            self.inspection = imports.inspect_upload(upload, self.kind)
         except ValidationError as error:
             raise forms.ValidationError(error.messages) from error
         return upload

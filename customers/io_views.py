@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -35,12 +35,15 @@ RECENT_REQUESTS = 50
 
 
 def _job(request: HttpRequest, pk: int) -> ImportJob:
-    """Only the importing user sees a job (404 for everyone else)."""
-    permissions.require(request.user, imports.IMPORT_PERM)
-    return access.get_object_for(
+    """Only the importing user sees a job (404 for everyone else), and only while
+    allowed to import its kind of records (customers, or another app's: deals)."""
+    job = access.get_object_for(
         ImportJob.objects.filter(created_by=request.user).select_related("created_by"),
         pk,
     )
+    if not imports.may_import(request.user, job.kind):
+        raise PermissionDenied
+    return job
 
 
 def _csv_download(chunks: Any, filename: str) -> StreamingHttpResponse:
@@ -72,9 +75,9 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         "form": form,
         "columns": imports.TEMPLATE_HEADERS,
         "max_rows": imports.max_rows(),
-        "recent_jobs": ImportJob.objects.filter(created_by=request.user).order_by(
-            "-created_at"
-        )[:RECENT_JOBS],
+        "recent_jobs": ImportJob.objects.filter(
+            created_by=request.user, kind=imports.CUSTOMERS
+        ).order_by("-created_at")[:RECENT_JOBS],
     }
     return render(request, "customers/import_upload.html", context)
 
@@ -130,6 +133,9 @@ def import_job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect(job)
+    if job.kind != imports.CUSTOMERS:
+        messages.info(request, _("已取消导入，没有写入任何数据。"))
+        return redirect(imports.KINDS[job.kind].upload_url)
     messages.info(request, _("已取消导入，没有写入任何客户。"))
     return redirect("customers:import_upload")
 

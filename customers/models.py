@@ -606,6 +606,9 @@ class ImportJob(models.Model):
         verbose_name=_("导入人"),
     )
     file = models.FileField(upload_to=_import_upload_path, blank=True)
+    # Which importer reads it (customers.imports.KINDS): customers, or another app's
+    # records (deals) through the same reading, preview and job machinery.
+    kind = models.CharField(_("导入类型"), max_length=20, default="customers")
     original_name = models.CharField(_("文件名"), max_length=200)
     file_format = models.CharField(max_length=4, choices=Format)
     encoding = models.CharField(max_length=20, blank=True)

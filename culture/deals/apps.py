@@ -14,8 +14,9 @@ class DealsConfig(AppConfig):
         from crm.accounts.roles import Role
         from crm.core import navigation
         from culture.deals import access, admin_views, services
+        from culture.deals import imports as deal_imports
         from culture.deals import timeline as deal_timeline
-        from customers import hooks, panels, timeline
+        from customers import hooks, imports, panels, timeline
 
         access.grant_all()
         hooks.register_merge_hook(services.merge_deals, note=services.merge_note)
@@ -33,6 +34,7 @@ class DealsConfig(AppConfig):
             )
         )
         admin_views.register_sections()
+        imports.register_kind(deal_imports.DEALS)
 
 
 def _panel(user: object, customer: object) -> dict | None:

@@ -7,18 +7,21 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access as platform_access
 from crm.core import bounds
+from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from culture.deals import access, forms, selectors, services
-from customers import search
-from customers.models import Customer
+from customers import exports, imports, search
+from customers.io_forms import ImportUploadForm
+from customers.models import Customer, ImportJob
 
 PER_PAGE = 25
 
@@ -312,3 +315,54 @@ def customer_options(request: HttpRequest) -> HttpResponse:
 
 def detail_url(deal_id: int) -> str:
     return reverse("deals:deal_detail", args=[deal_id])
+
+
+# --- import of historical deals (customers/imports.py machinery) -----------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@submit_once
+def import_upload(request: HttpRequest) -> HttpResponse:
+    from culture.deals import imports as deal_imports
+
+    access.require(request.user, "deals.import_deal")
+    form = ImportUploadForm(
+        request.POST or None, request.FILES or None, kind=deal_imports.KIND
+    )
+    if request.method == "POST" and form.is_valid():
+        job = imports.import_job_create(
+            by=request.user,
+            upload=form.cleaned_data["file"],
+            inspection=form.inspection,
+            kind=deal_imports.KIND,
+        )
+        return redirect(job)
+    context = {
+        "form": form,
+        "columns": deal_imports.TEMPLATE_HEADERS,
+        "max_rows": imports.max_rows(),
+        "recent_jobs": ImportJob.objects.filter(
+            created_by=request.user, kind=deal_imports.KIND
+        ).order_by("-created_at")[:10],
+    }
+    return render(request, "deals/import_upload.html", context)
+
+
+@login_required
+@require_http_methods(["GET"])
+def import_template(request: HttpRequest) -> HttpResponse:
+    from culture.deals import imports as deal_imports
+
+    access.require(request.user, "deals.import_deal")
+    rows = [
+        [header for header, _hint in deal_imports.TEMPLATE_HEADERS],
+        deal_imports.TEMPLATE_EXAMPLE,
+    ]
+    response = StreamingHttpResponse(
+        exports.csv_chunks(rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        True, _("商机导入模板.csv")
+    )
+    return response
