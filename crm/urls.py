@@ -20,6 +20,7 @@ urlpatterns = [
     # The admins' settings area (crm/core/crud.py) and the desk's sections of it.
     path("settings/desk/", include("service.admin_urls")),
     path("settings/deals/", include("culture.deals.admin_urls")),
+    path("settings/value/", include("culture.value.admin_urls")),
     path("settings/", include("crm.core.settings_urls")),
     path(
         "accounts/login/",
@@ -48,6 +49,7 @@ urlpatterns = [
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),
+    path("value/", include("culture.value.urls")),
     # Before the admin's own: its sign-in takes the same limits as ours.
     path("admin/login/", accounts_views.AdminLoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),

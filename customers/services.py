@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -999,3 +999,43 @@ def _merge_profiles(survivor: Customer, duplicate: Customer) -> None:
     # A profile form opened before the merge must not overwrite what it brought.
     kept.version += 1
     kept.save()
+
+
+# --- tiers (set by the value app's rules, culture/value/services.py) ----------------------
+
+
+@retry_transient
+def customers_tier_set(
+    *, by: Any, tiers: dict[int, str]
+) -> list[tuple[int, str, str, int | None]]:
+    """Set the tier (A/B/C/D) of many customers in one statement; `by` is None for the
+    rules' scheduled job. Returns (id, old tier, new tier, owner id) of each customer
+    whose tier changed; the audit rows come from the customers' history triggers."""
+    if by is not None and not by.has_perm("customers.change_customer"):
+        raise PermissionDenied
+    bad = {t for t in tiers.values() if t not in Customer.Tier.values}
+    if bad:
+        raise ValidationError({"tier": _("价值等级须为 A、B、C 或 D。")})
+    if not tiers:
+        return []
+    ids, values = list(tiers), [tiers[pk] for pk in tiers]
+    table = Customer._meta.db_table
+    with transaction.atomic(), audited(by), connection.cursor() as cursor:
+        # The FROM's old row is the snapshot before this UPDATE: it gives the old tier.
+        cursor.execute(
+            f"""UPDATE {table} c SET tier = v.tier, version = c.version + 1,
+                       updated_at = now()
+                FROM unnest(%s::bigint[], %s::text[]) AS v(id, tier),
+                     {table} o
+                WHERE c.id = v.id AND o.id = c.id AND c.tier <> v.tier
+                RETURNING c.id, o.tier, c.tier, c.owner_id""",  # noqa: S608
+            [ids, values],
+        )
+        return cursor.fetchall()
+
+
+def customer_tier_set(*, by: Any, customer: Customer, tier: str) -> Customer:
+    """Set one customer's tier (audited); see customers_tier_set."""
+    customers_tier_set(by=by, tiers={customer.pk: tier})
+    customer.refresh_from_db()
+    return customer

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "culture.deals",
     "culture.segments",
     "culture.dashboards",
+    "culture.value",
 ]
 
 MIDDLEWARE = [
@@ -336,6 +337,12 @@ CELERY_BEAT_SCHEDULE = {
     "segments-daily": {
         "task": "culture.segments.tasks.segments_daily_task",
         "schedule": crontab(hour=5, minute=30),
+    },
+    # Customer value (culture/value): schedules the revenue rollup's refresh and the
+    # daily RFM and tier job as scheduled actions.
+    "value-tick": {
+        "task": "culture.value.tasks.value_tick_task",
+        "schedule": 300,
     },
     # Double-submission tokens (crm/core/once.py) older than a week.
     "form-submissions-purge": {

@@ -1,0 +1,388 @@
+"""The value pages' reads: Pareto per period (both views), the 80 % set and how it
+changed, the RFM grid and its cells, tier changes. Each runs a fixed number of
+queries, in SQL over the monthly rollup (value_customerrevenue), never over all
+customers in Python. Definitions: docs/value.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Avg, Count, QuerySet, Sum
+
+from crm.accounts.roles import Role
+from culture.value import rollups
+from culture.value.models import CustomerValue, RollupState, TierChange
+from culture.value.periods import Period
+from customers.models import Customer
+
+VIEWS = ("customer", "channel")
+CHANNEL_KINDS = (
+    Customer.Kind.DEALER,
+    Customer.Kind.DISTRIBUTOR,
+    Customer.Kind.AGENT,
+    Customer.Kind.WHOLESALER,
+)
+TOP_SHARE = Decimal("0.2")
+CORE_SHARE = Decimal("0.8")
+CURVE_POINTS = 200
+PAGE_SIZE = 50
+SET_CHANGES = ("entered", "left", "stayed")
+
+
+# --- scope ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The customers a user's value figures are about (the denominator)."""
+
+    queryset: QuerySet
+    is_all: bool  # every verified customer: the rollup needs no join
+    key: str
+
+
+def scope_for(user: Any) -> Scope:
+    """Admins: every verified customer; managers: their department's (visible_to);
+    sales: the customers they own (their share). Merged duplicates never count."""
+    base = Customer.objects.filter(is_verified=True, merged_into__isnull=True)
+    if user.role == Role.ADMIN:
+        return Scope(base, True, "all")
+    if user.role == Role.MANAGER:
+        return Scope(
+            Customer.objects.visible_to(user).filter(
+                is_verified=True, merged_into__isnull=True
+            ),
+            False,
+            f"user:{user.pk}",
+        )
+    if user.role == Role.SALES:
+        return Scope(base.filter(owner=user), False, f"owner:{user.pk}")
+    return Scope(base.none(), False, "none")
+
+
+def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
+    sql, params = scope.queryset.values("id").query.sql_with_params()
+    return sql, list(params)
+
+
+# --- Pareto -----------------------------------------------------------------------------
+
+
+def _column(view: str) -> str:
+    return "channel_amount" if view == "channel" else "amount"
+
+
+def _ranked(name: str, period: Period, view: str, scope: Scope) -> tuple[str, list]:
+    """CTEs `<name>_rev` and `<name>` (cid, revenue, rn, cum, total) for one period:
+    customers with revenue, ranked by revenue descending (ties: lower id first)."""
+    column = _column(view)
+    rollup = "value_customerrevenue"
+    join, params = "", []
+    if not scope.is_all:
+        scope_sql, params = _scope_sql(scope)
+        join = f"JOIN ({scope_sql}) s ON s.id = r.customer_id"
+    sql = f"""
+        {name}_rev AS (
+            SELECT r.customer_id AS cid, SUM(r.{column}) AS revenue
+            FROM {rollup} r {join}
+            WHERE r.month >= %s AND r.month < %s AND r.{column} > 0
+            GROUP BY r.customer_id
+        ),
+        {name} AS (
+            SELECT cid, revenue,
+                   ROW_NUMBER() OVER w AS rn,
+                   SUM(revenue) OVER (w ROWS UNBOUNDED PRECEDING) AS cum,
+                   SUM(revenue) OVER () AS total
+            FROM {name}_rev
+            WINDOW w AS (ORDER BY revenue DESC, cid)
+        ),
+        {name}_core AS (
+            SELECT cid, rn, revenue FROM {name}
+            WHERE rn <= (SELECT MIN(rn) FROM {name} WHERE cum >= %s * total)
+        )
+    """  # noqa: S608
+    return sql, [*params, period.start, period.end, CORE_SHARE]
+
+
+def _denominator(view: str, scope: Scope, ranked: str) -> tuple[str, list]:
+    """Customers in scope (customer view); channel-kind customers in scope plus any
+    other in-scope customer with channel revenue in the period (channel view)."""
+    scope_sql, params = _scope_sql(scope)
+    if view == "customer":
+        return f"SELECT COUNT(*) FROM ({scope_sql}) d", params  # noqa: S608
+    kinds = ", ".join(["%s"] * len(CHANNEL_KINDS))
+    sql = f"""SELECT
+        (SELECT COUNT(*) FROM customers_customer c
+         WHERE c.id IN ({scope_sql}) AND c.kind IN ({kinds}))
+      + (SELECT COUNT(*) FROM {ranked} x JOIN customers_customer c ON c.id = x.cid
+         WHERE c.kind NOT IN ({kinds}))"""  # noqa: S608
+    return sql, [*params, *CHANNEL_KINDS, *CHANNEL_KINDS]
+
+
+@dataclass
+class Pareto:
+    period: Period
+    view: str
+    customers: int = 0  # the denominator: customers in scope
+    payers: int = 0  # of them, with revenue in the period
+    total: Decimal = Decimal(0)
+    top_count: int = 0  # the top 20 % of customers: ceil(0.2 × customers)
+    top_revenue: Decimal = Decimal(0)
+    core_count: int = 0  # customers making up 80 % of revenue
+    entered: int = 0
+    left: int = 0
+    stayed: int = 0
+    curve: list[list[float]] = field(default_factory=list)
+
+    @property
+    def top_share(self) -> float | None:
+        return float(self.top_revenue / self.total) if self.total else None
+
+    @property
+    def core_share_of_customers(self) -> float | None:
+        return self.core_count / self.customers if self.customers else None
+
+    @property
+    def zero_revenue(self) -> int:
+        return max(0, self.customers - self.payers)
+
+
+def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
+    """The figures and the curve of one period and view: two queries."""
+    cur_sql, cur_params = _ranked("cur", period, view, scope)
+    prev_sql, prev_params = _ranked("prev", period.previous(), view, scope)
+    den_sql, den_params = _denominator(view, scope, "cur")
+    sql = f"""
+        WITH {cur_sql}, {prev_sql},
+        den AS ({den_sql}),
+        summary AS (
+            SELECT (SELECT * FROM den) AS n,
+                   (SELECT COUNT(*) FROM cur) AS payers,
+                   (SELECT COALESCE(SUM(revenue), 0) FROM cur_rev) AS total
+        ),
+        k AS (SELECT GREATEST(1, CEIL(%s * n))::bigint AS k20 FROM summary),
+        moves AS (
+            SELECT COUNT(*) FILTER (WHERE p.cid IS NULL) AS entered,
+                   COUNT(*) FILTER (WHERE c.cid IS NULL) AS left_,
+                   COUNT(*) FILTER (WHERE c.cid IS NOT NULL AND p.cid IS NOT NULL)
+                     AS stayed
+            FROM cur_core c FULL OUTER JOIN prev_core p ON p.cid = c.cid
+        )
+        SELECT s.n, s.payers, s.total, k.k20,
+               (SELECT cum FROM cur WHERE rn = LEAST(k.k20, s.payers)),
+               (SELECT COUNT(*) FROM cur_core),
+               m.entered, m.left_, m.stayed
+        FROM summary s, k, moves m
+    """  # noqa: S608
+    result = Pareto(period=period, view=view)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*cur_params, *prev_params, *den_params, TOP_SHARE])
+        row = cursor.fetchone()
+        (
+            result.customers,
+            result.payers,
+            total,
+            result.top_count,
+            top_revenue,
+            result.core_count,
+            result.entered,
+            result.left,
+            result.stayed,
+        ) = row
+        result.total = Decimal(total or 0)
+        result.top_revenue = Decimal(top_revenue or 0)
+        if result.payers:
+            result.curve = _curve(cursor, cur_sql, cur_params, result)
+    result.curve = [[0.0, 0.0], *result.curve]
+    if result.customers and result.payers < result.customers:
+        result.curve.append([100.0, 100.0])  # customers with no revenue: flat at 100 %
+    return result
+
+
+def _curve(
+    cursor: Any, cur_sql: str, params: list, result: Pareto
+) -> list[list[float]]:
+    """At most CURVE_POINTS points of the curve, sampled in SQL: every step-th
+    customer by rank and the last one."""
+    step = max(1, -(-result.payers // (CURVE_POINTS - 1)))
+    cursor.execute(
+        f"""WITH {cur_sql}
+        SELECT rn, cum FROM cur WHERE rn %% %s = 0 OR rn = %s ORDER BY rn""",  # noqa: S608
+        [*params, step, result.payers],
+    )
+    n, total = result.customers or result.payers, result.total
+    return [
+        [round(rn * 100 / n, 2), round(float(cum * 100 / total), 2)]
+        for rn, cum in cursor.fetchall()
+    ]
+
+
+@dataclass
+class Row:
+    customer: Customer
+    rank: int
+    revenue: Decimal
+    previous: Decimal | None = None
+
+
+def core_customers(
+    *, period: Period, view: str, scope: Scope, after: int = 0, limit: int = PAGE_SIZE
+) -> tuple[list[Row], int | None]:
+    """One page of the customers making up 80 % of revenue, by rank (keyset: the
+    rank after which the page starts); two queries."""
+    cur_sql, params = _ranked("cur", period, view, scope)
+    sql = f"""WITH {cur_sql}
+        SELECT cid, rn, revenue FROM cur_core WHERE rn > %s ORDER BY rn LIMIT %s"""  # noqa: S608
+    return _rows(sql, [*params, after, limit + 1], limit)
+
+
+def set_changes(
+    *,
+    period: Period,
+    view: str,
+    scope: Scope,
+    which: str,
+    after: int = 0,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[Row], int | None]:
+    """Customers who entered, left or stayed in the 80 % set since the previous
+    period; keyset on the rank in the period that orders the list (the previous one
+    for those who left)."""
+    cur_sql, cur_params = _ranked("cur", period, view, scope)
+    prev_sql, prev_params = _ranked("prev", period.previous(), view, scope)
+    if which == "entered":
+        select = """SELECT c.cid, c.rn, c.revenue, pr.revenue FROM cur_core c
+            LEFT JOIN prev_core p ON p.cid = c.cid
+            LEFT JOIN prev pr ON pr.cid = c.cid
+            WHERE p.cid IS NULL AND c.rn > %s ORDER BY c.rn"""
+    elif which == "left":
+        select = """SELECT p.cid, p.rn, COALESCE(cr.revenue, 0), p.revenue
+            FROM prev_core p
+            LEFT JOIN cur_core c ON c.cid = p.cid
+            LEFT JOIN cur cr ON cr.cid = p.cid
+            WHERE c.cid IS NULL AND p.rn > %s ORDER BY p.rn"""
+    else:
+        select = """SELECT c.cid, c.rn, c.revenue, p.revenue FROM cur_core c
+            JOIN prev_core p ON p.cid = c.cid WHERE c.rn > %s ORDER BY c.rn"""
+    sql = f"WITH {cur_sql}, {prev_sql} {select} LIMIT %s"
+    return _rows(sql, [*cur_params, *prev_params, after, limit + 1], limit)
+
+
+def _rows(sql: str, params: list, limit: int) -> tuple[list[Row], int | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        raw = cursor.fetchall()
+    more = len(raw) > limit
+    raw = raw[:limit]
+    customers = Customer.objects.select_related("owner").in_bulk([r[0] for r in raw])
+    rows = [
+        Row(
+            customer=customers[r[0]],
+            rank=r[1],
+            revenue=Decimal(r[2] or 0),
+            previous=Decimal(r[3]) if len(r) > 3 and r[3] is not None else None,
+        )
+        for r in raw
+        if r[0] in customers
+    ]
+    return rows, (raw[-1][1] if more and raw else None)
+
+
+# --- RFM --------------------------------------------------------------------------------
+
+
+def _values(scope: Scope) -> QuerySet:
+    values = CustomerValue.objects.all()
+    if not scope.is_all:
+        values = values.filter(customer__in=scope.queryset)
+    return values
+
+
+def rfm_grid(*, scope: Scope) -> dict[str, Any]:
+    """The 5 × 5 R × F grid: customers and mean monetary per cell (one query)."""
+    cells = {
+        (row["r_score"], row["f_score"]): row
+        for row in _values(scope)
+        .values("r_score", "f_score")
+        .annotate(n=Count("customer"), m=Avg("monetary"), total=Sum("monetary"))
+        .order_by()
+    }
+    return {"cells": cells, "scored": sum(c["n"] for c in cells.values())}
+
+
+def rfm_cell(
+    *, scope: Scope, r: int, f: int, after: int = 0, limit: int = PAGE_SIZE
+) -> tuple[list[CustomerValue], int | None]:
+    """One page of a grid cell's customers, by customer id (keyset)."""
+    values = list(
+        _values(scope)
+        .filter(r_score=r, f_score=f, customer_id__gt=after)
+        .select_related("customer", "customer__owner")
+        .order_by("customer_id")[: limit + 1]
+    )
+    more = len(values) > limit
+    values = values[:limit]
+    return values, (values[-1].customer_id if more else None)
+
+
+def rfm_segments(*, scope: Scope) -> list[dict[str, Any]]:
+    rows = {
+        row["segment"]: row
+        for row in _values(scope)
+        .values("segment")
+        .annotate(n=Count("customer"), total=Sum("monetary"))
+        .order_by()
+    }
+    return [
+        {
+            "segment": value,
+            "label": label,
+            "n": rows.get(value, {}).get("n", 0),
+            "total": rows.get(value, {}).get("total") or 0,
+        }
+        for value, label in CustomerValue.Segment.choices
+    ]
+
+
+# --- tiers ------------------------------------------------------------------------------
+
+
+def tier_changes(
+    *, scope: Scope, before: int | None = None, limit: int = PAGE_SIZE
+) -> tuple[list[TierChange], int | None]:
+    """Newest tier changes of customers in scope, keyset on id descending."""
+    changes = TierChange.objects.select_related("customer", "customer__owner")
+    if not scope.is_all:
+        changes = changes.filter(customer__in=scope.queryset)
+    if before:
+        changes = changes.filter(id__lt=before)
+    rows = list(changes.order_by("-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].pk if more else None)
+
+
+# --- freshness --------------------------------------------------------------------------
+
+
+def freshness() -> dict[str, datetime | None]:
+    """When each rollup was last brought up to date (one query)."""
+    states = {s.name: s for s in RollupState.objects.all()}
+
+    def at(name: str) -> datetime | None:
+        state = states.get(name)
+        return state.refreshed_at if state else None
+
+    return {
+        "revenue": at(rollups.REVENUE),
+        "rfm": at(RFM_STATE),
+        "tiers": at(TIERS_STATE),
+    }
+
+
+RFM_STATE = "rfm"
+TIERS_STATE = "tiers"
