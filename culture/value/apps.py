@@ -24,7 +24,7 @@ class ValueConfig(AppConfig):
                 _("客户价值"),
                 "value:overview",
                 (Role.MANAGER, Role.ADMIN, Role.SALES),
-                order=35,
+                order=56,
             )
         )
         crud.register(

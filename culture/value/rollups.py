@@ -128,6 +128,9 @@ def revenue_refresh(*, now: datetime | None = None) -> int:
                 SELECT channel_id, received_on FROM rows WHERE channel_id IS NOT NULL
             ) x
         """  # noqa: S608
+        # Dropped explicitly too: inside an outer transaction (tests, a caller's
+        # atomic block) ON COMMIT has not come yet when the next refresh runs.
+        cursor.execute("DROP TABLE IF EXISTS value_touched")
         cursor.execute(
             "CREATE TEMP TABLE value_touched ON COMMIT DROP AS " + pairs_sql,
             [low, high],
@@ -149,6 +152,7 @@ def revenue_refresh(*, now: datetime | None = None) -> int:
                 **t,
             )
             cursor.execute(sql)
+        cursor.execute("DROP TABLE value_touched")
         RollupState.objects.filter(name=REVENUE).update(
             watermark=high, refreshed_at=now
         )

@@ -101,6 +101,10 @@ ADMINS           = (L,    403,  403,  403,  403,  403,  403,  200,  403)
 ADMINS_MISSING   = (L,    403,  403,  403,  403,  403,  403,  404,  403)
 # An empty settings form re-renders with its errors (400).
 ADMINS_INVALID   = (L,    403,  403,  403,  403,  403,  403,  400,  403)
+# Customer value (issue 14): managers (department), admins (all), sales (own share).
+VALUE            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
+# Lists of customers export with customers.export_customer only.
+VALUE_EXPORT     = (L,    403,  403,  403,  403,  200,  403,  200,  403)
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -263,6 +267,20 @@ MATRIX = [
     ("service_admin:assets_list", "GET", None, *ADMINS),
     ("service_admin:assets_edit", "GET", "asset:own_team", *ADMINS),
     ("service_admin:assets_edit", "GET", "missing", *ADMINS_MISSING),
+
+    ("value:overview", "GET", None, *VALUE),
+    ("value:core_list", "GET", None, *VALUE),
+    ("value:changes_list", "GET", "args:entered", *VALUE),
+    ("value:rfm_cell", "GET", "args:5,5", *VALUE),
+    ("value:tier_change_list", "GET", None, *VALUE),
+    ("value:export", "GET", "args:core", *VALUE_EXPORT),
+    ("value:export", "GET", "args:rfm", *VALUE),
+    ("value_admin:tierrule_list", "GET", None, *ADMINS),
+    ("value_admin:tierrule_create", "GET", None, *ADMINS),
+    ("value_admin:tierrule_create", "POST", None, *ADMINS_INVALID),
+    ("value_admin:tierrule_edit", "GET", "missing", *ADMINS_MISSING),
+    ("value_admin:tierrule_delete", "GET", "missing", *ADMINS_MISSING),
+    ("value_admin:tierrule_delete", "POST", "missing", *ADMINS_MISSING),
 
     ("notifications:notification_list", "GET", None, *ANY_ROLE),
     ("notifications:notification_bell", "GET", None, *ANY_ROLE),
@@ -466,6 +484,8 @@ class World:
             return reverse(url_name)
         if target == "new_caller":
             return f"{reverse(url_name)}?caller=new"
+        if target.startswith("args:"):  # a page named by its arguments, no record
+            return reverse(url_name, args=target.removeprefix("args:").split(","))
         if url_name in QUERY_CUSTOMER_PAGES:
             return f"{reverse(url_name)}?customer={self.customers[target].pk}"
         if url_name == "handover:appointment_book" and target in self.customers:

@@ -88,6 +88,7 @@ def test_the_navbar_is_in_the_registered_order():
         "service:workorder_list",
         "dashboards:dashboard",
         "segments:segment_list",
+        "value:overview",
         "settings:index",
         "admin:index",
     ]
@@ -108,5 +109,5 @@ def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
     expected = ["首页", "客户", "商机", "服务台", "入伙"]
     if sales_rep.team_id:
         expected.append("后台工单")
-    expected += ["看板", "客户分群"]
+    expected += ["看板", "客户分群", "客户价值"]
     assert [str(label) for label in labels] == expected
