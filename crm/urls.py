@@ -50,6 +50,7 @@ urlpatterns = [
     path("report/", include("service.public_urls")),
     path("notifications/", include("crm.notifications.urls")),
     path("value/", include("culture.value.urls")),
+    path("segments/<int:pk>/dashboard/", include("culture.value.segment_urls")),
     # Before the admin's own: its sign-in takes the same limits as ours.
     path("admin/login/", accounts_views.AdminLoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),

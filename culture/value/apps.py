@@ -18,6 +18,7 @@ class ValueConfig(AppConfig):
 
         registry.register(services.REVENUE_REFRESH, services.revenue_refresh_action)
         registry.register(services.VALUE_DAILY, services.value_daily_action)
+        registry.register(services.SEGMENT_SNAPSHOTS, services.segment_snapshots_action)
         timeline.register("tier_changes", services.tier_change_entries)
         navigation.register(
             navigation.Item(

@@ -202,3 +202,52 @@ class TierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.from_tier} → {self.to_tier}"
+
+
+class SegmentDay(models.Model):
+    """One day of a segment's dashboard (culture/value/segment_dashboard.py): its
+    size at the end of the day, who entered and left, and what its members (those
+    who were members that day) paid, how often they were contacted, how many
+    complaints they made and how many became dormant or lost."""
+
+    segment = models.ForeignKey(
+        "segments.Segment", on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField(_("日期"))
+    size = models.PositiveIntegerField(_("成员数"), default=0)
+    entered = models.PositiveIntegerField(_("进入"), default=0)
+    left = models.PositiveIntegerField(_("离开"), default=0)
+    revenue = models.DecimalField(
+        _("回款（元）"), max_digits=16, decimal_places=2, default=0
+    )
+    contacts = models.PositiveIntegerField(_("联系次数"), default=0)
+    complaints = models.PositiveIntegerField(_("投诉"), default=0)
+    churned = models.PositiveIntegerField(_("流失/沉睡"), default=0)
+
+    class Meta:
+        verbose_name = _("分群日快照")
+        verbose_name_plural = _("分群日快照")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "day"], name="segmentday_segment_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} {self.day}"
+
+
+class SegmentSnapshotState(models.Model):
+    """When a segment's daily snapshot was last computed (freshness, and which
+    segments were refreshed since)."""
+
+    segment = models.OneToOneField(
+        "segments.Segment",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="snapshot_state",
+    )
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} @ {self.computed_at}"

@@ -317,7 +317,20 @@ def value_daily(*, now: datetime | None = None) -> dict[str, int]:
     return result
 
 
-DAILY_HOOKS: dict[str, Any] = {}
+def _segments_daily(now: datetime) -> int:
+    from culture.value import segment_dashboard
+
+    return segment_dashboard.snapshots_daily(now)
+
+
+DAILY_HOOKS: dict[str, Any] = {"segment_snapshots": _segments_daily}
+SEGMENT_SNAPSHOTS = "value.segment_snapshots"
+
+
+def segment_snapshots_action(action: Any) -> None:
+    from culture.value import segment_dashboard
+
+    segment_dashboard.snapshots_after_refresh()
 
 
 def value_daily_action(action: Any) -> None:
@@ -332,6 +345,12 @@ def value_tick(*, now: datetime | None = None) -> None:
     with transaction.atomic():
         scheduler.action_schedule(
             kind=REVENUE_REFRESH, target_id=0, due_at=now, key=f"value:refresh:{slot}"
+        )
+        scheduler.action_schedule(
+            kind=SEGMENT_SNAPSHOTS,
+            target_id=0,
+            due_at=now,
+            key=f"value:segments:{slot}",
         )
         local = timezone.localtime(now)
         due = local.replace(hour=5, minute=0, second=0, microsecond=0)

@@ -105,6 +105,8 @@ ADMINS_INVALID   = (L,    403,  403,  403,  403,  403,  403,  400,  403)
 VALUE            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 # Lists of customers export with customers.export_customer only.
 VALUE_EXPORT     = (L,    403,  403,  403,  403,  200,  403,  200,  403)
+# A segment's dashboard: the roles that use segments get 404 for a missing segment.
+SEGMENT_MISSING  = (L,    404,  404,  404,  404,  404,  403,  404,  403)
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -275,6 +277,9 @@ MATRIX = [
     ("value:tier_change_list", "GET", None, *VALUE),
     ("value:export", "GET", "args:core", *VALUE_EXPORT),
     ("value:export", "GET", "args:rfm", *VALUE),
+    ("segment_dashboard:dashboard", "GET", "missing", *SEGMENT_MISSING),
+    ("segment_dashboard:members", "GET", "missing", *SEGMENT_MISSING),
+    ("segment_dashboard:export", "GET", "missing", *SEGMENT_MISSING),
     ("value_admin:tierrule_list", "GET", None, *ADMINS),
     ("value_admin:tierrule_create", "GET", None, *ADMINS),
     ("value_admin:tierrule_create", "POST", None, *ADMINS_INVALID),

@@ -21,3 +21,9 @@ def yuan(value: Any) -> str:
     if value is None:
         return "—"
     return f"¥{float(value):,.0f}"
+
+
+@register.filter
+def total(board: Any, name: str) -> Any:
+    """The sum of one daily figure over a segment dashboard's period."""
+    return board.total(name)
