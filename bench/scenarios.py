@@ -243,6 +243,30 @@ def pinyin_searches(fx: Fixtures) -> list[str]:
 
 # --- the table ------------------------------------------------------------------------
 
+
+def deal_list_filters(fx: Fixtures) -> list[str]:
+    """The deal list as sales use it: recent, open, by stage, by amount, sorted by
+    amount, by expected date range and a title search (bounded pages, indexed)."""
+    from culture.deals.models import Deal, DealStage
+
+    stages = list(DealStage.objects.filter(is_active=True).values_list("pk", flat=True))
+    user = fx.user("sales")
+    titles = list(
+        Deal.objects.visible_to(user)
+        .order_by("-id")
+        .values_list("title", flat=True)[:5]
+    )
+    paths = ["/deals/", "/deals/?status=open", "/deals/?sort=amount"]
+    paths += [f"/deals/?stage={pk}&status=open" for pk in stages]
+    paths += [
+        "/deals/?" + urlencode({"amount_min": 1_000_000, "amount_max": 5_000_000}),
+        "/deals/?"
+        + urlencode({"expected_from": "2026-01-01", "expected_to": "2026-12-31"}),
+    ]
+    paths += ["/deals/?" + urlencode({"q": t[:4]}) for t in titles if len(t) >= 3]
+    return paths
+
+
 SCENARIOS: list[Scenario] = [
     Scenario(
         "customers.list",
@@ -282,6 +306,25 @@ SCENARIOS: list[Scenario] = [
         PAGE,
         requests=lambda fx: [f"/customers/pool/{pk}/" for pk in fx.pool_customer_ids],
         needs=(built("customers"),),
+    ),
+    Scenario(
+        "deals.board",
+        Goal("p95 < 100 ms (pipeline board, 3,000,000 deals)", "p95_ms", 100),
+        role="manager",
+        # The department's board, then one salesperson's (the owner filter).
+        requests=lambda fx: [
+            "/deals/board/",
+            f"/deals/board/?owner={fx.user('sales').pk}",
+        ],
+        needs=(built("deals"),),
+    ),
+    Scenario(
+        "deals.list",
+        Goal(
+            "p95 < 100 ms (deal list and its filters, 3,000,000 deals)", "p95_ms", 100
+        ),
+        requests=deal_list_filters,
+        needs=(built("deals"),),
     ),
     Scenario(
         "notifications.list",

@@ -479,3 +479,21 @@ def test_lifetime_value_is_not_editable_on_the_customer_form(
 def test_user_factory_team_default_is_irrelevant(db):
     # Guard against an accidental grant: a user without a role sees no deals.
     assert not Deal.objects.visible_to(UserFactory()).exists()
+
+
+def test_the_bench_scenarios_pages_answer(client, sales_rep, manager, deal):
+    from bench import scenarios
+
+    class Fixtures:
+        def user(self, role):
+            return sales_rep
+
+    client.force_login(sales_rep)
+    paths = scenarios.deal_list_filters(Fixtures())
+    assert len(paths) >= 8
+    for path in paths:
+        assert client.get(path).status_code == 200, path
+    board = next(s for s in scenarios.SCENARIOS if s.name == "deals.board")
+    client.force_login(manager)
+    for path in board.requests(Fixtures()):
+        assert client.get(path).status_code == 200, path
