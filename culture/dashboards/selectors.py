@@ -148,7 +148,8 @@ def _scoped(queryset: Any, user: Any, filters: Filters) -> Any:
 
 
 def _money(value: Any) -> float:
-    return float(value or 0)
+    """Chart amounts in 万元 (ten thousand yuan), as managers read them."""
+    return round(float(value or 0) / 10_000, 1)
 
 
 def _int_sum(name: str) -> Coalesce:
@@ -386,7 +387,6 @@ def _charts(
             {
                 "name": _("新客户"),
                 "type": "line",
-                "smooth": True,
                 "data": [
                     {"value": b["new_customers"], "url": custom("new", start)}
                     for start, b in buckets.items()
@@ -395,7 +395,6 @@ def _charts(
             {
                 "name": _("联系次数"),
                 "type": "line",
-                "smooth": True,
                 "yAxisIndex": 1,
                 "data": [
                     {"value": b["contacts"], "url": custom("contacts", start)}
@@ -438,7 +437,7 @@ def _charts(
         "legend": {"data": [_("未成交金额"), _("加权预测")], "top": 0},
         "grid": {"left": 8, "right": 16, "top": 36, "bottom": 8, "containLabel": True},
         "xAxis": {"type": "category", "data": [s["stage__name"] for s in stages]},
-        "yAxis": {"type": "value", "name": _("元")},
+        "yAxis": {"type": "value", "name": _("万元")},
         "color": ["#0d6efd", "#6f42c1"],
         "series": [
             {
@@ -467,7 +466,7 @@ def _charts(
     }
     coverage_chart = {
         "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
-        "grid": {"left": 8, "right": 24, "top": 16, "bottom": 8, "containLabel": True},
+        "grid": {"left": 8, "right": 48, "top": 16, "bottom": 8, "containLabel": True},
         "xAxis": {"type": "value", "max": 100, "axisLabel": {"formatter": "{value}%"}},
         "yAxis": {
             "type": "category",
@@ -533,7 +532,7 @@ def _charts(
         "tooltip": {"trigger": "axis"},
         "grid": {"left": 8, "right": 16, "top": 24, "bottom": 8, "containLabel": True},
         "xAxis": {"type": "category", "data": [m.strftime("%Y-%m") for m in months]},
-        "yAxis": {"type": "value", "name": _("元")},
+        "yAxis": {"type": "value", "name": _("万元")},
         "series": [
             {
                 "name": _("回款"),
