@@ -24,6 +24,7 @@ from django.utils import timezone
 from crm.core import seeding
 from culture.deals import builder
 from culture.deals.models import Deal, DealStage, Payment
+from customers.demo_texts import STORIES
 from customers.models import ContactLog, Customer, FollowUp
 
 YEARS = 3
@@ -59,14 +60,6 @@ LOST_REASONS = [
     "贷款未获批",
     "家庭意见不一",
     "暂缓购房",
-]
-CONTACT_NOTES = [
-    "电话回访，了解近期购房意向。",
-    "带客户看样板间，对户型较满意。",
-    "微信发送最新价格表与优惠政策。",
-    "客户询问贷款与首付比例。",
-    "约定周末到售楼处洽谈。",
-    "节日问候，顺便介绍新推房源。",
 ]
 
 
@@ -109,7 +102,8 @@ def seed_demo(run: seeding.DemoRun) -> str:
     channels = [c for c in customers if c.kind in builder.CHANNEL_KINDS][:3]
     ends = [c for c in customers if c.pk not in {ch.pk for ch in channels}]
     # One customer in ten went quiet: no deal in the last year, dormant or lost.
-    churned = set(rng.sample([c.pk for c in ends[60:]], k=max(1, len(ends) // 10)))
+    quiet = [c.pk for c in ends[60:]]  # past the customers with demo contacts
+    churned = set(rng.sample(quiet, k=min(len(quiet), max(1, len(ends) // 10))))
     months = _months(today)
     month_days = [m for m, _ in months]
     month_weights = [w for _, w in months]
@@ -292,7 +286,7 @@ def _customers_story(
                     assignee=customer.owner,
                     created_by=customer.owner,
                     due_at=due,
-                    note=rng.choice(["回访购房意向", "跟进签约进度", "催缴首付款"]),
+                    note=rng.choice(STORIES).followup,
                     status=status,
                     done_at=done_at,
                 )
@@ -315,7 +309,7 @@ def _contact(customer: Customer, when: dt.datetime, rng: random.Random) -> Conta
         author=customer.owner,
         channel=rng.choice(["phone", "wechat", "visit"]),
         occurred_at=when,
-        summary=rng.choice(CONTACT_NOTES),
+        summary=rng.choice(rng.choice(STORIES).contacts),
     )
 
 
