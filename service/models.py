@@ -384,6 +384,13 @@ class Ticket(models.Model):
                 condition=~models.Q(status__in=["resolved", "closed"]),
             ),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer"),
+            # "Complaints in the last N days" (segments, dashboards) per customer,
+            # answered from the index alone.
+            models.Index(
+                fields=["customer", "-created_at"],
+                name="ticket_customer_complaints",
+                condition=models.Q(ticket_type="complaint"),
+            ),
             models.Index(fields=["dealer", "-created_at"], name="ticket_dealer"),
             models.Index(fields=["status", "-created_at"], name="ticket_status"),
         ]

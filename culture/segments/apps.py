@@ -18,6 +18,7 @@ class SegmentsConfig(AppConfig):
 
         # Refreshing is idempotent (a second run finds nothing to change).
         registry.register(services.SEGMENT_REFRESH, services.segment_refresh_action)
+        hooks.register_merge_hook(services.merge_memberships)
         hooks.register_list_filter(
             "segment", field=list_filter.field, apply=list_filter.apply
         )

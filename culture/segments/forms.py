@@ -159,7 +159,9 @@ def draft_from_post(data: Any) -> dict:
             field = str(data.get(f"{path}-field", ""))[:30]
             if data.get(f"{path}-was") not in (None, field):
                 # Another field was picked: its values mean nothing for this one.
-                nodes[path] = {**empty_rule(), "field": field, "operator": ""}
+                spec = rules.FIELDS.get(field)
+                operator = next(iter(spec.operators)) if spec else ""
+                nodes[path] = {**empty_rule(), "field": field, "operator": operator}
                 continue
             nodes[path] = {
                 "type": "rule",

@@ -188,6 +188,8 @@ def _fail(position: int, message: str) -> ValidationError:
 
 
 def _int(value: Any, *, low: int, high: int, what: str, position: int) -> int:
+    if value is None or str(value).strip() == "":
+        raise _fail(position, _("请填写%(what)s。") % {"what": what})
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
@@ -202,6 +204,8 @@ def _int(value: Any, *, low: int, high: int, what: str, position: int) -> int:
 
 
 def _money(value: Any, *, what: str, position: int) -> str:
+    if value is None or str(value).strip() == "":
+        raise _fail(position, _("请填写%(what)s。") % {"what": what})
     try:
         amount = Decimal(str(value).strip().replace(",", ""))
     except (InvalidOperation, TypeError, ValueError):
@@ -585,9 +589,10 @@ def _words(rule: dict, labels: dict) -> str:
         else:
             shown = _("%(n)s 天") % {"n": value}
     elif spec.kind == "tickets":
-        shown = _("近 %(days)s 天") % value
+        what = _("投诉") if rule["field"] == "complaints" else _("工单")
         if "count" in value:
-            shown += " " + _("%(count)s 次") % value
+            return _("近 %(days)s 天%(what)s ≥ %(count)s 次") % {**value, "what": what}
+        return _("近 %(days)s 天没有%(what)s") % {**value, "what": what}
     elif spec.kind == "money":
         period = (
             _("近 %(days)s 天") % value

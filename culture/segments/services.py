@@ -407,3 +407,56 @@ def segment_reassign(*, by: Any, segment: Segment, new_owner: Any) -> int:
         )
         audit.record(None, AUDIT_REASSIGN, user=by, obj=segment, row_count=moved)
     return moved
+
+
+# --- customer merge (customers.hooks) ---------------------------------------------------
+
+
+def merge_memberships(survivor: Customer, duplicate: Customer) -> None:
+    """Inside customer_merge's transaction: the duplicate leaves every segment; the
+    survivor takes its place in static lists (dynamic ones follow at their next
+    refresh, which never counts a merged customer)."""
+    now = timezone.now()
+    memberships = list(
+        SegmentMember.objects.filter(customer=duplicate).select_related("segment")
+    )
+    if not memberships:
+        return
+    already = set(
+        SegmentMember.objects.filter(customer=survivor).values_list(
+            "segment_id", flat=True
+        )
+    )
+    events = []
+    for member in memberships:
+        events.append(
+            SegmentMembershipEvent(
+                segment_id=member.segment_id,
+                customer=duplicate,
+                action=SegmentMembershipEvent.Action.LEFT,
+                at=now,
+                reason="merge",
+            )
+        )
+        if (
+            member.segment.kind == Segment.Kind.STATIC
+            and member.segment_id not in already
+        ):
+            SegmentMember.objects.create(
+                segment_id=member.segment_id, customer=survivor, since=member.since
+            )
+            events.append(
+                SegmentMembershipEvent(
+                    segment_id=member.segment_id,
+                    customer=survivor,
+                    action=SegmentMembershipEvent.Action.ENTERED,
+                    at=now,
+                    reason="merge",
+                )
+            )
+        else:
+            Segment.objects.filter(pk=member.segment_id).update(
+                member_count=F("member_count") - 1
+            )
+    SegmentMember.objects.filter(customer=duplicate).delete()
+    SegmentMembershipEvent.objects.bulk_create(events)

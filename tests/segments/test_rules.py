@@ -372,7 +372,7 @@ def test_definition_in_words(sales_rep):
     )
     words = rules.describe(tree)
     assert "价值等级 属于 A 且 客户类型 属于 经销商" in words
-    assert "近 90 天 1 次" in words
+    assert "近 90 天投诉 ≥ 1 次" in words
     assert str(sales_rep) in words
 
 

@@ -295,3 +295,27 @@ def test_bulk_reassign_for_managers_only(manager, sales_rep, teammate, make_segm
     assert AccessLog.objects.filter(
         action=services.AUDIT_REASSIGN, row_count=1
     ).exists()
+
+
+def test_merging_customers_moves_static_memberships(manager, sales_rep, make_segment):
+    from customers import services as customer_services
+
+    survivor = CustomerFactory(owner=sales_rep, tier="A", kind="dealer")
+    duplicate = CustomerFactory(owner=sales_rep, tier="A", kind="dealer")
+    static = make_segment(manager, kind="static", name="名单")
+    services.static_members_add(
+        by=manager, segment=static, customers=Customer.objects.filter(pk=duplicate.pk)
+    )
+    dynamic = make_segment(manager)
+    services.segment_refresh(segment_id=dynamic.pk)
+    customer_services.customer_merge(by=manager, survivor=survivor, duplicate=duplicate)
+    assert members(static) == {survivor.pk}
+    assert members(dynamic) == {survivor.pk}
+    dynamic.refresh_from_db()
+    static.refresh_from_db()
+    assert (static.member_count, dynamic.member_count) == (1, 1)
+    assert (
+        SegmentMembershipEvent.objects.filter(customer=duplicate, action="left").count()
+        == 2
+    )
+    assert services.segment_refresh(segment_id=dynamic.pk) == (0, 0)
