@@ -24,6 +24,22 @@ class DealQuerySet(models.QuerySet):
         role without deal pages (the service desk, no role)."""
         if not user.is_authenticated or not user.has_perm("deals.view_deal"):
             return self.none()
+        if access.visibility_scope(user) == "department" and user.team_id:
+            # owner_filter's department rule, as id subqueries instead of joins
+            # through team and owner: PostgreSQL then combines the owner and team
+            # indexes (a bitmap OR) rather than joining every deal to its team.
+            from crm.accounts.models import Team, User
+
+            department = user.team.department_id
+            return self.filter(
+                Q(owner=user)
+                | Q(team__in=Team.objects.filter(department_id=department).values("pk"))
+                | Q(
+                    owner__in=User.objects.filter(
+                        team__department_id=department
+                    ).values("pk")
+                )
+            )
         return access.filter_visible(self, user)
 
     def open(self) -> DealQuerySet:

@@ -39,7 +39,8 @@ def dealer(sales_rep):
 def new_deal(by, customer, **data):
     data.setdefault("title", "3号楼1201")
     data.setdefault("amount", Decimal("2000000"))
-    stage = data.pop("stage", None)
+    # deal_stage() also restores the default stages after a transactional test.
+    stage = data.pop("stage", None) or deal_stage("visit")
     return services.deal_create(by=by, customer=customer, data=data, stage=stage)
 
 
@@ -303,3 +304,36 @@ def test_merge_moves_deals_and_payments_and_keeps_lifetime_value(
     assert set(Payment.objects.values_list("customer_id", flat=True)) == {customer.pk}
     assert customer.lifetime_value == Decimal("3000")
     assert duplicate.lifetime_value == 0
+
+
+def test_concurrent_payments_keep_the_totals(
+    sales_rep, teammate, customer, transactional_db
+):
+    deal = new_deal(sales_rep, customer, amount="100000")
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def pay(user):
+        try:
+            barrier.wait()
+            services.payment_add(
+                by=user, deal=deal, amount="1000", received_on=timezone.localdate()
+            )
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=pay, args=(u,))
+        for u in (sales_rep, teammate, sales_rep, teammate)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    deal.refresh_from_db()
+    customer.refresh_from_db()
+    assert deal.received_total == Decimal("4000")
+    assert customer.lifetime_value == Decimal("4000")

@@ -497,3 +497,23 @@ def test_the_bench_scenarios_pages_answer(client, sales_rep, manager, deal):
     client.force_login(manager)
     for path in board.requests(Fixtures()):
         assert client.get(path).status_code == 200, path
+
+
+def test_a_manager_sees_the_department_not_another(
+    client, manager, outsider, far_outsider
+):
+    near = services.deal_create(
+        by=outsider,
+        customer=CustomerFactory(owner=outsider),
+        data={"title": "二组的商机", "amount": 1000},
+    )
+    far = services.deal_create(
+        by=far_outsider,
+        customer=CustomerFactory(owner=far_outsider),
+        data={"title": "华南的商机", "amount": 1000},
+    )
+    client.force_login(manager)
+    assert client.get(url("deal_detail", near.pk)).status_code == 200
+    assert client.get(url("deal_detail", far.pk)).status_code == 404
+    html = client.get(url("pipeline")).content.decode()
+    assert "二组的商机" in html and "华南的商机" not in html
