@@ -19,7 +19,7 @@ def pareto_chart(pareto: Pareto) -> dict[str, Any]:
         "height": 340,
         "label": _("帕累托曲线：按回款从高到低排序后，累计客户占比对应的累计回款占比"),
         "options": {
-            "grid": {"left": 56, "right": 24, "top": 30, "bottom": 50},
+            "grid": {"left": 56, "right": 56, "top": 30, "bottom": 50},
             "tooltip": {"trigger": "axis"},
             "xAxis": {
                 "type": "value",
@@ -90,7 +90,7 @@ def rfm_chart(grid: dict[str, Any], query: str = "") -> dict[str, Any]:
             "RFM 网格：纵轴 R（最近一次）得分，横轴 F（频次）得分，颜色为平均金额"
         ),
         "options": {
-            "grid": {"left": 56, "right": 24, "top": 20, "bottom": 90},
+            "grid": {"left": 56, "right": 24, "top": 20, "bottom": 96},
             "tooltip": {
                 "formatter": _("R{@[1]} F{@[0]}：{@[3]} 位客户，平均金额 ¥{@[2]}")
             },
@@ -99,7 +99,7 @@ def rfm_chart(grid: dict[str, Any], query: str = "") -> dict[str, Any]:
                 "data": ["F1", "F2", "F3", "F4", "F5"],
                 "name": _("频次 F"),
                 "nameLocation": "middle",
-                "nameGap": 28,
+                "nameGap": 26,
             },
             "yAxis": {
                 "type": "category",
@@ -110,7 +110,9 @@ def rfm_chart(grid: dict[str, Any], query: str = "") -> dict[str, Any]:
                 "min": 0,
                 "max": max(means) if any(means) else 1,
                 "dimension": 2,
-                "calculable": True,
+                "calculable": False,
+                "precision": 0,
+                "itemHeight": 160,
                 "orient": "horizontal",
                 "left": "center",
                 "bottom": 0,

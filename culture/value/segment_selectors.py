@@ -49,15 +49,21 @@ class Board:
         )
 
     @property
+    def member_days(self) -> int:
+        return sum(d.size for d in self.days)
+
+    @property
     def contact_frequency(self) -> float | None:
-        """Contacts per member in the period: contacts ÷ average daily size."""
-        average = self.average_size
-        return self.total("contacts") / average if average else None
+        """Contacts per member per 30 days: contacts × 30 ÷ member-days (the sum of
+        the daily sizes), so a member who joined yesterday weighs one day."""
+        days = self.member_days
+        return self.total("contacts") * 30 / days if days else None
 
     @property
     def complaints_per_100(self) -> float | None:
-        average = self.average_size
-        return self.total("complaints") * 100 / average if average else None
+        """Complaints per 100 members per 30 days: complaints × 3,000 ÷ member-days."""
+        days = self.member_days
+        return self.total("complaints") * 3000 / days if days else None
 
     @property
     def churn_rate(self) -> float | None:
