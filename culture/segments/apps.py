@@ -18,6 +18,8 @@ class SegmentsConfig(AppConfig):
 
         # Refreshing is idempotent (a second run finds nothing to change).
         registry.register(services.SEGMENT_REFRESH, services.segment_refresh_action)
+        # All or nothing, and a done job is skipped: safe to deliver twice.
+        registry.register(services.SEGMENT_FOLLOWUPS, services.segment_followups_run)
         hooks.register_merge_hook(services.merge_memberships)
         hooks.register_list_filter(
             "segment", field=list_filter.field, apply=list_filter.apply

@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
+
 
 class SegmentQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> SegmentQuerySet:
@@ -190,3 +192,44 @@ class SegmentMembershipEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.customer_id} {self.action}"
+
+
+class SegmentFollowUpJob(models.Model):
+    """A bulk follow-up too large for one request: carried out by a scheduled action
+    (kind segments.followups), all or nothing, once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("等待执行")
+        DONE = "done", _("已完成")
+
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="followup_jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    note = models.CharField(_("跟进事项"), max_length=200)
+    due_at = models.DateTimeField(_("到期时间"))
+    # None: each customer's owner (the person acting for pool customers).
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    created_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["segment", "-created_at"], name="segmentjob_segment")
+        ]
+        constraints = [
+            bounds.datetime_in_range("due_at", name="segmentjob_due_in_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}: {self.note}"

@@ -18,11 +18,17 @@ from crm.core import audit
 from crm.core.db import audited
 from crm.scheduler import services as scheduler
 from culture.segments import rules
-from culture.segments.models import Segment, SegmentMember, SegmentMembershipEvent
+from culture.segments.models import (
+    Segment,
+    SegmentFollowUpJob,
+    SegmentMember,
+    SegmentMembershipEvent,
+)
 from customers import services as customer_services
 from customers.models import Customer
 
 SEGMENT_REFRESH = "segments.refresh"
+SEGMENT_FOLLOWUPS = "segments.followups"
 # Roles that may use segments at all; sales keep theirs private.
 USER_ROLES = (Role.SALES, Role.MANAGER, Role.ADMIN)
 SHARING_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -30,6 +36,8 @@ SHARING_ROLES = (Role.MANAGER, Role.ADMIN)
 STATIC_ADD_MAX = getattr(settings, "KEHU_SEGMENT_STATIC_ADD_MAX", 10_000)
 # Bulk follow-ups and reassignment act on at most this many members at once.
 BULK_MAX = getattr(settings, "KEHU_SEGMENT_BULK_MAX", 2_000)
+# Bulk follow-ups for more members than this are carried out in the background.
+FOLLOWUPS_INLINE_MAX = 200
 
 AUDIT_MEMBERS_ADDED = "segment_members_added"
 AUDIT_MEMBERS_REMOVED = "segment_members_removed"
@@ -368,12 +376,11 @@ def segment_followups_create(
     note: str,
     due_at: datetime,
     assignee: Any = None,
-) -> int:
+) -> tuple[int, bool]:
     """A follow-up for every member `by` may see, for the customer's owner (or
-    `assignee`); members without an owner go to `by`. Returns how many were created.
-
-    Each goes through customers' followup_create (its reminder is a scheduled action)
-    inside one transaction: all or none.
+    `assignee`); members without an owner go to `by`. Returns (members, is_deferred):
+    up to FOLLOWUPS_INLINE_MAX are created now; more are a SegmentFollowUpJob carried
+    out by a scheduled action (segments.followups), all or nothing.
     """
     if not can_use(by) or not by.has_perm("customers.add_followup"):
         raise PermissionDenied
@@ -382,18 +389,76 @@ def segment_followups_create(
     if due_at < timezone.now() - timedelta(minutes=1):
         raise ValidationError({"due_at": _("跟进时间不能早于现在。")})
     ids = _bounded_ids(by, segment)
-    customers = Customer.objects.filter(pk__in=ids).select_related("owner")
-    with transaction.atomic(), audited(by):
-        for customer in customers:
-            customer_services.followup_create(
-                by=by,
-                customer=customer,
-                assignee=assignee or customer.owner or by,
-                due_at=due_at,
-                note=note,
+    if len(ids) <= FOLLOWUPS_INLINE_MAX:
+        with transaction.atomic(), audited(by):
+            _followups_for(by, ids, note=note, due_at=due_at, assignee=assignee)
+            audit.record(
+                None, AUDIT_FOLLOWUPS, user=by, obj=segment, row_count=len(ids)
             )
-        audit.record(None, AUDIT_FOLLOWUPS, user=by, obj=segment, row_count=len(ids))
-    return len(ids)
+        return len(ids), False
+    job = SegmentFollowUpJob(
+        segment=segment,
+        created_by=by,
+        note=note.strip(),
+        due_at=due_at,
+        assignee=assignee,
+    )
+    job.full_clean()
+    with transaction.atomic():
+        job.save()
+        scheduler.action_schedule(
+            kind=SEGMENT_FOLLOWUPS,
+            target_id=job.pk,
+            due_at=timezone.now(),
+            key=f"segment-followups:{job.pk}",
+        )
+    return len(ids), True
+
+
+def _followups_for(
+    by: Any, ids: list[int], *, note: str, due_at: datetime, assignee: Any
+) -> None:
+    customers = Customer.objects.filter(pk__in=ids).select_related("owner")
+    for customer in customers:
+        customer_services.followup_create(
+            by=by,
+            customer=customer,
+            assignee=assignee or customer.owner or by,
+            due_at=due_at,
+            note=note,
+        )
+
+
+def segment_followups_run(action: Any) -> None:
+    """Scheduler handler: the job's follow-ups in one transaction, then marked done;
+    a second delivery finds it done and does nothing. The members are those its
+    creator may see now, within the same bound."""
+    with transaction.atomic():
+        job = (
+            SegmentFollowUpJob.objects.select_for_update(of=("self",))
+            .select_related("created_by", "assignee", "segment")
+            .filter(pk=action.target_id)
+            .first()
+        )
+        if job is None or job.status == SegmentFollowUpJob.Status.DONE:
+            return
+        by = job.created_by
+        ids = list(
+            visible_members(user=by, segment=job.segment)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:BULK_MAX]
+        )
+        with audited(by):
+            _followups_for(
+                by, ids, note=job.note, due_at=job.due_at, assignee=job.assignee
+            )
+        job.status = SegmentFollowUpJob.Status.DONE
+        job.created_count = len(ids)
+        job.done_at = timezone.now()
+        job.save(update_fields=["status", "created_count", "done_at"])
+        audit.record(
+            None, AUDIT_FOLLOWUPS, user=by, obj=job.segment, row_count=len(ids)
+        )
 
 
 def segment_reassign(*, by: Any, segment: Segment, new_owner: Any) -> int:

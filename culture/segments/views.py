@@ -315,7 +315,7 @@ def segment_followups(request: HttpRequest, pk: int) -> HttpResponse:
                 (p for p in people if p.pk == form.cleaned_data["assignee"]), None
             )
             try:
-                created = services.segment_followups_create(
+                created, is_deferred = services.segment_followups_create(
                     by=request.user,
                     segment=segment,
                     note=form.cleaned_data["note"],
@@ -325,7 +325,12 @@ def segment_followups(request: HttpRequest, pk: int) -> HttpResponse:
             except ValidationError as error:
                 _add_errors(form, error)
             else:
-                messages.success(request, _("已创建 %(n)s 条跟进。") % {"n": created})
+                message = (
+                    _("已安排为 %(n)s 位客户创建跟进，将在后台完成。")
+                    if is_deferred
+                    else _("已创建 %(n)s 条跟进。")
+                )
+                messages.success(request, message % {"n": created})
                 return redirect(segment)
     context = {
         "segment": segment,

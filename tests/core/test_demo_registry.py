@@ -30,7 +30,15 @@ def _labels(contributions: list[seeding.Contribution]) -> list[str]:
 
 def test_registry_holds_each_domain_app_in_installed_apps_order():
     found = _labels(seeding.contributions())
-    assert found == ["customers", "service", "handover", "deals", "dashboards", "value"]
+    assert found == [
+        "customers",
+        "service",
+        "handover",
+        "deals",
+        "segments",
+        "dashboards",
+        "value",
+    ]
     installed = [app.label for app in apps.get_app_configs()]
     assert found == sorted(found, key=installed.index)
 

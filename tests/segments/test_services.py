@@ -244,7 +244,7 @@ def test_bulk_followups_go_to_each_owner_for_visible_members(
     created = services.segment_followups_create(
         by=manager, segment=segment, note="回访", due_at=due
     )
-    assert created == 3  # the other department's customer is not the manager's
+    assert created == (3, False)  # the other department's customer is not the manager's
     assignees = dict(FollowUp.objects.values_list("customer_id", "assignee_id"))
     assert assignees == {
         mine.pk: sales_rep.pk,
@@ -319,3 +319,28 @@ def test_merging_customers_moves_static_memberships(manager, sales_rep, make_seg
         == 2
     )
     assert services.segment_refresh(segment_id=dynamic.pk) == (0, 0)
+
+
+def test_large_bulk_followups_run_once_through_the_scheduler(
+    manager, sales_rep, make_segment, monkeypatch
+):
+    from culture.segments.models import SegmentFollowUpJob
+
+    CustomerFactory.create_batch(3, owner=sales_rep, tier="A", kind="dealer")
+    segment = make_segment(manager)
+    services.segment_refresh(segment_id=segment.pk)
+    monkeypatch.setattr(services, "FOLLOWUPS_INLINE_MAX", 2)
+    due = timezone.now() + dt.timedelta(days=1)
+    assert services.segment_followups_create(
+        by=manager, segment=segment, note="年底回访", due_at=due
+    ) == (3, True)
+    assert not FollowUp.objects.exists()
+    job = SegmentFollowUpJob.objects.get()
+    action = ScheduledAction.objects.get(
+        kind=services.SEGMENT_FOLLOWUPS, target_id=job.pk
+    )
+    services.segment_followups_run(action)
+    services.segment_followups_run(action)  # delivered twice: nothing more
+    job.refresh_from_db()
+    assert job.status == "done" and job.created_count == 3
+    assert FollowUp.objects.filter(note="年底回访", assignee=sales_rep).count() == 3
