@@ -107,6 +107,9 @@ VALUE            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 VALUE_EXPORT     = (L,    403,  403,  403,  403,  200,  403,  200,  403)
 # A segment's dashboard: the roles that use segments get 404 for a missing segment.
 SEGMENT_MISSING  = (L,    404,  404,  404,  404,  404,  403,  404,  403)
+# Segments (客户分群): sales, managers and admins; an empty form re-renders (400).
+SEGMENTS         = (L,    200,  200,  200,  200,  200,  403,  200,  403)
+SEGMENTS_INVALID = (L,    400,  400,  400,  400,  400,  403,  400,  403)
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -277,6 +280,21 @@ MATRIX = [
     ("value:tier_change_list", "GET", None, *VALUE),
     ("value:export", "GET", "args:core", *VALUE_EXPORT),
     ("value:export", "GET", "args:rfm", *VALUE),
+    ("segments:segment_list", "GET", None, *SEGMENTS),
+    ("segments:segment_create", "GET", None, *SEGMENTS),
+    ("segments:segment_create", "POST", None, *SEGMENTS_INVALID),
+    ("segments:segment_builder", "POST", None, *SEGMENTS),
+    ("segments:segment_count", "POST", None, *SEGMENTS),
+    ("segments:segment_detail", "GET", "missing", *SEGMENT_MISSING),
+    ("segments:segment_edit", "GET", "missing", *SEGMENT_MISSING),
+    ("segments:segment_delete", "POST", "missing", *SEGMENT_MISSING),
+    ("segments:segment_refresh", "POST", "missing", *SEGMENT_MISSING),
+    ("segments:static_search", "POST", "missing", *SEGMENT_MISSING),
+    ("segments:static_add", "POST", "missing", *SEGMENT_MISSING),
+    ("segments:static_remove", "POST", "missing", *SEGMENT_MISSING),
+    ("segments:segment_followups", "GET", "missing", *SEGMENT_MISSING),
+    # Bulk reassignment: managers and admins only.
+    ("segments:segment_reassign", "GET", "missing", *MANAGERS_MISSING),
     ("segment_dashboard:dashboard", "GET", "missing", *SEGMENT_MISSING),
     ("segment_dashboard:members", "GET", "missing", *SEGMENT_MISSING),
     ("segment_dashboard:export", "GET", "missing", *SEGMENT_MISSING),
