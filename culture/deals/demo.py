@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from crm.core import seeding
+from crm.core.scale import Dataset, draw, pick, uniform
 from culture.deals import builder
 from culture.deals.models import Deal, DealStage, Payment
 from customers.demo_texts import STORIES
@@ -313,4 +314,120 @@ def _contact(customer: Customer, when: dt.datetime, rng: random.Random) -> Conta
     )
 
 
-seeding.register(__name__, demo=seed_demo)
+# --- Scale data ----------------------------------------------------------------------
+
+# Deals per scale customer: 3,000,000 over the 1,000,000 customers at full size.
+DEALS_PER_CUSTOMER = 3
+SCALE_DAYS = YEARS * 365
+# Once per statement: the customer count and the three big dealers (the first three
+# dealer, distributor or agent customers).
+_ONCE = (
+    "CROSS JOIN (SELECT (SELECT max(id) FROM customers_customer) AS customers, "
+    "ARRAY(SELECT id FROM customers_customer WHERE kind IN "
+    "('dealer', 'distributor', 'agent') ORDER BY id LIMIT 3) AS dealers, "
+    "(SELECT array_agg(id ORDER BY position) FROM deals_dealstage) AS stages) AS o "
+)
+
+# Deal i: its customer is skewed towards the first ids (u²: a few customers, the big
+# accounts, carry many deals); created any day of three years; 45 per cent through one of
+# the three big dealers; fate < 30 lost (if older than 60 days), ≥ 60 won, else open.
+SCALE_DEALS = Dataset(
+    name="deals",
+    model="deals.Deal",
+    rows_per_customer=DEALS_PER_CUSTOMER,
+    source=(
+        "generate_series({start}::bigint, {stop}) AS g(i) " + _ONCE + "JOIN "
+        "customers_customer AS c ON c.id = 1 + floor((o.customers - 1) * "
+        f"{uniform(141)} ^ 2)::bigint "
+        f"JOIN bench_seller AS sp ON sp.n = 1 + {draw(142, 50)} "
+        "CROSS JOIN LATERAL (SELECT "
+        f"{draw(143, SCALE_DAYS)} AS age, {draw(144, 100)} AS fate, "
+        f"{draw(145, 100)} AS via, {uniform(146)} AS size_u OFFSET 0) AS d"
+    ),
+    base={
+        "customer": "c.id",
+        "owner": "coalesce(c.owner_id, sp.user_id)",
+        "team": "coalesce(c.team_id, sp.team_id)",
+        "dealer": "CASE WHEN d.via < 45 THEN o.dealers[1 + mod(d.via, 3)] END",
+        "age": "d.age",
+        "lost": "d.fate < 30 AND d.age > 60",
+        "won": "d.fate >= 60",
+        "fate": "d.fate",
+        "size_u": "d.size_u",
+        "stages": "o.stages",
+    },
+    columns={
+        "customer_id": "customer",
+        "channel_id": "CASE WHEN dealer <> customer THEN dealer END",
+        "title": pick(PRODUCTS, 147),
+        "product": pick(["住宅", "商铺", "车位", "别墅", "写字楼"], 148),
+        "amount": "round((500000 + 4500000 * size_u ^ 2)::numeric, -3)",
+        # Stages by position: 来访 认筹 认购 open or lost, 签约 回款 won.
+        "stage_id": (
+            "stages[CASE WHEN won THEN CASE WHEN age > 240 THEN 5 ELSE 4 END "
+            "WHEN lost THEN 1 + mod(fate, 2) ELSE 1 + mod(fate, 3) END]"
+        ),
+        "status": "CASE WHEN won THEN 'won' WHEN lost THEN 'lost' ELSE 'open' END",
+        "owner_id": "owner",
+        "team_id": "team",
+        "lost_reason": f"CASE WHEN lost AND NOT won THEN {pick(LOST_REASONS, 149)} "
+        "ELSE '' END",
+        "expected_close_on": "current_date - age::int + 60",
+        "closed_on": "CASE WHEN won OR lost THEN current_date - age::int "
+        "+ least(30, age)::int END",
+        "created_at": "now() - make_interval(days => age::int)",
+        "stage_changed_at": "now() - make_interval(days => age::int)",
+        "updated_at": "now() - make_interval(days => age::int)",
+        "version": "1",
+    },
+    after=(
+        "SELECT setval(pg_get_serial_sequence('deals_deal', 'id'), "
+        "(SELECT max(id) FROM deals_deal))",
+    ),
+)
+
+# Payments of the won deals, deal by deal: one to four instalments (2.5 on average,
+# about 3,000,000 at full size), each a share of the amount, every 30 days from the
+# closing, never after today. received_total and 累计成交额 are summed afterwards.
+SCALE_PAYMENTS = Dataset(
+    name="payments",
+    model="deals.Payment",
+    rows_per_customer=DEALS_PER_CUSTOMER,
+    unit="deals",
+    source=(
+        "deals_deal AS d CROSS JOIN LATERAL generate_series(1, 1 + mod(d.id, 4)::int) AS k(n) "
+        "CROSS JOIN LATERAL (SELECT d.id * 4 + k.n AS i) AS g "
+        "WHERE d.id BETWEEN {start} AND {stop} AND d.status = 'won'"
+    ),
+    base={
+        "deal": "d.id",
+        "customer": "d.customer_id",
+        "channel": "d.channel_id",
+        "amount": "trunc(d.amount / (1 + mod(d.id, 4)), 2)",
+        "received": "least(current_date, d.closed_on + (k.n - 1) * 30)",
+    },
+    columns={
+        "deal_id": "deal",
+        "customer_id": "customer",
+        "channel_id": "channel",
+        "amount": "greatest(amount, 0.01)",
+        "received_on": "received",
+        "note": "''",
+        "created_at": "received::timestamp + interval '10 hours'",
+    },
+    after=(
+        "UPDATE deals_deal AS d SET received_total = p.total FROM (SELECT deal_id, "
+        "sum(amount) AS total FROM deals_payment GROUP BY deal_id) AS p "
+        "WHERE d.id = p.deal_id",
+        "UPDATE customers_customer AS c SET lifetime_value = p.total FROM (SELECT "
+        "customer_id, sum(amount) AS total FROM deals_payment GROUP BY customer_id) "
+        "AS p WHERE c.id = p.customer_id",
+    ),
+)
+
+
+seeding.register(
+    __name__,
+    demo=seed_demo,
+    scale=seeding.Scale(datasets=[SCALE_DEALS, SCALE_PAYMENTS]),
+)
