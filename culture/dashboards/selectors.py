@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.accounts import access
-from crm.accounts.models import Team
+from crm.accounts.models import Team, User
 from crm.accounts.roles import Role
 from crm.core import bounds
 from culture.dashboards import rollups
@@ -138,8 +138,27 @@ def teams_for(user: Any) -> list[Team]:
     return []
 
 
+def _scope(user: Any) -> Q:
+    """`access.owner_filter`'s rule for rollup rows, without joins: a department is
+    its teams and its people as two id subqueries (the rows keep owner and team)."""
+    scope = access.visibility_scope(user)
+    if scope == "all":
+        return Q()
+    if scope is None:
+        return Q(pk__in=[])
+    mine = Q(owner_id=user.pk)
+    if scope == "own" or not user.team_id:
+        return mine
+    if scope == "team":
+        return mine | Q(team_id=user.team_id)
+    department = user.team.department_id
+    teams = Team.objects.filter(department_id=department).values("pk")
+    people = User.objects.filter(team__department_id=department).values("pk")
+    return mine | Q(team_id__in=teams) | Q(owner_id__in=people)
+
+
 def _scoped(queryset: Any, user: Any, filters: Filters) -> Any:
-    queryset = access.filter_visible(queryset, user)
+    queryset = queryset.filter(_scope(user))
     if filters.team_id:
         queryset = queryset.filter(team_id=filters.team_id)
     if filters.owner_id:
@@ -215,11 +234,15 @@ def dashboard(*, user: Any, filters: Filters, teams: list[Team]) -> dict[str, An
         day__gte=filters.start, day__lte=filters.end
     )
     sums = {n: _int_sum(n) for n in DAILY_SUMS} | {n: _dec_sum(n) for n in DAILY_MONEY}
-    by_day = list(daily.values("day").annotate(**sums).order_by("day"))
-    people = list(
+    # Grouped by hashing, sorted here: at most one row per day and per person.
+    by_day = sorted(
+        daily.values("day").annotate(**sums).order_by(), key=lambda r: r["day"]
+    )
+    people = sorted(
         daily.values("owner", "owner__display_name", "owner__username")
         .annotate(**sums)
-        .order_by("owner__display_name", "owner__username", "owner")
+        .order_by(),
+        key=lambda r: (r["owner__display_name"] or "", r["owner__username"] or ""),
     )
     pipeline = _pipeline(user, filters)
     coverage = _coverage(user, filters)
