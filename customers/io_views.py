@@ -36,7 +36,13 @@ RECENT_REQUESTS = 50
 
 def _job(request: HttpRequest, pk: int) -> ImportJob:
     """Only the importing user sees a job (404 for everyone else), and only while
-    allowed to import its kind of records (customers, or another app's: deals)."""
+    allowed to import its kind of records (customers, or another app's: deals).
+    A role that may import nothing is refused first (403), as before any lookup."""
+    if not any(
+        imports.may_import(request.user, kind)
+        for kind in (imports.CUSTOMERS, *imports.KINDS)
+    ):
+        permissions.require(request.user, imports.IMPORT_PERM)
     job = access.get_object_for(
         ImportJob.objects.filter(created_by=request.user).select_related("created_by"),
         pk,

@@ -82,7 +82,7 @@ class DealFilterForm(forms.Form):
             )
             field.widget.attrs.setdefault("class", css)
             if name == "q":
-                field.widget.attrs["placeholder"] = _("商机名称、客户姓名或电话")
+                field.widget.attrs["placeholder"] = _("商机名称或客户姓名")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -82,12 +82,16 @@ def channel_choices(*, user: Any) -> QuerySet:
 
 
 def _search(deals: QuerySet, query: str) -> QuerySet:
-    """Title (trigram index on UPPER(title)) or the customer's name or phone."""
+    """Title (trigram index on UPPER(title)) or the customer's (or channel's) name,
+    pinyin or initials. Not phones: the list's address carries the search, and phone
+    numbers stay out of addresses (customers/search.py)."""
     condition = Q(title_upper__contains=query.upper())
-    by_customer = search.condition(query)
+    is_phone = search.PHONE_QUERY.match(search.normalise(query))
+    by_customer = None if is_phone else search.condition(query)
     if by_customer is not None:
         ids = list(
-            Customer.objects.filter(by_customer)
+            search.annotate_for(Customer.objects.all(), query)
+            .filter(by_customer)
             .order_by("-id")
             .values_list("pk", flat=True)[:SEARCH_CUSTOMERS]
         )

@@ -105,6 +105,12 @@ ADMINS_INVALID   = (L,    403,  403,  403,  403,  403,  403,  400,  403)
 VALUE            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 # Lists of customers export with customers.export_customer only.
 VALUE_EXPORT     = (L,    403,  403,  403,  403,  200,  403,  200,  403)
+# Deals (issue 14): sales, managers and admins; the desk and no role get 403.
+DEALS            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
+DEALS_MISSING    = (L,    404,  404,  404,  404,  404,  403,  404,  403)
+# An empty payment form re-renders with its errors (400).
+PAYS_A           = (L,    400,  400,  404,  404,  400,  403,  400,  403)
+PAYS_FAR         = (L,    404,  404,  404,  400,  404,  403,  400,  403)
 # A segment's dashboard: the roles that use segments get 404 for a missing segment.
 SEGMENT_MISSING  = (L,    404,  404,  404,  404,  404,  403,  404,  403)
 # Segments (客户分群): sales, managers and admins; an empty form re-renders (400).
@@ -305,6 +311,38 @@ MATRIX = [
     ("value_admin:tierrule_delete", "GET", "missing", *ADMINS_MISSING),
     ("value_admin:tierrule_delete", "POST", "missing", *ADMINS_MISSING),
 
+    # Deals: the owner/team scope of customers; moves, loss and reopen with an empty
+    # form go back to the deal with a message (302), an empty deal form re-renders.
+    ("deals:deal_list", "GET", None, *DEALS),
+    ("deals:pipeline", "GET", None, *DEALS),
+    ("deals:deal_create", "GET", None, *DEALS),
+    ("deals:deal_create", "POST", None, *DEALS),
+    ("deals:deal_create", "GET", "own_team", *EDITS_A),
+    ("deals:customer_options", "POST", None, *DEALS),
+    ("deals:deal_detail", "GET", "deal:own_team", *EDITS_A),
+    ("deals:deal_detail", "GET", "deal:other_team", *EDITS_B),
+    ("deals:deal_detail", "GET", "deal:other_dept", *EDITS_FAR),
+    ("deals:deal_edit", "GET", "deal:own_team", *EDITS_A),
+    ("deals:deal_edit", "GET", "deal:other_dept", *EDITS_FAR),
+    ("deals:deal_edit", "POST", "deal:own_team", *EDITS_A),
+    ("deals:deal_move", "POST", "deal:own_team", *SAVES_A),
+    ("deals:deal_move", "POST", "deal:other_dept", *SAVES_FAR),
+    ("deals:deal_lose", "POST", "deal:own_team", *SAVES_A),
+    ("deals:deal_lose", "POST", "deal:other_dept", *SAVES_FAR),
+    ("deals:deal_reopen", "POST", "deal:own_team", *SAVES_A),
+    ("deals:payment_add", "POST", "deal:own_team", *PAYS_A),
+    ("deals:payment_add", "POST", "deal:other_dept", *PAYS_FAR),
+    ("deals:payment_remove", "GET", "args:987654321,987654321", *DEALS_MISSING),
+    ("deals:payment_remove", "POST", "args:987654321,987654321", *DEALS_MISSING),
+    ("deals:import_upload", "GET", None, *MANAGERS),
+    ("deals:import_template", "GET", None, *MANAGERS),
+    ("deals_admin:stages_list", "GET", None, *ADMINS),
+    ("deals_admin:stages_create", "GET", None, *ADMINS),
+    ("deals_admin:stages_create", "POST", None, *ADMINS_INVALID),
+    ("deals_admin:stages_edit", "GET", "missing", *ADMINS_MISSING),
+    ("deals_admin:stages_delete", "GET", "missing", *ADMINS_MISSING),
+    ("deals_admin:stages_delete", "POST", "missing", *ADMINS_MISSING),
+
     ("notifications:notification_list", "GET", None, *ANY_ROLE),
     ("notifications:notification_bell", "GET", None, *ANY_ROLE),
     # Marking someone else's notification read does nothing and leads to one's own list.
@@ -411,7 +449,11 @@ NAME_PAGES = {
 # Public pages opened by a signed token (the customer's link): the token is the key.
 TOKEN_PAGES = {"intake_follow"}
 # Pages whose URL takes the customer as ?customer= rather than in the path.
-QUERY_CUSTOMER_PAGES = {"service:ticket_create", "service:asset_create"}
+QUERY_CUSTOMER_PAGES = {
+    "service:ticket_create",
+    "service:asset_create",
+    "deals:deal_create",
+}
 # What each POST sends: enough to pass the form where the row expects a save.
 POST_DATA = {
     "intake": {"name": "", "phone": "", "description": ""},
@@ -581,6 +623,16 @@ class World:
             ).pk
         if kind == "exportrequest":
             return self.export_request(which).pk
+        if kind == "deal":
+            from culture.deals import services as deal_services
+            from tests.factories import deal_stage
+
+            return deal_services.deal_create(
+                by=self.actors[OWNERS[which]],
+                customer=self.customers[which],
+                data={"title": f"{CANARIES[which]}的商机", "amount": 1000},
+                stage=deal_stage("visit"),
+            ).pk
         if kind == "notification":
             return notification_services.notification_send(
                 recipient=self.actors[which],

@@ -517,3 +517,18 @@ def test_a_manager_sees_the_department_not_another(
     assert client.get(url("deal_detail", far.pk)).status_code == 404
     html = client.get(url("pipeline")).content.decode()
     assert "二组的商机" in html and "华南的商机" not in html
+
+
+def test_the_customer_picker_searches_by_post_in_scope(
+    client, sales_rep, far_outsider, customer
+):
+    CustomerFactory(owner=far_outsider, name="王先生华南")
+    client.force_login(sales_rep)
+    response = client.post(url("customer_options"), {"customer_q": "王先生"})
+    html = response.content.decode()
+    assert f'<option value="{customer.pk}" selected>' in html
+    assert "王先生华南" not in html
+    for query in ("NaN", "wang", "1380", "%"):
+        assert client.post(url("customer_options"), {"q": query}).status_code == 200
+    assert client.get(url("customer_options"), {"q": "王"}).status_code == 405
+    assert client.get(url("deal_list"), {"q": "NaN"}).status_code == 200
