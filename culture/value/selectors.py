@@ -152,7 +152,7 @@ class Pareto:
 
 
 def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
-    """The figures and the curve of one period and view: two queries."""
+    """The figures and the curve of one period and view: one query."""
     cur_sql, cur_params = _ranked("cur", period, view, scope)
     prev_sql, prev_params = _ranked("prev", period.previous(), view, scope)
     den_sql, den_params = _denominator(view, scope, "cur")
@@ -172,17 +172,28 @@ def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
                      AS stayed
             FROM cur_core c FULL OUTER JOIN prev_core p ON p.cid = c.cid
         )
-        SELECT s.n, s.payers, s.total, k.k20,
+        SELECT 0 AS part, s.n, s.payers, s.total, k.k20,
                (SELECT cum FROM cur WHERE rn = LEAST(k.k20, s.payers)),
                (SELECT COUNT(*) FROM cur_core),
                m.entered, m.left_, m.stayed
         FROM summary s, k, moves m
+        UNION ALL
+        -- The curve, sampled in SQL: every step-th rank and the last one.
+        SELECT 1, c.rn, c.cum, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM cur c, summary s
+        WHERE c.rn %% GREATEST(1, CEIL(s.payers / %s::numeric))::bigint = 0
+           OR c.rn = s.payers
+        ORDER BY 1, 2
     """  # noqa: S608
     result = Pareto(period=period, view=view)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*cur_params, *prev_params, *den_params, TOP_SHARE])
-        row = cursor.fetchone()
+        cursor.execute(
+            sql,
+            [*cur_params, *prev_params, *den_params, TOP_SHARE, CURVE_POINTS - 1],
+        )
+        rows = cursor.fetchall()
         (
+            _part,
             result.customers,
             result.payers,
             total,
@@ -192,33 +203,17 @@ def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
             result.entered,
             result.left,
             result.stayed,
-        ) = row
-        result.total = Decimal(total or 0)
-        result.top_revenue = Decimal(top_revenue or 0)
-        if result.payers:
-            result.curve = _curve(cursor, cur_sql, cur_params, result)
-    result.curve = [[0.0, 0.0], *result.curve]
+        ) = rows[0]
+    result.total = Decimal(total or 0)
+    result.top_revenue = Decimal(top_revenue or 0)
+    n = result.customers or result.payers
+    result.curve = [[0.0, 0.0]] + [
+        [round(rn * 100 / n, 2), round(float(cum * 100 / result.total), 2)]
+        for _part, rn, cum, *_rest in rows[1:]
+    ]
     if result.customers and result.payers < result.customers:
         result.curve.append([100.0, 100.0])  # customers with no revenue: flat at 100 %
     return result
-
-
-def _curve(
-    cursor: Any, cur_sql: str, params: list, result: Pareto
-) -> list[list[float]]:
-    """At most CURVE_POINTS points of the curve, sampled in SQL: every step-th
-    customer by rank and the last one."""
-    step = max(1, -(-result.payers // (CURVE_POINTS - 1)))
-    cursor.execute(
-        f"""WITH {cur_sql}
-        SELECT rn, cum FROM cur WHERE rn %% %s = 0 OR rn = %s ORDER BY rn""",  # noqa: S608
-        [*params, step, result.payers],
-    )
-    n, total = result.customers or result.payers, result.total
-    return [
-        [round(rn * 100 / n, 2), round(float(cum * 100 / total), 2)]
-        for rn, cum in cursor.fetchall()
-    ]
 
 
 @dataclass
