@@ -114,6 +114,8 @@ def segment_create(*, by: Any, data: dict) -> Segment:
         department_id=by.team.department_id if by.team_id else None,
     )
     _check_definition(by, segment)
+    if not segment.is_dynamic:
+        segment.refreshed_at = timezone.now()  # an empty list is already current
     segment.full_clean()
     with transaction.atomic(), audited(by):
         segment.save()

@@ -101,7 +101,12 @@ def _form_page(
                 form.add_error(None, error.messages)
             status = 400
         else:
-            messages.success(request, _("分群已保存，成员正在计算。"))
+            messages.success(
+                request,
+                _("分群已保存，成员正在计算。")
+                if segment.is_dynamic
+                else _("名单已保存。"),
+            )
             return redirect(segment)
     elif request.method == "POST":
         status = 400

@@ -130,3 +130,47 @@ def test_a_manager_builds_a_segment_with_a_live_count_and_exports_it(
     shot(page, "segment-list")
     assert Segment.objects.get().member_count == 2
     assert page_problems == []
+
+
+def test_a_static_list_from_a_search_with_removal_confirmed(
+    page: Page,
+    page_problems: list[str],
+    log_in: Callable[[User], Page],
+    manager: User,
+    sales_rep: User,
+) -> None:
+    for name in ("王建国", "王建军", "李四"):
+        CustomerFactory(name=name, owner=sales_rep)
+    log_in(manager)
+    page.goto("/segments/")
+    page.get_by_test_id("new-static").click()
+    page.locator("#id_name").fill("春节回访名单")
+    page.get_by_test_id("save-segment").click()
+    expect(page.get_by_test_id("no-members")).to_be_visible()
+
+    page.get_by_test_id("static-q").fill("王建")
+    page.get_by_test_id("static-q").press("Enter")
+    results = page.get_by_test_id("static-results")
+    expect(results).to_contain_text("王建国")
+    expect(results).not_to_contain_text("李四")
+    shot(page, "static-search")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("add-all").click()
+    expect(page.get_by_test_id("member-count")).to_have_text("2")
+
+    row = page.get_by_test_id("member-table").locator("tr", has_text="王建军")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="移出").click()
+    expect(page.get_by_test_id("member-count")).to_have_text("2")  # cancelled
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="移出").click()
+    expect(page.get_by_test_id("member-count")).to_have_text("1")
+    expect(page.get_by_test_id("segment-history")).to_contain_text("王建军 于")
+    shot(page, "static-list")
+
+    page.get_by_test_id("open-in-list").click()
+    expect(page.get_by_test_id("extra-filter")).to_contain_text("春节回访名单")
+    expect(page.get_by_test_id("customer-table")).to_contain_text("王建国")
+    expect(page.get_by_test_id("customer-table")).not_to_contain_text("王建军")
+    shot(page, "customer-list-filtered")
+    assert page_problems == []

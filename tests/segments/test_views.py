@@ -504,3 +504,24 @@ def test_bulk_reassign_needs_confirmation(
 def test_navigation_shows_segments_to_their_users(client, manager, service_agent):
     assert "客户分群" in as_user(client, manager).get("/").content.decode()
     assert "/segments/" not in as_user(client, service_agent).get("/").content.decode()
+
+
+def test_live_count_and_builder_queries_do_not_grow_with_customers(
+    client, manager, sales_rep, django_assert_num_queries
+):
+    client = as_user(client, manager)
+    CustomerFactory.create_batch(2, owner=sales_rep, tier="A", kind="dealer")
+    count_url = reverse("segments:segment_count")
+    builder_url = reverse("segments:segment_builder")
+    client.post(count_url, A_DEALER_DRAFT)
+    with CaptureQueriesContext(connection) as few:
+        client.post(count_url, A_DEALER_DRAFT)
+    with CaptureQueriesContext(connection) as few_builder:
+        client.post(builder_url, A_DEALER_DRAFT)
+    CustomerFactory.create_batch(
+        40, owner=sales_rep, tier="A", kind="dealer", province="浙江省"
+    )
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.post(count_url, A_DEALER_DRAFT)
+    with django_assert_num_queries(len(few_builder.captured_queries)):
+        client.post(builder_url, A_DEALER_DRAFT)
