@@ -47,8 +47,9 @@ INSTALLED_APPS = [
     "service.handover",
     "culture.deals",
     "culture.segments",
-    "culture.dashboards",
     "culture.value",
+    # Last: its demo seeder rebuilds the dashboard's rollups from every app's demo rows.
+    "culture.dashboards",
 ]
 
 MIDDLEWARE = [

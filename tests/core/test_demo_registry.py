@@ -36,8 +36,8 @@ def test_registry_holds_each_domain_app_in_installed_apps_order():
         "handover",
         "deals",
         "segments",
-        "dashboards",
         "value",
+        "dashboards",
     ]
     installed = [app.label for app in apps.get_app_configs()]
     assert found == sorted(found, key=installed.index)
