@@ -439,6 +439,7 @@ def _charts(
                 "name": label,
                 "type": "bar",
                 "stack": "followups",
+                "barMaxWidth": 28,
                 "data": [
                     {
                         "value": p[column],
@@ -500,6 +501,7 @@ def _charts(
             {
                 "name": _("覆盖率"),
                 "type": "bar",
+                "barMaxWidth": 28,
                 "label": {"show": True, "position": "right", "formatter": "{c}%"},
                 "itemStyle": {"color": "#20c997"},
                 "data": [
@@ -553,13 +555,14 @@ def _charts(
     }
     revenue = {
         "tooltip": {"trigger": "axis"},
-        "grid": {"left": 8, "right": 16, "top": 24, "bottom": 8, "containLabel": True},
+        "grid": {"left": 8, "right": 16, "top": 36, "bottom": 8, "containLabel": True},
         "xAxis": {"type": "category", "data": [m.strftime("%Y-%m") for m in months]},
         "yAxis": {"type": "value", "name": _("万元")},
         "series": [
             {
                 "name": _("回款"),
                 "type": "bar",
+                "barMaxWidth": 48,
                 "itemStyle": {"color": "#fd7e14"},
                 "data": [
                     {"value": _money(amount), "url": custom("revenue", month)}
