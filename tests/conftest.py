@@ -7,7 +7,10 @@ import pytest
 from django.utils import translation
 
 from crm.accounts.roles import Role
+from tests import fast_flush
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
+
+fast_flush.install()
 
 PASSWORD = "pw-for-tests-123"
 
