@@ -11,12 +11,14 @@ dies and stops them all on Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +67,7 @@ def start_backing(
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     if not database_url:
-        pg = embedded.postgres_for(folder, REPO_DIR, pg_port or 0)
+        pg = embedded.postgres_for(folder, REPO_DIR, pg_port or 0, durable=persistent)
         pg.start()
         owned.append(pg)
         database_url = pg.url
@@ -164,6 +166,122 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     sys.exit(128 + signum)
 
 
+def xdist_workers() -> int:
+    """How many pytest-xdist workers run the parallel part: KEHU_TEST_WORKERS, else
+    one per core (at most 4; each has its own test database and Redis database)."""
+    configured = os.environ.get("KEHU_TEST_WORKERS", "").strip()
+    if configured:
+        return max(int(configured), 0)
+    return min(os.cpu_count() or 1, 4)
+
+
+# pytest options with which the launcher runs the arguments as given, in one pytest
+# (the caller chose the workers, or debugs a test).
+_AS_GIVEN = ("-n", "--numprocesses", "--dist", "--kehu-part", "--pdb", "--trace")
+
+
+def split_in_parts(pytest_args: list[str], workers: int) -> bool:
+    if workers < 2:
+        return False
+    try:
+        import xdist  # noqa: F401 - only whether it is installed
+    except ImportError:
+        return False
+    for arg in pytest_args:
+        if arg in ("no:xdist", "-pno:xdist") or arg.startswith("--collect-only"):
+            return False
+        if arg == "--co" or (arg.startswith("-n") and not arg.startswith("--")):
+            return False
+        if any(arg == name or arg.startswith(name + "=") for name in _AS_GIVEN):
+            return False
+    return True
+
+
+# pytest's closing-line words, in its order, and their plural (tests/parts.py).
+_COUNTED = (
+    ("failed", "failed"),
+    ("passed", "passed"),
+    ("skipped", "skipped"),
+    ("deselected", "deselected"),
+    ("xfailed", "xfailed"),
+    ("xpassed", "xpassed"),
+    ("warnings", "warnings"),
+    ("error", "errors"),
+)
+
+
+def closing_line(counts: dict[str, int], seconds: float) -> str:
+    """The closing line pytest would print for the two parts as one run."""
+    words = []
+    for key, plural in _COUNTED:
+        count = counts.get(key, 0)
+        if count:
+            singular = {"warnings": "warning"}.get(key, key)
+            words.append(f"{count} {plural if count != 1 else singular}")
+    line = ", ".join(words) if words else "no tests ran"
+    return f"{'=' * 20} {line} in {seconds:.2f}s {'=' * 20}"
+
+
+def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
+    """The whole suite as two pytest runs (tests/parts.py): the tests that may run in
+    parallel over `workers` pytest-xdist workers, then the browser and reliability
+    tests one by one, alone on the machine as before. Both run even when the first
+    fails; the exit status is the first failure's, 5 only when neither ran a test."""
+    folder = Path(tempfile.mkdtemp(prefix="kehu-parts-"))
+    runs = [
+        (
+            "parallel",
+            ["-n", str(workers), "--dist", "loadgroup", "--kehu-part=parallel"],
+        ),
+        ("serial", ["--kehu-part=serial"]),
+    ]
+    started = time.monotonic()
+    codes: dict[str, int] = {}
+    summaries: list[dict] = []
+    try:
+        for part, options in runs:
+            if summaries and summaries[0].get("other_part") == 0:
+                # The selection holds no browser or reliability test (as in CI's
+                # second run): no second pytest.
+                break
+            summary = folder / f"{part}.json"
+            print(
+                f"[kehu] {part} part: pytest {' '.join([*options, *pytest_args])}",
+                flush=True,
+            )
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", *options, *pytest_args],
+                cwd=REPO_DIR,
+                env={**env, "KEHU_TEST_SUMMARY": str(summary)},
+                check=False,
+            )
+            codes[part] = result.returncode
+            summaries.append(_read(summary))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    seconds = time.monotonic() - started
+    totals: dict[str, int] = {}
+    for summary in summaries:
+        for key, count in summary.get("counts", {}).items():
+            # Both parts deselect what the selection leaves out: count it once.
+            merge = max if key == "deselected" else int.__add__
+            totals[key] = merge(totals.get(key, 0), count)
+    ran = sum(totals.get(key, 0) for key in ("failed", "passed", "xfailed", "xpassed"))
+    failures = [code for code in codes.values() if code not in (0, 5)]
+    code = failures[0] if failures else (0 if ran or 0 in codes.values() else 5)
+    parts = ", ".join(f"{part} exit {c}" for part, c in codes.items())
+    print(f"\n[kehu] the two parts together ({parts}):", flush=True)
+    print(closing_line(totals, seconds), flush=True)
+    return code
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def cmd_test(pytest_args: list[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     folder = Path(tempfile.mkdtemp(prefix="kehu-test-"))
@@ -176,6 +294,9 @@ def cmd_test(pytest_args: list[str]) -> int:
             f"[kehu] testing against {backing.database_url} and {backing.redis_url}",
             flush=True,
         )
+        workers = xdist_workers()
+        if split_in_parts(pytest_args, workers):
+            return run_parts(pytest_args, env, workers)
         result = subprocess.run(
             [sys.executable, "-m", "pytest", *pytest_args],
             cwd=REPO_DIR,

@@ -7,10 +7,19 @@ import pytest
 from django.utils import translation
 
 from crm.accounts.roles import Role
-from tests import fast_flush
+from tests import fast_flush, parts
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
 
 fast_flush.install()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parts.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    parts.register(config)
+
 
 PASSWORD = "pw-for-tests-123"
 
