@@ -174,7 +174,10 @@ def _insert_many(drafts: Sequence[Draft], now: datetime) -> list[str]:
     with connection.cursor() as cursor:
         # The model's table name and placeholders only; the values go as parameters.
         # The subquery is the line each draft joins (`_open_line`), found through the
-        # index notification_open_group.
+        # index notification_open_group. `n.group_key <> ''` follows from the other
+        # conditions, but the planner uses that partial index only when the query says
+        # it: without it, each draft read every unread line its recipient got in the
+        # window (a team lead's thousands during an escalation sweep: issue 14).
         sql = (
             f"INSERT INTO {table} (recipient_id, title, body, url, reason, group_key,"  # noqa: S608  # nosec B608 - table name from the model, values as parameters
             " idempotency_key, created_at, grouped_into_id)"
@@ -182,6 +185,7 @@ def _insert_many(drafts: Sequence[Draft], now: datetime) -> list[str]:
             " v.idempotency_key, %s, ("
             f"  SELECT n.id FROM {table} n WHERE v.group_key <> ''"
             "   AND n.recipient_id = v.recipient_id AND n.group_key = v.group_key"
+            "   AND n.group_key <> ''"
             "   AND n.read_at IS NULL AND n.grouped_into_id IS NULL"
             "   AND n.created_at >= %s ORDER BY n.created_at DESC LIMIT 1)"
             f" FROM (VALUES {rows}) AS v(recipient_id, title, body, url, reason,"

@@ -177,3 +177,25 @@ def test_the_bell_and_the_groups_are_read_through_indexes(sales_rep):
     )
     plan = group.explain()
     assert "Seq Scan" not in plan and "notification_" in plan, plan
+
+
+def test_a_batch_finds_the_open_lines_through_their_index(sales_rep, teammate):
+    """notify_many's INSERT looks up each draft's open line with the partial index
+    notification_open_group, not by reading the recipient's recent unread lines one by
+    one (an escalation sweep gives a team lead thousands of them within the window)."""
+    for n in range(50):
+        send(sales_rep, f"recent{n}", group=f"ticket:{n}:sla")
+    drafts = [
+        services.Draft(
+            recipient_id=sales_rep.pk, key=f"new{n}", title="x", group=f"ticket:{n}:sla"
+        )
+        for n in range(45, 55)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        services.notify_many(drafts)
+    (insert,) = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + insert)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "notification_open_group" in plan, plan
