@@ -116,6 +116,9 @@ SEGMENT_MISSING  = (L,    404,  404,  404,  404,  404,  403,  404,  403)
 # Segments (客户分群): sales, managers and admins; an empty form re-renders (400).
 SEGMENTS         = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 SEGMENTS_INVALID = (L,    400,  400,  400,  400,  400,  403,  400,  403)
+# The managers' dashboard (看板): managers (department), admins (all), sales (their
+# own share); the desk and no role get 403.
+DASHBOARD        = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -279,6 +282,9 @@ MATRIX = [
     ("service_admin:assets_edit", "GET", "asset:own_team", *ADMINS),
     ("service_admin:assets_edit", "GET", "missing", *ADMINS_MISSING),
 
+    ("dashboards:dashboard", "GET", None, *DASHBOARD),
+    ("dashboards:drill", "GET", None, *DASHBOARD),
+    ("dashboards:export", "GET", None, *DASHBOARD),
     ("value:overview", "GET", None, *VALUE),
     ("value:core_list", "GET", None, *VALUE),
     ("value:changes_list", "GET", "args:entered", *VALUE),
