@@ -77,6 +77,9 @@ def revenue_rebuild(*, now: datetime | None = None) -> int:
         sql = _AGGREGATE.format(pairs="SELECT 1", cust_join="", chan_join="", **t)
         cursor.execute(sql)
         rows = cursor.rowcount
+        # Fresh statistics: planned on an empty table's, the Pareto query would
+        # walk the rollup row by row.
+        cursor.execute(f"ANALYZE {t['rollup']}")
         RollupState.objects.update_or_create(
             name=REVENUE,
             defaults={"watermark": watermark, "refreshed_at": now, "rebuilt_at": now},

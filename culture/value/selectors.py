@@ -11,8 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Avg, Count, QuerySet, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 
+from crm.accounts import access
+from crm.accounts.models import Team, User
 from crm.accounts.roles import Role
 from culture.value import rollups
 from culture.value.models import CustomerValue, RollupState, TierChange
@@ -52,13 +54,24 @@ def scope_for(user: Any) -> Scope:
     if user.role == Role.ADMIN:
         return Scope(base, True, "all")
     if user.role == Role.MANAGER:
-        return Scope(
-            Customer.objects.visible_to(user).filter(
+        if access.visibility_scope(user) == "department" and user.team_id:
+            # visible_to's department rule as id subqueries on the customer's own
+            # owner and team columns: no join through team and owner per rollup row.
+            department = user.team.department_id
+            customers = base.filter(
+                Q(owner=user)
+                | Q(team__in=Team.objects.filter(department_id=department).values("pk"))
+                | Q(
+                    owner__in=User.objects.filter(
+                        team__department_id=department
+                    ).values("pk")
+                )
+            )
+        else:
+            customers = Customer.objects.visible_to(user).filter(
                 is_verified=True, merged_into__isnull=True
-            ),
-            False,
-            f"user:{user.pk}",
-        )
+            )
+        return Scope(customers, False, f"user:{user.pk}")
     if user.role == Role.SALES:
         return Scope(base.filter(owner=user), False, f"owner:{user.pk}")
     return Scope(base.none(), False, "none")

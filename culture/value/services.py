@@ -117,6 +117,7 @@ def rfm_compute(*, today: date | None = None, now: datetime | None = None) -> in
         cursor.execute("DELETE FROM value_customervalue")
         cursor.execute(sql, {"start": start, "end": today, "now": now})
         scored = cursor.rowcount
+        cursor.execute("ANALYZE value_customervalue")
         _mark(selectors.RFM_STATE, now)
     return scored
 
