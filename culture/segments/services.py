@@ -198,7 +198,9 @@ def segment_refresh(
     the segment row is locked so two refreshes of one segment take turns."""
     now = now or timezone.now()
     with transaction.atomic():
-        segment = Segment.objects.select_for_update().filter(pk=segment_id).first()
+        segment = (
+            Segment.objects.select_for_update(no_key=True).filter(pk=segment_id).first()
+        )
         if segment is None:
             return 0, 0
         if not segment.is_dynamic:
@@ -288,7 +290,7 @@ def static_members_add(*, by: Any, segment: Segment, customers: QuerySet) -> int
         )
     now = timezone.now()
     with transaction.atomic(), audited(by):
-        Segment.objects.select_for_update().filter(pk=segment.pk).first()
+        Segment.objects.select_for_update(no_key=True).filter(pk=segment.pk).first()
         existing = set(
             SegmentMember.objects.filter(
                 segment=segment, customer_id__in=ids
@@ -321,7 +323,7 @@ def static_members_remove(*, by: Any, segment: Segment, customer_ids: list[int])
     _static_for(by, segment)
     now = timezone.now()
     with transaction.atomic(), audited(by):
-        Segment.objects.select_for_update().filter(pk=segment.pk).first()
+        Segment.objects.select_for_update(no_key=True).filter(pk=segment.pk).first()
         # Only members `by` may see: a shared list keeps the others' customers.
         visible = Customer.objects.visible_to(by).filter(pk__in=customer_ids[:BULK_MAX])
         members = SegmentMember.objects.filter(segment=segment, customer__in=visible)
@@ -437,7 +439,7 @@ def segment_followups_run(action: Any) -> None:
     creator may see now, within the same bound."""
     with transaction.atomic():
         job = (
-            SegmentFollowUpJob.objects.select_for_update(of=("self",))
+            SegmentFollowUpJob.objects.select_for_update(no_key=True, of=("self",))
             .select_related("created_by", "assignee", "segment")
             .filter(pk=action.target_id)
             .first()
