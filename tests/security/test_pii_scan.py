@@ -66,8 +66,11 @@ def _parse(body: str) -> _Addresses:
     return parser
 
 
-# The import template's sample row uses China Mobile's well-known dummy number.
-SAMPLE_PHONES = {"customers:import_template": {"13800138000"}}
+# The import templates' sample rows use China Mobile's well-known dummy number.
+SAMPLE_PHONES = {
+    "customers:import_template": {"13800138000"},
+    "deals:import_template": {"13800138000"},
+}
 
 
 def _phones_allowed(actor: str, url_name: str) -> set[str]:
