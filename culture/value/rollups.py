@@ -93,10 +93,14 @@ def revenue_refresh(*, now: datetime | None = None) -> int:
     t = _tables()
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        state = RollupState.objects.select_for_update().filter(name=REVENUE).first()
+        state = (
+            RollupState.objects.select_for_update(no_key=True)
+            .filter(name=REVENUE)
+            .first()
+        )
         if state is None:
             state = _state()
-            state = RollupState.objects.select_for_update().get(name=REVENUE)
+            state = RollupState.objects.select_for_update(no_key=True).get(name=REVENUE)
         low = max(0, state.watermark - OVERLAP)
         cursor.execute(
             f"SELECT COALESCE(MAX(pgh_id), %s) FROM ("  # noqa: S608
