@@ -231,7 +231,7 @@ def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
     runs = [
         (
             "parallel",
-            ["-n", str(workers), "--dist", "loadgroup", "--kehu-part=parallel"],
+            ["-n", str(workers), "--dist", "loadfile", "--kehu-part=parallel"],
         ),
         ("serial", ["--kehu-part=serial"]),
     ]

@@ -1,7 +1,7 @@
 """The two parts of `make test` (crm/launcher.py runs one pytest for each).
 
 - `--kehu-part=parallel`: every test but the browser and reliability ones, spread over
-  pytest-xdist workers (`-n 2 --dist loadgroup`). Each worker has its own test database
+  pytest-xdist workers (`-n 2 --dist loadfile`). Each worker has its own test database
   (pytest-django) and Redis database (crm/settings/test.py).
 - `--kehu-part=serial`: the browser and reliability tests (SERIAL_MARKERS), one after
   the other in one process, alone on the machine as before: they start Chromium, Celery
@@ -9,10 +9,11 @@
 
 Without the option every selected test runs, as plain `pytest` always did.
 
-Under `--dist loadgroup` a test goes to any worker on its own, unless it uses one of our
-fixtures that is set up once per module or per session (tests/security/'s crawl of every
-page, a module's world of records): then all the tests that share it form one group,
-run by one worker, so it is set up once, not once per worker.
+The parallel part runs with `--dist loadfile`: each test module goes whole to one
+worker, so a module's fixtures (a world of records, a crawl of every page) are set up
+once per module as before. (`loadgroup` with xdist_group marks would let modules share a
+worker, but pytest-xdist 3.8 cannot group under pytest 9: its rewrite of the node ids
+no longer takes effect, and every test would go alone.)
 
 The part that runs tells the launcher what it counted in the file KEHU_TEST_SUMMARY
 names (JSON): pytest's closing-line counts, and how many tests of the other part the
@@ -47,21 +48,6 @@ def is_serial(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(name) for name in SERIAL_MARKERS)
 
 
-def _shared_fixture_group(item: pytest.Item) -> str | None:
-    """The group of a test that uses one of our session- or module-scoped fixtures."""
-    module_wide = None
-    for name in item.fixturenames:
-        definitions = item._fixtureinfo.name2fixturedefs.get(name) or ()
-        for definition in definitions[-1:]:
-            if not getattr(definition.func, "__module__", "").startswith("tests."):
-                continue  # a plugin's (django_db_setup, tmp_path_factory)
-            if definition.scope == "session":
-                return f"session-{name}"
-            if definition.scope in ("module", "package"):
-                module_wide = item.nodeid.split("::", 1)[0]
-    return module_wide
-
-
 def add_options(parser: pytest.Parser) -> None:
     parser.addoption(
         "--kehu-part",
@@ -70,22 +56,6 @@ def add_options(parser: pytest.Parser) -> None:
         help="run only the tests that may run in parallel, or only the browser and "
         "reliability tests (crm/launcher.py runs both, one after the other)",
     )
-
-
-class SharedFixtureGroups:
-    """Puts the tests that share one of our module or session fixtures in a group."""
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[Any]
-    ) -> None:
-        # Before xdist's own hook, which reads the xdist_group marks (loadgroup).
-        if not config.pluginmanager.hasplugin("xdist"):
-            return
-        for item in items:
-            group = _shared_fixture_group(item)
-            if group:
-                item.add_marker(pytest.mark.xdist_group(group))
 
 
 class Parts:
@@ -139,5 +109,4 @@ class Parts:
 
 
 def register(config: pytest.Config) -> None:
-    config.pluginmanager.register(SharedFixtureGroups(), "kehu-shared-fixture-groups")
     config.pluginmanager.register(Parts(), "kehu-parts")
