@@ -24,6 +24,14 @@ def pytest_configure(config: pytest.Config) -> None:
 PASSWORD = "pw-for-tests-123"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then the rows the migrations left are saved for the quick
+    restore that ends each transactional test (tests/fast_flush.py)."""
+    with django_db_blocker.unblock():
+        fast_flush.save_initial()
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     # A request in English leaves English active in the thread (the language middleware

@@ -7,10 +7,14 @@ On PostgreSQL a TRUNCATE of the ~70 tables makes new files for every table and i
 and took 2-3.5 s a test, the signal another 1-2 s: minutes over the suite. After a
 test the tables hold a few rows, so here:
 
-- the first flush of a run is Django's own; the rows it leaves (what post_migrate put
-  back) are then copied into the schema `kehu_test_flush` of the test database;
-- each later flush is one transaction that DELETEs every row of every table and
-  copies those rows back: the same content (same ids), in well under a second.
+- right after the test database is made (tests/conftest.py, django_db_setup), the
+  rows the migrations left (content types, permissions, role groups, default deal
+  stages ...) are copied into the schema `kehu_test_flush` of the test database;
+- each flush is one transaction that DELETEs every row of every table and copies
+  those rows back: the database as the migrations left it, as every other test sees
+  it, in well under a second. (Django's flush left the tables empty but for what
+  post_migrate puts back; with the suite spread over xdist workers a test that needs
+  a migration's rows may run after a transactional test on the same worker.)
 
 The DELETEs run with `session_replication_role = replica`, which turns off the
 foreign-key and audit triggers for that transaction only, as TRUNCATE bypasses them; it
@@ -26,8 +30,8 @@ from django.test import TransactionTestCase
 
 SCHEMA = "kehu_test_flush"
 _django_teardown = TransactionTestCase._fixture_teardown
-# Per database alias: the tables whose rows the first flush left, with their columns;
-# None once it turned out this cannot work there (not a superuser).
+# Per database alias: the tables whose rows the migrations left, with their columns;
+# None where this cannot work (not a superuser): Django's flush then.
 _saved: dict[str, dict[str, list[str]] | None] = {}
 
 
@@ -91,6 +95,14 @@ def _restore(alias: str, saved: dict[str, list[str]]) -> None:
         cursor.execute(";\n".join(statements))
 
 
+def save_initial(alias: str = "default") -> None:
+    """Right after the test database is made: save what the migrations left."""
+    if connections[alias].vendor == "postgresql" and _is_superuser(alias):
+        _saved[alias] = _save(alias)
+    else:
+        _saved[alias] = None
+
+
 def _fixture_teardown(self: TransactionTestCase) -> None:
     aliases = list(self._databases_names(include_mirrors=False))
     if (
@@ -98,20 +110,11 @@ def _fixture_teardown(self: TransactionTestCase) -> None:
         or self.serialized_rollback
         or self.available_apps is not None
         or len(aliases) != 1
-        or connections[aliases[0]].vendor != "postgresql"
+        or _saved.get(aliases[0]) is None
     ):
         _django_teardown(self)
         return
-    (alias,) = aliases
-    if alias not in _saved:
-        _saved[alias] = None
-        _django_teardown(self)
-        if _is_superuser(alias):
-            _saved[alias] = _save(alias)
-    elif _saved[alias] is None:
-        _django_teardown(self)
-    else:
-        _restore(alias, _saved[alias])
+    _restore(aliases[0], _saved[aliases[0]])
 
 
 def install() -> None:
