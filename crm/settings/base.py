@@ -333,6 +333,7 @@ CELERY_BEAT_SCHEDULE = {
     "dashboards-rollups-arm": {
         "task": "culture.dashboards.tasks.rollups_arm_task",
         "schedule": KEHU_ROLLUP_MINUTES * 60,
+        "options": {"expires": KEHU_ROLLUP_MINUTES * 60},
     },
     # A refresh of every dynamic segment (culture/segments), before the working day.
     "segments-daily": {
@@ -344,6 +345,7 @@ CELERY_BEAT_SCHEDULE = {
     "value-tick": {
         "task": "culture.value.tasks.value_tick_task",
         "schedule": 300,
+        "options": {"expires": 300},
     },
     # Double-submission tokens (crm/core/once.py) older than a week.
     "form-submissions-purge": {

@@ -12,6 +12,6 @@ from celery import shared_task
 from culture.dashboards import rollups
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, time_limit=60)
 def rollups_arm_task() -> None:
     rollups.schedule_next()

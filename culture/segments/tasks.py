@@ -7,7 +7,7 @@ from celery import shared_task
 from culture.segments import services
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, time_limit=300)
 def segments_daily_task() -> int:
     # One scheduled action per segment and day (idempotency key): a duplicated beat
     # tick schedules nothing twice, and the refreshes are durable rows.

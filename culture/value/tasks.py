@@ -8,6 +8,6 @@ from celery import shared_task
 from culture.value import services
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, time_limit=60)
 def value_tick_task() -> None:
     services.value_tick()

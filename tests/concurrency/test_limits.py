@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -165,11 +165,11 @@ def test_one_phone_from_many_addresses_at_once_files_exactly_its_limit(
     assert Customer.objects.count() == 1
 
 
-@override_settings(KEHU_PROXY_COUNT=1)
 def test_behind_our_proxy_the_intake_limit_follows_the_client_not_a_forged_header(
     desk: Any, settings: Any
 ) -> None:
     """The proxy appends the address it saw; what the client wrote before it is noise."""
+    settings.KEHU_PROXY_COUNT = 1
     settings.KEHU_INTAKE_PER_IP_HOUR = 1
 
     def post(phone: str, *, forged: str, real: str) -> int:
@@ -224,13 +224,18 @@ class CountingHasher(MD5PasswordHasher):
             _checks["passwords"] += 1
 
 
-WITH_AXES_COUNTING = override_settings(
-    AUTHENTICATION_BACKENDS=[
+# Through pytest-django's `settings` fixture, not an override_settings decorator: a
+# decorator and the fixture in one test undo in the wrong order (the decorator first),
+# and the fixture's undo then puts the decorator's settings back for every later test
+# in the process (axes on, the counting hasher, a trusted proxy).
+@pytest.fixture
+def axes_counting(settings: Any) -> Any:
+    settings.AUTHENTICATION_BACKENDS = [
         "axes.backends.AxesStandaloneBackend",
         "django.contrib.auth.backends.ModelBackend",
-    ],
-    PASSWORD_HASHERS=[f"{__name__}.CountingHasher"],
-)
+    ]
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher"]
+    return settings
 
 
 @pytest.fixture
@@ -249,7 +254,7 @@ def failed_logins() -> Any:
     return AccessLog.objects.filter(action=audit.LOGIN_FAILED)
 
 
-@WITH_AXES_COUNTING
+@pytest.mark.usefixtures("axes_counting")
 def test_five_times_the_lockout_of_wrong_passwords_at_once_checks_only_the_limit(
     sales_rep: Any, settings: Any, password_checks: Counter
 ) -> None:
@@ -274,7 +279,7 @@ def test_five_times_the_lockout_of_wrong_passwords_at_once_checks_only_the_limit
     assert login_post(sales_rep.username, PASSWORD, "10.9.8.8").status_code == 302
 
 
-@WITH_AXES_COUNTING
+@pytest.mark.usefixtures("axes_counting")
 def test_five_times_the_address_limit_of_usernames_at_once_checks_only_the_limit(
     sales_rep: Any, settings: Any, password_checks: Counter
 ) -> None:
@@ -294,7 +299,7 @@ def test_five_times_the_address_limit_of_usernames_at_once_checks_only_the_limit
     assert login_post(sales_rep.username, PASSWORD, "10.9.8.8").status_code == 302
 
 
-@WITH_AXES_COUNTING
+@pytest.mark.usefixtures("axes_counting")
 def test_a_right_password_does_not_use_up_the_limits(
     sales_rep: Any, settings: Any, password_checks: Counter
 ) -> None:
@@ -395,7 +400,7 @@ def test_the_counters_survive_in_the_database_not_in_a_process() -> None:
     assert limits.take("t", "shared", limit=1, window=timedelta(minutes=1)) is None
 
 
-@WITH_AXES_COUNTING
+@pytest.mark.usefixtures("axes_counting")
 def test_the_admin_sign_in_page_takes_the_same_limits(
     admin_user: Any, settings: Any, password_checks: Counter
 ) -> None:
@@ -411,7 +416,7 @@ def test_the_admin_sign_in_page_takes_the_same_limits(
     assert_axes_answers(statuses(answers), limit=limit, refused=(TIMES - 1) * limit)
 
 
-@WITH_AXES_COUNTING
+@pytest.mark.usefixtures("axes_counting")
 def test_password_confirmations_of_a_signed_in_session_take_the_same_limits(
     sales_rep: Any, settings: Any, password_checks: Counter
 ) -> None:

@@ -28,7 +28,10 @@ SMALL, LARGE = 3, 40
 # 11 (finding 7): how many members and sub-organisations the viewer may not see.
 # detail: 25 since issue 13 (the quick-contact form preselects the usual channel: one
 # bounded query over the author's latest 200 contacts).
-BUDGET = {"list": 13, "detail": 25, "home": 13}
+# detail: 29 since issue 14: the customer page's 商机 panel (customers/panels.py: the
+# customer's deals and a dealer's channel revenue) and the timeline's new sources
+# (deal stage changes and payments, tier changes), each one bounded query.
+BUDGET = {"list": 13, "detail": 29, "home": 13}
 
 
 def add_customers(count: int, owners: list) -> list[Customer]:
