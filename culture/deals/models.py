@@ -175,6 +175,13 @@ class Deal(models.Model):
             ),
             models.Index(fields=["-updated_at", "-id"], name="deal_recent"),
             models.Index(fields=["closed_on"], name="deal_closed_on"),
+            # The board's won columns: the deals of one won stage closed lately,
+            # newest first; a stage holding only old wins answers at once.
+            models.Index(
+                fields=["stage", "-closed_on", "-id"],
+                name="deal_won_stage_closed",
+                condition=Q(status="won"),
+            ),
             # The list's filters (docs/deals.md, "Indexes").
             models.Index(fields=["expected_close_on", "id"], name="deal_expected"),
             models.Index(fields=["amount", "id"], name="deal_amount"),

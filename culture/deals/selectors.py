@@ -217,17 +217,19 @@ def board(
     scoped = _board_deals(user, filters)
     # Per column, one status condition that an index answers in order: an open
     # stage walks deal_open_stage (stage, -updated_at) and stops after BOARD_CARDS
-    # rows; a won stage reads the few deals closed since `since` (deal_closed_on).
+    # rows; a won stage walks deal_won_stage_closed (newest closing first) and stops
+    # at `since`, even when the stage holds a million older wins.
     # The combined OR of the two read and sorted every open deal (seconds at 1M).
     parts = [
-        scoped.filter(stage=c.stage.pk)
-        .filter(
-            Q(status=Deal.Status.WON, closed_on__gte=since)
+        (
+            scoped.filter(
+                stage=c.stage.pk, status=Deal.Status.WON, closed_on__gte=since
+            ).order_by("-closed_on", "-id")
             if c.stage.is_won
-            else Q(status=Deal.Status.OPEN)
-        )
-        .order_by("-updated_at", "-id")
-        .values_list("pk", flat=True)[:BOARD_CARDS]
+            else scoped.filter(stage=c.stage.pk, status=Deal.Status.OPEN).order_by(
+                "-updated_at", "-id"
+            )
+        ).values_list("pk", flat=True)[:BOARD_CARDS]
         for c in columns
     ]
     card_ids = list(parts[0].union(*parts[1:], all=True)) if parts else []
