@@ -1023,12 +1023,12 @@ def customers_tier_set(
     with transaction.atomic(), audited(by), connection.cursor() as cursor:
         # The FROM's old row is the snapshot before this UPDATE: it gives the old tier.
         cursor.execute(
-            f"""UPDATE {table} c SET tier = v.tier, version = c.version + 1,
-                       updated_at = now()
-                FROM unnest(%s::bigint[], %s::text[]) AS v(id, tier),
-                     {table} o
-                WHERE c.id = v.id AND o.id = c.id AND c.tier <> v.tier
-                RETURNING c.id, o.tier, c.tier, c.owner_id""",  # noqa: S608
+            f"UPDATE {table} c SET tier = v.tier, version = c.version + 1, "  # noqa: S608  # nosec B608 # table names from the models' _meta, values bound
+            "updated_at = now() "
+            "FROM unnest(%s::bigint[], %s::text[]) AS v(id, tier), "
+            f"{table} o "
+            "WHERE c.id = v.id AND o.id = c.id AND c.tier <> v.tier "
+            "RETURNING c.id, o.tier, c.tier, c.owner_id",
             [ids, values],
         )
         return cursor.fetchall()
