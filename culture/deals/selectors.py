@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from crm.accounts import access
-from crm.accounts.models import Team
 from culture.deals.models import (
     Deal,
     DealStage,
@@ -28,6 +25,7 @@ from culture.deals.models import (
     scoped_to,
 )
 from customers import search
+from customers import selectors as customer_selectors
 from customers.models import Customer
 
 BOARD_CARDS = 20
@@ -50,32 +48,12 @@ def stages(*, active_only: bool = True) -> list[DealStage]:
 
 
 def owner_choices(*, user: Any) -> QuerySet:
-    """People whose deals `user` may filter by: the same scope as deals."""
-    users = (
-        get_user_model()
-        .objects.filter(is_active=True, groups__name__in=["sales", "manager"])
-        .distinct()
-    )
-    scope = access.visibility_scope(user)
-    if scope == "all":
-        return users.order_by("username")
-    if scope == "department" and user.team_id:
-        return users.filter(team__department=user.team.department_id).order_by(
-            "username"
-        )
-    if scope == "team" and user.team_id:
-        return users.filter(team=user.team_id).order_by("username")
-    return users.filter(pk=user.pk)
+    """People whose deals `user` may filter by: the same scope as customers."""
+    return customer_selectors.owner_choices(user=user)
 
 
 def team_choices(*, user: Any) -> QuerySet:
-    scope = access.visibility_scope(user)
-    teams = Team.objects.all()
-    if scope == "all":
-        return teams
-    if scope == "department" and user.team_id:
-        return teams.filter(department=user.team.department_id)
-    return teams.filter(pk=user.team_id) if user.team_id else teams.none()
+    return customer_selectors.team_choices(user=user)
 
 
 def channel_choices(*, user: Any) -> QuerySet:
