@@ -48,6 +48,8 @@ urlpatterns = [
     path("dashboards/", include("culture.dashboards.urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
+    # An owner's personal 入伙 booking link: no login.
+    path("o/", include("service.handover.owner_urls")),
     path("notifications/", include("crm.notifications.urls")),
     path("value/", include("culture.value.urls")),
     path("segments/<int:pk>/dashboard/", include("culture.value.segment_urls")),

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "crm.channels",
     "customers",
     "service",
+    "service.property",
     "service.handover",
     "culture.deals",
     "culture.segments",
@@ -366,6 +367,8 @@ KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
 # The customer's personal link to a ticket (/report/t/<token>/): days it opens, and
 # messages per client address and per ticket an hour.
 KEHU_FOLLOW_LINK_DAYS = env.int("KEHU_FOLLOW_LINK_DAYS", default=30)
+# An owner's personal 入伙 booking link (service/handover/links.py) lives at most this long.
+KEHU_OWNER_LINK_DAYS = env.int("KEHU_OWNER_LINK_DAYS", default=60)
 KEHU_FOLLOW_PER_IP_HOUR = env.int("KEHU_FOLLOW_PER_IP_HOUR", default=20)
 KEHU_FOLLOW_PER_TICKET_HOUR = env.int("KEHU_FOLLOW_PER_TICKET_HOUR", default=10)
 # The team (by name) whose queue a ticket without a routed category lands in when its

@@ -32,13 +32,41 @@ class HandoverEvent(models.Model):
         PUBLISHED = "published", _("已发布")
         CLOSED = "closed", _("已关闭")
 
+    class Kind(models.TextChoices):
+        CONCENTRATED = "concentrated", _("集中交付")
+        SCATTERED = "scattered", _("零星交付")
+        OPEN_DAY = "open_day", _("工地开放日")
+        PRE_INSPECTION = "pre_inspection", _("内部预验")
+
     name = models.CharField(_("名称"), max_length=100)
+    kind = models.CharField(
+        _("类型"), max_length=16, choices=Kind, default=Kind.CONCENTRATED
+    )
+    # The property register's project whose units are in scope; events made before
+    # the register existed name their project in text only.
+    project = models.ForeignKey(
+        "property.Project",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="handover_events",
+        verbose_name=_("楼盘"),
+    )
     project_name = models.CharField(_("项目"), max_length=100)
     venue = models.CharField(_("交付地点"), max_length=200)
     start_date = models.DateField(_("开始日期"))
     end_date = models.DateField(_("结束日期"))
     status = models.CharField(
         _("状态"), max_length=10, choices=Status, default=Status.DRAFT
+    )
+    # Owners change or cancel their own booking up to this many hours before the slot.
+    owner_cutoff_hours = models.PositiveSmallIntegerField(
+        _("业主自助改约截止（小时）"), default=24
+    )
+    # Seats held back for walk-ins are released to everyone at this hour of the
+    # slot's day (an empty hold helps nobody once the morning rush is over).
+    walk_in_release_time = models.TimeField(
+        _("预留名额释放时间"), default=dt.time(12, 0)
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -58,6 +86,10 @@ class HandoverEvent(models.Model):
             bounds.date_in_range(
                 "start_date", "end_date", name="handover_event_dates_in_range"
             ),
+            models.CheckConstraint(
+                condition=models.Q(owner_cutoff_hours__lte=720),
+                name="handover_event_cutoff_range",
+            ),
         ]
         indexes = [
             models.Index(fields=["-start_date", "-id"], name="handover_event_recent"),
@@ -72,6 +104,52 @@ class HandoverEvent(models.Model):
     @property
     def is_bookable(self) -> bool:
         return self.status == self.Status.PUBLISHED
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+)
+class Batch(models.Model):
+    """批次: units of an event (by building or floor) with their own booking window
+    and slots. An owner books only into their batch's slots; staff may override."""
+
+    event = models.ForeignKey(
+        HandoverEvent,
+        on_delete=models.CASCADE,
+        related_name="batches",
+        verbose_name=_("入伙活动"),
+    )
+    name = models.CharField(_("批次名称"), max_length=60)
+    booking_opens_at = models.DateTimeField(_("开放预约"))
+    booking_closes_at = models.DateTimeField(_("截止预约"))
+    description = models.CharField(_("说明"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("批次")
+        verbose_name_plural = _("批次")
+        ordering = ["event", "booking_opens_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "name"],
+                name="handover_batch_unique_name",
+                violation_error_message=_("该活动已有同名批次。"),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(booking_closes_at__gt=models.F("booking_opens_at")),
+                name="handover_batch_window_in_order",
+                violation_error_message=_("截止预约时间必须晚于开放预约时间。"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_open(self, now: dt.datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.booking_opens_at <= now < self.booking_closes_at
 
 
 @pghistory.track(
@@ -94,6 +172,17 @@ class TimeSlot(models.Model):
     end_time = models.TimeField(_("结束时间"))
     capacity = models.PositiveIntegerField(_("容量（户）"))
     booked_count = models.PositiveIntegerField(_("已约"), default=0)
+    # Seats only walk-ins may take until the event's release hour on the slot's day.
+    walk_in_hold = models.PositiveIntegerField(_("现场预留（户）"), default=0)
+    # Null: open to every unit of the event (events without batches).
+    batch = models.ForeignKey(
+        Batch,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="slots",
+        verbose_name=_("批次"),
+    )
 
     class Meta:
         verbose_name = _("时段")
@@ -112,6 +201,11 @@ class TimeSlot(models.Model):
                 name="handover_slot_not_overbooked",
             ),
             models.CheckConstraint(
+                condition=models.Q(walk_in_hold__lte=models.F("capacity")),
+                name="handover_slot_hold_within_capacity",
+                violation_error_message=_("现场预留不能超过容量。"),
+            ),
+            models.CheckConstraint(
                 condition=models.Q(end_time__gt=models.F("start_time")),
                 name="handover_slot_times_in_order",
                 violation_error_message=_("结束时间必须晚于开始时间。"),
@@ -123,6 +217,11 @@ class TimeSlot(models.Model):
             ),
         ]
         # The unique constraint's index (event, date, start_time) serves the event page.
+        indexes = [
+            models.Index(
+                fields=["batch", "date", "start_time"], name="handover_slot_batch"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.date:%m-%d} {self.start_time:%H:%M}–{self.end_time:%H:%M}"
@@ -154,6 +253,71 @@ class TimeSlot(models.Model):
         return self.date == timezone.localdate()
 
 
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+)
+class EventUnit(models.Model):
+    """A unit in an event's scope: its batch and whether it may be handed over."""
+
+    class Eligibility(models.TextChoices):
+        ELIGIBLE = "eligible", _("可交付")
+        NOT_READY = "not_ready", _("房屋未具备交付条件")
+        ARREARS = "arrears", _("业主欠款")
+        LEGAL_HOLD = "legal_hold", _("司法查封/法律限制")
+
+    event = models.ForeignKey(
+        HandoverEvent,
+        on_delete=models.CASCADE,
+        related_name="event_units",
+        verbose_name=_("入伙活动"),
+    )
+    unit = models.ForeignKey(
+        "property.Unit",
+        on_delete=models.PROTECT,
+        related_name="event_units",
+        verbose_name=_("房间"),
+    )
+    batch = models.ForeignKey(
+        Batch,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="event_units",
+        verbose_name=_("批次"),
+    )
+    eligibility = models.CharField(
+        _("交付资格"), max_length=12, choices=Eligibility, default=Eligibility.ELIGIBLE
+    )
+    eligibility_note = models.CharField(_("说明"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("活动房间")
+        verbose_name_plural = _("活动房间")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "unit"], name="handover_event_unit_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["event", "batch", "unit"], name="handover_eu_batch"),
+            models.Index(
+                fields=["event", "eligibility"], name="handover_eu_eligibility"
+            ),
+            models.Index(fields=["unit"], name="handover_eu_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} · {self.unit}"
+
+    @property
+    def is_eligible(self) -> bool:
+        return self.eligibility == self.Eligibility.ELIGIBLE
+
+
 class AppointmentQuerySet(models.QuerySet):
     def visible_to(self, user: settings.AUTH_USER_MODEL) -> AppointmentQuerySet:
         """Appointments of the customers the user may see (same scope as customers)."""
@@ -181,6 +345,8 @@ class Appointment(models.Model):
         PHONE = "phone", _("电话")
         STAFF = "staff", _("现场/工作人员")
         APP = "app", _("App")
+        OWNER_LINK = "owner_link", _("业主自助（短信链接）")
+        WALK_IN = "walk_in", _("现场无预约")
 
     ACTIVE_STATES = (State.BOOKED, State.CHECKED_IN)
 
@@ -205,6 +371,18 @@ class Appointment(models.Model):
         verbose_name=_("客户"),
     )
     unit = models.CharField(_("房号"), max_length=50, blank=True)
+    # Set when the event has a scope: one active booking per unit (any owner or
+    # proxy of it may make it); null for bookings by customer only.
+    event_unit = models.ForeignKey(
+        EventUnit,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="appointments",
+        verbose_name=_("活动房间"),
+    )
+    # Staff booking outside the unit's batch or eligibility must say why.
+    override_reason = models.CharField(_("例外原因"), max_length=200, blank=True)
     party_size = models.PositiveSmallIntegerField(_("到场人数"), default=1)
     channel = models.CharField(
         _("预约渠道"), max_length=10, choices=Channel, default=Channel.STAFF
@@ -217,8 +395,22 @@ class Appointment(models.Model):
     reminded_at = models.DateTimeField(_("已提醒"), null=True, blank=True)
     checked_in_at = models.DateTimeField(_("签到时间"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+    # Null when the owner booked through their own link (channel owner_link).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The owner or proxy holding the link that made or last changed the booking.
+    booked_via = models.ForeignKey(
+        "OwnerLink",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("业主链接"),
     )
     created_at = models.DateTimeField(_("预约时间"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -229,10 +421,18 @@ class Appointment(models.Model):
         verbose_name = _("入伙预约")
         verbose_name_plural = _("入伙预约")
         constraints = [
+            # An investor who bought two units books twice; without a unit, once.
             models.UniqueConstraint(
                 fields=["event", "customer"],
-                condition=models.Q(state__in=["booked", "checked_in"]),
+                condition=models.Q(
+                    state__in=["booked", "checked_in"], event_unit__isnull=True
+                ),
                 name="handover_one_active_appointment_per_customer",
+            ),
+            models.UniqueConstraint(
+                fields=["event_unit"],
+                condition=models.Q(state__in=["booked", "checked_in"]),
+                name="handover_one_active_appointment_per_unit",
             ),
             models.CheckConstraint(
                 condition=models.Q(party_size__gte=1, party_size__lte=20),
@@ -242,6 +442,7 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["slot", "state"], name="handover_appt_slot_state"),
             models.Index(fields=["customer", "-id"], name="handover_appt_customer"),
+            models.Index(fields=["event_unit"], name="handover_appt_event_unit"),
         ]
 
     def __str__(self) -> str:
@@ -253,3 +454,187 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+
+class OwnerLink(models.Model):
+    """A personal booking link: one holder (an owner or proxy of the unit), signed,
+    expiring and revocable. The token in the URL signs (id, nonce); the row says
+    whether it still works, so revoking needs no key change."""
+
+    event_unit = models.ForeignKey(
+        EventUnit,
+        on_delete=models.CASCADE,
+        related_name="owner_links",
+        verbose_name=_("活动房间"),
+    )
+    holder = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="handover_links",
+        verbose_name=_("持有人"),
+    )
+    nonce = models.CharField(max_length=32)
+    expires_at = models.DateTimeField(_("失效时间"))
+    revoked_at = models.DateTimeField(_("撤销时间"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("业主预约链接")
+        verbose_name_plural = _("业主预约链接")
+        constraints = [
+            # One live link per holder and unit: a new notice round reuses it.
+            models.UniqueConstraint(
+                fields=["event_unit", "holder"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="handover_one_live_link_per_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder} · {self.event_unit.unit}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class NoticeRun(models.Model):
+    """One sending of the 入伙通知书 to a batch's owners: a Celery job with progress."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("排队中")
+        RUNNING = "running", _("发送中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
+
+    class Channel(models.TextChoices):
+        SMS = "sms", _("短信")
+        EMAIL = "email", _("邮件")
+        LETTER = "letter", _("纸质信函（登记已寄出）")
+
+    event = models.ForeignKey(
+        HandoverEvent,
+        on_delete=models.CASCADE,
+        related_name="notice_runs",
+        verbose_name=_("入伙活动"),
+    )
+    batch = models.ForeignKey(
+        Batch,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notice_runs",
+        verbose_name=_("批次"),
+    )
+    channel = models.CharField(_("方式"), max_length=10, choices=Channel)
+    state = models.CharField(
+        _("状态"), max_length=10, choices=State, default=State.PENDING
+    )
+    total = models.PositiveIntegerField(_("总数"), default=0)
+    done = models.PositiveIntegerField(_("已处理"), default=0)
+    skipped = models.PositiveIntegerField(_("跳过"), default=0)
+    error = models.TextField(_("错误"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("通知发送任务")
+        verbose_name_plural = _("通知发送任务")
+        indexes = [models.Index(fields=["event", "-id"], name="handover_run_event")]
+
+    def __str__(self) -> str:
+        return f"{self.event} · {self.get_channel_display()} · {self.done}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+)
+class Notice(models.Model):
+    """交房通知书 to one owner of one unit, by one channel, in one round."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("待发送")
+        SENT = "sent", _("已发送")
+        DELIVERED = "delivered", _("已送达")
+        FAILED = "failed", _("发送失败")
+
+    event_unit = models.ForeignKey(
+        EventUnit,
+        on_delete=models.CASCADE,
+        related_name="notices",
+        verbose_name=_("活动房间"),
+    )
+    recipient = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="handover_notices",
+        verbose_name=_("收件业主"),
+    )
+    channel = models.CharField(_("方式"), max_length=10, choices=NoticeRun.Channel)
+    round = models.PositiveSmallIntegerField(_("轮次"), default=1)
+    state = models.CharField(
+        _("状态"), max_length=10, choices=State, default=State.QUEUED
+    )
+    run = models.ForeignKey(
+        NoticeRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notices",
+    )
+    link = models.ForeignKey(
+        OwnerLink,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notices",
+    )
+    message = models.OneToOneField(
+        "channels.OutboundMessage",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="handover_notice",
+    )
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("送达时间"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("入伙通知")
+        verbose_name_plural = _("入伙通知")
+        constraints = [
+            # A job retried after a crash sends nobody the same round twice.
+            models.UniqueConstraint(
+                fields=["event_unit", "recipient", "channel", "round"],
+                name="handover_notice_once_per_round",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["event_unit", "state"], name="handover_notice_eu"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.event_unit.unit} · {self.recipient} · {self.get_channel_display()}"
+        )
