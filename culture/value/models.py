@@ -77,6 +77,74 @@ class RollupState(models.Model):
         return self.name
 
 
+class ParetoRank(models.Model):
+    """One customer's place in a period's Pareto ranking for one view and scope: its
+    rank (revenue descending, ties by customer id) and the cumulative revenue down to
+    it. Kept by culture/value/pareto_ranks.py from the monthly rollup (rebuilt with it,
+    recomputed per touched period and scope by its refresh), so that a value page reads
+    the figures by rank instead of sorting the period's customers (docs/value.md)."""
+
+    kind = models.CharField(max_length=7)  # month, quarter, year
+    start = models.DateField()  # the period's first day
+    view = models.CharField(max_length=8)  # customer, channel
+    scope = models.CharField(max_length=24)  # all, dept:<id>, owner:<id>
+    rank = models.PositiveIntegerField()
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+"
+    )
+    revenue = models.DecimalField(max_digits=16, decimal_places=2)
+    cum = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "start", "view", "scope", "rank"],
+                name="paretorank_key_rank",
+            ),
+        ]
+        indexes = [
+            # Set changes: is this customer in the other period's 80 % set?
+            models.Index(
+                fields=["kind", "start", "view", "scope", "customer"],
+                name="paretorank_key_customer",
+                include=["rank", "revenue"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.start} {self.view} {self.scope} #{self.rank}"
+
+
+class ParetoSummary(models.Model):
+    """The figures of one period's ranking (view, scope) that do not depend on how
+    many customers are in scope: payers, total, the size of the 80 % set and how that
+    set changed since the previous period. Kept with ParetoRank."""
+
+    kind = models.CharField(max_length=7)
+    start = models.DateField()
+    view = models.CharField(max_length=8)
+    scope = models.CharField(max_length=24)
+    payers = models.PositiveIntegerField(default=0)
+    total = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    core_count = models.PositiveIntegerField(default=0)
+    # Channel view: ranked customers whose kind is not a channel kind (they count in
+    # the denominator beside the channel-kind customers in scope).
+    other_payers = models.PositiveIntegerField(default=0)
+    entered = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+    stayed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "start", "view", "scope"], name="paretosummary_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.start} {self.view} {self.scope}"
+
+
 class CustomerValue(models.Model):
     """A customer's RFM figures over the scoring window, from the last daily run."""
 

@@ -18,6 +18,7 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
+from culture.value import pareto_ranks
 from culture.value.models import CustomerRevenue, RollupState
 
 REVENUE = "customer_revenue"
@@ -80,6 +81,7 @@ def revenue_rebuild(*, now: datetime | None = None) -> int:
         # Fresh statistics: planned on an empty table's, the Pareto query would
         # walk the rollup row by row.
         cursor.execute(f"ANALYZE {t['rollup']}")
+        pareto_ranks.rebuild()
         RollupState.objects.update_or_create(
             name=REVENUE,
             defaults={"watermark": watermark, "refreshed_at": now, "rebuilt_at": now},
@@ -159,6 +161,7 @@ def revenue_refresh(*, now: datetime | None = None) -> int:
                 **t,
             )
             cursor.execute(sql)
+            pareto_ranks.refresh("value_touched")
         cursor.execute("DROP TABLE value_touched")
         RollupState.objects.filter(name=REVENUE).update(
             watermark=high, refreshed_at=now

@@ -5,6 +5,7 @@ customers in Python. Definitions: docs/value.md."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +18,13 @@ from crm.accounts import access
 from crm.accounts.models import Team, User
 from crm.accounts.roles import Role
 from culture.value import rollups
-from culture.value.models import CustomerValue, RollupState, TierChange
+from culture.value.models import (
+    CustomerValue,
+    ParetoRank,
+    ParetoSummary,
+    RollupState,
+    TierChange,
+)
 from culture.value.periods import Period
 from customers.models import Customer
 
@@ -45,6 +52,8 @@ class Scope:
     queryset: QuerySet
     is_all: bool  # every verified customer: the rollup needs no join
     key: str
+    # The scope's precomputed Pareto rankings (pareto_ranks), when it has them.
+    rank_key: str | None = None
 
 
 def scope_for(user: Any) -> Scope:
@@ -52,7 +61,7 @@ def scope_for(user: Any) -> Scope:
     sales: the customers they own (their share). Merged duplicates never count."""
     base = Customer.objects.filter(is_verified=True, merged_into__isnull=True)
     if user.role == Role.ADMIN:
-        return Scope(base, True, "all")
+        return Scope(base, True, "all", rank_key="all")
     if user.role == Role.MANAGER:
         if access.visibility_scope(user) == "department" and user.team_id:
             # visible_to's department rule as id subqueries on the customer's own
@@ -67,13 +76,21 @@ def scope_for(user: Any) -> Scope:
                     ).values("pk")
                 )
             )
-        else:
-            customers = Customer.objects.visible_to(user).filter(
-                is_verified=True, merged_into__isnull=True
+            return Scope(
+                customers, False, f"user:{user.pk}", rank_key=f"dept:{department}"
             )
+        # Other visibility settings (team, own, all): computed directly.
+        customers = Customer.objects.visible_to(user).filter(
+            is_verified=True, merged_into__isnull=True
+        )
         return Scope(customers, False, f"user:{user.pk}")
     if user.role == Role.SALES:
-        return Scope(base.filter(owner=user), False, f"owner:{user.pk}")
+        return Scope(
+            base.filter(owner=user),
+            False,
+            f"owner:{user.pk}",
+            rank_key=f"owner:{user.pk}",
+        )
     return Scope(base.none(), False, "none")
 
 
@@ -164,8 +181,9 @@ class Pareto:
         return max(0, self.customers - self.payers)
 
 
-def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
-    """The figures and the curve of one period and view: one query."""
+def pareto_direct(*, period: Period, view: str, scope: Scope) -> Pareto:
+    """The figures and the curve of one period and view, computed from the rollup in
+    one query (scopes without precomputed rankings; the reference in tests)."""
     cur_sql, cur_params = _ranked("cur", period, view, scope)
     prev_sql, prev_params = _ranked("prev", period.previous(), view, scope)
     den_sql, den_params = _denominator(view, scope, "cur")
@@ -237,7 +255,7 @@ class Row:
     previous: Decimal | None = None
 
 
-def core_customers(
+def core_customers_direct(
     *, period: Period, view: str, scope: Scope, after: int = 0, limit: int = PAGE_SIZE
 ) -> tuple[list[Row], int | None]:
     """One page of the customers making up 80 % of revenue, by rank (keyset: the
@@ -248,7 +266,7 @@ def core_customers(
     return _rows(sql, [*params, after, limit + 1], limit)
 
 
-def set_changes(
+def set_changes_direct(
     *,
     period: Period,
     view: str,
@@ -278,6 +296,139 @@ def set_changes(
             JOIN prev_core p ON p.cid = c.cid WHERE c.rn > %s ORDER BY c.rn"""
     sql = f"WITH {cur_sql}, {prev_sql} {select} LIMIT %s"
     return _rows(sql, [*cur_params, *prev_params, after, limit + 1], limit)
+
+
+# --- Pareto from the precomputed rankings (pareto_ranks) -----------------------------
+
+
+def _key(period: Period, view: str, scope: Scope) -> list[Any]:
+    return [period.kind, period.start, view, scope.rank_key]
+
+
+_KEY = "kind = %s AND start = %s AND view = %s AND scope = %s"
+
+
+def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
+    """The figures and the curve of one period and view: read by rank from the
+    precomputed ranking (three queries whatever the data size); scopes without one
+    are computed directly."""
+    if scope.rank_key is None:
+        return pareto_direct(period=period, view=view, scope=scope)
+    result = Pareto(period=period, view=view)
+    summary = (
+        ParetoSummary.objects.filter(
+            kind=period.kind, start=period.start, view=view, scope=scope.rank_key
+        )
+        .values_list(
+            "payers", "total", "core_count", "other_payers", "entered", "left", "stayed"
+        )
+        .first()
+    )
+    other_payers = 0
+    if summary:
+        (
+            result.payers,
+            result.total,
+            result.core_count,
+            other_payers,
+            result.entered,
+            result.left,
+            result.stayed,
+        ) = summary
+    customers = scope.queryset
+    if view == "channel":
+        customers = customers.filter(kind__in=CHANNEL_KINDS)
+    result.customers = customers.count() + (other_payers if view == "channel" else 0)
+    result.top_count = max(1, math.ceil(TOP_SHARE * result.customers))
+    top_rank = min(result.top_count, result.payers)
+    step = max(1, math.ceil(result.payers / (CURVE_POINTS - 1))) if result.payers else 1
+    samples = [*range(step, result.payers + 1, step)]
+    if result.payers and (not samples or samples[-1] != result.payers):
+        samples.append(result.payers)
+    cums = {}
+    if result.payers:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT rank, cum FROM {ParetoRank._meta.db_table}"  # noqa: S608  # nosec B608 # table name from the model's _meta, values bound
+                f" WHERE {_KEY} AND rank = ANY(%s)",
+                [*_key(period, view, scope), [*samples, top_rank]],
+            )
+            cums = dict(cursor.fetchall())
+    result.top_revenue = Decimal(cums.get(top_rank) or 0)
+    n = result.customers or result.payers
+    result.curve = [[0.0, 0.0]] + [
+        [round(rn * 100 / n, 2), round(float(cums[rn] * 100 / result.total), 2)]
+        for rn in samples
+    ]
+    if result.customers and result.payers < result.customers:
+        result.curve.append([100.0, 100.0])  # customers with no revenue: flat at 100 %
+    return result
+
+
+def _core_count_sql() -> str:
+    return f"(SELECT core_count FROM {ParetoSummary._meta.db_table} WHERE {_KEY})"  # noqa: S608  # nosec B608 # table name from the model's _meta
+
+
+def core_customers(
+    *, period: Period, view: str, scope: Scope, after: int = 0, limit: int = PAGE_SIZE
+) -> tuple[list[Row], int | None]:
+    """One page of the customers making up 80 % of revenue, by rank (keyset: the
+    rank after which the page starts); two queries."""
+    if scope.rank_key is None:
+        return core_customers_direct(
+            period=period, view=view, scope=scope, after=after, limit=limit
+        )
+    key = _key(period, view, scope)
+    sql = f"""SELECT customer_id, rank, revenue FROM {ParetoRank._meta.db_table}
+        WHERE {_KEY} AND rank > %s AND rank <= {_core_count_sql()}
+        ORDER BY rank LIMIT %s"""  # noqa: S608  # nosec B608 # table names from the models' _meta, values bound
+    return _rows(sql, [*key, after, *key, limit + 1], limit)
+
+
+def set_changes(
+    *,
+    period: Period,
+    view: str,
+    scope: Scope,
+    which: str,
+    after: int = 0,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[Row], int | None]:
+    """Customers who entered, left or stayed in the 80 % set since the previous
+    period, read from both periods' rankings; keyset on the rank in the period that
+    orders the list (the previous one for those who left)."""
+    if scope.rank_key is None:
+        return set_changes_direct(
+            period=period, view=view, scope=scope, which=which, after=after, limit=limit
+        )
+    cur = _key(period, view, scope)
+    prev = _key(period.previous(), view, scope)
+    ranks = ParetoRank._meta.db_table
+    core = _core_count_sql()
+    join = "o.kind = %s AND o.start = %s AND o.view = %s AND o.scope = %s"
+    if which == "entered":
+        # In this period's set; in the previous ranking below its set, or not at all.
+        params = [*prev, *cur, *cur, after, *prev]
+        select = f"""SELECT c.customer_id, c.rank, c.revenue, o.revenue
+            FROM {ranks} c LEFT JOIN {ranks} o ON {join} AND o.customer_id = c.customer_id
+            WHERE c.{_KEY.replace(" AND ", " AND c.")} AND c.rank <= {core}
+              AND c.rank > %s AND (o.rank IS NULL OR o.rank > {core})
+            ORDER BY c.rank"""  # noqa: S608  # nosec B608
+    elif which == "left":
+        params = [*cur, *prev, *prev, after, *cur]
+        select = f"""SELECT c.customer_id, c.rank, COALESCE(o.revenue, 0), c.revenue
+            FROM {ranks} c LEFT JOIN {ranks} o ON {join} AND o.customer_id = c.customer_id
+            WHERE c.{_KEY.replace(" AND ", " AND c.")} AND c.rank <= {core}
+              AND c.rank > %s AND (o.rank IS NULL OR o.rank > {core})
+            ORDER BY c.rank"""  # noqa: S608  # nosec B608
+    else:
+        params = [*prev, *cur, *cur, after, *prev]
+        select = f"""SELECT c.customer_id, c.rank, c.revenue, o.revenue
+            FROM {ranks} c JOIN {ranks} o ON {join} AND o.customer_id = c.customer_id
+            WHERE c.{_KEY.replace(" AND ", " AND c.")} AND c.rank <= {core}
+              AND c.rank > %s AND o.rank <= {core}
+            ORDER BY c.rank"""  # noqa: S608  # nosec B608
+    return _rows(f"{select} LIMIT %s", [*params, limit + 1], limit)
 
 
 def _rows(sql: str, params: list, limit: int) -> tuple[list[Row], int | None]:
