@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Upper
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from culture.deals.models import (
     DealStageChange,
     OpenDealTotal,
     Payment,
+    WonDealDay,
     scoped_to,
 )
 from customers import search
@@ -141,15 +142,15 @@ def _board_deals(user: Any, filters: dict[str, Any]) -> QuerySet:
 def _column_totals(
     user: Any, filters: dict[str, Any], stage_ids: list[int]
 ) -> dict[int, dict[str, Any]]:
-    """Count and ¥ total per column: the open deals from OpenDealTotal (kept by a
-    trigger, a few rows per owner) plus the deals won in the last BOARD_WON_DAYS
-    days (the closed_on index). One query."""
+    """Count and ¥ total per column: the open deals from OpenDealTotal and the deals
+    won in the last BOARD_WON_DAYS days from WonDealDay (both kept by triggers on
+    deals_deal: a few rows per owner, per day for the wins). One query."""
     since = timezone.localdate() - dt.timedelta(days=BOARD_WON_DAYS)
     open_totals = scoped_to(OpenDealTotal.objects.all(), user).filter(
         stage__in=stage_ids
     )
-    won = Deal.objects.visible_to(user).filter(
-        stage__in=stage_ids, status=Deal.Status.WON, closed_on__gte=since
+    won = scoped_to(WonDealDay.objects.all(), user).filter(
+        stage__in=stage_ids, closed_on__gte=since
     )
     if filters.get("owner"):
         open_totals = open_totals.filter(owner=filters["owner"])
@@ -162,7 +163,7 @@ def _column_totals(
         .values("stage")
         .annotate(n=Sum("deals"), t=Sum("amount"))
         .union(
-            won.order_by().values("stage").annotate(n=Count("id"), t=Sum("amount")),
+            won.order_by().values("stage").annotate(n=Sum("deals"), t=Sum("amount")),
             all=True,
         )
     )
