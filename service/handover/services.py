@@ -8,6 +8,14 @@ always equals the number of active appointments of the slot.
 Lock order, the same in every function so that none can deadlock another: the
 customer row where one is taken (a booking, a customer merge), then the appointment row
 (inserted, or updated conditionally), then slot rows in id order.
+
+Units in scope (docs/handover.md, "Booking a unit"): a booking may name an EventUnit;
+then the customer must be an owner or a handover proxy of the unit, the unit must be
+eligible and the slot in the unit's batch (staff may override both with a reason;
+owners also need their batch's booking window open), and the unit holds at most one
+active booking (a partial unique index). Owners act through their personal link
+(`by=None, via_link=...`) and may change or cancel only until the event's cut-off.
+A slot's walk-in hold is kept free for walk-ins until the event's release hour.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ from crm.accounts.roles import Role
 from crm.core.db import audited, retry_transient
 from crm.scheduler import services as scheduler
 from customers.models import ContactLog, Customer
-from service.handover.models import Appointment, HandoverEvent, TimeSlot
+from service.handover.models import (
+    Appointment,
+    EventUnit,
+    HandoverEvent,
+    OwnerLink,
+    TimeSlot,
+)
+from service.property.models import ProxyAuthorisation, UnitOwnership
 
 EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
 BOOKING_ROLES = (Role.SALES, Role.SERVICE, Role.MANAGER, Role.ADMIN)
@@ -35,9 +50,11 @@ APPOINTMENT_REMINDER = "handover.appointment_reminder"
 REMINDER_TIME = dt.time(10, 0)
 MAX_SLOTS_PER_DAY = 96
 UNIQUE_ACTIVE = "handover_one_active_appointment_per_customer"
+UNIQUE_ACTIVE_UNIT = "handover_one_active_appointment_per_unit"
 
 State = Appointment.State
 Status = HandoverEvent.Status
+Channel = Appointment.Channel
 
 
 class BookingError(ValueError):
@@ -72,6 +89,30 @@ class NotBookable(BookingError):
 
 class CheckInRefused(BookingError):
     """Not the appointment's day, or the event is not open (draft or closed)."""
+
+
+class NotUnitParty(BookingError):
+    """The customer is neither an owner nor a handover proxy of the unit."""
+
+
+class UnitRequired(BookingError):
+    """The event has a scope: a staff booking must name one of its units."""
+
+
+class NotEligible(BookingError):
+    """The unit may not be handed over yet (not ready, arrears, legal hold)."""
+
+
+class OutsideBatch(BookingError):
+    """The slot is not in the unit's batch, or the batch's booking window is shut."""
+
+
+class OverrideNeeded(BookingError):
+    """Staff may book outside the rules only with a reason; the form asks for one."""
+
+
+class PastCutoff(BookingError):
+    """Owners change or cancel their own booking only until the event's cut-off."""
 
 
 # --- events and slots --------------------------------------------------------------------
@@ -252,6 +293,134 @@ def _require_visible(by: Any, customer: Customer) -> None:
         raise PermissionDenied
 
 
+def is_unit_party(customer: Customer, unit_id: int, today: dt.date) -> bool:
+    """An active owner or co-owner of the unit, or a handover proxy of one of them
+    (not revoked, still valid today): the people who may book for the unit."""
+    if UnitOwnership.objects.filter(
+        unit_id=unit_id, customer=customer, is_active=True
+    ).exists():
+        return True
+    return (
+        ProxyAuthorisation.objects.filter(
+            unit_id=unit_id,
+            proxy=customer,
+            scope=ProxyAuthorisation.Scope.HANDOVER,
+            revoked_at__isnull=True,
+            owner__unit_ownerships__unit_id=unit_id,
+            owner__unit_ownerships__is_active=True,
+        )
+        .exclude(valid_until__lt=today)
+        .exists()
+    )
+
+
+def walk_in_released_at(slot: TimeSlot) -> dt.datetime:
+    """When the slot's walk-in hold opens to everyone: the event's release hour on the
+    slot's day, in the project's time zone."""
+    return dt.datetime.combine(
+        slot.date,
+        slot.event.walk_in_release_time,
+        tzinfo=timezone.get_current_timezone(),
+    )
+
+
+def hold_applies(slot: TimeSlot, channel: str, now: dt.datetime | None = None) -> bool:
+    """Whether a booking through `channel` must leave the slot's walk-in hold free."""
+    if not slot.walk_in_hold or channel == Channel.WALK_IN:
+        return False
+    return (now or timezone.now()) < walk_in_released_at(slot)
+
+
+def seats_open(slot: TimeSlot, channel: str, now: dt.datetime | None = None) -> int:
+    """Seats a booking through `channel` may take now (slot.event must be loaded)."""
+    held = slot.walk_in_hold if hold_applies(slot, channel, now) else 0
+    return max(slot.capacity - held - slot.booked_count, 0)
+
+
+def _take_seat(slot: TimeSlot, channel: str) -> bool:
+    """The conditional UPDATE of the capacity rule; with a hold in force the seats it
+    holds are not taken. False: no seat (SlotFull)."""
+    limit = F("capacity")
+    if hold_applies(slot, channel):
+        limit = F("capacity") - F("walk_in_hold")
+    return bool(
+        TimeSlot.objects.filter(pk=slot.pk, booked_count__lt=limit).update(
+            booked_count=F("booked_count") + 1
+        )
+    )
+
+
+def _slot_full(slot: TimeSlot, channel: str) -> SlotFull:
+    if not slot.is_full and hold_applies(slot, channel):
+        return SlotFull(
+            _("该时段剩余名额为现场预留，%(time)s 起开放预约，请选择其他时段。")
+            % {"time": f"{slot.event.walk_in_release_time:%H:%M}"}
+        )
+    return SlotFull()
+
+
+def _check_unit_rules(
+    event_unit: EventUnit,
+    slot: TimeSlot,
+    *,
+    is_owner: bool,
+    override_reason: str,
+    check_eligibility: bool = True,
+) -> bool:
+    """Eligibility and batch for booking the unit into the slot. Owners are refused
+    with the reason; staff need an override reason. Returns True when the booking
+    goes ahead only because of the staff's override."""
+    breaks = []
+    if check_eligibility and not event_unit.is_eligible:
+        why = event_unit.get_eligibility_display()
+        if event_unit.eligibility_note:
+            why = f"{why}（{event_unit.eligibility_note}）"
+        if is_owner:
+            raise NotEligible(
+                _("该房间暂不能预约交付：%(why)s。如有疑问请联系客服。") % {"why": why}
+            )
+        breaks.append(_("房间暂不可交付：%(why)s") % {"why": why})
+    batch = event_unit.batch
+    # A slot without a batch is open to every unit of the event.
+    if batch is not None and slot.batch_id not in (None, batch.pk):
+        if is_owner:
+            raise OutsideBatch(
+                _("该时段不属于您的批次“%(batch)s”，请选择本批次的时段。")
+                % {"batch": batch.name}
+            )
+        breaks.append(_("时段不属于房间所在批次“%(batch)s”") % {"batch": batch.name})
+    if is_owner and batch is not None and not batch.is_open():
+        local = timezone.localtime
+        raise OutsideBatch(
+            _("批次“%(batch)s”的预约时间为 %(opens)s 至 %(closes)s，现在不能自助预约。")
+            % {
+                "batch": batch.name,
+                "opens": f"{local(batch.booking_opens_at):%Y-%m-%d %H:%M}",
+                "closes": f"{local(batch.booking_closes_at):%Y-%m-%d %H:%M}",
+            }
+        )
+    if breaks and not override_reason:
+        raise OverrideNeeded(
+            _("%(breaks)s。如确需预约，请填写例外原因。")
+            % {"breaks": "；".join(breaks)}
+        )
+    return bool(breaks)
+
+
+def _owner_link_check(
+    via_link: OwnerLink | None, event_unit_id: int | None, customer: Customer
+) -> None:
+    """An owner acting without a login: only through their live link, for its unit."""
+    if via_link is None or not via_link.is_live:
+        raise PermissionDenied
+    if via_link.holder_id != customer.pk or event_unit_id != via_link.event_unit_id:
+        raise PermissionDenied
+
+
+def _scope_required(event: HandoverEvent) -> bool:
+    return EventUnit.objects.filter(event=event).exists()
+
+
 @retry_transient
 def appointment_book(
     *,
@@ -260,25 +429,63 @@ def appointment_book(
     by: Any,
     unit: str = "",
     party_size: int = 1,
-    channel: str = Appointment.Channel.STAFF,
+    channel: str = Channel.STAFF,
+    event_unit: EventUnit | None = None,
+    override_reason: str = "",
+    via_link: OwnerLink | None = None,
 ) -> Appointment:
-    """Book `customer` into `slot`, or raise SlotFull / AlreadyBooked / NotBookable."""
-    _require_role(by, BOOKING_ROLES)
-    _require_visible(by, customer)
+    """Book `customer` into `slot`, or raise a BookingError (SlotFull, AlreadyBooked,
+    NotBookable, and for a unit NotUnitParty / NotEligible / OutsideBatch /
+    OverrideNeeded / UnitRequired).
+
+    `by=None` is an owner booking through their link: `channel="owner_link"` and
+    `via_link` (the OwnerLink) are required, and the unit is the link's.
+    """
+    is_owner = by is None
+    if is_owner:
+        if channel != Channel.OWNER_LINK or via_link is None:
+            raise PermissionDenied
+        event_unit = event_unit or via_link.event_unit
+        _owner_link_check(via_link, event_unit.pk, customer)
+    else:
+        _require_role(by, BOOKING_ROLES)
+        _require_visible(by, customer)
     slot = TimeSlot.objects.select_related("event").get(pk=slot.pk)
     _require_bookable(slot)
-    if slot.is_full:
+    override_reason = override_reason.strip()
+    is_override = False
+    if event_unit is not None:
+        event_unit = EventUnit.objects.select_related("unit__building", "batch").get(
+            pk=event_unit.pk
+        )
+        if event_unit.event_id != slot.event_id:
+            raise NotBookable(_("该房间不在此入伙活动的交付范围内。"))
+        if not is_unit_party(customer, event_unit.unit_id, timezone.localdate()):
+            raise NotUnitParty(
+                _("%(name)s 不是房间 %(unit)s 的业主或受托人，不能为该房间预约。")
+                % {"name": customer.name, "unit": event_unit.unit.label}
+            )
+        is_override = _check_unit_rules(
+            event_unit, slot, is_owner=is_owner, override_reason=override_reason
+        )
+        unit = event_unit.unit.label
+    elif _scope_required(slot.event):
+        raise UnitRequired(_("本活动已划定交付范围，请选择要预约的房间。"))
+    if seats_open(slot, channel) <= 0:
         # Full when just read: refusing is right, and cheaper than insert-and-roll-back.
         # A free seat read here proves nothing; the conditional UPDATE below decides.
-        raise SlotFull
+        raise _slot_full(slot, channel)
     appointment = Appointment(
         event_id=slot.event_id,
         slot=slot,
         customer=customer,
         unit=unit.strip(),
+        event_unit=event_unit,
+        override_reason=override_reason if is_override else "",
         party_size=party_size,
         channel=channel,
         created_by=by,
+        booked_via=via_link if is_owner else None,
     )
     # The database holds both rules (unique index, seat counter): no read-then-write.
     appointment.full_clean(validate_unique=False, validate_constraints=False)
@@ -292,13 +499,16 @@ def appointment_book(
             with transaction.atomic():
                 appointment.save()
         except IntegrityError as exc:
-            if _constraint_of(exc) == UNIQUE_ACTIVE:
+            constraint = _constraint_of(exc)
+            if constraint == UNIQUE_ACTIVE:
                 raise AlreadyBooked from exc
+            if constraint == UNIQUE_ACTIVE_UNIT:
+                raise AlreadyBooked(
+                    _("房间 %(unit)s 在本次入伙活动中已有预约，请改约或先取消原预约。")
+                    % {"unit": unit}
+                ) from exc
             raise
-        taken = TimeSlot.objects.filter(
-            pk=slot.pk, booked_count__lt=F("capacity")
-        ).update(booked_count=F("booked_count") + 1)
-        if not taken:
+        if not _take_seat(slot, channel):
             raise SlotFull
         _schedule_reminder(appointment.pk, slot)
     return appointment
@@ -358,21 +568,85 @@ def _advance(current: Appointment, **changes: Any) -> None:
         raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
 
 
+def owner_deadline(slot: TimeSlot) -> dt.datetime:
+    """Until when an owner may change or cancel their own booking of `slot`."""
+    return slot.starts_at - dt.timedelta(hours=slot.event.owner_cutoff_hours)
+
+
+def _require_owner_may_change(current: Appointment, via_link: OwnerLink | None) -> None:
+    """An owner changes only their unit's booking, through a live link, before the
+    cut-off (the venue plans staff and seats from then on)."""
+    if via_link is None or not via_link.is_live:
+        raise PermissionDenied
+    if current.event_unit_id is None or current.event_unit_id != via_link.event_unit_id:
+        raise PermissionDenied
+    unit_id = EventUnit.objects.values_list("unit_id", flat=True).get(
+        pk=current.event_unit_id
+    )
+    if not is_unit_party(via_link.holder, unit_id, timezone.localdate()):
+        raise PermissionDenied
+    slot = TimeSlot.objects.select_related("event").get(pk=current.slot_id)
+    deadline = owner_deadline(slot)
+    if timezone.now() >= deadline:
+        raise PastCutoff(
+            _(
+                "自助改约或取消的截止时间为 %(deadline)s，已过截止时间。"
+                "如需更改，请联系客服。"
+            )
+            % {"deadline": f"{timezone.localtime(deadline):%Y-%m-%d %H:%M}"}
+        )
+
+
+def _require_actor(by: Any, via_link: OwnerLink | None) -> None:
+    if by is None and via_link is None:
+        raise PermissionDenied
+    if by is not None:
+        _require_role(by, BOOKING_ROLES)
+
+
 @retry_transient
 def appointment_cancel(
-    appointment: Appointment, *, by: Any, version: int | None = None
+    appointment: Appointment,
+    *,
+    by: Any,
+    version: int | None = None,
+    via_link: OwnerLink | None = None,
 ) -> Appointment:
-    """Cancel a booked appointment and give its seat back."""
-    _require_role(by, BOOKING_ROLES)
+    """Cancel a booked appointment and give its seat back. `by=None` with `via_link`:
+    the owner cancels through their link, only before the cut-off (PastCutoff)."""
+    _require_actor(by, via_link)
     with transaction.atomic(), audited(by):
         current = _lock_appointment(appointment, version)
-        _advance(current, state=State.CANCELLED, cancelled_at=timezone.now())
+        changes: dict[str, Any] = {}
+        if by is None:
+            _require_owner_may_change(current, via_link)
+            changes["booked_via"] = via_link
+        _advance(current, state=State.CANCELLED, cancelled_at=timezone.now(), **changes)
         TimeSlot.objects.filter(pk=current.slot_id).update(
             booked_count=F("booked_count") - 1
         )
         scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
     current.refresh_from_db()
     return current
+
+
+def _reschedule_unit_rules(
+    current: Appointment, new_slot: TimeSlot, *, is_owner: bool, override_reason: str
+) -> dict[str, Any]:
+    """The unit's rules for the new slot, as the changes to store. Owners meet every
+    booking rule again; staff the batch rule (with a reason to override), not the
+    eligibility, which was settled when the unit was booked."""
+    if current.event_unit_id is None:
+        return {}
+    event_unit = EventUnit.objects.select_related("batch").get(pk=current.event_unit_id)
+    is_override = _check_unit_rules(
+        event_unit,
+        new_slot,
+        is_owner=is_owner,
+        override_reason=override_reason,
+        check_eligibility=is_owner,
+    )
+    return {"override_reason": override_reason} if is_override else {}
 
 
 @retry_transient
@@ -382,10 +656,19 @@ def appointment_reschedule(
     new_slot: TimeSlot,
     by: Any,
     version: int | None = None,
+    via_link: OwnerLink | None = None,
+    override_reason: str = "",
+    as_walk_in: bool = False,
 ) -> Appointment:
     """Move a booked appointment to another slot of the same event, atomically:
-    the customer keeps the old seat if the new one cannot be had."""
-    _require_role(by, BOOKING_ROLES)
+    the customer keeps the old seat if the new one cannot be had.
+
+    `by=None` with `via_link`: the owner moves their own booking, before the cut-off
+    and within their batch. The new seat respects the walk-in hold unless staff move
+    an owner who is at the desk (`as_walk_in`)."""
+    _require_actor(by, via_link)
+    is_owner = by is None
+    override_reason = override_reason.strip()
     new_slot = TimeSlot.objects.select_related("event").get(pk=new_slot.pk)
     _require_bookable(new_slot)
     with transaction.atomic(), audited(by):
@@ -394,13 +677,20 @@ def appointment_reschedule(
             raise NotBookable(_("只能改约到同一入伙活动的其他时段。"))
         if new_slot.pk == current.slot_id:
             raise NotBookable(_("新时段与原时段相同。"))
+        if is_owner:
+            _require_owner_may_change(current, via_link)
+        changes = _reschedule_unit_rules(
+            current, new_slot, is_owner=is_owner, override_reason=override_reason
+        )
+        if is_owner:
+            changes["booked_via"] = via_link
+        channel = Channel.WALK_IN if as_walk_in and not is_owner else current.channel
+        if seats_open(new_slot, channel) <= 0:
+            raise _slot_full(new_slot, channel)
         old_slot_id = current.slot_id
-        _advance(current, slot_id=new_slot.pk, reminded_at=None)
+        _advance(current, slot_id=new_slot.pk, reminded_at=None, **changes)
         _lock_slots_in_order(old_slot_id, new_slot.pk)
-        taken = TimeSlot.objects.filter(
-            pk=new_slot.pk, booked_count__lt=F("capacity")
-        ).update(booked_count=F("booked_count") + 1)
-        if not taken:
+        if not _take_seat(new_slot, channel):
             raise SlotFull
         TimeSlot.objects.filter(pk=old_slot_id).update(
             booked_count=F("booked_count") - 1
@@ -548,8 +838,8 @@ def appointment_remind(action: Any) -> None:
 class _MergePlan:
     """What a customer merge does with the two customers' appointments.
 
-    One household, one seat per event: where both hold an active appointment in the
-    same event, one is kept and the other cancelled, its seat given back. The kept one
+    One household, one seat per event: where both hold an active appointment without
+    a unit in the same event, one is kept and the other cancelled, its seat given back. The kept one
     is the one already checked in (the household came with it), otherwise the
     survivor's (the record the user chose to keep). Two check-ins are both facts: the
     duplicate's stays on the merged record, whose history stays readable. Everything
@@ -562,7 +852,9 @@ class _MergePlan:
         self.move: list[Appointment] = []
         active: dict[int, dict[bool, Appointment]] = {}
         for appointment in appointments:
-            if appointment.is_active:
+            # A unit's booking is the unit's, not the household's: an investor books
+            # each unit, and one unit has one active booking whoever made it.
+            if appointment.is_active and appointment.event_unit_id is None:
                 mine = appointment.customer_id == survivor.pk
                 active.setdefault(appointment.event_id, {})[mine] = appointment
         for pair in active.values():
