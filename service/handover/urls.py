@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from service.handover import views
+from service.handover import readiness_urls, views
 
 app_name = "handover"
 
@@ -31,4 +31,5 @@ urlpatterns = [
         views.appointment_check_in,
         name="appointment_check_in",
     ),
+    path("", include(readiness_urls)),
 ]

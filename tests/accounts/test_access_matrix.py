@@ -427,6 +427,15 @@ MATRIX = [
     ("handover:appointment_reschedule", "GET", "appointment:own_team",   *SEES_A),
     ("handover:appointment_reschedule", "GET", "appointment:other_dept", *SEES_FAR),
     ("handover:appointment_reschedule", "POST", "appointment:own_team",  L, 400, 400, 404, 404, 400, 400, 400, 403),
+    # 交付准备 and the call list: every staff role (the list shows each caller only the
+    # owners it may see); a missing event or unit is a 404 for them.
+    ("handover:event_readiness", "GET", "event",    *ANY_ROLE),
+    ("handover:event_readiness", "GET", "draft_event", L,  404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:call_list", "GET", "event",          *ANY_ROLE),
+    ("handover:call_list", "GET", "draft_event",    L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:call_record", "GET", f"args:{MISSING_ID},{MISSING_ID}",  L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:call_record", "POST", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:call_dial", "POST", f"args:{MISSING_ID},{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
 ]
 # fmt: on
 
