@@ -116,15 +116,17 @@ def notify(
 def book(
     event_unit: EventUnit, *, slot: TimeSlot, by, made_at: dt.datetime | None = None
 ) -> Appointment:
-    """A booking for the unit by its primary owner, through the booking service."""
+    """A booking of the unit for its primary owner, through the booking service (the
+    staff path, with a reason when the unit is not eligible)."""
     appointment = services.appointment_book(
         slot=slot,
         customer=primary_owner(event_unit),
         by=by,
         unit=event_unit.unit.label,
+        event_unit=event_unit,
+        override_reason="" if event_unit.is_eligible else "测试例外",
     )
-    Appointment.objects.filter(pk=appointment.pk).update(
-        event_unit=event_unit, created_at=made_at or appointment.created_at
-    )
-    appointment.refresh_from_db()
+    if made_at is not None:
+        Appointment.objects.filter(pk=appointment.pk).update(created_at=made_at)
+        appointment.refresh_from_db()
     return appointment
