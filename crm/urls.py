@@ -43,6 +43,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("service/", include("service.urls")),
     path("handover/", include("service.handover.urls")),
+    path("property/", include("service.property.urls")),
     path("segments/", include("culture.segments.urls")),
     path("deals/", include("culture.deals.urls")),
     path("dashboards/", include("culture.dashboards.urls")),

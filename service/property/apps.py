@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PropertyConfig(AppConfig):
@@ -10,3 +11,42 @@ class PropertyConfig(AppConfig):
     name = "service.property"
     label = "property"
     verbose_name = _("楼盘")
+
+    def ready(self) -> None:
+        from crm.accounts.roles import Role, grant
+        from crm.core import navigation
+        from customers import imports, panels
+        from service.property import imports as unit_imports
+
+        models = ("project", "phase", "building", "unit", "unitownership")
+        grant(Role.SALES, *(f"property.view_{m}" for m in models))
+        grant(Role.SERVICE, *(f"property.view_{m}" for m in models))
+        for role in (Role.MANAGER, Role.ADMIN):
+            grant(
+                role,
+                *(
+                    f"property.{verb}_{m}"
+                    for m in models
+                    for verb in ("view", "add", "change")
+                ),
+                "property.view_proxyauthorisation",
+                "property.add_proxyauthorisation",
+                "property.change_proxyauthorisation",
+            )
+        navigation.register(
+            navigation.Item(
+                pgettext_lazy("navigation", "房产"), "property:project_list", order=28
+            )
+        )
+        panels.register(
+            panels.Panel("property", "property/_customer_panel.html", _panel, order=15)
+        )
+        imports.register_kind(unit_imports.UNITS)
+
+
+def _panel(user: object, customer: object) -> dict | None:
+    from service.property import selectors
+
+    context = selectors.customer_panel(user=user, customer=customer)
+    # Most customers own no unit here: no empty card for them.
+    return context if context["ownerships"] or context["proxies"] else None

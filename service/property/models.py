@@ -109,6 +109,9 @@ class Building(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("property:building_detail", args=[self.pk])
+
 
 class UnitQuerySet(models.QuerySet):
     def with_place(self) -> UnitQuerySet:
