@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm.core import audit
 from customers import builder, identity, imports, phones
 from customers.models import Customer, ImportJob, ImportRow
 from service.models import Asset
@@ -438,6 +439,19 @@ class UnitRowChecker:
             .filter(pk__in=holders.keys())
             .values_list("pk", flat=True)
         )
+        hidden = holders.keys() - visible
+        if hidden:
+            # The preview tells the importer these people are customers outside their
+            # scope: on record, one row per batch (as the customer import does).
+            audit.record(
+                None,
+                audit.DUPLICATE_HIDDEN,
+                user=self.by,
+                object_type=ImportJob._meta.model_name,
+                outcome=audit.DENIED,
+                row_count=len(hidden),
+                detail="unit import preview",
+            )
         for draft in drafts:
             for person, label in (
                 (draft["owner"], _("业主")),

@@ -218,6 +218,11 @@ def test_owners_are_matched_to_existing_customers_by_phone_and_by_id(
     page = client.get(job.get_absolute_url())
     assertContains(page, "电话与证件号分别属于两位不同的现有客户")
     assertContains(page, "已匹配到一位现有客户")  # outside the manager's scope
+    from crm.core.models import AccessLog
+
+    assert AccessLog.objects.filter(
+        action="duplicate_hidden", detail="unit import preview"
+    ).exists()
     confirm(client, django_capture_on_commit_callbacks, job)
     assert Customer.objects.count() == 2
     assert Unit.objects.get(room="101").ownerships.get().customer == by_phone

@@ -303,3 +303,48 @@ def test_the_customer_page_shows_the_property_panel(
 def test_the_navbar_has_the_property_entry(client, sales_rep):
     client.force_login(sales_rep)
     assertContains(client.get(reverse("property:project_list")), "房产")
+
+
+def test_the_unit_page_shows_its_handover_read_only(
+    client, unit, admin_user, sales_rep
+):
+    from service.handover.models import Appointment, EventUnit
+    from tests.handover.builders import make_event, slots_of
+
+    event = make_event(admin_user, name="翠湖花园一期集中交付")
+    booked = EventUnit.objects.create(event=event, unit=unit)
+    slot = slots_of(event)[0]
+    Appointment.objects.create(
+        event=event,
+        slot=slot,
+        customer=unit.ownerships.get().customer,
+        event_unit=booked,
+        created_by=admin_user,
+    )
+    later = make_event(admin_user, name="二期内部预验", days_ahead=10)
+    EventUnit.objects.create(
+        event=later, unit=unit, eligibility="arrears", eligibility_note="尾款未结清"
+    )
+    client.force_login(sales_rep)
+    page = client.get(unit.get_absolute_url())
+    assertContains(page, "翠湖花园一期集中交付")
+    assertContains(page, f"已预约 {slot.date:%Y-%m-%d} 09:00")
+    assertContains(page, "业主欠款")
+    assertContains(page, "尾款未结清")
+
+
+def test_project_list_queries_do_not_grow(client, admin_user, sales_rep):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    builders.project_with_units(1, 2, admin_user, code="A", with_owners=False)
+    client.force_login(sales_rep)
+    url = reverse("property:project_list")
+    client.get(url)
+    with CaptureQueriesContext(connection) as small:
+        client.get(url)
+    for code in ("B", "C", "D"):
+        builders.project_with_units(2, 2, admin_user, code=code, with_owners=False)
+    with CaptureQueriesContext(connection) as large:
+        client.get(url)
+    assert len(large) == len(small)
