@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -35,6 +35,8 @@ NO_BATCH = "none"
 # Owners reached but not booked show up on the call list after this many days.
 DEFAULT_WAIT_DAYS = 3
 MAX_WAIT_DAYS = 60
+# A longer span shows only the days with something on them.
+MAX_CHART_DAYS = 120
 
 
 class CallOutcome:
@@ -197,7 +199,8 @@ def day_numbers(
 ) -> list[dict[str, Any]]:
     """Per day (project time zone): notices sent, bookings made (including ones later
     cancelled: the day's activity) and active bookings by their slot's day. 3 queries;
-    days without any of the three are left out."""
+    the days between the first and the last are all listed (unless the span is longer
+    than MAX_CHART_DAYS)."""
     zone = timezone.get_current_timezone()
     notices = Notice.objects.filter(event_unit__event=event, sent_at__isnull=False)
     appointments = Appointment.objects.filter(event=event, event_unit__isnull=False)
@@ -228,7 +231,17 @@ def day_numbers(
     for key, rows in (("sent", sent), ("made", made), ("on_day", on_day)):
         for row in rows:
             days[row["day"]][key] = row["n"]
-    return [{"day": day, **days[day]} for day in sorted(days)]
+    if not days:
+        return []
+    first, last = min(days), max(days)
+    span = (last - first).days
+    # Every day of the span, so that quiet days show as such on the chart's axis.
+    shown = (
+        [first + dt.timedelta(days=n) for n in range(span + 1)]
+        if span <= MAX_CHART_DAYS
+        else sorted(days)
+    )
+    return [{"day": day, **days[day]} for day in shown]
 
 
 def event_readiness(event: HandoverEvent, batch: Batch | None = None) -> Readiness:
@@ -278,7 +291,9 @@ def call_list(
         .select_related("batch", "unit__building")
         .annotate(
             last_notice_state=Subquery(last_notice.values("state")[:1]),
-            last_notice_at=Subquery(last_notice.values("created_at")[:1]),
+            last_notice_at=Subquery(
+                last_notice.values(at=Coalesce("sent_at", "created_at"))[:1]
+            ),
         )
         .order_by(
             F("batch__booking_opens_at").asc(nulls_last=True),
@@ -296,7 +311,7 @@ def _visible_owners(user: Any) -> QuerySet:
     ownerships = UnitOwnership.objects.filter(is_active=True).select_related("customer")
     return access.filter_visible(
         ownerships, user, owner="customer__owner", team="customer__team"
-    ).order_by("role", "id")
+    ).order_by(Case(When(role=UnitOwnership.Role.PRIMARY, then=0), default=1), "id")
 
 
 def call_rows(

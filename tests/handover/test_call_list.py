@@ -132,6 +132,19 @@ def test_page_lists_rows_with_masked_phones_for_the_call_centre(
     assert 'data-testid="dial"' in page
 
 
+def test_primary_owner_comes_first(login, manager, scoped):
+    response = login(manager).get(
+        reverse("handover:call_list", args=[scoped["event"].pk])
+    )
+
+    row = next(
+        eu
+        for eu in response.context["page"].object_list
+        if eu.pk == scoped["u"]["b3"].pk  # the sixth unit: it has a co-owner
+    )
+    assert [o.role for o in row.owners] == ["primary", "co_owner"]
+
+
 def test_manager_sees_full_numbers_as_links(login, manager, scoped):
     owner = primary_owner(scoped["u"]["b2"])
 

@@ -115,6 +115,16 @@ def test_numbers_per_day_count_sent_notices_bookings_made_and_slot_days(small_ev
     assert days[last.date]["on_day"] == 1
 
 
+def test_quiet_days_between_are_listed_with_zeros(small_event):
+    day1, _day2, _now = (timezone.localtime(d).date() for d in small_event["days"])
+
+    days = [row["day"] for row in readiness.day_numbers(small_event["event"])]
+    quiet = {"day": day1 + dt.timedelta(days=1), "sent": 0, "made": 0, "on_day": 0}
+
+    assert days == [days[0] + dt.timedelta(days=n) for n in range(len(days))]
+    assert quiet in readiness.day_numbers(small_event["event"])
+
+
 def test_numbers_per_day_for_one_batch(small_event):
     batch_a, _batch_b = small_event["batches"]
     day1, day2, _now = (timezone.localtime(d).date() for d in small_event["days"])
