@@ -10,10 +10,11 @@ class HandoverConfig(AppConfig):
     verbose_name = _("入伙")
 
     def ready(self) -> None:
+        from crm.channels import registry as channel_registry
         from crm.core import navigation
         from crm.scheduler import registry
         from customers import hooks
-        from service.handover import services
+        from service.handover import notices, services
 
         navigation.register(navigation.Item(_("入伙"), "handover:event_list", order=30))
         # The reminder goes to the customer: never sent twice, even after a crash.
@@ -28,3 +29,7 @@ class HandoverConfig(AppConfig):
             services.appointments_follow_customer_merge,
             note=services.customer_merge_notes,
         )
+        # Notices (notices.py): each follows its message's outcome; a watchdog action
+        # queues an unfinished run again when its task was lost.
+        channel_registry.on_outcome(notices.PURPOSE, notices.notice_delivery_outcome)
+        registry.register(notices.WATCH, notices.notice_run_watch)

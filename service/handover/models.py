@@ -535,12 +535,22 @@ class NoticeRun(models.Model):
         verbose_name=_("批次"),
     )
     channel = models.CharField(_("方式"), max_length=10, choices=Channel)
+    round = models.PositiveSmallIntegerField(_("轮次"), default=1)
     state = models.CharField(
         _("状态"), max_length=10, choices=State, default=State.PENDING
     )
+    # total and done count event units; skipped counts units and owners left out,
+    # by reason in skip_reasons ({"not_ready": 3, "no_mobile": 2, ...}).
     total = models.PositiveIntegerField(_("总数"), default=0)
     done = models.PositiveIntegerField(_("已处理"), default=0)
     skipped = models.PositiveIntegerField(_("跳过"), default=0)
+    skip_reasons = models.JSONField(_("跳过原因"), default=dict, blank=True)
+    # The job's place (the last event unit id handled), committed with each chunk:
+    # a restarted job continues after it (service/handover/notices.py).
+    cursor = models.PositiveBigIntegerField(default=0)
+    # A worker holds the run until lease_until; queued_at is when it was last queued.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(_("错误"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -551,7 +561,15 @@ class NoticeRun(models.Model):
     class Meta:
         verbose_name = _("通知发送任务")
         verbose_name_plural = _("通知发送任务")
-        indexes = [models.Index(fields=["event", "-id"], name="handover_run_event")]
+        indexes = [
+            models.Index(fields=["event", "-id"], name="handover_run_event"),
+            # The watchdog's look-up of unfinished runs.
+            models.Index(
+                fields=["state"],
+                condition=models.Q(state__in=["pending", "running"]),
+                name="handover_run_unfinished",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} · {self.get_channel_display()} · {self.done}/{self.total}"
@@ -559,6 +577,10 @@ class NoticeRun(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (self.State.PENDING, self.State.RUNNING)
 
 
 @pghistory.track(
