@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -652,3 +652,69 @@ def run_counts(runs: list[NoticeRun]) -> None:
             (str(SKIP_LABELS.get(reason, reason)), n)
             for reason, n in sorted(run.skip_reasons.items())
         ]
+
+
+RUNS_SHOWN = 10
+
+
+def event_runs(event: HandoverEvent) -> list[NoticeRun]:
+    """The event's latest runs with their counts (two queries)."""
+    runs = list(
+        event.notice_runs.select_related("batch", "created_by").order_by("-id")[
+            :RUNS_SHOWN
+        ]
+    )
+    run_counts(runs)
+    return runs
+
+
+def notice_list(
+    *,
+    event: HandoverEvent,
+    batch_id: int | None = None,
+    state: str = "",
+    channel: str = "",
+    run_id: int | None = None,
+) -> QuerySet:
+    rows = Notice.objects.filter(event_unit__event=event)
+    if batch_id:
+        rows = rows.filter(event_unit__batch_id=batch_id)
+    if state:
+        rows = rows.filter(state=state)
+    if channel:
+        rows = rows.filter(channel=channel)
+    if run_id:
+        rows = rows.filter(run_id=run_id)
+    return rows.select_related(
+        "event_unit__unit__building", "event_unit__batch", "recipient", "message"
+    ).order_by("-id")
+
+
+def link_units(
+    *, event: HandoverEvent, batch_id: int | None = None, query: str = ""
+) -> QuerySet:
+    """The event's units for the links page, in building and room order."""
+    units = EventUnit.objects.filter(event=event)
+    if batch_id:
+        units = units.filter(batch_id=batch_id)
+    if query:
+        units = units.filter(
+            Q(unit__code__icontains=query) | Q(unit__room__icontains=query)
+        )
+    return units.select_related("unit__building", "batch").order_by(
+        "unit__building__code", "unit__entrance", "unit__floor", "unit__room", "id"
+    )
+
+
+def links_of(event_units: list[EventUnit]) -> None:
+    """Set `holder_links` on each event unit: its links, live first (one query)."""
+    rows = (
+        OwnerLink.objects.filter(event_unit__in=event_units)
+        .select_related("holder", "revoked_by")
+        .order_by("event_unit_id", F("revoked_at").asc(nulls_first=True), "-id")
+    )
+    by_unit: dict[int, list[OwnerLink]] = {eu.pk: [] for eu in event_units}
+    for link in rows:
+        by_unit[link.event_unit_id].append(link)
+    for eu in event_units:
+        eu.holder_links = by_unit[eu.pk]

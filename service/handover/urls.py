@@ -32,4 +32,6 @@ urlpatterns = [
         name="appointment_check_in",
     ),
     path("", include(readiness_urls)),
+    # 入伙通知书: runs, notices, owners' links, PDFs (notice_urls.py).
+    path("", include("service.handover.notice_urls")),
 ]

@@ -436,6 +436,18 @@ MATRIX = [
     ("handover:call_record", "GET", f"args:{MISSING_ID},{MISSING_ID}",  L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:call_record", "POST", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:call_dial", "POST", f"args:{MISSING_ID},{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    # 入伙通知 (notice_views.py): every staff role follows the notices and links of the
+    # events it sees; managers and admins send, print, record letters and revoke links.
+    ("handover:notice_list", "GET", "event",        *ANY_ROLE),
+    ("handover:notice_list", "GET", "draft_event",  L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:owner_links", "GET", "event",        *ANY_ROLE),
+    ("handover:owner_links", "GET", "draft_event",  L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:notice_run_start", "POST", "event",  L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:notice_run_progress", "GET", "missing", L,  404,   404,   404,   404,   404,   404,   404,   403),
+    ("handover:notice_run_pdf", "GET", "missing",   L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("handover:letters_delivered", "POST", "missing", *MANAGERS_MISSING),
+    ("handover:unit_notice_pdf", "POST", "missing", *MANAGERS_MISSING),
+    ("handover:owner_link_revoke", "POST", "missing", *MANAGERS_MISSING),
 ]
 # fmt: on
 

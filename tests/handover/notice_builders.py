@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import pytest
 from django.utils import timezone
 
 from customers.models import Customer
@@ -99,3 +100,10 @@ def add_proxy(event_unit: EventUnit, *, phone: str = "13700000001") -> Customer:
     proxy = Customer.objects.create(name="受托人", phone=phone)
     ProxyAuthorisation.objects.create(unit=unit, owner=owner, proxy=proxy)
     return proxy
+
+
+@pytest.fixture(autouse=True)
+def notice_pdf_folder(settings, tmp_path):
+    """Letter runs print into DATA_DIR: a temporary one, not the checkout's var/."""
+    settings.DATA_DIR = tmp_path / "data"
+    return settings.DATA_DIR

@@ -15,7 +15,12 @@ from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
 from service.handover import links, notices
 from service.handover.models import EventUnit, Notice, NoticeRun
-from tests.handover.notice_builders import add_proxy, make_batch, make_units
+from tests.handover.notice_builders import (
+    add_proxy,
+    make_batch,
+    make_units,
+    notice_pdf_folder,  # noqa: F401
+)
 
 pytestmark = pytest.mark.django_db
 Eligibility = EventUnit.Eligibility
