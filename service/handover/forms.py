@@ -18,19 +18,69 @@ class EventForm(forms.ModelForm):
     class Meta:
         model = HandoverEvent
         formfield_callback = bounds.formfield
-        fields = ["name", "project_name", "venue", "start_date", "end_date"]
-        widgets = {"start_date": DATE, "end_date": DATE}
+        fields = [
+            "name",
+            "kind",
+            "project",
+            "project_name",
+            "venue",
+            "start_date",
+            "end_date",
+            "owner_cutoff_hours",
+            "walk_in_release_time",
+        ]
+        widgets = {
+            "start_date": DATE,
+            "end_date": DATE,
+            "walk_in_release_time": TIME,
+        }
+        help_texts = {
+            "project": _("选择楼盘后可把它的房间划入交付范围。"),
+            "owner_cutoff_hours": _(
+                "业主通过链接改约或取消，须在时段开始前这么多小时。"
+            ),
+            "walk_in_release_time": _(
+                "时段当天到这个时间，为现场到访预留的名额开放给所有人预约。"
+            ),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in ("kind", "owner_cutoff_hours", "walk_in_release_time"):
+            self.fields[name].required = False
+        self.fields["owner_cutoff_hours"].widget.attrs["max"] = 720
+        self.fields["project"].queryset = self.fields["project"].queryset.order_by(
+            "code"
+        )
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
-            Row(Column("name"), Column("project_name")),
+            Row(Column("name"), Column("kind")),
+            Row(Column("project"), Column("project_name")),
             "venue",
             Row(Column("start_date"), Column("end_date")),
+            Row(Column("owner_cutoff_hours"), Column("walk_in_release_time")),
             Submit("save", _("保存")),
         )
+
+    def _or_current(self, name: str) -> Any:
+        """Left empty (an older form, a script): the event's value, or the default."""
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return getattr(self.instance, name)
+        return value
+
+    def clean_kind(self) -> str:
+        return self._or_current("kind")
+
+    def clean_walk_in_release_time(self) -> Any:
+        return self._or_current("walk_in_release_time")
+
+    def clean_owner_cutoff_hours(self) -> int:
+        hours = self._or_current("owner_cutoff_hours")
+        if hours > 720:
+            raise forms.ValidationError(_("截止时间最多提前 720 小时（30 天）。"))
+        return hours
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -40,7 +40,7 @@ def fill_rate(booked: int, seats: int) -> int:
 
 def event_days(event: HandoverEvent) -> list[tuple[Any, list[TimeSlot]]]:
     """The event's slots grouped by day, in time order."""
-    slots = event.slots.order_by("date", "start_time")
+    slots = event.slots.select_related("batch").order_by("date", "start_time")
     return [(day, list(rows)) for day, rows in groupby(slots, key=lambda s: s.date)]
 
 

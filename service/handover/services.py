@@ -36,6 +36,7 @@ from crm.scheduler import services as scheduler
 from customers.models import ContactLog, Customer
 from service.handover.models import (
     Appointment,
+    Batch,
     EventUnit,
     HandoverEvent,
     OwnerLink,
@@ -124,6 +125,13 @@ def _require_role(by: Any, roles: tuple[str, ...]) -> None:
 
 
 EVENT_FIELDS = ("name", "project_name", "venue", "start_date", "end_date")
+# Added with scope and batches; a caller that does not send them leaves them as they are.
+EVENT_OPTIONAL_FIELDS = (
+    "kind",
+    "project",
+    "owner_cutoff_hours",
+    "walk_in_release_time",
+)
 
 
 @retry_transient
@@ -136,9 +144,19 @@ def event_save(
         event = HandoverEvent(created_by=by)
     elif event.status == Status.CLOSED:
         raise ValidationError(_("已关闭的活动不能再修改。"))
+    old_project_id = event.project_id
     for field in EVENT_FIELDS:
         setattr(event, field, data[field])
+    for field in EVENT_OPTIONAL_FIELDS:
+        if field in data:
+            setattr(event, field, data[field])
     event.full_clean()
+    if (
+        event.pk
+        and event.project_id != old_project_id
+        and EventUnit.objects.filter(event=event).exists()
+    ):
+        raise ValidationError({"project": _("活动已划定交付范围，不能再更换楼盘。")})
     if event.pk:
         outside = event.slots.exclude(
             date__range=(event.start_date, event.end_date)
@@ -198,10 +216,14 @@ def slots_add_day(
     end_time: dt.time,
     interval_minutes: int,
     capacity: int,
+    batch: Batch | None = None,
+    walk_in_hold: int = 0,
 ) -> int:
     """Add one day's slots of `interval_minutes` each; returns how many were new.
 
     A start time that already has a slot is left alone, so adding a day twice is safe.
+    With a batch the slots are that batch's; `walk_in_hold` seats of each are held for
+    walk-ins (scope.batch_slots_add_day computes it from a share).
     """
     _require_role(by, EVENT_ROLES)
     if event.status == Status.CLOSED:
@@ -214,6 +236,10 @@ def slots_add_day(
         raise ValidationError({"interval_minutes": _("每个时段至少 5 分钟。")})
     if capacity < 1:
         raise ValidationError({"capacity": _("容量至少为 1 户。")})
+    if not 0 <= walk_in_hold <= capacity:
+        raise ValidationError({"walk_in_hold": _("现场预留不能超过容量。")})
+    if batch is not None and batch.event_id != event.pk:
+        raise ValidationError(_("批次不属于此活动。"))
     step = dt.timedelta(minutes=interval_minutes)
     day_end = dt.datetime.combine(date, end_time)
     start = dt.datetime.combine(date, start_time)
@@ -228,6 +254,8 @@ def slots_add_day(
                 start_time=start.time(),
                 end_time=(start + step).time(),
                 capacity=capacity,
+                batch=batch,
+                walk_in_hold=walk_in_hold,
             )
         )
         start += step

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from service.handover import readiness_urls, views
+from service.handover import readiness_urls, scope_views, views
 
 app_name = "handover"
 
@@ -16,6 +16,19 @@ urlpatterns = [
     path("events/<int:pk>/slots/new/", views.slots_add, name="slots_add"),
     path("events/<int:pk>/book/", views.appointment_book, name="appointment_book"),
     path("slots/<int:pk>/", views.slot_detail, name="slot_detail"),
+    path("events/<int:pk>/scope/", scope_views.event_scope, name="event_scope"),
+    path("events/<int:pk>/scope/add/", scope_views.scope_add, name="scope_add"),
+    path("events/<int:pk>/scope/bulk/", scope_views.scope_bulk, name="scope_bulk"),
+    path("events/<int:pk>/batches/", scope_views.batch_list, name="batch_list"),
+    path("events/<int:pk>/batches/new/", scope_views.batch_create, name="batch_create"),
+    path("batches/<int:pk>/edit/", scope_views.batch_edit, name="batch_edit"),
+    path("batches/<int:pk>/delete/", scope_views.batch_delete, name="batch_delete"),
+    path("batches/<int:pk>/assign/", scope_views.batch_assign, name="batch_assign"),
+    path(
+        "batches/<int:pk>/slots/new/",
+        scope_views.batch_slots_add,
+        name="batch_slots_add",
+    ),
     path(
         "appointments/<int:pk>/cancel/",
         views.appointment_cancel,

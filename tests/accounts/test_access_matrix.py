@@ -448,6 +448,24 @@ MATRIX = [
     ("handover:letters_delivered", "POST", "missing", *MANAGERS_MISSING),
     ("handover:unit_notice_pdf", "POST", "missing", *MANAGERS_MISSING),
     ("handover:owner_link_revoke", "POST", "missing", *MANAGERS_MISSING),
+    # Scope and batches: every staff role views, managers and admins edit; the event
+    # has no project, so adding units answers 400 with the message; an empty bulk
+    # action goes back to the scope page with it.
+    ("handover:event_scope", "GET", "event",        *ANY_ROLE),
+    ("handover:event_scope", "GET", "draft_event",  L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:scope_add", "GET", "event",          *MANAGERS),
+    ("handover:scope_add", "POST", "event",         L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:scope_bulk", "POST", "event",        L,     403,   403,   403,   403,   302,   403,   302,   403),
+    ("handover:batch_list", "GET", "event",         *ANY_ROLE),
+    ("handover:batch_create", "GET", "event",       *MANAGERS),
+    ("handover:batch_create", "POST", "event",      L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:batch_edit", "GET", "batch",         *MANAGERS),
+    ("handover:batch_edit", "GET", "missing",       *MANAGERS_MISSING),
+    ("handover:batch_delete", "POST", "batch",      L,     403,   403,   403,   403,   302,   403,   302,   403),
+    ("handover:batch_assign", "GET", "batch",       *MANAGERS),
+    ("handover:batch_assign", "POST", "batch",      L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:batch_slots_add", "GET", "batch",    *MANAGERS),
+    ("handover:batch_slots_add", "POST", "batch",   L,     403,   403,   403,   403,   400,   403,   400,   403),
 ]
 # fmt: on
 
@@ -635,6 +653,18 @@ class World:
             return self.handover_event(kind).pk
         if kind == "slot":
             return next(iter(self.handover_appointments().values())).slot_id
+        if kind == "batch":
+            from service.handover.models import Batch
+
+            now = timezone.now()
+            return Batch.objects.get_or_create(
+                event=self.handover_event("event"),
+                name="矩阵批次",
+                defaults={
+                    "booking_opens_at": now,
+                    "booking_closes_at": now + dt.timedelta(days=7),
+                },
+            )[0].pk
         if kind == "draft_slot":
             return self.handover_event("draft_event").slots.get().pk
         if kind == "appointment":

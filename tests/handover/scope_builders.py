@@ -48,14 +48,16 @@ def make_unit(
     )
 
 
-def make_units(building: Building, *, floors: int, per_floor: int) -> list[Unit]:
+def make_units(
+    building: Building, *, floors: int, per_floor: int, entrance: str = "1"
+) -> list[Unit]:
     units = [
         Unit(
             building=building,
-            entrance="1",
+            entrance=entrance,
             floor=floor,
             room=f"{floor}{n:02d}",
-            code=f"{building.pk}-1-{floor}{n:02d}-{next(_serial)}",
+            code=f"{building.pk}-{entrance}-{floor}{n:02d}-{next(_serial)}",
         )
         for floor in range(1, floors + 1)
         for n in range(1, per_floor + 1)
