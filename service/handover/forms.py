@@ -124,7 +124,11 @@ class SlotDayForm(forms.Form):
 def slot_label(slot: TimeSlot) -> str:
     left = _("已满") if slot.is_full else _("余 %(n)s") % {"n": slot.seats_left}
     when = f"{slot.date:%m-%d} {slot.start_time:%H:%M}–{slot.end_time:%H:%M}"
-    return _("%(when)s（%(left)s）") % {"when": when, "left": left}
+    label = _("%(when)s（%(left)s）") % {"when": when, "left": left}
+    # The batch, read from the choice queryset's select_related (open_slots).
+    if slot.batch_id:
+        label = f"{label} · {slot.batch.name}"
+    return label
 
 
 class SlotChoiceField(forms.ModelChoiceField):
@@ -162,30 +166,65 @@ class BookingForm(_SlotForm):
     )
     channel = forms.ChoiceField(
         label=_("预约渠道"),
-        choices=Appointment.Channel.choices,
+        # Owners' own bookings come only through their link, never from this form.
+        choices=[
+            c
+            for c in Appointment.Channel.choices
+            if c[0] != Appointment.Channel.OWNER_LINK
+        ],
         initial=Appointment.Channel.STAFF,
     )
+    override_reason = forms.CharField(
+        label=_("例外原因"),
+        max_length=200,
+        required=False,
+        help_text=_("房间暂不可交付，或选择了房间所属批次以外的时段时必填。"),
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        event_unit: Any = None,
+        needs_reason: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.form_tag = False
-        self.helper.layout = Layout(
-            "slot",
-            Row(Column("unit"), Column("party_size"), Column("channel")),
-            Submit("book", _("确认预约")),
-        )
+        first_row = [Column("party_size"), Column("channel")]
+        if event_unit is None:
+            first_row.insert(0, Column("unit"))
+        else:
+            del self.fields["unit"]  # the unit's label is the booking's unit
+        parts: list[Any] = ["slot", Row(*first_row)]
+        if needs_reason:
+            parts.append("override_reason")
+        else:
+            self.fields["override_reason"].widget = forms.HiddenInput()
+            parts.append("override_reason")
+        self.helper.layout = Layout(*parts, Submit("book", _("确认预约")))
 
 
 class RescheduleForm(_SlotForm):
     slot = SlotChoiceField(label=_("新时段"), queryset=TimeSlot.objects.none())
     version = bounds.version_field()
+    override_reason = forms.CharField(
+        label=_("例外原因"),
+        max_length=200,
+        required=False,
+        help_text=_("改到房间所属批次以外的时段时必填。"),
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, has_unit: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.form_tag = False
-        self.helper.layout = Layout("slot", "version", Submit("move", _("确认改约")))
+        parts = ["slot", "version"]
+        if has_unit:
+            parts.append("override_reason")
+        else:
+            del self.fields["override_reason"]
+        self.helper.layout = Layout(*parts, Submit("move", _("确认改约")))
 
 
 class VersionForm(forms.Form):

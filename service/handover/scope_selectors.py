@@ -17,10 +17,12 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from customers import search
+from customers.models import Customer
 from service.handover.models import Appointment, Batch, EventUnit, HandoverEvent
-from service.property.models import Building, UnitOwnership
+from service.property.models import Building, ProxyAuthorisation, UnitOwnership
 
 SCOPE_PAGE_SIZE = 50
 PICKER_SIZE = 20
@@ -158,4 +160,49 @@ def unit_picker(event: HandoverEvent, query: str) -> list[EventUnit]:
     if not query:
         return []
     units = _search(EventUnit.objects.filter(event=event), query)
-    return list(with_rows(units).order_by("pk")[:PICKER_SIZE])
+    return list(units.order_by("pk")[:PICKER_SIZE])
+
+
+def with_parties(units: list[EventUnit]) -> list[EventUnit]:
+    """The units with their active owners (`unit.owners`, as with_rows) and valid
+    handover proxies (`unit.handover_proxies`): two queries for the whole list."""
+    if not units:
+        return []
+    today = timezone.localdate()
+    ids = [u.pk for u in units]
+    proxies = (
+        ProxyAuthorisation.objects.filter(
+            scope=ProxyAuthorisation.Scope.HANDOVER, revoked_at__isnull=True
+        )
+        .exclude(valid_until__lt=today)
+        .select_related("proxy", "owner")
+        .order_by("id")
+    )
+    return list(
+        EventUnit.objects.filter(pk__in=ids)
+        .select_related("unit__building", "batch")
+        .prefetch_related(
+            Prefetch(
+                "unit__ownerships",
+                queryset=UnitOwnership.objects.filter(is_active=True)
+                .select_related("customer")
+                .order_by("role", "id"),
+                to_attr="owners",
+            ),
+            Prefetch("unit__proxies", queryset=proxies, to_attr="handover_proxies"),
+        )
+        .order_by("pk")
+    )
+
+
+def visible_party_ids(user: Any, units: list[EventUnit]) -> set[int]:
+    """Which of the units' owners and proxies the user may book for (one query)."""
+    ids = {o.customer_id for u in units for o in u.unit.owners}
+    ids |= {p.proxy_id for u in units for p in u.unit.handover_proxies}
+    if not ids:
+        return set()
+    return set(
+        Customer.objects.visible_to(user)
+        .filter(pk__in=ids, merged_into__isnull=True)
+        .values_list("pk", flat=True)
+    )

@@ -81,8 +81,10 @@ def appointment_for_page(user: Any) -> QuerySet:
 def open_slots(event: HandoverEvent) -> QuerySet:
     """The slots a booking may choose from: from today on (full ones are shown,
     marked 已满, and refused by the form)."""
-    return event.slots.filter(date__gte=timezone.localdate()).order_by(
-        "date", "start_time"
+    return (
+        event.slots.filter(date__gte=timezone.localdate())
+        .select_related("batch")
+        .order_by("date", "start_time")
     )
 
 

@@ -19,7 +19,7 @@ from crm.core.pagination import paginate
 from customers import masking, search
 from customers import selectors as customer_selectors
 from customers.models import Customer
-from service.handover import selectors, services
+from service.handover import scope_selectors, selectors, services
 from service.handover.forms import (
     BookingForm,
     EventForm,
@@ -27,7 +27,7 @@ from service.handover.forms import (
     SlotDayForm,
     VersionForm,
 )
-from service.handover.models import Appointment, HandoverEvent, TimeSlot
+from service.handover.models import Appointment, EventUnit, HandoverEvent, TimeSlot
 
 STAFF_ROLES = tuple(Role.values)
 EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -220,24 +220,46 @@ def slot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "handover/slot_detail.html", context)
 
 
+def _booking_unit(request: HttpRequest, event: HandoverEvent) -> EventUnit | None:
+    """The unit in scope the booking is for (?unit= or the posted event_unit)."""
+    unit_id = request.POST.get("event_unit") or bounds.params(request).id("unit")
+    if not unit_id:
+        return None
+    return access.get_object_for(
+        EventUnit.objects.filter(event=event).select_related("unit__building", "batch"),
+        unit_id,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @access.role_required(*STAFF_ROLES)
 @submit_once
 def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
-    """Pick a customer the user may see, then a slot of the event."""
+    """Pick a customer the user may see (for an event with a scope: a unit, then one
+    of its owners or proxies), then a slot of the event."""
     event = _visible_event(request, pk)
+    has_scope = scope_selectors.has_scope(event)
+    event_unit = _booking_unit(request, event)  # a unit of another event: 404
     customer_id = request.POST.get("customer") or bounds.params(request).id("customer")
+    if has_scope and (event_unit is None or not customer_id):
+        return _unit_picker(request, event, event_unit)
     if not customer_id:
         return _customer_picker(request, event)
     customer = access.get_object_for(
         Customer.objects.visible_to(request.user).filter(merged_into__isnull=True),
         customer_id,
     )
-    form = BookingForm(
-        request.POST if request.method == "POST" else None,
-        slots=selectors.open_slots(event),
-        initial={"slot": bounds.params(request).id("slot")},
+    # The reason field shows when a rule may need bending; a refusal shows it too.
+    needs_reason = event_unit is not None and (
+        not event_unit.is_eligible or event_unit.batch_id is not None
     )
+    form_kwargs = {
+        "slots": selectors.open_slots(event),
+        "initial": {"slot": bounds.params(request).id("slot")},
+        "event_unit": event_unit,
+    }
+    data = request.POST if request.method == "POST" else None
+    form = BookingForm(data, needs_reason=needs_reason, **form_kwargs)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -245,10 +267,16 @@ def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
                 slot=data["slot"],
                 customer=customer,
                 by=request.user,
-                unit=data["unit"],
+                unit=data.get("unit", ""),
                 party_size=data["party_size"],
                 channel=data["channel"],
+                event_unit=event_unit,
+                override_reason=data["override_reason"],
             )
+        except services.OverrideNeeded as error:
+            form = BookingForm(request.POST, needs_reason=True, **form_kwargs)
+            form.is_valid()
+            form.add_error("override_reason", error.message)
         except (services.SlotFull, services.NotBookable) as error:
             form.add_error("slot", error.message)
         except services.BookingError as error:
@@ -262,10 +290,49 @@ def appointment_book(request: HttpRequest, pk: int) -> HttpResponse:
                 % {"customer": customer.name, "slot": appointment.slot},
             )
             return redirect(appointment.slot)
-    context = {"event": event, "customer": customer, "form": form}
+    context = {
+        "event": event,
+        "customer": customer,
+        "form": form,
+        "event_unit": event_unit,
+    }
     return render(
         request, "handover/appointment_book.html", context, status=_status(form)
     )
+
+
+def _unit_picker(
+    request: HttpRequest, event: HandoverEvent, event_unit: EventUnit | None
+) -> HttpResponse:
+    """Find the unit by room or owner phone, then pick who books: one of its owners or
+    proxies (only those the user may see can be chosen). A phone searched for comes
+    back as ?s=<token>, never as digits in the address."""
+    if request.method == "POST":
+        return search.redirect_without_pii(request, request.path, request.POST)
+    params = search.resolved(request.session, request.GET)
+    if params is None:
+        return search.redirect_without_pii(request, request.path, request.GET)
+    query = bounds.Params(params).search()
+    if event_unit is not None:
+        units = scope_selectors.with_parties([event_unit])
+    else:
+        units = scope_selectors.with_parties(scope_selectors.unit_picker(event, query))
+    visible = scope_selectors.visible_party_ids(request.user, units)
+    context = {
+        "event": event,
+        "query": query,
+        "units": units,
+        "visible_ids": visible,
+        "picked": event_unit,
+        "slot_id": bounds.Params(params).id("slot") or "",
+        "can_see_pii": masking.can_see_pii(request.user),
+    }
+    template = (
+        "handover/scope/_unit_picker.html"
+        if request.htmx
+        else "handover/scope/appointment_pick_unit.html"
+    )
+    return render(request, template, context)
 
 
 def _customer_picker(request: HttpRequest, event: HandoverEvent) -> HttpResponse:
@@ -336,6 +403,7 @@ def appointment_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST if request.method == "POST" else None,
         slots=selectors.open_slots(appointment.event).exclude(pk=appointment.slot_id),
         initial={"version": appointment.version},
+        has_unit=appointment.event_unit_id is not None,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -344,7 +412,10 @@ def appointment_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
                 new_slot=form.cleaned_data["slot"],
                 by=request.user,
                 version=form.cleaned_data["version"],
+                override_reason=form.cleaned_data.get("override_reason", ""),
             )
+        except services.OverrideNeeded as error:
+            form.add_error("override_reason", error.message)
         except (services.SlotFull, services.NotBookable) as error:
             form.add_error("slot", error.message)
         except services.BookingError as error:

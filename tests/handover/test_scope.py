@@ -536,3 +536,143 @@ def test_scope_page_query_count_is_the_same_at_50_and_5000_units(
         assert EventUnit.objects.filter(event=event).count() == len(units)
     assert counts[0] == counts[1], counts
     assert Appointment.objects.count() == 2
+
+
+# --- the staff booking page with a scope -------------------------------------------------
+
+
+def book_url(event, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    url = reverse("handover:appointment_book", args=[event.pk])
+    return f"{url}?{query}" if query else url
+
+
+@pytest.fixture
+def scoped(admin_user, event, sales_rep):
+    """The event with its units in scope; the first has an owner of the sales rep."""
+    units = _scoped(admin_user, event)
+    owner = add_owner(units[0].unit, CustomerFactory(name="林业主", owner=sales_rep))
+    owner.phone = "13911112222"
+    owner.save(update_fields=["phone"])
+    return units, owner
+
+
+def test_staff_find_the_unit_then_its_owner(login, sales_rep, event, scoped):
+    units, owner = scoped
+    client = login(sales_rep)
+    response = client.get(book_url(event))
+    assertContains(response, 'data-testid="unit-lookup"')
+    response = client.get(book_url(event, q=units[0].unit.room))
+    assertContains(response, units[0].unit.label)
+    assertContains(response, f"unit={units[0].pk}&amp;customer={owner.pk}")
+    response = client.post(book_url(event), {"q": "13911112222"})
+    assert response.status_code == 303
+    assert "13911112222" not in response["Location"]
+    assertContains(client.get(response["Location"]), "林业主")
+
+
+def test_staff_book_a_unit_for_its_owner(login, sales_rep, event, scoped):
+    units, owner = scoped
+    client = login(sales_rep)
+    page = client.get(book_url(event, unit=units[0].pk, customer=owner.pk))
+    assertContains(page, units[0].unit.label)
+    assert "unit" not in page.context["form"].fields
+    slot = slots_of(event)[0]
+    response = client.post(
+        book_url(event),
+        {
+            "customer": owner.pk,
+            "event_unit": units[0].pk,
+            "slot": slot.pk,
+            "party_size": 2,
+            "channel": "phone",
+        },
+    )
+    assert response.status_code == 302
+    appointment = Appointment.objects.get()
+    assert (appointment.event_unit, appointment.unit) == (units[0], units[0].unit.label)
+
+
+def test_ineligible_unit_asks_for_a_reason(login, admin_user, event, scoped):
+    units, owner = scoped
+    scope.eligibility_set(
+        by=admin_user,
+        event=event,
+        event_unit_ids=[units[0].pk],
+        eligibility="arrears",
+        note="尾款",
+    )
+    client = login(admin_user)
+    page = client.get(book_url(event, unit=units[0].pk, customer=owner.pk))
+    assertContains(page, 'name="override_reason"')
+    assertContains(page, "例外原因")
+    data = {
+        "customer": owner.pk,
+        "event_unit": units[0].pk,
+        "slot": slots_of(event)[0].pk,
+        "party_size": 1,
+        "channel": "phone",
+    }
+    response = client.post(book_url(event), data)
+    assertContains(response, "请填写例外原因", status_code=400)
+    assert not Appointment.objects.exists()
+    response = client.post(book_url(event), {**data, "override_reason": "已补缴"})
+    assert response.status_code == 302
+    assert Appointment.objects.get().override_reason == "已补缴"
+
+
+def test_someone_not_of_the_unit_is_refused_on_the_page(
+    login, admin_user, event, scoped
+):
+    units, _owner = scoped
+    stranger = CustomerFactory(name="路人甲")
+    response = login(admin_user).post(
+        book_url(event),
+        {
+            "customer": stranger.pk,
+            "event_unit": units[1].pk,
+            "slot": slots_of(event)[0].pk,
+            "party_size": 1,
+            "channel": "phone",
+        },
+    )
+    assertContains(response, "不是房间", status_code=400)
+    assert not Appointment.objects.exists()
+
+
+def test_unit_of_another_event_or_hidden_owner_is_404(
+    login, admin_user, outsider, event, scoped
+):
+    units, owner = scoped
+    other = make_event(admin_user, name="另一活动")
+    client = login(outsider)
+    assert client.get(book_url(other, unit=units[0].pk)).status_code == 404
+    assert (
+        client.get(book_url(event, unit=units[0].pk, customer=owner.pk)).status_code
+        == 404
+    )
+    assert client.get(book_url(event, unit="x")).status_code == 404
+
+
+def test_staff_reschedule_outside_the_batch_with_a_reason(
+    login, admin_user, event, scoped
+):
+    units, owner = scoped
+    first, second = make_batch(event, "第一批"), make_batch(event, "第二批")
+    slot_a, slot_b = slots_of(event)
+    TimeSlot.objects.filter(pk=slot_a.pk).update(batch=first)
+    TimeSlot.objects.filter(pk=slot_b.pk).update(batch=second)
+    scope.batch_set(
+        by=admin_user, event=event, event_unit_ids=[units[0].pk], batch=first
+    )
+    appointment = services.appointment_book(
+        slot=slot_a, customer=owner, by=admin_user, event_unit=units[0]
+    )
+    client = login(admin_user)
+    url = reverse("handover:appointment_reschedule", args=[appointment.pk])
+    data = {"slot": slot_b.pk, "version": appointment.version}
+    assertContains(client.post(url, data), "例外原因", status_code=400)
+    response = client.post(url, {**data, "override_reason": "业主出差"})
+    assert response.status_code == 302
+    appointment.refresh_from_db()
+    assert (appointment.slot, appointment.override_reason) == (slot_b, "业主出差")
