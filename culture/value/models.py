@@ -89,8 +89,14 @@ class ParetoRank(models.Model):
     view = models.CharField(max_length=8)  # customer, channel
     scope = models.CharField(max_length=24)  # all, dept:<id>, owner:<id>
     rank = models.PositiveIntegerField()
+    # A plain reference, as in the dashboards' rollups: millions of rows written per
+    # rebuild would each queue a deferred foreign-key check (and forbid TRUNCATE); a
+    # deleted customer's rows go at the next rebuild, and the pages skip them.
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+"
+        "customers.Customer",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     revenue = models.DecimalField(max_digits=16, decimal_places=2)
     cum = models.DecimalField(max_digits=18, decimal_places=2)

@@ -86,22 +86,25 @@ WINDOW w AS (PARTITION BY view, scope ORDER BY revenue DESC, cid)
 
 # The figures of the rankings just written: payers, total, the size of the 80 % set
 # (the smallest rank whose cumulative revenue reaches 80 % of the total) and, for the
-# channel view's denominator, the ranked customers of a non-channel kind.
+# channel view's denominator, the ranked customers of a non-channel kind. One pass in
+# the ranking's own index order (no join: the kind is looked up for channel rows only).
 _SUMMARY = """
 INSERT INTO {summary} (kind, start, view, scope, payers, total, core_count,
                        other_payers, entered, "left", stayed)
-SELECT r.kind, r.start, r.view, r.scope, COUNT(*), MAX(r.cum),
-       MIN(r.rank) FILTER (WHERE r.cum >= {core} * t.total),
-       COUNT(*) FILTER (WHERE c.kind <> ALL(%(channel_kinds)s)), 0, 0, 0
-FROM {rank} r
-JOIN (
-    SELECT view, scope, MAX(cum) AS total FROM {rank}
+SELECT kind, start, view, scope, COUNT(*), MAX(cum),
+       MIN(rank) FILTER (WHERE cum >= {core} * total),
+       COUNT(*) FILTER (WHERE CASE WHEN view = 'channel' THEN EXISTS (
+           SELECT 1 FROM {customer} c
+           WHERE c.id = r.customer_id AND c.kind <> ALL(%(channel_kinds)s)
+       ) ELSE false END),
+       0, 0, 0
+FROM (
+    SELECT kind, start, view, scope, rank, customer_id, cum,
+           MAX(cum) OVER (PARTITION BY view, scope) AS total
+    FROM {rank}
     WHERE kind = %(kind)s AND start = %(start)s {only}
-    GROUP BY view, scope
-) t ON t.view = r.view AND t.scope = r.scope
-JOIN {customer} c ON c.id = r.customer_id
-WHERE r.kind = %(kind)s AND r.start = %(start)s {only_r}
-GROUP BY r.kind, r.start, r.view, r.scope
+) r
+GROUP BY kind, start, view, scope
 """
 
 # How each summary's 80 % set changed since the previous period of the same kind (same
@@ -138,14 +141,25 @@ def rank_period(period: periods.Period, *, scopes: list[str] | None = None) -> N
     """(Re)compute one period's rankings and summaries, for every scope or only
     `scopes`, and the set changes of this period and of the next one (whose previous
     period this is). The caller holds the transaction."""
-    t = _tables()
-    params = {
+    _rank_rows(period, scopes)
+    _summaries(period, scopes)
+    for target in (period, period.next()):
+        _moves(target, scopes)
+
+
+def _params(period: periods.Period, scopes: list[str] | None) -> dict:
+    return {
         "kind": period.kind,
         "start": period.start,
         "end": period.end,
         "scopes": scopes,
         "channel_kinds": list(CHANNEL_KINDS),
     }
+
+
+def _rank_rows(period: periods.Period, scopes: list[str] | None) -> None:
+    t = _tables()
+    params = _params(period, scopes)
     only = _scope_filter("", scopes)
     with connection.cursor() as cursor:
         for table in (t["rank"], t["summary"]):
@@ -154,18 +168,16 @@ def rank_period(period: periods.Period, *, scopes: list[str] | None = None) -> N
                 f" AND start = %(start)s {only}",
                 params,
             )
+        cursor.execute(_RANK.format(only=_scope_filter("k", scopes), **t), params)
+
+
+def _summaries(period: periods.Period, scopes: list[str] | None) -> None:
+    t = _tables()
+    with connection.cursor() as cursor:
         cursor.execute(
-            _RANK.format(only=_scope_filter("k", scopes), **t),
-            params,
+            _SUMMARY.format(core=CORE_SHARE, only=_scope_filter("", scopes), **t),
+            _params(period, scopes),
         )
-        cursor.execute(
-            _SUMMARY.format(
-                core=CORE_SHARE, only=only, only_r=_scope_filter("r", scopes), **t
-            ),
-            params,
-        )
-    for target in (period, period.next()):
-        _moves(target, scopes)
 
 
 def _moves(period: periods.Period, scopes: list[str] | None) -> None:
@@ -199,19 +211,26 @@ def rebuild() -> int:
     caller holds the transaction (revenue_rebuild)."""
     t = _tables()
     with connection.cursor() as cursor:
-        # DELETE, not TRUNCATE: inside a transaction that wrote ranks (deferred
-        # foreign-key checks pending) TRUNCATE is refused.
-        cursor.execute(f"DELETE FROM {t['rank']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
-        cursor.execute(f"DELETE FROM {t['summary']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
+        cursor.execute(f"TRUNCATE {t['rank']}, {t['summary']}")
         cursor.execute(f"SELECT MIN(month), MAX(month) FROM {t['rollup']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         first, last = cursor.fetchone()
     if first is None:
         return 0
-    for period in _periods_between(first, last):
-        rank_period(period)
+    every = _periods_between(first, last)
+    # In passes, with fresh statistics between them: the summaries and the set
+    # changes read the rankings by index, which a plan made on the emptied tables'
+    # statistics would not.
+    for period in every:
+        _rank_rows(period, None)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {t['rank']}")
+    for period in every:
+        _summaries(period, None)
+    with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {t['summary']}")
+    for period in every:
+        _moves(period, None)
+    with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {t['rank']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         return cursor.fetchone()[0]
 
