@@ -182,6 +182,19 @@ class Deal(models.Model):
                 name="deal_won_stage_closed",
                 condition=Q(status="won"),
             ),
+            # The board filtered to one owner: each column's newest cards by index
+            # (through the stage-wide indexes above, an owner's 20 cards were picked
+            # out of thousands of the stage's rows).
+            models.Index(
+                fields=["owner", "stage", "-updated_at", "-id"],
+                name="deal_open_owner_stage",
+                condition=Q(status="open"),
+            ),
+            models.Index(
+                fields=["owner", "stage", "-closed_on", "-id"],
+                name="deal_won_owner_stage",
+                condition=Q(status="won"),
+            ),
             # The list's filters (docs/deals.md, "Indexes").
             models.Index(fields=["expected_close_on", "id"], name="deal_expected"),
             models.Index(fields=["amount", "id"], name="deal_amount"),
