@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from django.db import connection
 from django.db.models import (
     DecimalField,
     Exists,
@@ -233,17 +234,7 @@ def dashboard(*, user: Any, filters: Filters, teams: list[Team]) -> dict[str, An
     daily = _scoped(DailyActivity.objects.all(), user, filters).filter(
         day__gte=filters.start, day__lte=filters.end
     )
-    sums = {n: _int_sum(n) for n in DAILY_SUMS} | {n: _dec_sum(n) for n in DAILY_MONEY}
-    # Grouped by hashing, sorted here: at most one row per day and per person.
-    by_day = sorted(
-        daily.values("day").annotate(**sums).order_by(), key=lambda r: r["day"]
-    )
-    people = sorted(
-        daily.values("owner", "owner__display_name", "owner__username")
-        .annotate(**sums)
-        .order_by(),
-        key=lambda r: (r["owner__display_name"] or "", r["owner__username"] or ""),
-    )
+    by_day, people = _daily_sums(daily)
     pipeline = _pipeline(user, filters)
     coverage = _coverage(user, filters)
     totals = {n: sum(row[n] for row in by_day) for n in (*DAILY_SUMS, *DAILY_MONEY)}
@@ -265,6 +256,44 @@ def dashboard(*, user: Any, filters: Filters, teams: list[Team]) -> dict[str, An
         "coverage": coverage,
         "charts": _charts(by_day, span, pipeline, people, coverage, filters),
     }
+
+
+def _daily_sums(daily: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The period's sums per day and per person in one scan of the daily rollup
+    (GROUPING SETS): two GROUP BYs read a three-year range of a department twice
+    (~100,000 rows each at full size). Grouped by hashing, sorted here: at most one
+    row per day and per person."""
+    names = (*DAILY_SUMS, *DAILY_MONEY)
+    inner, params = daily.values("day", "owner_id", *names).query.sql_with_params()
+    sums = ", ".join(f"COALESCE(SUM(d.{n}), 0) AS {n}" for n in names)
+    user_table = User._meta.db_table
+    sql = (
+        f"SELECT GROUPING(d.day) AS per_person, d.day, d.owner_id,"  # noqa: S608  # nosec B608 # column names from DAILY_SUMS, the table from the model's _meta, values bound
+        f" u.display_name, u.username, {sums}"
+        f" FROM ({inner}) d LEFT JOIN {user_table} u ON u.id = d.owner_id"
+        " GROUP BY GROUPING SETS ((d.day), (d.owner_id, u.display_name, u.username))"
+    )
+    by_day: list[dict[str, Any]] = []
+    people: list[dict[str, Any]] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for per_person, day, owner, display_name, username, *values in cursor:
+            row = dict(zip(names, values, strict=True))
+            if per_person:
+                row.update(
+                    owner=owner,
+                    owner__display_name=display_name,
+                    owner__username=username,
+                )
+                people.append(row)
+            else:
+                row["day"] = day
+                by_day.append(row)
+    by_day.sort(key=lambda r: r["day"])
+    people.sort(
+        key=lambda r: (r["owner__display_name"] or "", r["owner__username"] or "")
+    )
+    return by_day, people
 
 
 def _pipeline(user: Any, filters: Filters) -> dict[str, Any]:
