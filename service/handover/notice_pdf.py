@@ -4,14 +4,17 @@ The fonts are Debian's fonts-noto-cjk, found by family name through fontconfig
 ("Noto Serif CJK SC", "Noto Sans CJK SC"); WeasyPrint itself needs pango
 (libpango-1.0-0). A letter run prints its units into one file under
 DATA_DIR/handover/notices/ at its end (service/handover/notices.py); one unit prints on
-demand. Measured (docs/handover.md): 1,000 pages in one file take about a minute.
+demand. Measured: docs/handover.md, "Notices".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,12 @@ from django.utils import timezone
 from service.handover import links, notices
 from service.handover.models import EventUnit, HandoverEvent, Notice, NoticeRun
 from service.property.models import UnitOwnership
+
+# Pages per part file: about 300 MB of layout at a time (1,000 pages at once took 1 GB).
+PART_UNITS = 100
+# A part of PART_UNITS pages takes well under a minute; the lease leaves room for a
+# loaded machine.
+RENDER_LEASE = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -40,7 +49,9 @@ class Page:
     @property
     def qr_data_uri(self) -> str:
         # Vector, so it prints sharp at any size; the URL is encoded, never markup.
-        return segno.make(self.url, error="m").svg_data_uri(scale=4, border=2)
+        return segno.make(self.url, error="m", boost_error=False).png_data_uri(
+            scale=6, border=2
+        )
 
 
 def _owner_names(event_units: list[EventUnit]) -> dict[int, list[str]]:
@@ -106,33 +117,73 @@ def run_pdf_path(run: NoticeRun) -> Path:
     return Path(settings.DATA_DIR) / "handover" / "notices" / f"run-{run.pk}.pdf"
 
 
-def run_pdf_write(run: NoticeRun) -> Path:
-    """Print the letters of `run`'s round: one page per unit that has a letter of this
-    round, the QR code of its first recipient's link. Written to a temporary file and
-    renamed, so the download never sees half a file; a rerun overwrites it."""
-    letters = (
-        Notice.objects.filter(
-            event_unit__in=notices.scope_of(event=run.event, batch=run.batch),
-            channel=NoticeRun.Channel.LETTER,
-            round=run.round,
-            link__isnull=False,
-        )
-        .select_related("link")
-        .order_by("event_unit_id", "pk")
-    )
-    urls: dict[int, str] = {}
-    for notice in letters:
-        urls.setdefault(notice.event_unit_id, links.url_for(notice.link))
-    event_units = list(
-        EventUnit.objects.filter(pk__in=urls)
-        .select_related("unit__building", "batch")
-        .order_by("unit__building__code", "unit__entrance", "unit__floor", "unit__room")
-    )
-    data = render(run.event, _pages(run.event, event_units, urls))
-    path = run_pdf_path(run)
+def _parts_folder(run: NoticeRun) -> Path:
+    return run_pdf_path(run).with_suffix(".parts")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file renamed into place: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
     with os.fdopen(handle, "wb") as out:
         out.write(data)
     os.replace(temporary, path)
-    return path
+
+
+def _run_letters(run: NoticeRun) -> tuple[list[int], dict[int, str]]:
+    """The run's units in print order (building, entrance, floor, room) and the URL
+    of each one's first recipient's link (the primary owner's: made first)."""
+    urls: dict[int, str] = {}
+    letters = (
+        Notice.objects.filter(run=run, link__isnull=False)
+        .select_related("link")
+        .order_by("event_unit_id", "pk")
+    )
+    for notice in letters:
+        urls.setdefault(notice.event_unit_id, links.url_for(notice.link))
+    order = list(
+        EventUnit.objects.filter(pk__in=urls)
+        .order_by(
+            "unit__building__code", "unit__entrance", "unit__floor", "unit__room", "id"
+        )
+        .values_list("pk", flat=True)
+    )
+    return order, urls
+
+
+def run_pdf_print(run: NoticeRun, *, deadline: float) -> bool:
+    """Print the run's letters into one file, PART_UNITS pages at a time; True once the
+    file is complete, False when `deadline` (time.monotonic()) came first.
+
+    Each part is a file of its own, so memory stays bounded (WeasyPrint keeps every
+    page's layout until it writes) and a job cut off continues with the next part;
+    at the end the parts are joined (pypdf) into run-<id>.pdf. The run's letters do
+    not change once its units are done, so the parts always cut the same list."""
+    from pypdf import PdfWriter
+
+    order, urls = _run_letters(run)
+    folder = _parts_folder(run)
+    parts = [order[i : i + PART_UNITS] for i in range(0, len(order), PART_UNITS)]
+    drawn = 0
+    for number, ids in enumerate(parts):
+        part = folder / f"{number:05d}.pdf"
+        if part.exists():
+            continue
+        if drawn and time.monotonic() > deadline:
+            return False  # at least one part per call, so every call gets further
+        # The run's lease covers the part being drawn (the watchdog waits for it).
+        NoticeRun.objects.filter(pk=run.pk).update(
+            lease_until=timezone.now() + RENDER_LEASE
+        )
+        rows = EventUnit.objects.select_related("unit__building", "batch").in_bulk(ids)
+        event_units = [rows[pk] for pk in ids]
+        _write_atomically(part, render(run.event, _pages(run.event, event_units, urls)))
+        drawn += 1
+    writer = PdfWriter()
+    for number in range(len(parts)):
+        writer.append(str(folder / f"{number:05d}.pdf"))
+    out = io.BytesIO()
+    writer.write(out)
+    _write_atomically(run_pdf_path(run), out.getvalue())
+    shutil.rmtree(folder, ignore_errors=True)
+    return True

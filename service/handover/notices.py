@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,9 +63,10 @@ CHUNK = 200
 # Chunks per task run; then the task queues itself again, so one large run does not
 # hold a worker for minutes while other work waits.
 SLICE_CHUNKS = 10
-LEASE = dt.timedelta(minutes=2)
-# A letter run ends by printing its PDF, which takes a while for a big batch.
-RENDER_LEASE = dt.timedelta(minutes=15)
+# Covers one chunk on a loaded machine; renewed with every chunk.
+LEASE = dt.timedelta(minutes=5)
+# Seconds of work per task run (chunks or PDF parts) before it queues itself again.
+SLICE_SECONDS = 240
 WATCH_EVERY = dt.timedelta(minutes=2)
 # The poll queues a run again only if it was not queued in the last few seconds.
 REQUEUE_AFTER = dt.timedelta(seconds=30)
@@ -344,12 +346,15 @@ def notice_run_advance(*, run_id: int, chunks: int = SLICE_CHUNKS) -> NoticeRun 
     run = _claim(run_id)
     if run is None:
         return None
+    deadline = time.monotonic() + SLICE_SECONDS
     try:
         for _chunk in range(chunks):
             if not _advance_chunk(run.pk):
-                _finish(run)
+                finished = _finish(run, deadline=deadline)
                 break
         else:
+            finished = False
+        if not finished:
             with transaction.atomic():
                 NoticeRun.objects.filter(pk=run.pk).update(lease_until=None)
                 _queue(run, timezone.now())
@@ -448,22 +453,22 @@ def _notify(
     return True
 
 
-def _finish(run: NoticeRun) -> None:
+def _finish(run: NoticeRun, *, deadline: float) -> bool:
+    """Done, once a letter run has printed its letters; False if time ran out first."""
     run.refresh_from_db(fields=["state"])
     if run.state != RunState.RUNNING:
-        return
+        return True
     if run.channel == Channel.LETTER:
         # Print the run's letters (one page per unit) before the run says done.
         from service.handover import notice_pdf
 
-        NoticeRun.objects.filter(pk=run.pk).update(
-            lease_until=timezone.now() + RENDER_LEASE
-        )
-        notice_pdf.run_pdf_write(run)
+        if not notice_pdf.run_pdf_print(run, deadline=deadline):
+            return False
     with transaction.atomic():
         NoticeRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
             state=RunState.DONE, finished_at=timezone.now(), lease_until=None
         )
+    return True
 
 
 def notice_run_kick(*, run: NoticeRun) -> bool:
@@ -473,15 +478,17 @@ def notice_run_kick(*, run: NoticeRun) -> bool:
         return False
     now = timezone.now()
     with transaction.atomic():
+        # SKIP LOCKED: a chunk under way holds the row; the poll must not wait for it.
         requeued = (
-            NoticeRun.objects.filter(
-                pk=run.pk, state__in=[RunState.PENDING, RunState.RUNNING]
-            )
+            NoticeRun.objects.select_for_update(no_key=True, skip_locked=True)
+            .filter(pk=run.pk, state__in=[RunState.PENDING, RunState.RUNNING])
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
             .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - REQUEUE_AFTER))
-            .update(queued_at=now)
+            .values_list("pk", flat=True)
+            .first()
         )
         if requeued:
+            NoticeRun.objects.filter(pk=run.pk).update(queued_at=now)
             transaction.on_commit(lambda: _enqueue(run.pk), robust=True)
     return bool(requeued)
 

@@ -15,7 +15,7 @@ from service.handover import notices
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,
-    # SLICE_CHUNKS chunks of CHUNK units, or a letter run's PDF (RENDER_LEASE).
+    # At most SLICE_SECONDS of chunks or PDF parts, plus the part under way.
     soft_time_limit=900,
     time_limit=960,
 )
@@ -23,8 +23,7 @@ def notice_run_advance_task(self: Task, run_id: int) -> None:
     try:
         notices.notice_run_advance(run_id=run_id)
     except notices.RunBusy as busy:
-        # RunBusy.seconds is the rest of a 2-minute lease + 1 s (a letter run's render
-        # lease is cut short by a kill too: the watchdog takes over): within 300 s.
+        # RunBusy.seconds is the rest of the 5-minute lease + 1 s, capped at 300 s.
         raise self.retry(  # nosemgrep: kehu-no-broker-delay
             countdown=min(busy.seconds, 300), max_retries=None
         ) from busy

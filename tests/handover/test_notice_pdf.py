@@ -73,3 +73,23 @@ def test_printing_needs_a_manager_or_an_admin(new_event, sales_rep):
     (eu,) = make_units(event, count=1)
     with pytest.raises(notices.PermissionDenied):
         notice_pdf.unit_pdf(by=sales_rep, event_unit=eu)
+
+
+def test_a_big_batch_prints_in_parts_across_task_runs_into_one_file(
+    new_event, manager, monkeypatch
+):
+    monkeypatch.setattr(notice_pdf, "PART_UNITS", 2)
+    monkeypatch.setattr(notices, "SLICE_SECONDS", 0)  # one part per task run
+    event = new_event()
+    make_units(event, count=5)
+    run = notices.notice_run_start(by=manager, event=event, channel="letter")
+    runs = 0
+    while run.state != NoticeRun.State.DONE:
+        notices.notice_run_advance(run_id=run.pk)
+        run.refresh_from_db()
+        runs += 1
+        assert runs < 10
+    assert runs == 3  # the letters and the first part, then one part each
+    path = notice_pdf.run_pdf_path(run)
+    assert len(pdf_pages(path.read_bytes())) == 5
+    assert not path.with_suffix(".parts").exists()
