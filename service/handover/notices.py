@@ -273,6 +273,9 @@ def notice_run_start(
         errors["batch"] = _("该批次不属于本活动。")
     if event.status == HandoverEvent.Status.CLOSED:
         errors["__all__"] = _("活动已关闭，不能再发送通知。")
+    elif event.status == HandoverEvent.Status.DRAFT:
+        # The notice's link leads to booking, which a draft does not take yet.
+        errors["__all__"] = _("请先发布活动，再发送通知。")
     if errors:
         raise ValidationError(errors)
     now = timezone.now()

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from crm.scheduler import services as scheduler
 from service.handover import links, notices
 from service.handover.models import EventUnit, Notice, NoticeRun, OwnerLink
 from tests.handover.notice_builders import (
@@ -30,6 +31,13 @@ def run_to_end(run: NoticeRun) -> NoticeRun:
     notices.notice_run_advance(run_id=run.pk, chunks=1000)
     run.refresh_from_db()
     return run
+
+
+def deliver_due() -> None:
+    """Sweep and deliver the due actions as beat and a worker would."""
+    while ids := scheduler.actions_sweep():
+        for pk in ids:
+            scheduler.action_deliver(action_id=pk)
 
 
 def url(name: str, *args) -> str:
@@ -201,6 +209,11 @@ def test_the_progress_partial_moves_and_stops_polling_when_done(
     response = client.get(url("notice_run_progress", run.pk), HTTP_HX_REQUEST="true")
     assertContains(response, "100%")
     assertContains(response, "待发送 4")
+    # Done: the messages still leave through the pipeline, so the card looks less often.
+    assertContains(response, 'hx-trigger="every 3s"')
+    deliver_due()
+    response = client.get(url("notice_run_progress", run.pk), HTTP_HX_REQUEST="true")
+    assertContains(response, "已送达 4")
     assertNotContains(response, "hx-trigger")
 
 

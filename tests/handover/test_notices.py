@@ -13,7 +13,7 @@ from crm.channels.backends import RecordingSmsBackend
 from crm.channels.models import OutboundMessage
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
-from service.handover import links, notices
+from service.handover import links, notices, services
 from service.handover.models import EventUnit, Notice, NoticeRun
 from tests.handover.notice_builders import (
     add_proxy,
@@ -177,6 +177,17 @@ def test_bad_channel_round_and_foreign_batch_are_refused(new_event, manager):
             by=manager, event=event, channel="fax", round=0, batch=make_batch(other)
         )
     assert set(error.value.message_dict) == {"channel", "round", "batch"}
+    assert not NoticeRun.objects.exists()
+
+
+def test_draft_and_closed_events_send_no_notices(new_event, manager):
+    draft = new_event(publish=False)
+    with pytest.raises(ValidationError, match="请先发布活动"):
+        notices.notice_run_start(by=manager, event=draft, channel="sms")
+    closed = new_event(name="已关闭的活动")
+    services.event_close(by=manager, event=closed)
+    with pytest.raises(ValidationError, match="活动已关闭"):
+        notices.notice_run_start(by=manager, event=closed, channel="letter")
     assert not NoticeRun.objects.exists()
 
 
