@@ -75,6 +75,16 @@ def _edit(
     return _form_page(request, form, title, back)
 
 
+def _data(request: HttpRequest) -> Any:
+    """A POST's data, even an empty one (an error, not a blank form), or None."""
+    return request.POST if request.method == "POST" else None
+
+
+def _bound(request: HttpRequest) -> tuple[Any, Any]:
+    """(data, files) of a POST, or (None, None)."""
+    return _data(request), request.FILES if request.method == "POST" else None
+
+
 def _get(model: type, pk: Any, *related: str) -> Any:
     return access.get_object_for(model.objects.select_related(*related), pk)
 
@@ -95,7 +105,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @access.role_required(*EDIT_ROLES)
 @submit_once
 def project_create(request: HttpRequest) -> HttpResponse:
-    form = forms.ProjectForm(request.POST or None)
+    form = forms.ProjectForm(_data(request))
     return _edit(
         request,
         form,
@@ -119,7 +129,7 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @access.role_required(*EDIT_ROLES)
 def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
     project = _get(Project, pk)
-    form = forms.ProjectForm(request.POST or None, instance=project)
+    form = forms.ProjectForm(_data(request), instance=project)
     return _edit(
         request,
         form,
@@ -135,7 +145,7 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @submit_once
 def phase_create(request: HttpRequest, pk: int) -> HttpResponse:
     project = _get(Project, pk)
-    form = forms.PhaseForm(request.POST or None)
+    form = forms.PhaseForm(_data(request))
 
     def save(data: dict) -> Project:
         services.phase_save(by=request.user, project=project, data=data)
@@ -156,7 +166,7 @@ def phase_create(request: HttpRequest, pk: int) -> HttpResponse:
 @submit_once
 def building_create(request: HttpRequest, pk: int) -> HttpResponse:
     phase = _get(Phase, pk, "project")
-    form = forms.BuildingForm(request.POST or None)
+    form = forms.BuildingForm(_data(request))
     return _edit(
         request,
         form,
@@ -184,7 +194,7 @@ def building_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @access.role_required(*EDIT_ROLES)
 def building_edit(request: HttpRequest, pk: int) -> HttpResponse:
     building = _get(Building, pk, "phase__project")
-    form = forms.BuildingForm(request.POST or None, instance=building)
+    form = forms.BuildingForm(_data(request), instance=building)
     return _edit(
         request,
         form,
@@ -202,7 +212,7 @@ def building_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @submit_once
 def unit_create(request: HttpRequest, pk: int) -> HttpResponse:
     building = _get(Building, pk, "phase__project")
-    form = forms.UnitForm(request.POST or None)
+    form = forms.UnitForm(_data(request))
     return _edit(
         request,
         form,
@@ -226,7 +236,7 @@ def unit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @access.role_required(*EDIT_ROLES)
 def unit_edit(request: HttpRequest, pk: int) -> HttpResponse:
     unit = access.get_object_for(Unit.objects.with_place(), pk)
-    form = forms.UnitForm(request.POST or None, instance=unit)
+    form = forms.UnitForm(_data(request), instance=unit)
     return _edit(
         request,
         form,
@@ -247,7 +257,7 @@ def unit_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @submit_once
 def owner_add(request: HttpRequest, pk: int) -> HttpResponse:
     unit = access.get_object_for(Unit.objects.with_place(), pk)
-    form = forms.OwnerForm(request.POST or None)
+    form = forms.OwnerForm(_data(request))
 
     def save(data: dict) -> Unit:
         customer, _created = services.owner_find_or_create(
@@ -296,7 +306,7 @@ def proxy_add(request: HttpRequest, pk: int) -> HttpResponse:
     owners = Customer.objects.filter(
         unit_ownerships__unit=unit, unit_ownerships__is_active=True
     ).order_by("pk")
-    form = forms.ProxyForm(request.POST or None, request.FILES or None, owners=owners)
+    form = forms.ProxyForm(*_bound(request), owners=owners)
 
     def save(data: dict) -> Unit:
         proxy, _created = services.owner_find_or_create(
@@ -365,9 +375,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     from service.property import imports as unit_imports
 
     access.require_perm(request.user, unit_imports.UNITS.perm)
-    form = ImportUploadForm(
-        request.POST or None, request.FILES or None, kind=unit_imports.KIND
-    )
+    form = ImportUploadForm(*_bound(request), kind=unit_imports.KIND)
     if request.method == "POST" and form.is_valid():
         job = imports.import_job_create(
             by=request.user,

@@ -466,6 +466,28 @@ MATRIX = [
     ("handover:batch_assign", "POST", "batch",      L,     403,   403,   403,   403,   400,   403,   400,   403),
     ("handover:batch_slots_add", "GET", "batch",    *MANAGERS),
     ("handover:batch_slots_add", "POST", "batch",   L,     403,   403,   403,   403,   400,   403,   400,   403),
+    # The property register (docs/property.md): every staff role reads, managers and
+    # admins write; an empty form re-renders with its errors (400).
+    ("property:project_list", "GET", None,          *ANY_ROLE),
+    ("property:project_create", "GET", None,        *MANAGERS),
+    ("property:project_create", "POST", None,       L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("property:import_upload", "GET", None,         *MANAGERS),
+    ("property:import_upload", "POST", None,        L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("property:import_template", "GET", None,       *MANAGERS),
+    ("property:project_detail", "GET", "missing",   L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("property:project_edit", "GET", "missing",     *MANAGERS_MISSING),
+    ("property:phase_create", "GET", "missing",     *MANAGERS_MISSING),
+    ("property:building_create", "GET", "missing",  *MANAGERS_MISSING),
+    ("property:building_detail", "GET", "missing",  L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("property:building_edit", "GET", "missing",    *MANAGERS_MISSING),
+    ("property:unit_create", "GET", "missing",      *MANAGERS_MISSING),
+    ("property:unit_detail", "GET", "missing",      L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("property:unit_edit", "GET", "missing",        *MANAGERS_MISSING),
+    ("property:owner_add", "GET", "missing",        *MANAGERS_MISSING),
+    ("property:owner_end", "POST", "missing",       *MANAGERS_MISSING),
+    ("property:proxy_add", "GET", "missing",        *MANAGERS_MISSING),
+    ("property:proxy_revoke", "POST", "missing",    *MANAGERS_MISSING),
+    ("property:proxy_document", "GET", "missing",   *MANAGERS_MISSING),
 ]
 # fmt: on
 
