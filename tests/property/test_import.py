@@ -286,11 +286,16 @@ def test_a_file_without_the_required_columns_is_refused(client, manager):
     assert not ImportJob.objects.exists()
 
 
-def test_the_template_downloads_and_reads_back(client, manager):
+def test_the_template_downloads_and_reads_back(
+    client, manager, django_capture_on_commit_callbacks
+):
     client.force_login(manager)
     response = client.get(reverse("property:import_template"))
-    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    content = b"".join(response.streaming_content)
+    body = content.decode("utf-8-sig")
     assert body.splitlines()[0].startswith("项目编码,项目名称,分期,楼栋,单元,楼层,房号")
+    job = upload(client, django_capture_on_commit_callbacks, content)
+    assert (job.valid_rows, job.invalid_rows) == (1, 0)
 
 
 def test_only_managers_and_admins_import_units(client, sales_rep, manager):

@@ -67,6 +67,7 @@ NOT_HTML = {
     "customers:export_download",
     "customers:import_template",
     "deals:import_template",
+    "property:import_template",
     "dashboards:export",
     "value:export",
     "service:attachment_download",

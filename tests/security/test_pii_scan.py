@@ -70,6 +70,7 @@ def _parse(body: str) -> _Addresses:
 SAMPLE_PHONES = {
     "customers:import_template": {"13800138000"},
     "deals:import_template": {"13800138000"},
+    "property:import_template": {"13800138000"},
 }
 
 
