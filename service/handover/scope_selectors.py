@@ -46,7 +46,7 @@ def _active_booking() -> Exists:
 
 
 def _search(units: QuerySet, query: str) -> QuerySet:
-    """A room (1502, or part of a unit code) or an owner's phone (all of it)."""
+    """A room (1502) or a unit code, exactly, or an owner's phone (all of it)."""
     text = search.normalise(query)
     digits = "".join(c for c in text if c.isdigit())
     if search.is_sensitive(text) and len(digits) >= 7:
@@ -54,7 +54,8 @@ def _search(units: QuerySet, query: str) -> QuerySet:
             Q(customer__phone=digits) | Q(customer__phones__number=digits)
         )
         return units.filter(unit__in=owners.values("unit_id"))
-    return units.filter(Q(unit__room__iexact=text) | Q(unit__code__icontains=text))
+    # Exact: "101" is room 101 of every building, not 1101 or 2101 too.
+    return units.filter(Q(unit__room__iexact=text) | Q(unit__code__iexact=text))
 
 
 def scope_units(event: HandoverEvent, filters: ScopeFilters) -> QuerySet:
