@@ -348,3 +348,23 @@ def test_project_list_queries_do_not_grow(client, admin_user, sales_rep):
     with CaptureQueriesContext(connection) as large:
         client.get(url)
     assert len(large) == len(small)
+
+
+def test_project_page_queries_do_not_grow(client, admin_user, sales_rep):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project = builders.project_with_units(1, 2, admin_user, with_owners=False)
+    client.force_login(sales_rep)
+    url = project.get_absolute_url()
+    client.get(url)
+    with CaptureQueriesContext(connection) as small:
+        client.get(url)
+    _p, phase2 = builders.make_project(admin_user, phase="2")
+    for code in ("7", "8", "9"):
+        building = builders.make_building(admin_user, phase=phase2, code=code)
+        builders.unit_with_owner(admin_user, building=building)
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(url)
+    assert len(large) == len(small)
+    assertContains(response, "9栋")
