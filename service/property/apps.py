@@ -15,8 +15,9 @@ class PropertyConfig(AppConfig):
     def ready(self) -> None:
         from crm.accounts.roles import Role, grant
         from crm.core import navigation
-        from customers import imports, panels
+        from customers import hooks, imports, panels
         from service.property import imports as unit_imports
+        from service.property import services
 
         models = ("project", "phase", "building", "unit", "unitownership")
         grant(Role.SALES, *(f"property.view_{m}" for m in models))
@@ -42,6 +43,11 @@ class PropertyConfig(AppConfig):
             panels.Panel("property", "property/_customer_panel.html", _panel, order=15)
         )
         imports.register_kind(unit_imports.UNITS)
+        # A merged duplicate's units and proxies go to the customer that is kept.
+        hooks.register_merge_hook(
+            services.ownerships_follow_customer_merge,
+            note=services.customer_merge_notes,
+        )
 
 
 def _panel(user: object, customer: object) -> dict | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -392,3 +393,51 @@ def proxy_revoke(*, by: Any, authorisation: ProxyAuthorisation) -> ProxyAuthoris
             raise ValidationError(_("该委托已撤销。"))
     authorisation.refresh_from_db()
     return authorisation
+
+
+# --- customer merges (customers/hooks.py) --------------------------------------------------
+
+
+def ownerships_follow_customer_merge(survivor: Customer, duplicate: Customer) -> None:
+    """Move the duplicate's ownerships and proxies to the survivor, inside
+    customer_merge's transaction (both customers locked; their assets are moved by
+    the service app's hook).
+
+    A unit both own keeps one active ownership, the survivor's: the duplicate's is
+    ended, and if it was the primary one the survivor becomes the primary owner. A
+    proxy between the two would make the survivor their own proxy: it is revoked
+    and left as it was.
+    """
+    mine = UnitOwnership.objects.filter(customer=duplicate, is_active=True)
+    both = {
+        o.unit_id: o
+        for o in UnitOwnership.objects.filter(
+            customer=survivor,
+            is_active=True,
+            unit_id__in=mine.values("unit_id"),
+        )
+    }
+    for ownership in mine.filter(unit_id__in=both):
+        UnitOwnership.objects.filter(pk=ownership.pk).update(is_active=False)
+        if ownership.role == UnitOwnership.Role.PRIMARY:
+            UnitOwnership.objects.filter(pk=both[ownership.unit_id].pk).update(
+                role=UnitOwnership.Role.PRIMARY
+            )
+    UnitOwnership.objects.filter(customer=duplicate).update(customer=survivor)
+    between = Q(owner=duplicate, proxy=survivor) | Q(owner=survivor, proxy=duplicate)
+    ProxyAuthorisation.objects.filter(between, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    others = ProxyAuthorisation.objects.exclude(between)
+    others.filter(owner=duplicate).update(owner=survivor)
+    others.filter(proxy=duplicate).update(proxy=survivor)
+
+
+def customer_merge_notes(survivor: Customer, duplicate: Customer) -> list[str]:
+    count = UnitOwnership.objects.filter(customer=duplicate, is_active=True).count()
+    if not count:
+        return []
+    return [
+        _("%(name)s 名下 %(n)s 套房间的业主身份将转到保留的客户。")
+        % {"name": duplicate.name, "n": count}
+    ]

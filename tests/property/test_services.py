@@ -196,3 +196,41 @@ def test_project_with_units_builds_owned_units(admin_user):
     assert len(units) == 10
     assert UnitOwnership.objects.filter(is_active=True).count() == 10
     assert len({u.code for u in units}) == 10
+
+
+def test_a_merged_duplicates_units_and_proxies_go_to_the_survivor(admin_user):
+    from customers import services as customer_services
+
+    shared = builders.unit_with_owner(admin_user, owner_name="王建国")
+    duplicate = shared.ownerships.get().customer
+    survivor = builders.make_owner(admin_user, name="王建国（新）")
+    services.ownership_add(
+        by=admin_user, unit=shared, customer=survivor, role=UnitOwnership.Role.CO_OWNER
+    )
+    only_dup = builders.unit_with_owner(admin_user, owner=duplicate)
+    helper = builders.make_owner(admin_user, name="代理人")
+    services.proxy_add(
+        by=admin_user,
+        unit=only_dup,
+        owner=duplicate,
+        proxy=helper,
+        document=SimpleUploadedFile("a.pdf", PDF),
+    )
+    between = services.proxy_add(
+        by=admin_user,
+        unit=shared,
+        owner=duplicate,
+        proxy=survivor,
+        document=SimpleUploadedFile("b.pdf", PDF),
+    )
+    customer_services.customer_merge(
+        by=admin_user, survivor=survivor, duplicate=duplicate
+    )
+    active = UnitOwnership.objects.filter(is_active=True)
+    assert set(active.values_list("unit_id", "customer_id", "role")) == {
+        (shared.pk, survivor.pk, "primary"),
+        (only_dup.pk, survivor.pk, "primary"),
+    }
+    assert ProxyAuthorisation.objects.get(proxy=helper).owner == survivor
+    between.refresh_from_db()
+    assert between.revoked_at is not None and between.owner == duplicate
