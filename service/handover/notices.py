@@ -67,9 +67,11 @@ SLICE_CHUNKS = 10
 LEASE = dt.timedelta(minutes=5)
 # Seconds of work per task run (chunks or PDF parts) before it queues itself again.
 SLICE_SECONDS = 240
-WATCH_EVERY = dt.timedelta(minutes=2)
-# The poll queues a run again only if it was not queued in the last few seconds.
-REQUEUE_AFTER = dt.timedelta(seconds=30)
+# A run's watchdog looks every 30 s (one small action per unfinished run): a publish
+# that was lost costs at most about that much delay.
+WATCH_EVERY = dt.timedelta(seconds=30)
+# The poll and the watchdog queue a run again only if it was not queued just before.
+REQUEUE_AFTER = dt.timedelta(seconds=20)
 MAX_ROUND = 9
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
@@ -295,11 +297,10 @@ def notice_run_start(
             created_by=by,
             total=scope_of(event=event, batch=batch).count(),
         )
-        first_watch = now + WATCH_EVERY
         scheduler.action_schedule(
             kind=WATCH,
             target_id=run.pk,
-            due_at=first_watch,
+            due_at=now + WATCH_EVERY,
             key=_watch_key(run.pk),
         )
         _queue(run, now)
