@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import bounds
+from crm.core import audit, bounds
 from crm.core.once import submit_once
 from crm.core.pagination import paginate
 from customers import masking
@@ -156,13 +156,21 @@ def letters_delivered(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET"])
-@access.role_required(*STAFF_ROLES)
+@access.role_required(*NOTICE_ROLES)
 def notice_run_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    """The letters of a finished letter run, one page per unit."""
+    """The letters of a finished letter run, one page per unit. Owners' names and
+    their booking links (which book for the unit): for the roles that send, audited."""
     run = _run(request, pk)
     path = notice_pdf.run_pdf_path(run)
     if run.channel != NoticeRun.Channel.LETTER or not path.exists():
         raise Http404
+    audit.record(
+        request,
+        audit.CUSTOMER_VIEWED,
+        obj=run,
+        row_count=run.done,
+        detail=f"入伙通知书 PDF, event {run.event_id}",
+    )
     return FileResponse(
         path.open("rb"),
         as_attachment=True,
@@ -182,6 +190,13 @@ def unit_notice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
         pk,
     )
     data = notice_pdf.unit_pdf(by=request.user, event_unit=event_unit)
+    audit.record(
+        request,
+        audit.CUSTOMER_VIEWED,
+        obj=event_unit,
+        row_count=1,
+        detail=f"入伙通知书 PDF, event {event_unit.event_id}",
+    )
     response = HttpResponse(data, content_type="application/pdf")
     response["Content-Disposition"] = (
         f'attachment; filename="notice-{event_unit.unit.code}.pdf"'

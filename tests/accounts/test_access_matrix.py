@@ -444,7 +444,7 @@ MATRIX = [
     ("handover:owner_links", "GET", "draft_event",  L,     404,   404,   404,   404,   200,   404,   200,   403),
     ("handover:notice_run_start", "POST", "event",  L,     403,   403,   403,   403,   400,   403,   400,   403),
     ("handover:notice_run_progress", "GET", "missing", L,  404,   404,   404,   404,   404,   404,   404,   403),
-    ("handover:notice_run_pdf", "GET", "missing",   L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("handover:notice_run_pdf", "GET", "missing",   *MANAGERS_MISSING),
     ("handover:letters_delivered", "POST", "missing", *MANAGERS_MISSING),
     ("handover:unit_notice_pdf", "POST", "missing", *MANAGERS_MISSING),
     ("handover:owner_link_revoke", "POST", "missing", *MANAGERS_MISSING),

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
+from crm.core.models import AccessLog
 from crm.scheduler import services as scheduler
 from service.handover import links, notices
 from service.handover.models import EventUnit, Notice, NoticeRun, OwnerLink
@@ -69,7 +70,6 @@ def test_every_staff_role_sees_the_notice_pages(
         url("notice_list", event.pk),
         url("owner_links", event.pk),
         url("notice_run_progress", run.pk),
-        url("notice_run_pdf", run.pk),
     ):
         assert client.get(page).status_code == status, page
 
@@ -87,6 +87,10 @@ def test_only_managers_and_admins_act(request, client, event, manager, persona):
     )
     link = run.notices.get().link
     client.force_login(request.getfixturevalue(persona))
+    # The letters' PDF holds every owner's booking link: for the roles that send.
+    assert client.get(url("notice_run_pdf", run.pk)).status_code == 403
+    listing = client.get(url("notice_list", event.pk))
+    assert "letters.pdf" not in listing.content.decode()
     posts = {
         url("notice_run_start", event.pk): {"channel": "sms", "round": "1"},
         url("letters_delivered", run.pk): {"delivered_on": "2026-01-01"},
@@ -323,6 +327,12 @@ def test_a_manager_marks_a_letter_run_delivered_on_a_date(client, event, manager
     pdf = client.get(url("notice_run_pdf", run.pk))
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert b"".join(pdf.streaming_content).startswith(b"%PDF")
+    logged = AccessLog.objects.get(object_type="noticerun", object_id=run.pk)
+    assert (logged.user, logged.action, logged.row_count) == (
+        manager,
+        "customer_viewed",
+        2,
+    )
 
 
 def test_an_sms_run_has_no_pdf(client, event, manager):
