@@ -16,6 +16,9 @@ from service.handover.models import EventUnit
 from service.handover.readiness import CallOutcome
 from service.property.models import UnitOwnership
 
+# Every call's summary starts so: the timeline reads as a handover call.
+SUMMARY_PREFIX = "入伙通知回访"
+
 
 def owner_call_record(
     *,
@@ -39,7 +42,8 @@ def owner_call_record(
     # two events, reads on the timeline which call was about what.
     # The timeline shows the summary, not the outcome column: it says both.
     summary = (
-        f"入伙通知回访（{stored}）：{event_unit.event.name} · {event_unit.unit.label}"
+        f"{SUMMARY_PREFIX}（{stored}）：{event_unit.event.name} · "
+        f"{event_unit.unit.label}"
     )
     if note.strip():
         summary = f"{summary}\n{note.strip()}"

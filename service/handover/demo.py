@@ -17,8 +17,9 @@ from django.utils import timezone
 from crm.core import seeding
 from crm.core.scale import Dataset
 from customers.models import Customer
-from service.handover import services
+from service.handover import demo_before, services
 from service.handover.models import HandoverEvent
+from service.property import demo as property_demo
 
 DEMO_EVENT = "翠湖花园二期 集中交付"
 UNITS = ["1栋1单元", "2栋1单元", "3栋2单元", "5栋1单元"]
@@ -28,7 +29,9 @@ def seed_demo(run: seeding.DemoRun) -> str:
     """The demo event for owners among the first 60 demo customers (no summary)."""
     customers = Customer.objects.filter(merged_into__isnull=True).order_by("pk")
     seed_handover_demo(run.users, list(customers[:60]))
-    return ""
+    return demo_before.seed_before_the_day(
+        run.users, project_code=property_demo.DEMO_PROJECT, seed=run.seed
+    )
 
 
 def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:

@@ -18,8 +18,10 @@ from django.core.management import call_command
 from crm.core import scale, seeding
 from customers.models import ContactLog, Customer
 from service.handover import demo as handover_demo
+from service.handover import demo_before, readiness
 from service.handover.models import HandoverEvent
 from service.models import Ticket
+from service.property import demo as property_demo
 
 DOMAIN_APPS = {"customers", "service", "culture"}
 
@@ -33,6 +35,7 @@ def test_registry_holds_each_domain_app_in_installed_apps_order():
     assert found == [
         "customers",
         "service",
+        "property",
         "handover",
         "deals",
         "segments",
@@ -74,10 +77,12 @@ def test_scale_datasets_come_in_dependency_order_and_each_compiles():
 
 def test_seed_demo_adds_each_apps_data_once(db, monkeypatch):
     monkeypatch.delenv("CRM_DEMO_PASSWORD", raising=False)
+    monkeypatch.setattr(property_demo, "BUILDINGS", 2)  # 200 units, not 1,000
     first = StringIO()
     call_command("seed_demo", customers=40, stdout=first)
     assert "demo users ready; 40 customers added; " in first.getvalue()
-    assert Customer.objects.count() == 40
+    # The demo project's owners are customers too (service/property/demo.py).
+    assert Customer.objects.count() == 40 + property_demo.owner_count()
     assert ContactLog.objects.exists()  # customers: activity of the first sixty
     tickets = Ticket.objects.count()
     assert tickets > 0 and f"{tickets} tickets added" in first.getvalue()
@@ -91,7 +96,12 @@ def test_seed_demo_adds_each_apps_data_once(db, monkeypatch):
     call_command("seed_demo", customers=40, stdout=second)
     assert "0 customers added; 0 tickets added" in second.getvalue()
     assert Ticket.objects.count() == tickets
-    assert HandoverEvent.objects.count() == 1
+    # The booking core's demo event, and the one of the demo project's units.
+    assert HandoverEvent.objects.count() == 2
+    before_the_day = HandoverEvent.objects.get(name=demo_before.DEMO_EVENT)
+    _rows, total = readiness.batch_numbers(before_the_day)
+    assert total.in_scope == property_demo.unit_count()
+    assert 0 < total.booked < total.notified == total.delivered
 
 
 def _domain_imports(path: Path) -> list[str]:
