@@ -104,8 +104,7 @@ class UnitIdsField(forms.Field):
         return ids
 
     def validate(self, value: list[int]) -> None:
-        if not value:
-            raise forms.ValidationError(_("请先勾选房间。"))
+        """Empty is checked by the form: "all matching the filters" needs no ticks."""
 
 
 class BulkForm(forms.Form):
@@ -120,7 +119,9 @@ class BulkForm(forms.Form):
         (REMOVE, _("移出交付范围")),
     ]
 
-    units = UnitIdsField()
+    units = UnitIdsField(required=False)
+    # Every unit the page's filters match (all pages), not only the ticked ones.
+    all_matching = forms.BooleanField(required=False)
     action = forms.ChoiceField(label=_("操作"), choices=ACTIONS)
     eligibility = forms.ChoiceField(
         label=_("交付资格"), choices=EventUnit.Eligibility.choices, required=False
@@ -141,6 +142,8 @@ class BulkForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if not data.get("units") and not data.get("all_matching"):
+            self.add_error("units", _("请先勾选房间。"))
         if data.get("action") == self.ELIGIBILITY and not data.get("eligibility"):
             self.add_error("eligibility", _("请选择交付资格。"))
         return data

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -92,6 +92,7 @@ def event_scope(request: HttpRequest, pk: int) -> HttpResponse:
         "filters": filters,
         "filter_query": query.urlencode(),
         "totals": scope_selectors.scope_totals(event),
+        "matching_count": scope_selectors.scope_units(event, filters).count(),
         "buildings": scope_selectors.event_buildings(event),
         "batches": batches,
         "eligibility_choices": EventUnit.Eligibility.choices,
@@ -137,8 +138,22 @@ def scope_add(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _bulk_apply(request: HttpRequest, event: HandoverEvent, data: dict) -> str:
-    ids = data["units"]
+def _bulk_ids(
+    request: HttpRequest, event: HandoverEvent, data: dict, filter_query: str
+) -> list[int]:
+    """The ticked units, or with "all matching" every unit the page's filters match
+    (the filters as the page's address carried them; a phone as its session token)."""
+    if not data["all_matching"]:
+        return data["units"]
+    params = search.resolved(request.session, QueryDict(filter_query))
+    filters = _filters(params or QueryDict())
+    units = scope_selectors.scope_units(event, filters).order_by("pk")
+    return list(units.values_list("pk", flat=True)[: scope.MAX_BULK + 1])
+
+
+def _bulk_apply(
+    request: HttpRequest, event: HandoverEvent, ids: list, data: dict
+) -> str:
     if data["action"] == BulkForm.ELIGIBILITY:
         changed = scope.eligibility_set(
             by=request.user,
@@ -147,7 +162,7 @@ def _bulk_apply(request: HttpRequest, event: HandoverEvent, data: dict) -> str:
             eligibility=data["eligibility"],
             note=data["note"],
         )
-        return _("已修改 %(n)s 个房间的交付资格（勾选 %(total)s 个）。") % {
+        return _("已修改 %(n)s 个房间的交付资格（选中 %(total)s 个）。") % {
             "n": changed,
             "total": len(ids),
         }
@@ -155,7 +170,7 @@ def _bulk_apply(request: HttpRequest, event: HandoverEvent, data: dict) -> str:
         changed = scope.batch_set(
             by=request.user, event=event, event_unit_ids=ids, batch=data["batch"]
         )
-        return _("已修改 %(n)s 个房间的批次（勾选 %(total)s 个）。") % {
+        return _("已修改 %(n)s 个房间的批次（选中 %(total)s 个）。") % {
             "n": changed,
             "total": len(ids),
         }
@@ -181,7 +196,9 @@ def scope_bulk(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(errors))
         return redirect(back)
     try:
-        messages.success(request, _bulk_apply(request, event, form.cleaned_data))
+        ids = _bulk_ids(request, event, form.cleaned_data, filter_query)
+        message = _bulk_apply(request, event, ids, form.cleaned_data)
+        messages.success(request, message)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect(back)

@@ -6,8 +6,9 @@ counting first; the CheckConstraint on TimeSlot is the backstop. So `booked_coun
 always equals the number of active appointments of the slot.
 
 Lock order, the same in every function so that none can deadlock another: the
-customer row where one is taken (a booking, a customer merge), then the appointment row
-(inserted, or updated conditionally), then slot rows in id order.
+customer row where one is taken (a booking, a customer merge), then the unit's scope
+row (a booking of a unit, KEY SHARE), then the appointment row (inserted, or updated
+conditionally), then slot rows in id order.
 
 Units in scope (docs/handover.md, "Booking a unit"): a booking may name an EventUnit;
 then the customer must be an owner or a handover proxy of the unit, the unit must be
@@ -483,10 +484,12 @@ def appointment_book(
     override_reason = override_reason.strip()
     is_override = False
     if event_unit is not None:
-        event_unit = EventUnit.objects.select_related("unit__building", "batch").get(
-            pk=event_unit.pk
+        event_unit = (
+            EventUnit.objects.select_related("unit__building", "batch")
+            .filter(pk=event_unit.pk)
+            .first()
         )
-        if event_unit.event_id != slot.event_id:
+        if event_unit is None or event_unit.event_id != slot.event_id:
             raise NotBookable(_("该房间不在此入伙活动的交付范围内。"))
         if not is_unit_party(customer, event_unit.unit_id, timezone.localdate()):
             raise NotUnitParty(
@@ -516,11 +519,16 @@ def appointment_book(
         booked_via=via_link if is_owner else None,
     )
     # The database holds both rules (unique index, seat counter): no read-then-write.
-    appointment.full_clean(validate_unique=False, validate_constraints=False)
+    # The unit's row is checked under its lock below (it may leave the scope meanwhile).
+    appointment.full_clean(
+        exclude=["event_unit"], validate_unique=False, validate_constraints=False
+    )
     if not 1 <= party_size <= 20:
         raise ValidationError({"party_size": _("到场人数应在 1 到 20 之间。")})
     with transaction.atomic(), audited(by):
         _lock_customer_unmerged(customer)
+        if event_unit is not None:
+            _lock_event_unit_in_scope(event_unit)
         # The row first, the seat second: every write here locks the appointment
         # before any slot (module docstring), which rules out deadlocks.
         try:
@@ -561,6 +569,26 @@ def _lock_customer_unmerged(customer: Customer) -> None:
         row = cursor.fetchone()
     if row is None or row[0] is not None:
         raise NotBookable(_("该客户已被合并到另一位客户，请为合并后的客户预约。"))
+
+
+def _lock_event_unit_in_scope(event_unit: EventUnit) -> None:
+    """FOR KEY SHARE on the unit's scope row, or NotBookable if it has left the scope.
+
+    Taken now rather than by the foreign key at commit (deferred): scope.scope_remove
+    locks the rows FOR UPDATE before it checks for bookings and deletes, so either it
+    waits for this booking and then keeps the unit, or this booking waits for it and
+    finds the unit gone, instead of failing at commit. Bulk edits (FOR NO KEY UPDATE)
+    do not wait for it.
+    """
+    table = EventUnit._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT 1 FROM "{table}" WHERE id = %s FOR KEY SHARE',  # noqa: S608  # nosec B608 - the model's table name
+            [event_unit.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotBookable(_("该房间已移出此入伙活动的交付范围。"))
 
 
 def _constraint_of(exc: IntegrityError) -> str | None:

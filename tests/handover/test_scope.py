@@ -676,3 +676,74 @@ def test_staff_reschedule_outside_the_batch_with_a_reason(
     assert response.status_code == 302
     appointment.refresh_from_db()
     assert (appointment.slot, appointment.override_reason) == (slot_b, "业主出差")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_removing_a_unit_while_it_is_booked_never_fails_either(admin_user):
+    """10 rounds: a booking and a removal from scope of the same unit at once. Either
+    the booking wins and the unit stays, or the removal wins and the booking is
+    refused cleanly; never an error at commit, never a booking of a unit out of scope."""
+    from tests.handover.test_capacity import Crew, _outcome
+
+    project = make_project()
+    building = buildings_of(project)[0]
+    crew = Crew(2)
+    outcomes = []
+    try:
+        for number in range(10):
+            event = make_event(admin_user, name=f"第{number}轮", slots_per_day=1)
+            unit = make_units(building, floors=1, per_floor=1, entrance=f"E{number}")[0]
+            owner = add_owner(unit)
+            event_unit = EventUnit.objects.create(event=event, unit=unit)
+            slot = slots_of(event)[0]
+
+            def work(n, slot=slot, owner=owner, event_unit=event_unit, event=event):
+                if n == 0:
+                    return _outcome(
+                        lambda: services.appointment_book(
+                            slot=slot,
+                            customer=owner,
+                            by=admin_user,
+                            event_unit=event_unit,
+                        )
+                    )
+                return repr(
+                    scope.scope_remove(
+                        by=admin_user, event=event, event_unit_ids=[event_unit.pk]
+                    )
+                )
+
+            booked, removed = crew.round(work)
+            in_scope = EventUnit.objects.filter(pk=event_unit.pk).exists()
+            outcomes.append((booked, removed, in_scope))
+    finally:
+        crew.stop()
+    for booked, removed, in_scope in outcomes:
+        assert (booked, removed, in_scope) in (
+            ("ok", "(0, 1)", True),
+            ("not_bookable", "(1, 0)", False),
+        ), outcomes
+
+
+def test_bulk_action_on_every_unit_matching_the_filters(
+    login, admin_user, event, project
+):
+    _scoped(admin_user, event)
+    first, _second = buildings_of(project)
+    client = login(admin_user)
+    page = client.get(scope_url(event, building=first.pk))
+    assert page.context["matching_count"] == 8
+    assertContains(page, "符合筛选条件的全部 8 个房间")
+    response = _bulk(
+        client,
+        event,
+        all_matching="1",
+        action="eligibility",
+        eligibility="not_ready",
+        note="外墙未完工",
+        filter_query=page.context["filter_query"],
+    )
+    assert response.status_code == 302
+    blocked = EventUnit.objects.filter(eligibility="not_ready")
+    assert blocked.count() == 8
+    assert set(blocked.values_list("unit__building", flat=True)) == {first.pk}
