@@ -402,3 +402,23 @@ def test_query_count_is_the_same_for_10_and_50_units(
         counts.append(len(context))
 
     assert counts[0] == counts[1]
+
+
+def test_book_link_opens_the_staff_booking_for_that_unit_and_owner(
+    login, service_agent, scoped
+):
+    event_unit = scoped["u"]["b2"]
+    owner = primary_owner(event_unit)
+    client = login(service_agent)
+    listed = client.get(reverse("handover:call_list", args=[scoped["event"].pk]))
+    link = (
+        f"{reverse('handover:appointment_book', args=[scoped['event'].pk])}"
+        f"?unit={event_unit.pk}&amp;customer={owner.pk}"
+    )
+    assert link in listed.content.decode()
+
+    response = client.get(link.replace("&amp;", "&"))
+
+    assert response.status_code == 200
+    assert response.context["event_unit"] == event_unit
+    assert response.context["customer"] == owner
