@@ -369,6 +369,10 @@ KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
 KEHU_FOLLOW_LINK_DAYS = env.int("KEHU_FOLLOW_LINK_DAYS", default=30)
 # An owner's personal 入伙 booking link (service/handover/links.py) lives at most this long.
 KEHU_OWNER_LINK_DAYS = env.int("KEHU_OWNER_LINK_DAYS", default=60)
+# Requests to the owners' booking pages (/o/…) per client address an hour, and the
+# handover service desk's phone those pages give when online changes are closed.
+KEHU_OWNER_PER_IP_HOUR = env.int("KEHU_OWNER_PER_IP_HOUR", default=300)
+KEHU_HANDOVER_DESK_PHONE = env("KEHU_HANDOVER_DESK_PHONE", default="400-800-1234")
 KEHU_FOLLOW_PER_IP_HOUR = env.int("KEHU_FOLLOW_PER_IP_HOUR", default=20)
 KEHU_FOLLOW_PER_TICKET_HOUR = env.int("KEHU_FOLLOW_PER_TICKET_HOUR", default=10)
 # The team (by name) whose queue a ticket without a routed category lands in when its

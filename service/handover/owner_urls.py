@@ -9,4 +9,7 @@ from service.handover import owner_views
 
 urlpatterns = [
     path("<str:token>/", owner_views.owner_booking, name="owner_booking"),
+    path("<str:token>/change/", owner_views.owner_change, name="owner_change"),
+    path("<str:token>/cancel/", owner_views.owner_cancel, name="owner_cancel"),
+    path("<str:token>/qr.png", owner_views.owner_qr, name="owner_qr"),
 ]

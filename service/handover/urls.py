@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from service.handover import readiness_urls, scope_views, views
+from service.handover import desk_views, readiness_urls, scope_views, views
 
 app_name = "handover"
 
@@ -29,6 +29,8 @@ urlpatterns = [
         scope_views.batch_slots_add,
         name="batch_slots_add",
     ),
+    # The desk scans or types the code of the owner's QR code (checkin_codes.py).
+    path("check-in/", desk_views.desk_check_in, name="desk_check_in"),
     path(
         "appointments/<int:pk>/cancel/",
         views.appointment_cancel,

@@ -415,6 +415,18 @@ MATRIX = [
     # The slot page lists only the appointments of customers the role may see.
     ("handover:slot_detail", "GET", "slot",         *ANY_ROLE),
     ("handover:slot_detail", "GET", "draft_slot",   L,     404,   404,   404,   404,   200,   404,   200,   403),
+    # The check-in desk (the owner's QR code): every staff role; without a code, the form.
+    ("handover:desk_check_in", "GET", None,         *ANY_ROLE),
+    ("handover:desk_check_in", "POST", None,        *ANY_ROLE),
+    # An owner's personal link (no login): a token that is not a live link is a 404 for
+    # everyone (tests/handover/test_owner_pages.py covers the live ones).
+    ("owner_booking", "GET", "args:not-a-token",    404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_booking", "POST", "args:not-a-token",   404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_change", "GET", "args:not-a-token",     404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_change", "POST", "args:not-a-token",    404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_cancel", "GET", "args:not-a-token",     404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_cancel", "POST", "args:not-a-token",    404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("owner_qr", "GET", "args:not-a-token",         404,   404,   404,   404,   404,   404,   404,   404,   404),
     ("handover:appointment_book", "GET", "event",   *ANY_ROLE),
     ("handover:appointment_book", "GET", "own_team",   *SEES_A),
     ("handover:appointment_book", "GET", "other_dept", *SEES_FAR),
