@@ -44,6 +44,7 @@ EXPLAIN_DIR = REPO_DIR / "bench" / "explain"
 DOC = REPO_DIR / "docs" / "benchmarks.md"
 SETTINGS = "crm.settings.bench"
 PASSWORD = os.environ.get("KEHU_BENCH_PASSWORD", "kehu-bench")
+ANONYMOUS = "anonymous"  # a scenario role: no login (public pages)
 
 
 @dataclass(frozen=True)
@@ -538,10 +539,14 @@ def run(args: argparse.Namespace) -> int:
 
         clients: dict[str, Client] = {}
 
+        fixtures.base = gunicorn.base
+
         def client_for(role: str) -> Client:
             if role not in clients:
                 clients[role] = Client(gunicorn.base)
-                clients[role].login(logins[role], PASSWORD)
+                # Public pages (an owner's link) are measured without a session.
+                if role != ANONYMOUS:
+                    clients[role].login(logins[role], PASSWORD)
             return clients[role]
 
         results: dict[str, Any] = {}

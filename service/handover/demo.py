@@ -4,7 +4,7 @@ Registered with crm.core.seeding at the end of this module, which the platform's
 import through `autodiscover_modules("demo")`.
 
 Demo: one published event over three days with some appointments. Idempotent: nothing
-is added once the demo event exists. Scale: not generated yet (a TODO the bench reports).
+is added once the demo event exists. Scale: a 5,000-unit event (service/handover/scale.py).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 from django.utils import timezone
 
 from crm.core import seeding
-from crm.core.scale import Dataset
 from customers.models import Customer
-from service.handover import demo_before, services
+from service.handover import demo_before, scale, services
 from service.handover.models import HandoverEvent
 from service.property import demo as property_demo
 
@@ -77,13 +76,4 @@ def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:
     return len(owners)
 
 
-HANDOVER_UNITS = Dataset(
-    name="handover_units",
-    model=None,
-    rows={"small": 500, "full": 5_000},
-    todo="TODO(handover): a 5,000-unit handover event with slots and stations.",
-)
-
-seeding.register(
-    __name__, demo=seed_demo, scale=seeding.Scale(datasets=[HANDOVER_UNITS])
-)
+seeding.register(__name__, demo=seed_demo, scale=seeding.Scale(datasets=scale.DATASETS))

@@ -4,7 +4,7 @@ cut-off, and show the check-in QR code at the desk.
 
 The link is the key (service/handover/links.py): every page opens it first, and a
 link that opens nothing answers 404 (tampered) or 410 (expired, revoked) with a page
-that says why. Every request counts against the client address's hourly limit.
+that says why. Every POST counts against the client address's hourly limit.
 The services enforce the rules (ownership, eligibility, batch window, walk-in hold,
 cut-off, one booking per unit, capacity); these views only show their refusals.
 """
@@ -51,15 +51,20 @@ def _page_url(token: str, done: str = "") -> str:
 
 
 def owner_link(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Count the request against the address's limit, then open the link; the view
-    gets the live link, anything else gets the page that explains why not."""
+    """Count a POST against the address's limit, then open the link; the view gets
+    the live link, anything else gets the page that explains why not.
+
+    Only writes are counted (as on the public follow page): a page view reads, and a
+    guessed token costs one signature check and no query, while counting every view
+    would add a committed write to each one (the heaviest statement of the page)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, token: str) -> HttpResponse:
-        address = network.client_ip(request) or ""
-        limit = settings.KEHU_OWNER_PER_IP_HOUR
-        if not limits.take("owner-ip", address, limit=limit, window=HOUR):
-            return render(request, "handover/owner/too_many.html", status=429)
+        if request.method == "POST":
+            address = network.client_ip(request) or ""
+            limit = settings.KEHU_OWNER_PER_IP_HOUR
+            if not limits.take("owner-ip", address, limit=limit, window=HOUR):
+                return render(request, "handover/owner/too_many.html", status=429)
         try:
             if len(token) > TOKEN_MAX or not token.isprintable():
                 raise links.LinkError("invalid")
@@ -90,17 +95,23 @@ def _refusal(error: Exception) -> str:
     return _("此链接不能为该房间办理预约，请联系客服。")
 
 
+def _page(link: OwnerLink, *, with_slots: bool) -> dict[str, Any]:
+    return selectors.owner_page(link, now=timezone.now(), with_slots=with_slots)
+
+
+def _choices(context: dict[str, Any]) -> list[selectors.SlotChoice]:
+    return [choice for _day, rows in context.get("days", []) for choice in rows]
+
+
 def _render(
     request: HttpRequest,
     template: str,
-    link: OwnerLink,
+    context: dict[str, Any],
     token: str,
     *,
-    with_slots: bool,
     status: int = 200,
     **extra: Any,
 ) -> HttpResponse:
-    context = selectors.owner_page(link, now=timezone.now(), with_slots=with_slots)
     context.update(token=token, **extra)
     appointment = context["appointment"]
     if appointment is not None:
@@ -108,10 +119,11 @@ def _render(
     return render(request, template, context, status=status)
 
 
-def _choices(link: OwnerLink) -> list[selectors.SlotChoice]:
-    current = selectors.unit_booking(link.event_unit)
-    days = selectors.slot_days(link.event_unit, now=timezone.now(), current=current)
-    return [choice for _day, rows in days for choice in rows]
+def _fresh_after_refusal(
+    link: OwnerLink, context: dict[str, Any], status: int
+) -> dict[str, Any]:
+    """After a refusal the seats have moved: the page shows them as they are now."""
+    return _page(link, with_slots="days" in context) if status == 409 else context
 
 
 @access.public
@@ -120,7 +132,8 @@ def _choices(link: OwnerLink) -> list[selectors.SlotChoice]:
 @owner_link
 def owner_booking(request: HttpRequest, link: OwnerLink, token: str) -> HttpResponse:
     """The unit, its booking or the free slots; a POST books the chosen slot."""
-    form = OwnerBookForm(request.POST or None, choices=_choices(link))
+    context = _page(link, with_slots=True)
+    form = OwnerBookForm(request.POST or None, choices=_choices(context))
     error, status = "", 200
     if request.method == "POST":
         if form.is_valid():
@@ -144,9 +157,8 @@ def owner_booking(request: HttpRequest, link: OwnerLink, token: str) -> HttpResp
     return _render(
         request,
         "handover/owner/booking.html",
-        link,
+        _fresh_after_refusal(link, context, status),
         token,
-        with_slots=True,
         status=status,
         form=form,
         error=error,
@@ -160,12 +172,13 @@ def owner_booking(request: HttpRequest, link: OwnerLink, token: str) -> HttpResp
 @owner_link
 def owner_change(request: HttpRequest, link: OwnerLink, token: str) -> HttpResponse:
     """Pick another slot for the unit's booking."""
-    appointment = selectors.unit_booking(link.event_unit)
+    context = _page(link, with_slots=True)
+    appointment = context["appointment"]
     if appointment is None:
         return redirect(_page_url(token))
     form = OwnerChangeForm(
         request.POST or None,
-        choices=_choices(link),
+        choices=_choices(context),
         initial={"version": appointment.version},
     )
     error, status = "", 200
@@ -188,9 +201,8 @@ def owner_change(request: HttpRequest, link: OwnerLink, token: str) -> HttpRespo
     return _render(
         request,
         "handover/owner/change.html",
-        link,
+        _fresh_after_refusal(link, context, status),
         token,
-        with_slots=True,
         status=status,
         form=form,
         error=error,
@@ -203,7 +215,8 @@ def owner_change(request: HttpRequest, link: OwnerLink, token: str) -> HttpRespo
 @owner_link
 def owner_cancel(request: HttpRequest, link: OwnerLink, token: str) -> HttpResponse:
     """Confirm, then cancel the unit's booking."""
-    appointment = selectors.unit_booking(link.event_unit)
+    context = _page(link, with_slots=False)
+    appointment = context["appointment"]
     if appointment is None:
         return redirect(_page_url(token))
     form = OwnerCancelForm(request.POST or None)
@@ -226,9 +239,8 @@ def owner_cancel(request: HttpRequest, link: OwnerLink, token: str) -> HttpRespo
     return _render(
         request,
         "handover/owner/cancel.html",
-        link,
+        _fresh_after_refusal(link, context, status),
         token,
-        with_slots=False,
         status=status,
         error=error,
     )

@@ -367,15 +367,22 @@ def test_posts_need_the_csrf_token(home, event):
     assert not Appointment.objects.exists()
 
 
-def test_each_address_has_an_hourly_limit(client, home, settings):
+def test_each_address_has_an_hourly_limit_on_posts(client, home, event, settings):
     settings.KEHU_OWNER_PER_IP_HOUR = 3
     for _ in range(3):
-        assert client.get(page(home.token)).status_code == 200
-    response = client.get(page(home.token))
+        assert client.post(page(home.token), {"slot": "x"}).status_code == 400
+    response = book(client, home.token, slots_of(event)[0])
     assert response.status_code == 429
     assertContains(response, "操作太频繁", status_code=429)
-    # Another address is not held up by this one.
-    assert client.get(page(home.token), REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert not Appointment.objects.exists()
+    # Reading the page is not held up, nor is another address.
+    assert client.get(page(home.token)).status_code == 200
+    response = client.post(
+        page(home.token),
+        {"slot": slots_of(event)[0].pk, "party_size": 1},
+        REMOTE_ADDR="10.1.2.3",
+    )
+    assert response.status_code != 429
     assert limits.used("owner-ip", "127.0.0.1") == 3
 
 
