@@ -56,6 +56,9 @@ ATTEMPTS = 5
 PAGE_SAMPLE = 200
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 FREE_SLOT = re.compile(r'<input type="radio" name="slot" value="(\d+)">')
+REFUSAL = re.compile(r'data-testid="owner-error">([^<]*)<')
+# A refusal for a seat (full, or only the walk-in hold left): pick again.
+NO_SEAT = ("已满", "现场预留")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -231,12 +234,15 @@ class Owner:
                 with lock:
                     outcome.booked += 1
                 return
-            if status in (400, 409) and "已满" in page:
+            refusal = REFUSAL.search(page) if status in (400, 409) else None
+            if refusal and any(word in refusal.group(1) for word in NO_SEAT):
                 with lock:
                     outcome.full_refusals += 1
                 continue  # the page that came back lists what is still free
             with lock:
-                outcome.errors.append(f"POST {status}")
+                outcome.errors.append(
+                    f"POST {status}: {refusal.group(1) if refusal else ''}"
+                )
             return
         with lock:
             outcome.errors.append("gave up after full slots")

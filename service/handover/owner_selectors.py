@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from service.handover import services
 from service.handover.models import (
     Appointment,
     EventUnit,
@@ -32,26 +33,16 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
-def _local(day: dt.date, time: dt.time) -> dt.datetime:
-    return dt.datetime.combine(day, time, tzinfo=timezone.get_current_timezone())
+def owner_seats_left(slot: TimeSlot, now: dt.datetime) -> int:
+    """Seats an owner may still take: capacity less the walk-in hold (until its
+    release hour) less every booking. Only a hint for the page: the service's
+    conditional UPDATE decides."""
+    return services.seats_open(slot, Appointment.Channel.OWNER_LINK, now)
 
 
-def hold_applies(slot: TimeSlot, event: HandoverEvent, now: dt.datetime) -> bool:
-    """The walk-in hold is kept back until the release hour of the slot's day."""
-    return now < _local(slot.date, event.walk_in_release_time)
-
-
-def owner_seats_left(slot: TimeSlot, event: HandoverEvent, now: dt.datetime) -> int:
-    """Seats an owner may still take: capacity less the held seats (until released)
-    less every booking. Only a hint for the page; the service's conditional UPDATE
-    decides."""
-    held = slot.walk_in_hold if hold_applies(slot, event, now) else 0
-    return max(slot.capacity - held - slot.booked_count, 0)
-
-
-def cutoff_at(slot: TimeSlot, event: HandoverEvent) -> dt.datetime:
+def cutoff_at(slot: TimeSlot) -> dt.datetime:
     """Until this moment the owner books, changes or cancels online."""
-    return slot.starts_at - dt.timedelta(hours=event.owner_cutoff_hours)
+    return services.owner_deadline(slot)
 
 
 def touch(link: OwnerLink, now: dt.datetime) -> None:
@@ -104,16 +95,17 @@ def slot_days(
     event = event_unit.event
     choices = []
     for slot in slot_queryset(event_unit):
+        slot.event = event  # the rules read it: no query per slot
         if slot.starts_at <= now:
             continue
-        left = owner_seats_left(slot, event, now)
+        left = owner_seats_left(slot, now)
         is_current = current is not None and current.slot_id == slot.pk
         choices.append(
             SlotChoice(
                 slot=slot,
                 seats_left=left,
                 is_bookable=left > 0
-                and cutoff_at(slot, event) > now
+                and cutoff_at(slot) > now
                 and not is_current,
                 is_current=is_current,
             )
@@ -169,7 +161,8 @@ def owner_page(
         "is_published": event.status == HandoverEvent.Status.PUBLISHED,
     }
     if appointment is not None:
-        deadline = cutoff_at(appointment.slot, event)
+        appointment.slot.event = event
+        deadline = cutoff_at(appointment.slot)
         context["cutoff_at"] = deadline
         context["can_change"] = (
             appointment.state == Appointment.State.BOOKED

@@ -133,7 +133,9 @@ def _fresh_after_refusal(
 def owner_booking(request: HttpRequest, link: OwnerLink, token: str) -> HttpResponse:
     """The unit, its booking or the free slots; a POST books the chosen slot."""
     context = _page(link, with_slots=True)
-    form = OwnerBookForm(request.POST or None, choices=_choices(context))
+    form = OwnerBookForm(
+        request.POST if request.method == "POST" else None, choices=_choices(context)
+    )
     error, status = "", 200
     if request.method == "POST":
         if form.is_valid():
@@ -177,7 +179,7 @@ def owner_change(request: HttpRequest, link: OwnerLink, token: str) -> HttpRespo
     if appointment is None:
         return redirect(_page_url(token))
     form = OwnerChangeForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         choices=_choices(context),
         initial={"version": appointment.version},
     )
@@ -219,7 +221,7 @@ def owner_cancel(request: HttpRequest, link: OwnerLink, token: str) -> HttpRespo
     appointment = context["appointment"]
     if appointment is None:
         return redirect(_page_url(token))
-    form = OwnerCancelForm(request.POST or None)
+    form = OwnerCancelForm(request.POST if request.method == "POST" else None)
     error, status = "", 200
     if request.method == "POST":
         if form.is_valid():

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from service.handover.models import Appointment
-from tests.handover.builders import slots_of
+from tests.handover.builders import make_event, slots_of
 from tests.handover.owner_builders import owned_unit, scoped_event
 
 pytestmark = pytest.mark.browser
@@ -19,8 +19,8 @@ PHONE = {"width": 375, "height": 667}
 
 
 @pytest.fixture
-def home(new_event):
-    event = new_event(days_ahead=5, days=2, slots_per_day=3, capacity=3)
+def home(admin_user):
+    event = make_event(admin_user, days_ahead=5, days=2, slots_per_day=3, capacity=3)
     batch = scoped_event(event)
     event.refresh_from_db()
     return owned_unit(event, batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.utils import timezone
@@ -24,6 +25,8 @@ from tests.factories import CustomerFactory
 
 @dataclass
 class OwnedUnit:
+    """A token is made once per holder (signing stamps it with the second)."""
+
     event_unit: EventUnit
     primary: Any
     co_owner: Any
@@ -32,15 +35,15 @@ class OwnedUnit:
     co_link: OwnerLink
     proxy_link: OwnerLink
 
-    @property
+    @cached_property
     def token(self) -> str:
         return links.token_for(self.link)
 
-    @property
+    @cached_property
     def co_token(self) -> str:
         return links.token_for(self.co_link)
 
-    @property
+    @cached_property
     def proxy_token(self) -> str:
         return links.token_for(self.proxy_link)
 

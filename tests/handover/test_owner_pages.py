@@ -22,7 +22,6 @@ from pytest_django.asserts import assertContains, assertNotContains
 from crm.core import limits
 from service.handover import checkin_codes, links, services
 from service.handover.models import Appointment, EventUnit
-from tests.factories import CustomerFactory
 from tests.handover.builders import slots_of
 from tests.handover.owner_builders import owned_unit, scoped_event
 
@@ -275,14 +274,11 @@ def test_walk_in_hold_is_not_offered_to_owners_until_it_is_released(
     assertNotContains(response, "余 1 户")
 
 
-def test_full_slot_is_shown_full_and_refused_with_a_message(
-    client, home, event, admin_user
-):
+def test_full_slot_is_shown_full_and_refused_with_a_message(client, home, event):
     slot = slots_of(event)[0]
     for n in range(slot.capacity):
-        services.appointment_book(
-            slot=slot, customer=CustomerFactory(name=f"业主{n}"), by=admin_user
-        )
+        neighbour = owned_unit(event, home.event_unit.batch, room=f"{n + 2}01")
+        assert book(client, neighbour.token, slot).status_code == 302
     response = client.get(page(home.token))
     assertContains(response, "已满")
     response = book(client, home.token, slot)
