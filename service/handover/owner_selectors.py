@@ -104,9 +104,7 @@ def slot_days(
             SlotChoice(
                 slot=slot,
                 seats_left=left,
-                is_bookable=left > 0
-                and cutoff_at(slot) > now
-                and not is_current,
+                is_bookable=left > 0 and cutoff_at(slot) > now and not is_current,
                 is_current=is_current,
             )
         )
