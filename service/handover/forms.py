@@ -214,12 +214,15 @@ class RescheduleForm(_SlotForm):
         required=False,
         help_text=_("改到房间所属批次以外的时段时必填。"),
     )
+    is_walk_in = forms.BooleanField(
+        label=_("业主已在现场（可使用现场预留名额）"), required=False
+    )
 
     def __init__(self, *args: Any, has_unit: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.helper = FormHelper()
         self.helper.form_tag = False
-        parts = ["slot", "version"]
+        parts = ["slot", "version", "is_walk_in"]
         if has_unit:
             parts.append("override_reason")
         else:

@@ -413,6 +413,7 @@ def appointment_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
                 by=request.user,
                 version=form.cleaned_data["version"],
                 override_reason=form.cleaned_data.get("override_reason", ""),
+                as_walk_in=form.cleaned_data["is_walk_in"],
             )
         except services.OverrideNeeded as error:
             form.add_error("override_reason", error.message)

@@ -747,3 +747,18 @@ def test_bulk_action_on_every_unit_matching_the_filters(
     blocked = EventUnit.objects.filter(eligibility="not_ready")
     assert blocked.count() == 8
     assert set(blocked.values_list("unit__building", flat=True)) == {first.pk}
+
+
+def test_staff_move_an_owner_at_the_desk_into_held_seats(login, admin_user, event):
+    slot_a, slot_b = slots_of(event)
+    TimeSlot.objects.filter(pk=slot_b.pk).update(walk_in_hold=5)
+    appointment = services.appointment_book(
+        slot=slot_a, customer=CustomerFactory(), by=admin_user
+    )
+    client = login(admin_user)
+    url = reverse("handover:appointment_reschedule", args=[appointment.pk])
+    data = {"slot": slot_b.pk, "version": appointment.version}
+    assertContains(client.post(url, data), "现场预留", status_code=400)
+    assert client.post(url, {**data, "is_walk_in": "on"}).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.slot == slot_b
