@@ -211,7 +211,10 @@ def rebuild() -> int:
     caller holds the transaction (revenue_rebuild)."""
     t = _tables()
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {t['rank']}, {t['summary']}")
+        # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would hold every value
+        # page until the rebuild commits; deleted, the old rows stay readable.
+        cursor.execute(f"DELETE FROM {t['rank']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
+        cursor.execute(f"DELETE FROM {t['summary']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         cursor.execute(f"SELECT MIN(month), MAX(month) FROM {t['rollup']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         first, last = cursor.fetchone()
     if first is None:
