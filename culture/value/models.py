@@ -151,6 +151,20 @@ class ParetoSummary(models.Model):
         return f"{self.kind} {self.start} {self.view} {self.scope}"
 
 
+class ParetoScopeSize(models.Model):
+    """Customers in each precomputed scope (the Pareto denominator N) and, of them,
+    those of a channel kind (the channel view's). Counted by every revenue refresh
+    and rebuild: counting a department's ~500,000 customers per page view took
+    ~0.5 s at full size."""
+
+    scope = models.CharField(max_length=24, unique=True)
+    customers = models.PositiveIntegerField(default=0)
+    channel_customers = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.customers}"
+
+
 class CustomerValue(models.Model):
     """A customer's RFM figures over the scoring window, from the last daily run."""
 

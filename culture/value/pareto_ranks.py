@@ -26,7 +26,12 @@ from django.apps import apps
 from django.db import connection
 
 from culture.value import periods
-from culture.value.models import CustomerRevenue, ParetoRank, ParetoSummary
+from culture.value.models import (
+    CustomerRevenue,
+    ParetoRank,
+    ParetoScopeSize,
+    ParetoSummary,
+)
 
 CHANNEL_KINDS = ("dealer", "distributor", "agent", "wholesaler")
 CORE_SHARE = "0.8"
@@ -40,6 +45,7 @@ def _tables() -> dict[str, str]:
         "rollup": CustomerRevenue._meta.db_table,
         "rank": ParetoRank._meta.db_table,
         "summary": ParetoSummary._meta.db_table,
+        "size": ParetoScopeSize._meta.db_table,
         "customer": customer._meta.db_table,
         "team": team._meta.db_table,
         "user": user._meta.db_table,
@@ -130,6 +136,33 @@ WHERE s.id = s2.id AND s2.kind = %(kind)s AND s2.start = %(start)s {only_s2}
 """
 
 
+# Customers per scope key (the denominators), as the rankings assign them.
+_SIZES = """
+INSERT INTO {size} (scope, customers, channel_customers)
+SELECT k.scope, COUNT(*), COUNT(*) FILTER (WHERE c.kind = ANY(%(channel_kinds)s))
+FROM {customer} c
+LEFT JOIN {team} t ON t.id = c.team_id
+LEFT JOIN {user} u ON u.id = c.owner_id
+LEFT JOIN {team} ut ON ut.id = u.team_id
+CROSS JOIN LATERAL (VALUES
+    ('all'),
+    ('owner:' || c.owner_id),
+    ('dept:' || t.department_id),
+    ('dept:' || NULLIF(ut.department_id, t.department_id))
+) k(scope)
+WHERE c.is_verified AND c.merged_into_id IS NULL AND k.scope IS NOT NULL
+GROUP BY k.scope
+"""
+
+
+def count_scopes() -> None:
+    """Count every scope's customers again (one pass over the customers)."""
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {t['size']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
+        cursor.execute(_SIZES.format(**t), {"channel_kinds": list(CHANNEL_KINDS)})
+
+
 def _scope_filter(alias: str, scopes: list[str] | None) -> str:
     if scopes is None:
         return ""
@@ -217,6 +250,7 @@ def rebuild() -> int:
         cursor.execute(f"DELETE FROM {t['summary']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         cursor.execute(f"SELECT MIN(month), MAX(month) FROM {t['rollup']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
         first, last = cursor.fetchone()
+    count_scopes()
     if first is None:
         return 0
     every = _periods_between(first, last)

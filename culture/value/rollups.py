@@ -162,6 +162,8 @@ def revenue_refresh(*, now: datetime | None = None) -> int:
             )
             cursor.execute(sql)
             pareto_ranks.refresh("value_touched")
+        # The denominators follow new, reassigned and merged customers every run.
+        pareto_ranks.count_scopes()
         cursor.execute("DROP TABLE value_touched")
         RollupState.objects.filter(name=REVENUE).update(
             watermark=high, refreshed_at=now

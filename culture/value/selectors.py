@@ -21,6 +21,7 @@ from culture.value import rollups
 from culture.value.models import (
     CustomerValue,
     ParetoRank,
+    ParetoScopeSize,
     ParetoSummary,
     RollupState,
     TierChange,
@@ -310,8 +311,8 @@ _KEY = "kind = %s AND start = %s AND view = %s AND scope = %s"
 
 def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
     """The figures and the curve of one period and view: read by rank from the
-    precomputed ranking (three queries whatever the data size); scopes without one
-    are computed directly."""
+    precomputed ranking, the denominator from the scope's counted size (three
+    queries whatever the data size); scopes without one are computed directly."""
     if scope.rank_key is None:
         return pareto_direct(period=period, view=view, scope=scope)
     result = Pareto(period=period, view=view)
@@ -335,10 +336,12 @@ def pareto(*, period: Period, view: str, scope: Scope) -> Pareto:
             result.left,
             result.stayed,
         ) = summary
-    customers = scope.queryset
-    if view == "channel":
-        customers = customers.filter(kind__in=CHANNEL_KINDS)
-    result.customers = customers.count() + (other_payers if view == "channel" else 0)
+    size = (
+        ParetoScopeSize.objects.filter(scope=scope.rank_key)
+        .values_list("customers", "channel_customers")
+        .first()
+    ) or (0, 0)
+    result.customers = size[1] + other_payers if view == "channel" else size[0]
     result.top_count = max(1, math.ceil(TOP_SHARE * result.customers))
     top_rank = min(result.top_count, result.payers)
     step = max(1, math.ceil(result.payers / (CURVE_POINTS - 1))) if result.payers else 1
