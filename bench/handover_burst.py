@@ -160,6 +160,9 @@ def setup(fixtures: Any) -> None:
 class Outcome:
     get_ms: list[float] = field(default_factory=list)
     post_ms: list[float] = field(default_factory=list)
+    # What the server's bench middleware says each took: wall time and CPU.
+    get_server: list[tuple[float, float]] = field(default_factory=list)
+    post_server: list[tuple[float, float]] = field(default_factory=list)
     booked: int = 0
     full_refusals: int = 0
     errors: list[str] = field(default_factory=list)
@@ -176,16 +179,23 @@ class Owner:
             NoRedirect(),
         )
 
-    def request(self, data: dict[str, str] | None = None) -> tuple[int, str, float]:
+    def request(
+        self, data: dict[str, str] | None = None
+    ) -> tuple[int, str, float, tuple[float, float]]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         req = urllib.request.Request(self.base + self.path, data=body)  # noqa: S310 - loopback
         start = time.perf_counter()
         try:
             with self.opener.open(req, timeout=60) as response:
                 status, text = response.status, response.read().decode()
+                head = response.headers
         except urllib.error.HTTPError as error:
-            status, text = error.code, error.read().decode()
-        return status, text, (time.perf_counter() - start) * 1000
+            status, text, head = error.code, error.read().decode(), error.headers
+        server = (
+            float(head.get("X-Kehu-Server-Ms", "nan")),
+            float(head.get("X-Kehu-Cpu-Ms", "nan")),
+        )
+        return status, text, (time.perf_counter() - start) * 1000, server
 
     def pick(self, page: str) -> str | None:
         free = FREE_SLOT.findall(page)
@@ -199,13 +209,14 @@ class Owner:
 
     def book(self, outcome: Outcome, lock: threading.Lock) -> None:
         try:
-            status, page, ms = self.request()
+            status, page, ms, server = self.request()
         except OSError as exc:
             with lock:
                 outcome.errors.append(f"GET: {exc}")
             return
         with lock:
             outcome.get_ms.append(ms)
+            outcome.get_server.append(server)
         if status != 200:
             with lock:
                 outcome.errors.append(f"GET {status}")
@@ -223,13 +234,14 @@ class Owner:
                 "party_size": str(1 + self.random.randrange(3)),
             }
             try:
-                status, page, ms = self.request(form)
+                status, page, ms, server = self.request(form)
             except OSError as exc:
                 with lock:
                     outcome.errors.append(f"POST: {exc}")
                 return
             with lock:
                 outcome.post_ms.append(ms)
+                outcome.post_server.append(server)
             if status == 302:
                 with lock:
                     outcome.booked += 1
@@ -327,6 +339,10 @@ def run(fixtures: Any) -> dict[str, Any]:
         "get_p95_ms": round(_p(outcome.get_ms, 95), 1),
         "post_p50_ms": round(_p(outcome.post_ms, 50), 1),
         "post_p95_ms": round(_p(outcome.post_ms, 95), 1),
+        "get_server_p50_ms": round(_p([w for w, _c in outcome.get_server], 50), 1),
+        "get_cpu_p50_ms": round(_p([c for _w, c in outcome.get_server], 50), 1),
+        "post_server_p50_ms": round(_p([w for w, _c in outcome.post_server], 50), 1),
+        "post_cpu_p50_ms": round(_p([c for _w, c in outcome.post_server], 50), 1),
         **checks,
     }
 
