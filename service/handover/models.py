@@ -211,13 +211,19 @@ class TimeSlot(models.Model):
                 violation_error_message=_("结束时间必须晚于开始时间。"),
             ),
             bounds.date_in_range("date", name="handover_slot_date_in_range"),
+            # Per batch: two batches (buildings 1–5 and 6–10, at their own desks) may
+            # both start at 09:00. A null batch counts as one batch (NULLS NOT DISTINCT).
             models.UniqueConstraint(
-                fields=["event", "date", "start_time"],
+                fields=["event", "batch", "date", "start_time"],
                 name="handover_slot_unique_start",
+                nulls_distinct=False,
             ),
         ]
-        # The unique constraint's index (event, date, start_time) serves the event page.
         indexes = [
+            # The event page lists its slots by day and time, every batch together.
+            models.Index(
+                fields=["event", "date", "start_time"], name="handover_slot_event_day"
+            ),
             models.Index(
                 fields=["batch", "date", "start_time"], name="handover_slot_batch"
             ),
@@ -304,6 +310,8 @@ class EventUnit(models.Model):
         ]
         indexes = [
             models.Index(fields=["event", "batch", "unit"], name="handover_eu_batch"),
+            # The scope page's keyset pages walk an event's units in id order.
+            models.Index(fields=["event", "id"], name="handover_eu_event_id"),
             models.Index(
                 fields=["event", "eligibility"], name="handover_eu_eligibility"
             ),

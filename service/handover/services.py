@@ -32,17 +32,21 @@ from django.utils.translation import gettext as _
 
 from crm.accounts import access
 from crm.accounts.roles import Role
+from crm.channels import services as channels
 from crm.core.db import audited, retry_transient
 from crm.scheduler import services as scheduler
 from customers.models import ContactLog, Customer
+from service.handover import links
 from service.handover.models import (
     Appointment,
     Batch,
     EventUnit,
     HandoverEvent,
+    NoticeRun,
     OwnerLink,
     TimeSlot,
 )
+from service.handover.notices import address_of
 from service.property.models import ProxyAuthorisation, UnitOwnership
 
 EVENT_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -843,15 +847,23 @@ def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
     return appointment
 
 
+REMINDER_PURPOSE = "handover.reminder"
+
+
 def appointment_remind(action: Any) -> None:
     """Scheduled-action handler: the day-before reminder to the customer.
 
-    No SMS gateway yet: the reminder is recorded on the customer's contact timeline
-    (without counting as a salesperson's contact, so the public-pool clock is
-    untouched). Idempotent: `reminded_at` is claimed with a conditional UPDATE.
+    An SMS through the one customer channel layer (crm/channels: queued in this
+    transaction, delivered at most once), with the owner's personal link when the
+    booking is for a unit, so that they can still change it; and a line on the
+    customer's contact timeline (not a salesperson's contact: the public-pool clock is
+    untouched). A customer without a mobile number gets only the timeline line, which
+    says so. Idempotent: `reminded_at` is claimed with a conditional UPDATE.
     """
     appointment = (
-        Appointment.objects.select_related("slot__event", "customer", "created_by")
+        Appointment.objects.select_related(
+            "slot__event__created_by", "customer", "created_by", "event_unit__event"
+        )
         .filter(pk=action.target_id)
         .first()
     )
@@ -859,33 +871,55 @@ def appointment_remind(action: Any) -> None:
         return
     if action.idempotency_key != reminder_key(appointment.pk, appointment.slot_id):
         return  # rescheduled since: the new slot has its own reminder
-    claimed = Appointment.objects.filter(
-        pk=appointment.pk, state=State.BOOKED, reminded_at__isnull=True
-    ).update(reminded_at=timezone.now())
-    if not claimed:
-        return
-    slot, event = appointment.slot, appointment.slot.event
-    customer = appointment.customer
-    if customer.merged_into_id:
-        customer = Customer.objects.get(pk=customer.merged_into_id)
-    ContactLog.objects.create(
-        customer=customer,
-        author=appointment.created_by,
-        channel=ContactLog.Channel.SMS,
-        direction=ContactLog.Direction.OUTBOUND,
-        occurred_at=timezone.now(),
-        summary=_(
+    with transaction.atomic():
+        claimed = Appointment.objects.filter(
+            pk=appointment.pk, state=State.BOOKED, reminded_at__isnull=True
+        ).update(reminded_at=timezone.now())
+        if not claimed:
+            return
+        slot, event = appointment.slot, appointment.slot.event
+        customer = appointment.customer
+        if customer.merged_into_id:
+            customer = Customer.objects.get(pk=customer.merged_into_id)
+        text = _(
             "入伙预约提醒：%(event)s，%(date)s %(start)s–%(end)s，地点：%(venue)s。"
-        )
-        % {
+        ) % {
             "event": event.name,
             "date": f"{slot.date:%Y-%m-%d}",
             "start": f"{slot.start_time:%H:%M}",
             "end": f"{slot.end_time:%H:%M}",
             "venue": event.venue,
-        },
-        outcome=_("系统自动提醒"),
-    )
+        }
+        mobile = address_of(customer, NoticeRun.Channel.SMS)
+        if mobile:
+            body = text
+            if appointment.event_unit_id and is_unit_party(
+                customer, appointment.event_unit.unit_id, timezone.localdate()
+            ):
+                link = links.link_for(
+                    event_unit=appointment.event_unit, holder=customer
+                )
+                body += _("改约或取消：%(url)s") % {"url": links.url_for(link)}
+            channels.message_queue(
+                channel="sms",
+                to=mobile,
+                body=body,
+                purpose=REMINDER_PURPOSE,
+                key=f"{REMINDER_PURPOSE}:{appointment.pk}:{slot.pk}",
+            )
+            outcome = _("系统自动提醒（短信）")
+        else:
+            outcome = _("系统自动提醒：客户没有手机号，短信未发送")
+        ContactLog.objects.create(
+            customer=customer,
+            # An owner's own booking has no staff author: the event's organiser signs.
+            author=appointment.created_by or event.created_by,
+            channel=ContactLog.Channel.SMS,
+            direction=ContactLog.Direction.OUTBOUND,
+            occurred_at=timezone.now(),
+            summary=text,
+            outcome=outcome,
+        )
 
 
 # --- customer merge ----------------------------------------------------------------------

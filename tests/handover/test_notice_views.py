@@ -357,7 +357,8 @@ def test_a_manager_revokes_a_link_and_it_opens_nothing_any_more(client, event, m
     link.refresh_from_db()
     assert link.revoked_by == manager
     client.logout()
-    assert client.get(reverse("owner_booking", args=[token])).status_code == 404
+    # Gone, with the page that says so (not the owner's unit).
+    assert client.get(reverse("owner_booking", args=[token])).status_code == 410
     with pytest.raises(links.LinkError, match="revoked"):
         links.open_link(token)
 

@@ -578,3 +578,88 @@ def test_customer_merge_keeps_both_owners_unit_bookings(manager, event, building
     assert sorted(active.values_list("customer_id", flat=True)) == [survivor.pk] * 2
     slot.refresh_from_db()
     assert slot.booked_count == 2
+
+
+# --- the day-before reminder through the channel layer -----------------------------------
+
+
+def _deliver_due(at: dt.datetime) -> None:
+    from crm.scheduler import services as scheduler
+
+    # Two rounds: the reminder queues its SMS, whose delivery is an action of its own.
+    for _round in range(2):
+        for action_id in scheduler.actions_sweep(now=at):
+            scheduler.action_deliver(action_id=action_id, now=at)
+
+
+def test_owner_booking_reminder_is_an_sms_with_their_link(
+    event, building, settings, tmp_path
+):
+    from crm.channels.backends import RecordingSmsBackend
+    from customers.models import ContactLog
+    from service.handover import links
+
+    settings.KEHU_SMS_FILE_PATH = str(tmp_path)
+    event_unit, owner = owned_unit_in_scope(event, building)
+    slot = slots_of(event)[0]
+    appointment = _owner_book(slot, event_unit, owner)
+    _deliver_due(services._reminder_due(slot) + dt.timedelta(minutes=1))
+
+    sent = RecordingSmsBackend(tmp_path).recorded()
+    assert len(sent) == 1
+    assert sent[0]["to"] == owner.phone
+    assert "入伙预约提醒" in sent[0]["body"]
+    assert slot.start_time.strftime("%H:%M") in sent[0]["body"]
+    # The link in the SMS opens this owner's unit (the same live link as their notice).
+    token = sent[0]["body"].split("/o/")[1].split("/")[0]
+    assert links.open_link(token).event_unit == event_unit
+    log = ContactLog.objects.get(customer=owner)
+    assert log.author == event.created_by  # an owner's own booking has no staff author
+    assert "短信" in log.outcome
+    appointment.refresh_from_db()
+    assert appointment.reminded_at is not None
+
+    # A redelivery of the same reminder sends nothing more.
+    _deliver_due(services._reminder_due(slot) + dt.timedelta(minutes=5))
+    assert len(RecordingSmsBackend(tmp_path).recorded()) == 1
+
+
+def test_reminder_without_a_mobile_is_only_written_down(
+    admin_user, event, building, settings, tmp_path
+):
+    from crm.channels.backends import RecordingSmsBackend
+    from customers.models import ContactLog
+
+    settings.KEHU_SMS_FILE_PATH = str(tmp_path)
+    event_unit, owner = owned_unit_in_scope(event, building)
+    type(owner).objects.filter(pk=owner.pk).update(phone="0571-88886666")
+    slot = slots_of(event)[0]
+    services.appointment_book(
+        slot=slot, customer=owner, by=admin_user, event_unit=event_unit
+    )
+    _deliver_due(services._reminder_due(slot) + dt.timedelta(minutes=1))
+    assert RecordingSmsBackend(tmp_path).recorded() == []
+    log = ContactLog.objects.get(customer=owner)
+    assert "没有手机号" in log.outcome
+
+
+def test_two_batches_may_start_at_the_same_minute_but_one_batch_only_once(
+    admin_user, event
+):
+    first, second = make_batch(event, "一至五栋"), make_batch(event, "六至十栋")
+    day = dict(
+        by=admin_user,
+        event=event,
+        date=event.end_date,
+        start_time=dt.time(9),
+        end_time=dt.time(11),
+        interval_minutes=60,
+        capacity=4,
+    )
+    assert services.slots_add_day(**day, batch=first) == 2
+    assert services.slots_add_day(**day, batch=second) == 2
+    # Adding the same day again to a batch, or twice without a batch, adds nothing.
+    assert services.slots_add_day(**day, batch=first) == 0
+    without_batch = dict(day, start_time=dt.time(14), end_time=dt.time(15))
+    assert services.slots_add_day(**without_batch) == 1
+    assert services.slots_add_day(**without_batch) == 0
