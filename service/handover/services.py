@@ -432,6 +432,12 @@ def _check_unit_rules(
                 "closes": f"{local(batch.booking_closes_at):%Y-%m-%d %H:%M}",
             }
         )
+    if is_owner and timezone.now() >= owner_deadline(slot):
+        # The venue plans staff and seats from the cut-off on: as for changes.
+        raise PastCutoff(
+            _("该时段的自助预约已于 %(deadline)s 截止，请选择其他时段或联系客服。")
+            % {"deadline": f"{timezone.localtime(owner_deadline(slot)):%Y-%m-%d %H:%M}"}
+        )
     if breaks and not override_reason:
         raise OverrideNeeded(
             _("%(breaks)s。如确需预约，请填写例外原因。")

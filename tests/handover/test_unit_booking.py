@@ -388,7 +388,9 @@ def test_hold_keeps_seats_for_walk_ins(admin_user, event, building):
 
 def test_hold_is_released_at_the_event_release_hour(event, building):
     event.walk_in_release_time = dt.time(8, 30)
-    event.save(update_fields=["walk_in_release_time"])
+    # Owners may book up to the slot's start here, so the released seats reach them.
+    event.owner_cutoff_hours = 0
+    event.save(update_fields=["walk_in_release_time", "owner_cutoff_hours"])
     slot = _held_slot(event, hold=5)
     (eu1, owner1), (eu2, owner2) = _units(event, building, 2)
     link1, link2 = link_of(eu1, owner1, days=10), link_of(eu2, owner2, days=10)
@@ -663,3 +665,20 @@ def test_two_batches_may_start_at_the_same_minute_but_one_batch_only_once(
     without_batch = dict(day, start_time=dt.time(14), end_time=dt.time(15))
     assert services.slots_add_day(**without_batch) == 1
     assert services.slots_add_day(**without_batch) == 0
+
+
+def test_owner_cannot_book_a_slot_past_the_cutoff_but_staff_can(
+    admin_user, event, building
+):
+    event_unit, owner = owned_unit_in_scope(event, building)
+    slot = slots_of(event)[0]
+    deadline = services.owner_deadline(slot)
+    with time_machine.travel(deadline + dt.timedelta(minutes=1), tick=False):
+        with pytest.raises(services.PastCutoff) as refused:
+            _owner_book(slot, event_unit, owner)
+        assert "截止" in refused.value.message
+        assert not Appointment.objects.exists()
+        booked = services.appointment_book(
+            slot=slot, customer=owner, by=admin_user, event_unit=event_unit
+        )
+    assert booked.is_active
