@@ -41,7 +41,9 @@ from tests.property.test_import import HEADER, row
 
 pytestmark = pytest.mark.browser
 
-UNITS = 150  # 3 buildings × 25 floors × 2 rooms; 3 rows are bad
+# 3 buildings × 25 floors × 2 rooms; 3 rows are bad. The issue's own size (1,000 good
+# rows: KEHU_FLOW_UNITS=1003) runs by hand; CI keeps to 150 for time.
+UNITS = int(os.environ.get("KEHU_FLOW_UNITS", "150"))
 CHUNK = 50
 SHOTS = Path(os.environ["KEHU_SHOTS_DIR"]) if os.environ.get("KEHU_SHOTS_DIR") else None
 

@@ -84,6 +84,7 @@ def test_the_navbar_is_in_the_registered_order():
         "customers:customer_list",
         "deals:deal_list",
         "service:ticket_queue",
+        "property:project_list",
         "handover:event_list",
         "service:workorder_list",
         "dashboards:dashboard",
@@ -106,7 +107,7 @@ def test_role_grants_come_from_the_apps_that_own_the_permissions():
 def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
     response = login(sales_rep).get(reverse("home"))
     labels = [item["label"] for item in response.context["nav_items"]]
-    expected = ["首页", "客户", "商机", "服务台", "入伙"]
+    expected = ["首页", "客户", "商机", "服务台", "房产", "入伙"]
     if sales_rep.team_id:
         expected.append("后台工单")
     expected += ["看板", "客户分群", "客户价值"]

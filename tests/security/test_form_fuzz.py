@@ -431,7 +431,9 @@ FUZZES = [
     ),
     Fuzz(
         "handover slots",
-        40,
+        # Five fields each drawn valid or junk: 40 examples once drew no valid form
+        # at all on a CI worker, and then the save path is never tried.
+        100,
         # Fewer than 5-minute slots over a day would only make the example slow.
         lambda s: from_form(
             SlotDayForm,
