@@ -75,7 +75,12 @@ def test_owner_books_changes_and_shows_the_qr_code_on_a_phone(
     qr = page.get_by_test_id("owner-qr")
     qr.scroll_into_view_if_needed()
     expect(qr).to_be_visible()
-    assert qr.evaluate("image => image.complete && image.naturalWidth > 0")
+    # The PNG is drawn by its own request: wait for it rather than read it at once
+    # (on a loaded CI machine the <img> was visible before its bytes came).
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=owner-qr]');"
+        " return i !== null && i.complete && i.naturalWidth > 0; }"
+    )
     expect(page.get_by_test_id("owner-code")).to_be_visible()
     _fits_the_phone(page)
     page.screenshot(path=artifacts_dir / "owner-3-changed-qr.png", full_page=True)
