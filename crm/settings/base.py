@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "culture.deals",
     "culture.segments",
     "culture.value",
+    "culture.satisfaction",
+    "culture.scorecard",
     # Last: its demo seeder rebuilds the dashboard's rollups from every app's demo rows.
     "culture.dashboards",
 ]
