@@ -337,8 +337,8 @@ class Params:
         return value
 
     def page(self, name: str = "page") -> int:
-        """A page number: anything unreadable is the first page, anything past the
-        end the last (the paginator's own rule), never an error."""
+        """A page number: anything unreadable is the first page, never an error; one
+        past the end is the paginator's to answer (a redirect to the last page)."""
         raw = self._raw(name).strip()
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
             return 1

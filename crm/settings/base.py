@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "crm.core.middleware.TransientConflictMiddleware",
     # A GET parameter out of its domain range answers 400 with a message (bounds.py).
     "crm.core.bounds.BadParameterMiddleware",
+    # A page number past a list's last page redirects there with a message (pagination.py).
+    "crm.core.pagination.PageOutOfRangeMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -164,9 +164,12 @@ def test_list_pages_by_25_and_keeps_search_and_sort(as_sales, sales_rep):
     assert listed_names(second) == [f"Page客户{n:02d}" for n in range(25, 30)]
     assertContains(second, "第 2 页，共 2 页")
 
-    # A page number past the end shows the last page rather than an error.
-    past = as_sales.get(LIST_URL, {"q": "Page", "sort": "name", "page": 99})
+    # A page number past the end goes to the last page and says so.
+    past = as_sales.get(
+        LIST_URL, {"q": "Page", "sort": "name", "page": 99}, follow=True
+    )
     assert listed_names(past) == listed_names(second)
+    assertContains(past, "没有第 99 页：共 2 页，已转到最后一页。")
 
 
 def test_htmx_search_returns_only_the_results_partial(as_sales, sales_rep):
