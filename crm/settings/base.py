@@ -340,6 +340,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KEHU_ROLLUP_MINUTES * 60,
         "options": {"expires": KEHU_ROLLUP_MINUTES * 60},
     },
+    # The same for the culture scorecard's rollups (culture/scorecard/rollups.py).
+    "scorecard-rollups-arm": {
+        "task": "culture.scorecard.tasks.rollups_arm_task",
+        "schedule": KEHU_ROLLUP_MINUTES * 60,
+        "options": {"expires": KEHU_ROLLUP_MINUTES * 60},
+    },
     # A refresh of every dynamic segment (culture/segments), before the working day.
     "segments-daily": {
         "task": "culture.segments.tasks.segments_daily_task",
