@@ -21,6 +21,7 @@ urlpatterns = [
     path("settings/desk/", include("service.admin_urls")),
     path("settings/deals/", include("culture.deals.admin_urls")),
     path("settings/value/", include("culture.value.admin_urls")),
+    path("settings/scorecard/", include("culture.scorecard.admin_urls")),
     path("settings/", include("crm.core.settings_urls")),
     path(
         "accounts/login/",
@@ -47,6 +48,7 @@ urlpatterns = [
     path("segments/", include("culture.segments.urls")),
     path("deals/", include("culture.deals.urls")),
     path("dashboards/", include("culture.dashboards.urls")),
+    path("scorecard/", include("culture.scorecard.urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.

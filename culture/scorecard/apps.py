@@ -8,3 +8,25 @@ class ScorecardConfig(AppConfig):
     name = "culture.scorecard"
     label = "scorecard"
     verbose_name = _("文化记分卡")
+
+    def ready(self) -> None:
+        from crm.accounts.roles import Role
+        from crm.core import crud, navigation
+        from crm.scheduler import registry
+        from culture.scorecard import rollups
+
+        registry.register(rollups.REFRESH_KIND, rollups.refresh_handler)
+        navigation.register(
+            navigation.Item(
+                _("记分卡"), "scorecard:scorecard", (Role.MANAGER, Role.ADMIN), order=58
+            )
+        )
+        crud.register(
+            crud.Section(
+                _("文化指标目标"),
+                "scorecard_admin:target_list",
+                _("文化记分卡上各指标的目标值（未设置的用默认目标）。"),
+                icon="bullseye",
+                order=62,
+            )
+        )

@@ -119,6 +119,8 @@ SEGMENTS_INVALID = (L,    400,  400,  400,  400,  400,  403,  400,  403)
 # The managers' dashboard (看板): managers (department), admins (all), sales (their
 # own share); the desk and no role get 403.
 DASHBOARD        = (L,    200,  200,  200,  200,  200,  403,  200,  403)
+# The culture scorecard (issue 16): managers and admins only.
+SCORECARD        = MANAGERS
 
 MATRIX = [
     # url name, method, target,                     anon   sales  mate   out    far    mgr    svc    admin  norole
@@ -285,6 +287,8 @@ MATRIX = [
     ("dashboards:dashboard", "GET", None, *DASHBOARD),
     ("dashboards:drill", "GET", None, *DASHBOARD),
     ("dashboards:export", "GET", None, *DASHBOARD),
+    ("scorecard:scorecard", "GET", None, *SCORECARD),
+    ("scorecard:cases", "GET", None, *SCORECARD),
     ("value:overview", "GET", None, *VALUE),
     ("value:core_list", "GET", None, *VALUE),
     ("value:changes_list", "GET", "args:entered", *VALUE),
@@ -316,6 +320,12 @@ MATRIX = [
     ("value_admin:tierrule_edit", "GET", "missing", *ADMINS_MISSING),
     ("value_admin:tierrule_delete", "GET", "missing", *ADMINS_MISSING),
     ("value_admin:tierrule_delete", "POST", "missing", *ADMINS_MISSING),
+    ("scorecard_admin:target_list", "GET", None, *ADMINS),
+    ("scorecard_admin:target_create", "GET", None, *ADMINS),
+    ("scorecard_admin:target_create", "POST", None, *ADMINS_INVALID),
+    ("scorecard_admin:target_edit", "GET", "missing", *ADMINS_MISSING),
+    ("scorecard_admin:target_delete", "GET", "missing", *ADMINS_MISSING),
+    ("scorecard_admin:target_delete", "POST", "missing", *ADMINS_MISSING),
 
     # Deals: the owner/team scope of customers; moves, loss and reopen with an empty
     # form go back to the deal with a message (302), an empty deal form re-renders.

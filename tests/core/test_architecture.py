@@ -90,6 +90,7 @@ def test_the_navbar_is_in_the_registered_order():
         "dashboards:dashboard",
         "segments:segment_list",
         "value:overview",
+        "scorecard:scorecard",
         "settings:index",
         "admin:index",
     ]
