@@ -49,6 +49,8 @@ urlpatterns = [
     path("deals/", include("culture.deals.urls")),
     path("dashboards/", include("culture.dashboards.urls")),
     path("scorecard/", include("culture.scorecard.urls")),
+    # 服务补救: the recovery tasks that follow unhappy survey answers.
+    path("recovery/", include("culture.satisfaction.recovery_urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.

@@ -372,6 +372,11 @@ CELERY_BEAT_SCHEDULE = {
 # Service desk: a breached ticket goes to the department's managers this long after its
 # team lead was told; the public intake form accepts this many submissions an hour.
 KEHU_ESCALATION_MANAGER_MINUTES = env.int("KEHU_ESCALATION_MANAGER_MINUTES", default=60)
+# Service recovery (culture/satisfaction/recovery.py): an unhappy answer's recovery task
+# is due this many hours after the answer; overdue, it escalates as an SLA breach does
+# (the team lead at the due time, the department's managers KEHU_ESCALATION_MANAGER_MINUTES
+# later).
+KEHU_RECOVERY_HOURS = env.int("KEHU_RECOVERY_HOURS", default=24)
 KEHU_INTAKE_PER_IP_HOUR = env.int("KEHU_INTAKE_PER_IP_HOUR", default=10)
 KEHU_INTAKE_PER_PHONE_HOUR = env.int("KEHU_INTAKE_PER_PHONE_HOUR", default=3)
 # The customer's personal link to a ticket (/report/t/<token>/): days it opens, and

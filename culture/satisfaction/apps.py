@@ -8,3 +8,8 @@ class SatisfactionConfig(AppConfig):
     name = "culture.satisfaction"
     label = "satisfaction"
     verbose_name = _("满意度与服务补救")
+
+    def ready(self) -> None:
+        from culture.satisfaction import recovery_setup
+
+        recovery_setup.register()

@@ -404,6 +404,16 @@ MATRIX = [
     ("service:workorder_detail", "GET", "workorder:own_team",   *SEES_A),
     ("service:workorder_detail", "GET", "workorder:other_dept", *SEES_FAR),
     ("service:workorder_rate", "POST", "workorder:own_team", L, 403, 403,  404,   404,   302,   302,   302,   403),
+    # 服务补救 (issue 16): the canary tasks are the desk team's cases (its lead recovers).
+    # Sales see the tasks of the customers they see, the desk its team's, managers their
+    # department's teams' and customers', admins all; the assignee, the team lead,
+    # managers and admins record (an empty form answers 400).
+    ("recovery:task_list", "GET", None,             *ANY_ROLE),
+    ("recovery:task_detail", "GET", "recovery:own_team",   *SEES_A),
+    ("recovery:task_detail", "GET", "recovery:other_dept", L, 404,  404,   404,   200,   404,   200,   200,   403),
+    ("recovery:task_detail", "GET", "missing",      L,     404,   404,   404,   404,   404,   404,   404,   403),
+    ("recovery:task_record", "POST", "recovery:own_team",  L, 403,  403,   404,   404,   400,   403,   400,   403),
+    ("recovery:task_record", "POST", "recovery:other_dept", L, 404, 404,   404,   403,   404,   403,   400,   403),
     ("service:asset_create", "GET", "own_team",     L,     403,   403,   403,   403,   200,   200,   200,   403),
     ("service:asset_create", "GET", "other_dept",   L,     403,   403,   403,   403,   404,   200,   200,   403),
     ("service:asset_detail", "GET", "asset:own_team",   *SEES_A),
@@ -648,6 +658,22 @@ class World:
             return f"{reverse(url_name, args=[event.pk])}?customer={customer.pk}"
         return reverse(url_name, args=[self._arg(url_name, target)])
 
+    def recovery_task(self, which):
+        """An unhappy answer to the canary's ticket, recovered by the desk team's lead."""
+        from culture.satisfaction import recovery
+        from tests.satisfaction.recovery_builders import answered_survey
+
+        desk = self.actors["service_agent"].team
+        if desk.lead_id is None:
+            desk.lead = UserFactory(
+                username="desk_lead_matrix", team=desk, role=Role.SERVICE
+            )
+            desk.save()
+        survey = answered_survey(
+            score=2, team=desk, customer=self.customers[which], comment="不满意"
+        )
+        return recovery.recovery_open_for(survey)
+
     def export_request(self, which):
         """A pending export request of the manager, or of a manager of another
         department (`far`)."""
@@ -734,6 +760,8 @@ class World:
                 data={"title": f"{CANARIES[which]}的商机", "amount": 1000},
                 stage=deal_stage("visit"),
             ).pk
+        if kind == "recovery":
+            return self.recovery_task(which).pk
         if kind == "notification":
             return notification_services.notification_send(
                 recipient=self.actors[which],
