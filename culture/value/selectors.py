@@ -23,8 +23,10 @@ from culture.value.models import (
     ParetoRank,
     ParetoScopeSize,
     ParetoSummary,
+    RfmCell,
     RollupState,
     TierChange,
+    rfm_segment_of,
 )
 from culture.value.periods import Period
 from customers.models import Customer
@@ -465,14 +467,28 @@ def _values(scope: Scope) -> QuerySet:
 
 
 def rfm_grid(*, scope: Scope) -> dict[str, Any]:
-    """The 5 × 5 R × F grid: customers and mean monetary per cell (one query)."""
-    cells = {
-        (row["r_score"], row["f_score"]): row
-        for row in _values(scope)
-        .values("r_score", "f_score")
-        .annotate(n=Count("customer"), m=Avg("monetary"), total=Sum("monetary"))
-        .order_by()
-    }
+    """The 5 × 5 R × F grid: customers, mean and total monetary per cell (one query):
+    the scope's ≤ 25 precomputed cells (value_rfmcell), or, for a scope without them,
+    aggregated from its scores."""
+    if scope.rank_key is not None:
+        cells = {
+            (cell.r_score, cell.f_score): {
+                "r_score": cell.r_score,
+                "f_score": cell.f_score,
+                "n": cell.customers,
+                "m": cell.monetary / cell.customers if cell.customers else None,
+                "total": cell.monetary,
+            }
+            for cell in RfmCell.objects.filter(scope=scope.rank_key)
+        }
+    else:
+        cells = {
+            (row["r_score"], row["f_score"]): row
+            for row in _values(scope)
+            .values("r_score", "f_score")
+            .annotate(n=Count("customer"), m=Avg("monetary"), total=Sum("monetary"))
+            .order_by()
+        }
     return {"cells": cells, "scored": sum(c["n"] for c in cells.values())}
 
 
@@ -491,14 +507,27 @@ def rfm_cell(
     return values, (values[-1].customer_id if more else None)
 
 
-def rfm_segments(*, scope: Scope) -> list[dict[str, Any]]:
-    rows = {
-        row["segment"]: row
-        for row in _values(scope)
-        .values("segment")
-        .annotate(n=Count("customer"), total=Sum("monetary"))
-        .order_by()
-    }
+def rfm_segments(
+    *, scope: Scope, grid: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Customers and monetary per RFM segment. A segment is a union of grid cells, so
+    a scope with precomputed cells sums them (from `grid` when the caller has read
+    it: no query)."""
+    if scope.rank_key is not None:
+        grid = grid or rfm_grid(scope=scope)
+        rows: dict[str, dict[str, Any]] = {}
+        for (r, f), cell in grid["cells"].items():
+            row = rows.setdefault(rfm_segment_of(r, f), {"n": 0, "total": 0})
+            row["n"] += cell["n"]
+            row["total"] += cell["total"] or 0
+    else:
+        rows = {
+            row["segment"]: row
+            for row in _values(scope)
+            .values("segment")
+            .annotate(n=Count("customer"), total=Sum("monetary"))
+            .order_by()
+        }
     return [
         {
             "segment": value,

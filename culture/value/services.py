@@ -16,12 +16,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from crm.accounts.models import Team, User
 from crm.notifications import services as notifications
 from crm.scheduler import services as scheduler
 from culture.value import rollups, selectors
-from culture.value.models import RollupState, TierChange, TierRule
+from culture.value.models import (
+    CustomerValue,
+    RfmCell,
+    RollupState,
+    TierChange,
+    TierRule,
+    rfm_segment_of,
+)
 from culture.value.periods import add_months
 from customers import services as customer_services
+from customers.models import Customer
 
 REVENUE_REFRESH = "value.revenue_refresh"
 VALUE_DAILY = "value.daily"
@@ -60,19 +69,47 @@ _SEGMENT_SQL = """CASE
 
 def segment_of(r: int, f: int) -> str:
     """The RFM segment of a grid cell (the same rule as _SEGMENT_SQL)."""
-    if r >= 4 and f >= 4:
-        return "champions"
-    if r == 3 and f >= 4:
-        return "loyal"
-    if r <= 2 and f >= 4:
-        return "at_risk"
-    if r >= 4 and f <= 2:
-        return "promising"
-    if r <= 2 and f <= 2:
-        return "hibernating"
-    if r <= 2 and f == 3:
-        return "about_to_sleep"
-    return "needs_attention"
+    return rfm_segment_of(r, f)
+
+
+# The grid's cells per precomputed scope (value_rfmcell): every scored customer counts
+# in `all` (the admins' grid reads every score, as before); verified customers not
+# merged into another also in their owner's and their department(s)' scopes, the
+# rule of pareto_ranks (and selectors.scope_for).
+_RFM_CELLS = """
+INSERT INTO {cell} (scope, r_score, f_score, customers, monetary)
+SELECT k.scope, v.r_score, v.f_score, COUNT(*), SUM(v.monetary)
+FROM {value} v
+JOIN {customer} c ON c.id = v.customer_id
+LEFT JOIN {team} t ON t.id = c.team_id
+LEFT JOIN {user} u ON u.id = c.owner_id
+LEFT JOIN {team} ut ON ut.id = u.team_id
+CROSS JOIN LATERAL (VALUES
+    ('all', true),
+    ('owner:' || c.owner_id, false),
+    ('dept:' || t.department_id, false),
+    ('dept:' || NULLIF(ut.department_id, t.department_id), false)
+) k(scope, everyone)
+WHERE k.scope IS NOT NULL
+  AND (k.everyone OR (c.is_verified AND c.merged_into_id IS NULL))
+GROUP BY k.scope, v.r_score, v.f_score
+"""
+
+
+def rfm_cells_rebuild() -> int:
+    """Replace the grid's cells of every scope from value_customervalue (inside
+    rfm_compute's transaction); returns the cells written."""
+    tables = {
+        "cell": RfmCell._meta.db_table,
+        "value": CustomerValue._meta.db_table,
+        "customer": Customer._meta.db_table,
+        "team": Team._meta.db_table,
+        "user": User._meta.db_table,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {tables['cell']}")  # noqa: S608  # nosec B608 # table name from the model's _meta
+        cursor.execute(_RFM_CELLS.format(**tables))
+        return cursor.rowcount
 
 
 def rfm_compute(*, today: date | None = None, now: datetime | None = None) -> int:
@@ -118,6 +155,7 @@ def rfm_compute(*, today: date | None = None, now: datetime | None = None) -> in
         cursor.execute(sql, {"start": start, "end": today, "now": now})
         scored = cursor.rowcount
         cursor.execute("ANALYZE value_customervalue")
+        rfm_cells_rebuild()
         _mark(selectors.RFM_STATE, now)
     return scored
 

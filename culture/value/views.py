@@ -61,7 +61,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "core": core,
         "core_more": core_next is not None,
         "grid": grid,
-        "segments": selectors.rfm_segments(scope=c["scope"]),
+        "segments": selectors.rfm_segments(scope=c["scope"], grid=grid),
         "changes": changes,
         "fresh": selectors.freshness(),
         "pareto_chart": charts.pareto_chart(pareto),

@@ -95,3 +95,128 @@ def test_empty_window_scores_nobody(customers_of):
     customers_of(3)
     assert services.rfm_compute(today=TODAY, now=NOW) == 0
     assert not CustomerValue.objects.exists()
+
+
+# --- the grid's cells per scope (value_rfmcell) -----------------------------------------
+
+
+def _direct(scope):
+    """The grid and segments aggregated from the scores (the reference)."""
+    import dataclasses
+
+    from culture.value import selectors
+
+    plain = dataclasses.replace(scope, rank_key=None)
+    return selectors.rfm_grid(scope=plain), selectors.rfm_segments(scope=plain)
+
+
+def _grid_figures(grid):
+    return {
+        key: (cell["n"], cell["total"], round(cell["m"], 2))
+        for key, cell in grid["cells"].items()
+    }, grid["scored"]
+
+
+def _assert_cells_equal_direct(user):
+    from culture.value import selectors
+
+    scope = selectors.scope_for(user)
+    assert scope.rank_key is not None
+    grid, segments = _direct(scope)
+    read = selectors.rfm_grid(scope=scope)
+    assert _grid_figures(read) == _grid_figures(grid)
+    assert selectors.rfm_segments(scope=scope, grid=read) == segments
+    assert selectors.rfm_segments(scope=scope) == segments
+    return read
+
+
+def _paying_world(customers_of, pay, sales_rep, teammate, far_outsider):
+    from tests.factories import CustomerFactory
+
+    mine = customers_of(6)
+    theirs = [CustomerFactory(owner=teammate) for _ in range(3)]
+    far = [CustomerFactory(owner=far_outsider) for _ in range(2)]
+    for i, customer in enumerate(mine + theirs + far):
+        for k in range(1 + i % 4):
+            pay(customer, 100 * (i + 1) + k, date(2026, 1 + i, 1 + k))
+    return mine, theirs, far
+
+
+def test_grid_cells_per_scope_equal_the_scores(
+    admin_user, manager, sales_rep, teammate, far_outsider, customers_of, pay
+):
+    from culture.value.models import RfmCell
+
+    mine, theirs, far = _paying_world(
+        customers_of, pay, sales_rep, teammate, far_outsider
+    )
+    assert services.rfm_compute(today=TODAY, now=NOW) == 11
+    grids = {
+        user.username: _assert_cells_equal_direct(user)
+        for user in (admin_user, manager, sales_rep, teammate, far_outsider)
+    }
+    assert grids["admin_a"]["scored"] == 11
+    assert grids["manager_a"]["scored"] == 9  # team A's: not the far department's
+    assert grids["sales_a"]["scored"] == 6
+    assert grids["sales_far"]["scored"] == 2
+    # At most 25 cells a scope: the page reads the scope's cells, not the scores.
+    assert RfmCell.objects.filter(scope="all").count() <= 25
+    assert (
+        sum(RfmCell.objects.filter(scope="all").values_list("customers", flat=True))
+        == 11
+    )
+
+
+def test_cells_follow_the_next_compute_like_a_rebuild(
+    admin_user, manager, sales_rep, teammate, far_outsider, customers_of, pay
+):
+    """Recomputed after new payments, a reassignment, a customer no longer verified
+    and a merge: every scope's cells equal the scores again, and equal cells written
+    from scratch (rfm_cells_rebuild)."""
+    from culture.value.models import RfmCell
+    from customers.models import Customer
+
+    mine, theirs, far = _paying_world(
+        customers_of, pay, sales_rep, teammate, far_outsider
+    )
+    services.rfm_compute(today=TODAY, now=NOW)
+    pay(theirs[0], 50_000, date(2026, 12, 1))
+    Customer.objects.filter(pk=mine[0].pk).update(owner=teammate)
+    Customer.objects.filter(pk=mine[1].pk).update(is_verified=False)
+    Customer.objects.filter(pk=mine[2].pk).update(merged_into=mine[3])
+    services.rfm_compute(today=TODAY, now=NOW)
+    for user in (admin_user, manager, sales_rep, teammate, far_outsider):
+        _assert_cells_equal_direct(user)
+    from culture.value import selectors
+
+    # The admins' grid counts every score (as before the cells); the others only
+    # verified, unmerged customers.
+    assert selectors.rfm_grid(scope=selectors.scope_for(admin_user))["scored"] == 11
+    assert selectors.rfm_grid(scope=selectors.scope_for(sales_rep))["scored"] == 3
+    written = sorted(
+        RfmCell.objects.values_list(
+            "scope", "r_score", "f_score", "customers", "monetary"
+        )
+    )
+    services.rfm_cells_rebuild()
+    assert (
+        sorted(
+            RfmCell.objects.values_list(
+                "scope", "r_score", "f_score", "customers", "monetary"
+            )
+        )
+        == written
+    )
+
+
+def test_no_scores_no_cells(admin_user, customers_of):
+    from culture.value import selectors
+    from culture.value.models import RfmCell
+
+    customers_of(2)
+    services.rfm_compute(today=TODAY, now=NOW)
+    assert not RfmCell.objects.exists()
+    grid = selectors.rfm_grid(scope=selectors.scope_for(admin_user))
+    assert grid == {"cells": {}, "scored": 0}
+    segments = selectors.rfm_segments(scope=selectors.scope_for(admin_user))
+    assert {s["n"] for s in segments} == {0}
