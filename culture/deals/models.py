@@ -18,14 +18,12 @@ from crm.accounts import access
 from crm.core import bounds
 
 
-def scoped_to(
-    queryset: models.QuerySet, user: settings.AUTH_USER_MODEL
-) -> models.QuerySet:
-    """Rows with owner and team fields (deals, their open totals) in `user`'s scope
-    (owner/team, KEHU_VISIBILITY); nothing for a role without deal pages (the
-    service desk, no role)."""
+def scope_branches(user: settings.AUTH_USER_MODEL) -> list[Q] | None:
+    """`user`'s deal scope as the conditions it is the OR of (owner = me, team = my
+    team, …), each served by an index on its own column; None means every deal, an
+    empty list none (a role without deal pages)."""
     if not user.is_authenticated or not user.has_perm("deals.view_deal"):
-        return queryset.none()
+        return []
     if access.visibility_scope(user) == "department" and user.team_id:
         # owner_filter's department rule, as id subqueries instead of joins
         # through team and owner: PostgreSQL then combines the owner and team
@@ -33,16 +31,41 @@ def scoped_to(
         from crm.accounts.models import Team, User
 
         department = user.team.department_id
-        return queryset.filter(
-            Q(owner=user)
-            | Q(team__in=Team.objects.filter(department_id=department).values("pk"))
-            | Q(
+        return [
+            Q(owner=user),
+            Q(team__in=Team.objects.filter(department_id=department).values("pk")),
+            Q(
                 owner__in=User.objects.filter(team__department_id=department).values(
                     "pk"
                 )
-            )
-        )
-    return access.filter_visible(queryset, user)
+            ),
+        ]
+    condition = access.owner_filter(user)
+    if condition is None:
+        return None
+    if condition.connector == Q.OR and not condition.negated:
+        return [
+            Q(child) if isinstance(child, tuple) else child
+            for child in condition.children
+        ]
+    return [condition]
+
+
+def scoped_to(
+    queryset: models.QuerySet, user: settings.AUTH_USER_MODEL
+) -> models.QuerySet:
+    """Rows with owner and team fields (deals, their open totals) in `user`'s scope
+    (owner/team, KEHU_VISIBILITY); nothing for a role without deal pages (the
+    service desk, no role)."""
+    branches = scope_branches(user)
+    if branches is None:
+        return queryset
+    if not branches:
+        return queryset.none()
+    condition = branches[0]
+    for branch in branches[1:]:
+        condition |= branch
+    return queryset.filter(condition)
 
 
 class DealQuerySet(models.QuerySet):
@@ -207,6 +230,29 @@ class Deal(models.Model):
             ),
             models.Index(
                 fields=["team", "-updated_at", "-id"], name="deal_team_recent"
+            ),
+            # A range filter under another sort (selectors._ranged_ids): per scope
+            # column, the range's column, covering the sort keys and the status and
+            # stage filters, so each branch is an index-only scan of its matches.
+            *(
+                models.Index(
+                    fields=[scope, column],
+                    include=["id", *covered, "status", "stage"],
+                    name=f"deal_{scope}_{short}",
+                )
+                for scope in ("owner", "team")
+                for column, short, covered in (
+                    (
+                        "expected_close_on",
+                        "expected",
+                        ["updated_at", "created_at", "amount"],
+                    ),
+                    (
+                        "amount",
+                        "amount",
+                        ["updated_at", "created_at", "expected_close_on"],
+                    ),
+                )
             ),
             GinIndex(
                 OpClass(Upper("title"), name="gin_trgm_ops"), name="deal_title_trgm"

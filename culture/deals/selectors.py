@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from crm.core.pagination import MAX_COUNT
 from culture.deals.models import (
     Deal,
     DealStage,
@@ -23,6 +24,7 @@ from culture.deals.models import (
     OpenDealTotal,
     Payment,
     WonDealDay,
+    scope_branches,
     scoped_to,
 )
 from customers import search
@@ -86,10 +88,24 @@ def _search(deals: QuerySet, query: str) -> QuerySet:
 
 
 def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> QuerySet:
-    """The visible deals matching `filters` (cleaned by forms.DealFilterForm)."""
-    deals = Deal.objects.visible_to(user).select_related(
-        "customer", "channel", "stage", "owner"
+    """The visible deals matching `filters` (cleaned by forms.DealFilterForm).
+
+    A range filter (expected date, amount) under a sort on another column is answered
+    in two steps (see _ranged_ids); every other combination walks the index of its
+    sort (or of its filter) directly."""
+    order = SORTS.get(sort, SORTS["recent"])
+    deals = _filtered(Deal.objects.all(), filters)
+    branches = scope_branches(user)
+    if branches and _range_off_the_sort(filters, order):
+        deals = Deal.objects.filter(pk__in=_ranged_ids(deals, branches, order))
+    else:
+        deals = deals.visible_to(user)
+    return deals.select_related("customer", "channel", "stage", "owner").order_by(
+        *order
     )
+
+
+def _filtered(deals: QuerySet, filters: dict[str, Any]) -> QuerySet:
     simple = {
         "stage": "stage",
         "status": "status",
@@ -111,7 +127,41 @@ def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> Qu
         deals = deals.filter(expected_close_on__lte=filters["expected_to"])
     if filters.get("q"):
         deals = _search(deals, filters["q"])
-    return deals.order_by(*SORTS.get(sort, SORTS["recent"]))
+    return deals
+
+
+# The range filters and the sort column each is served by (deal_*_expected,
+# deal_*_amount: the scope's column, then the range's, covering the sort keys).
+RANGES = {
+    "expected_close_on": ("expected_from", "expected_to"),
+    "amount": ("amount_min", "amount_max"),
+}
+
+
+def _range_off_the_sort(filters: dict[str, Any], order: tuple[str, ...]) -> bool:
+    """A range filter on a column the list is not sorted by. Walking the sort's index
+    and testing the range row by row reads until enough rows match, which PostgreSQL
+    cannot foresee when the two columns are correlated (the newest deals all expect
+    to close next year: 98,798 rows read for a page of 2026 at full size)."""
+    sorted_by = order[0].lstrip("-")
+    return not filters.get("q") and any(
+        column != sorted_by
+        and any(filters.get(name) not in (None, "") for name in names)
+        for column, names in RANGES.items()
+    )
+
+
+def _ranged_ids(
+    deals: QuerySet, branches: list[Q], order: tuple[str, ...]
+) -> list[int]:
+    """The first MAX_COUNT + 1 ids in list order (all a bounded list can show and
+    count): per branch of the scope (owner = me, team = my team, …) the deals in the
+    range, read from the index (scope column, range column) that covers the sort
+    keys (an index-only scan proportional to the matches), united and sorted."""
+    keys = list(dict.fromkeys(["id", *(key.lstrip("-") for key in order)]))
+    parts = [deals.filter(branch).order_by().values_list(*keys) for branch in branches]
+    united = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+    return [row[0] for row in united.order_by(*order)[: MAX_COUNT + 1]]
 
 
 @dataclass
