@@ -17,7 +17,12 @@ Three tables, each with a RollupState row saying how fresh it is:
   deals and the A-tier customers are read through their indexes, in SQL); earlier days
   keep the picture taken on that day.
 
-`rebuild()` truncates `daily_activity` and fills it with one INSERT … SELECT over all
+- `monthly_activity` (MonthlyActivity): the daily rows summed per calendar month,
+  owner and team, recomputed from the daily table for the months of the touched days
+  (delete, then INSERT … SELECT … GROUP BY), so it always equals the daily rows it sums;
+  the dashboard reads it for the whole months of a period longer than half a year.
+
+`rebuild()` truncates `daily_activity` (and `monthly_activity`) and fills it with one INSERT … SELECT over all
 history, then takes today's snapshots. Nothing is loaded into Python but the list of
 touched days.
 
@@ -238,6 +243,25 @@ def daily_sql(*, incremental: bool) -> str:
     )
 
 
+# The monthly table from the daily one: every month (rebuild) or the months of the
+# touched days (refresh: those months' rows deleted first, so a month whose daily rows
+# are gone loses its rows too). A month's row is the plain sum of its daily rows.
+def monthly_sql(*, incremental: bool) -> str:
+    sums = ", ".join(f"sum({m})" for m in METRICS)
+    where = (
+        "WHERE day >= %(months_from)s AND day < %(months_to)s "
+        "AND date_trunc('month', day)::date = ANY(%(months)s::date[]) "
+        if incremental
+        else ""
+    )
+    return (
+        f"INSERT INTO dashboards_monthlyactivity (month, owner_id, team_id, "
+        f"{', '.join(METRICS)}) "
+        f"SELECT date_trunc('month', day)::date, owner_id, team_id, {sums} "
+        f"FROM dashboards_dailyactivity {where}GROUP BY 1, 2, 3"
+    )
+
+
 PIPELINE_SQL = (
     "INSERT INTO dashboards_pipelinesnapshot (day, stage_id, owner_id, team_id, "
     "open_count, open_amount, weighted_amount, refreshed_at) "
@@ -409,6 +433,21 @@ def refresh(*, now: datetime | None = None) -> dict[str, Any]:
             "AND refreshed_at < %(stamp)s",
             params,
         )
+        params["months"] = months = sorted({day.replace(day=1) for day in days})
+        if months:
+            last = months[-1]
+            params["months_from"] = months[0]
+            params["months_to"] = (last.replace(day=28) + timedelta(days=4)).replace(
+                day=1
+            )
+        else:
+            params["months_from"] = params["months_to"] = _today(now)
+        cursor.execute(
+            "DELETE FROM dashboards_monthlyactivity "
+            "WHERE month = ANY(%(months)s::date[])",
+            params,
+        )
+        cursor.execute(monthly_sql(incremental=True), params)
         _snapshots(cursor, params)
         elapsed = int((time.monotonic() - started) * 1000)
         _save_states(states, stamp=stamp, marks=new_marks, days=len(days), ms=elapsed)
@@ -427,12 +466,14 @@ def rebuild(*, now: datetime | None = None, locked: bool = False) -> dict[str, A
         states = _states()
         params = _params(now, stamp)
         new_marks = _marks(cursor, stamp)
-        cursor.execute("TRUNCATE dashboards_dailyactivity")
+        cursor.execute("TRUNCATE dashboards_dailyactivity, dashboards_monthlyactivity")
         cursor.execute(daily_sql(incremental=False), params)
+        cursor.execute(monthly_sql(incremental=False), params)
         _snapshots(cursor, params)
         # Fresh statistics: planned on the emptied table's, the dashboard read a
         # three-year range as if it held a few hundred rows.
         cursor.execute("ANALYZE dashboards_dailyactivity")
+        cursor.execute("ANALYZE dashboards_monthlyactivity")
         cursor.execute("SELECT count(DISTINCT day) FROM dashboards_dailyactivity")
         days = cursor.fetchone()[0]
         elapsed = int((time.monotonic() - started) * 1000)

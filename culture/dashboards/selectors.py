@@ -37,7 +37,12 @@ from crm.accounts.models import Team, User
 from crm.accounts.roles import Role
 from crm.core import bounds
 from culture.dashboards import rollups
-from culture.dashboards.models import CoverageSnapshot, DailyActivity, PipelineSnapshot
+from culture.dashboards.models import (
+    CoverageSnapshot,
+    DailyActivity,
+    MonthlyActivity,
+    PipelineSnapshot,
+)
 from culture.deals.models import Deal, DealStage, Payment
 from customers.models import ContactLog, Customer, FollowUp
 from service.models import Ticket, TicketType
@@ -231,10 +236,7 @@ def dashboard(*, user: Any, filters: Filters, teams: list[Team]) -> dict[str, An
     """Every figure of the dashboard for `user` under `filters` (five queries)."""
     freshness = rollups.freshness()
     span = (filters.end - filters.start).days + 1
-    daily = _scoped(DailyActivity.objects.all(), user, filters).filter(
-        day__gte=filters.start, day__lte=filters.end
-    )
-    by_day, people = _daily_sums(daily)
+    by_day, people = _daily_sums(*_activity(user, filters, span))
     pipeline = _pipeline(user, filters)
     coverage = _coverage(user, filters)
     totals = {n: sum(row[n] for row in by_day) for n in (*DAILY_SUMS, *DAILY_MONEY)}
@@ -258,13 +260,52 @@ def dashboard(*, user: Any, filters: Filters, teams: list[Team]) -> dict[str, An
     }
 
 
-def _daily_sums(daily: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The period's sums per day and per person in one scan of the daily rollup
-    (GROUPING SETS): two GROUP BYs read a three-year range of a department twice
-    (~100,000 rows each at full size). Grouped by hashing, sorted here: at most one
-    row per day and per person."""
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _activity(user: Any, filters: Filters, span: int) -> tuple[Any, Any]:
+    """The period's rows: daily ones, except that a period charted by month (over
+    184 days) reads its whole months from the monthly table (one row per month and
+    person, each the sum of that month's daily rows) and only the days of the
+    partial months at its ends from the daily one."""
+    daily = _scoped(DailyActivity.objects.all(), user, filters).filter(
+        day__gte=filters.start, day__lte=filters.end
+    )
+    if span <= 184:
+        return daily, None
+    first = filters.start if filters.start.day == 1 else _next_month(filters.start)
+    after = _next_month(filters.end)
+    if after - dt.timedelta(days=1) != filters.end:
+        after = filters.end.replace(day=1)
+    if first >= after:
+        return daily, None
+    monthly = _scoped(MonthlyActivity.objects.all(), user, filters).filter(
+        month__gte=first, month__lt=after
+    )
+    return daily.filter(Q(day__lt=first) | Q(day__gte=after)), monthly
+
+
+def _daily_sums(
+    daily: Any, monthly: Any = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The period's sums per day (or month, for the monthly rows) and per person in
+    one scan of the rollup rows (GROUPING SETS): two GROUP BYs read a three-year
+    range of a department twice (~100,000 rows each at full size). Grouped by
+    hashing, sorted here: at most one row per day and per person."""
     names = (*DAILY_SUMS, *DAILY_MONEY)
+    columns = ", ".join(names)
     inner, params = daily.values("day", "owner_id", *names).query.sql_with_params()
+    params = list(params)
+    if monthly is not None:
+        months, more = monthly.values(
+            "month", "owner_id", *names
+        ).query.sql_with_params()
+        inner = (
+            f"SELECT day, owner_id, {columns} FROM ({inner}) a UNION ALL "  # noqa: S608  # nosec B608 # column names from DAILY_SUMS, the querysets' own SQL, values bound
+            f"SELECT month, owner_id, {columns} FROM ({months}) b"
+        )
+        params += list(more)
     sums = ", ".join(f"COALESCE(SUM(d.{n}), 0) AS {n}" for n in names)
     user_table = User._meta.db_table
     sql = (

@@ -175,6 +175,56 @@ def test_a_long_custom_range_is_cut_to_three_years(client, manager, data):
     assertContains(response, "时间段最长三年")
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(-400, -20), (-366, 0), (-190, -5)],
+    ids=["partial-ends", "to-today", "just-over-half-a-year"],
+)
+def test_a_long_period_reads_whole_months_with_the_same_figures(
+    client, manager, sales_rep, teammate, far_outsider, stages, start, end
+):
+    """Over half a year the whole months come from the monthly table and the partial
+    months at the ends from the daily one: totals, the per-salesperson table and
+    every chart equal those summed from the daily rows alone."""
+    from culture.dashboards.models import DailyActivity
+
+    now = timezone.now()
+    today = timezone.localdate()
+    for k, owner in enumerate([sales_rep, teammate, far_outsider] * 6):
+        customer = CustomerFactory(owner=owner)
+        when = now - timedelta(days=23 * k + 3)
+        ContactLogFactory(customer=customer, occurred_at=when)
+        deal = make_deal(customer, amount="100000", stage="sign", status="won")
+        pay(deal, str(1000 * (k + 1)), when.date())
+    rollups.rebuild()
+    first, last = today + timedelta(days=start), today + timedelta(days=end)
+    response = _get(
+        client,
+        manager,
+        period="custom",
+        start=first.isoformat(),
+        end=last.isoformat(),
+    )
+    ctx = response.context
+    filters = ctx["filters"]
+    span = (filters.end - filters.start).days + 1
+    assert span > 184
+    daily = selectors._scoped(DailyActivity.objects.all(), manager, filters).filter(
+        day__gte=filters.start, day__lte=filters.end
+    )
+    by_day, people = selectors._daily_sums(daily)
+    names = (*selectors.DAILY_SUMS, *selectors.DAILY_MONEY)
+    assert ctx["totals"] == {n: sum(row[n] for row in by_day) for n in names}
+    assert ctx["totals"]["revenue"] > 0
+    assert ctx["people"] == selectors._people(people, filters)
+    assert ctx["charts"] == selectors._charts(
+        by_day, span, ctx["pipeline"], people, ctx["coverage"], filters
+    )
+    # The monthly rows were read: the same figures from fewer rows.
+    _daily, monthly = selectors._activity(manager, filters, span)
+    assert monthly is not None and monthly.exists()
+
+
 def test_drill_down_lists_the_customers_behind_a_figure(client, manager, data, stages):
     client.force_login(manager)
     drill = reverse("dashboards:drill")

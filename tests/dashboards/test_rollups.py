@@ -48,14 +48,36 @@ def _rows(table: str) -> list[tuple]:
         return [tuple(row[i] for i in keep) for row in cursor.fetchall()]
 
 
+def _monthly() -> list[tuple]:
+    """The monthly table, and the daily rows summed per month the same way: the
+    monthly table must always equal the latter."""
+    metrics = ", ".join(rollups.METRICS)
+    sums = ", ".join(f"sum({m})" for m in rollups.METRICS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT month, owner_id, team_id, {metrics} "  # noqa: S608 - fixed names
+            "FROM dashboards_monthlyactivity ORDER BY 1, 2, 3"
+        )
+        kept = cursor.fetchall()
+        cursor.execute(
+            f"SELECT date_trunc('month', day)::date, owner_id, team_id, {sums} "  # noqa: S608 - fixed names
+            "FROM dashboards_dailyactivity GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+        assert cursor.fetchall() == kept
+    return kept
+
+
 def _snapshot() -> dict[str, list[tuple]]:
     return {
-        t: _rows(t)
-        for t in (
-            "dashboards_dailyactivity",
-            "dashboards_pipelinesnapshot",
-            "dashboards_coveragesnapshot",
-        )
+        **{
+            t: _rows(t)
+            for t in (
+                "dashboards_dailyactivity",
+                "dashboards_pipelinesnapshot",
+                "dashboards_coveragesnapshot",
+            )
+        },
+        "dashboards_monthlyactivity": _monthly(),
     }
 
 
@@ -184,6 +206,32 @@ def test_a_deleted_row_leaves_its_day(world, sales_rep):
     rollups.refresh(now=NOW)
     day11 = DailyActivity.objects.get(day=at(11).date(), owner=sales_rep)
     assert day11.new_customers == 0  # merged away
+    refreshed = _snapshot()
+    rollups.rebuild(now=NOW)
+    assert _snapshot() == refreshed
+
+
+def test_the_monthly_rows_follow_the_touched_months(world, sales_rep):
+    """A contact in March: March gets its monthly row; deleted, the refresh takes the
+    month's row away again; in between and after, refresh equals rebuild."""
+    from culture.dashboards.models import MonthlyActivity
+
+    march = datetime(2026, 3, 31, 23, 30, tzinfo=SH)  # local March, UTC March too
+    rollups.rebuild(now=NOW)
+    contact = ContactLogFactory(customer=world["bob"], occurred_at=march)
+    rollups.refresh(now=NOW)
+    row = MonthlyActivity.objects.get(month=march.date().replace(day=1))
+    assert row.contacts == 1
+    refreshed = _snapshot()
+    rollups.rebuild(now=NOW)
+    assert _snapshot() == refreshed
+    june = MonthlyActivity.objects.filter(month=NOW.date().replace(day=1))
+    assert sum(june.values_list("contacts", flat=True)) == sum(
+        DailyActivity.objects.filter(day__month=6).values_list("contacts", flat=True)
+    )
+    contact.delete()
+    rollups.refresh(now=NOW)
+    assert not MonthlyActivity.objects.filter(month=march.date().replace(day=1))
     refreshed = _snapshot()
     rollups.rebuild(now=NOW)
     assert _snapshot() == refreshed
