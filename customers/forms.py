@@ -306,6 +306,8 @@ class CustomerFilterForm(forms.Form):
     is_key_account = forms.BooleanField(label=_("仅重点客户"), required=False)
     pool = forms.BooleanField(label=_("仅公海"), required=False)
     unverified = forms.BooleanField(label=_("仅待核实"), required=False)
+    # Customers an import kept without an invalid phone, e-mail or ID number.
+    needs_review = forms.BooleanField(label=_("仅待核查"), required=False)
     sort = forms.TypedChoiceField(
         label=_("排序"),
         required=False,

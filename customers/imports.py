@@ -28,6 +28,7 @@ row in the preview.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import io
@@ -47,7 +48,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -96,7 +97,23 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "id_number": ("身份证号", "身份证", "身份证号码", "id_number"),
     "notes": ("备注", "notes"),
     "owner": ("负责人", "owner"),
+    # A migration's columns: the record's id in the other system (a second import of
+    # the file updates the customers it created), which system that is, and a
+    # person's organisation by name or by its id in that system.
+    "external_id": ("外部编号", "原系统编号", "external_id"),
+    "external_source": ("来源系统", "source_system", "external_source"),
+    "organization": ("所属机构", "所属公司", "organization", "company"),
+    "organization_external_id": (
+        "所属机构编号",
+        "所属公司编号",
+        "organization_external_id",
+        "company_id",
+    ),
 }
+# The fields whose invalid value may, if the preview says so, be left out of a row
+# that is then kept and flagged for review (Customer.review_flags), not refused.
+FALLBACK_FIELDS = ("phone", "email", "id_number")
+KEEP, REFUSE = "keep", "refuse"
 # What the upload page lists and the template file contains.
 TEMPLATE_HEADERS = [
     ("名称", gettext_lazy("必填；个人或机构名称")),
@@ -114,6 +131,10 @@ TEMPLATE_HEADERS = [
     ("身份证号", gettext_lazy("18 位，含校验位")),
     ("备注", ""),
     ("负责人", gettext_lazy("用户名；留空为导入人，“公海”为放入公海")),
+    ("外部编号", gettext_lazy("原系统中的编号；再次导入同一编号时更新该客户")),
+    ("来源系统", gettext_lazy("原系统名称，与外部编号一起识别客户；可留空")),
+    ("所属机构", gettext_lazy("个人所属机构的名称；没有则新建")),
+    ("所属机构编号", gettext_lazy("所属机构在原系统中的外部编号")),
 ]
 TEMPLATE_EXAMPLE = [
     "张三",
@@ -128,6 +149,10 @@ TEMPLATE_EXAMPLE = [
     "zhangsan_wx",
     "zhangsan@example.com",
     "老带新、学区房",
+    "",
+    "",
+    "",
+    "",
     "",
     "",
     "",
@@ -155,11 +180,20 @@ LIST_SEPARATORS = re.compile(r"[,，、;；/|]+")
 
 
 def max_upload_bytes() -> int:
+    """KEHU_IMPORT_MAX_BYTES (environment; README's settings list)."""
     return getattr(settings, "KEHU_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 
 
 def max_rows() -> int:
+    """KEHU_IMPORT_MAX_ROWS (environment): the data rows one file may hold. No fixed
+    cap: files are read row by row, so a migration sets it as high as it needs."""
     return getattr(settings, "KEHU_IMPORT_MAX_ROWS", 50_000)
+
+
+def retention_days() -> int:
+    """KEHU_IMPORT_RETENTION_DAYS (environment): an import's rows and file are purged
+    this many days after it finished; its summary (the job's counts) stays."""
+    return getattr(settings, "KEHU_IMPORT_RETENTION_DAYS", 30)
 
 
 def pause_ratio() -> float:
@@ -284,52 +318,85 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _csv_rows(raw: bytes) -> tuple[str, Iterator[list[str]]]:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+class _Borrowed(io.RawIOBase):
+    """Reads a file it does not own: closing the text reader over it leaves it open."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        super().__init__()
+        self.handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.handle.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _csv_encoding(handle: IO[bytes]) -> str:
+    """The file's encoding, decided by decoding it in 64 KB pieces (never all at once)."""
+    handle.seek(0)
+    head = handle.read(8192)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Excel's "Unicode text" export: UTF-16 with a BOM, tab-separated.
-        candidates = ("utf-16",)
-    elif b"\x00" in raw[:8192]:
+        return "utf-16"
+    if b"\x00" in head:
         raise ValidationError(
             _("文件内容不是文本格式的 CSV。Excel 文件请保存为 .xlsx 后上传。")
         )
-    else:
-        # Excel in a Chinese Windows saves CSV as GBK; GB18030 is its superset.
-        candidates = ("utf-8-sig", "gb18030")
-    for encoding in candidates:
+    # Excel in a Chinese Windows saves CSV as GBK; GB18030 is its superset.
+    for encoding in ("utf-8-sig", "gb18030"):
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            text = raw.decode(encoding)
+            while piece := handle.read(64 * 1024):
+                decoder.decode(piece)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-        break
-    else:
-        raise ValidationError(
-            _("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV 文件。")
-        )
-    _check_lines(text)
-    first_line = text.split("\n", 1)[0]
+        return encoding
+    raise ValidationError(
+        _("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV 文件。")
+    )
+
+
+def _csv_rows(handle: IO[bytes]) -> tuple[str, Iterator[list[str]]]:
+    """(encoding, rows), read line by line: a file of a million rows never sits in
+    memory whole. Each physical line is bounded (MAX_LINE_CHARS, max_lines()) before
+    the csv module splits it."""
+    encoding = _csv_encoding(handle)
+    handle.seek(0)
+    text = io.TextIOWrapper(
+        io.BufferedReader(_Borrowed(handle), 64 * 1024),
+        encoding=encoding,
+        newline="",
+    )
+    lines = _bounded_lines(text)
+    first_line = next(lines, "")
     delimiter = max(",\t;", key=first_line.count)
     if not first_line.count(delimiter):
         delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(itertools.chain([first_line], lines), delimiter=delimiter)
     return encoding, (list(row) for row in reader)
 
 
-def _check_lines(text: str) -> None:
-    """Refuse a CSV with too many or too long lines before the csv module splits it
-    (a 20 MB line of commas is 20 million cells; 20 MB of newlines, 20 million rows)."""
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    """The physical lines of a CSV, refused at the first one past a bound (a 20 MB line
+    of commas is 20 million cells; 20 MB of newlines, 20 million rows)."""
     limit = max_lines()
-    if max(text.count("\n"), text.count("\r")) > limit:
-        raise too_many_lines(limit)
-    lengths = map(len, LINE_BREAK.split(text))
-    for line, length in enumerate(lengths, start=1):
-        if length > MAX_LINE_CHARS:
+    for number in itertools.count(1):
+        line = text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if number > limit:
+            raise too_many_lines(limit)
+        if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
             raise ValidationError(
                 _("第 %(line)d 行超过 %(limit)s 个字符，请检查文件。")
-                % {"line": line, "limit": f"{MAX_LINE_CHARS:,}"}
+                % {"line": number, "limit": f"{MAX_LINE_CHARS:,}"}
             )
-
-
-LINE_BREAK = re.compile(r"\r\n?|\n")
+        yield line
 
 
 def too_many_lines(limit: int) -> ValidationError:
@@ -532,7 +599,7 @@ def read_rows(handle: IO[bytes], file_format: str) -> tuple[str, Iterator[list[s
     """(encoding, every row as a list of stripped strings); ValidationError if unreadable."""
     if file_format == ImportJob.Format.XLSX:
         return "", _xlsx_rows(handle)
-    encoding, rows = _csv_rows(handle.read())
+    encoding, rows = _csv_rows(handle)
     return encoding, _guard_csv(rows)
 
 
@@ -694,6 +761,20 @@ class _Draft:
     data: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Invalid values of FALLBACK_FIELDS: {field: the value as in the file ("" for an
+    # ID number, never kept)}, and their reasons (also in `errors`, in the order
+    # found). A row with only these errors may be kept.
+    fallback: dict[str, str] = field(default_factory=dict)
+    fallback_errors: list[str] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        """Errors other than the invalid values a fallback may leave out."""
+        return len(self.errors) > len(self.fallback_errors)
+
+    external_id: str = ""
+    # The existing customer this row updates (matched by its external id).
+    update_id: int | None = None
 
 
 class RowChecker:
@@ -710,12 +791,22 @@ class RowChecker:
         }
         self.seen_phones: dict[str, int] = {}
         self.seen_ids: dict[str, int] = {}
+        self.seen_external: dict[tuple[str, str], int] = {}
 
     def check(self, batch: list[tuple[int, list[str]]]) -> list[ImportRow]:
         drafts = [self._parse(line, cells) for line, cells in batch]
+        self._match_external(drafts)
         self._check_existing(drafts)
         rows = []
         for draft in drafts:
+            key = (draft.data.get("external_source", ""), draft.external_id)
+            if draft.external_id and key in self.seen_external:
+                draft.errors.append(
+                    _("外部编号 %(id)s 与第 %(line)d 行重复。")
+                    % {"id": draft.external_id, "line": self.seen_external[key]}
+                )
+            elif draft.external_id:
+                self.seen_external[key] = draft.line
             for number in draft.phones:
                 if number in self.seen_phones:
                     draft.errors.append(
@@ -732,6 +823,15 @@ class RowChecker:
                 self.seen_phones.update(dict.fromkeys(draft.phones, draft.line))
                 if draft.id_index:
                     self.seen_ids[draft.id_index] = draft.line
+            data = draft.data
+            if draft.fallback and not draft.refused:
+                # Refused unless the preview keeps rows without these values: then
+                # imported without them, flagged for review (import_job_confirm).
+                data = {
+                    **data,
+                    "fallback": sorted(draft.fallback),
+                    "review": draft.fallback,
+                }
             rows.append(
                 ImportRow(
                     line=draft.line,
@@ -740,12 +840,46 @@ class RowChecker:
                     else ImportRow.Status.VALID,
                     name=draft.name[:200],
                     phone=(", ".join(draft.phones) or draft.raw_phone)[:60],
-                    data={} if draft.errors else draft.data,
+                    data={} if draft.refused else data,
                     errors=draft.errors,
                     warnings=draft.warnings,
                 )
             )
         return rows
+
+    def _match_external(self, drafts: list[_Draft]) -> None:
+        """Rows whose (source system, external id) an earlier import stored: they
+        update that customer (if the importer may see it), one query per source."""
+        wanted: dict[str, set[str]] = {}
+        for draft in drafts:
+            if draft.external_id:
+                source = draft.data.get("external_source", "")
+                wanted.setdefault(source, set()).add(draft.external_id)
+        if not wanted:
+            return
+        found: dict[tuple[str, str], int] = {}
+        for source, ids in wanted.items():
+            for external_id, pk, merged_into in Customer.objects.filter(
+                external_source=source, external_id__in=ids
+            ).values_list("external_id", "pk", "merged_into_id"):
+                found[(source, external_id)] = merged_into or pk
+        visible = set(
+            Customer.objects.visible_to(self.by)
+            .filter(pk__in=set(found.values()))
+            .values_list("pk", flat=True)
+        )
+        for draft in drafts:
+            pk = found.get((draft.data.get("external_source", ""), draft.external_id))
+            if pk is None:
+                continue
+            if pk not in visible:
+                draft.errors.append(
+                    _("外部编号 %(id)s 已属于另一团队的现有客户。")
+                    % {"id": draft.external_id}
+                )
+                continue
+            draft.update_id = pk
+            draft.data["update_id"] = pk
 
     def _check_existing(self, drafts: list[_Draft]) -> None:
         """Phones and ID numbers already held by a customer: one query each per batch."""
@@ -780,8 +914,8 @@ class RowChecker:
             )
         for draft in drafts:
             for number in draft.phones:
-                if number not in phone_owner:
-                    continue
+                if number not in phone_owner or phone_owner[number] == draft.update_id:
+                    continue  # free, or the customer this row updates has it
                 name = visible.get(phone_owner[number])
                 draft.errors.append(
                     _("电话 %(number)s 已属于另一团队的现有客户。") % {"number": number}
@@ -789,7 +923,10 @@ class RowChecker:
                     else _("电话 %(number)s 已属于现有客户“%(name)s”。")
                     % {"number": number, "name": name}
                 )
-            if draft.id_index in id_owner:
+            if (
+                draft.id_index in id_owner
+                and id_owner[draft.id_index] != draft.update_id
+            ):
                 name = visible.get(id_owner[draft.id_index])
                 draft.errors.append(
                     _("身份证号已属于另一团队的现有客户。")
@@ -851,7 +988,43 @@ class RowChecker:
             "owner_id": owner_id,
             "owner_label": owner_label,  # for the preview
         }
+        self._parse_external(values, draft)
         return draft
+
+    @staticmethod
+    def _parse_external(values: dict[str, str], draft: _Draft) -> None:
+        """The external id, its source system and the organisation reference."""
+        source = values.get("external_source", "")
+        external_id = values.get("external_id", "")
+        for raw, limit, label in (
+            (source, 50, _("来源系统")),
+            (external_id, 100, _("外部编号")),
+        ):
+            if len(raw) > limit:
+                draft.errors.append(
+                    _("%(label)s超过 %(limit)d 个字符。")
+                    % {"label": label, "limit": limit}
+                )
+                return
+        if external_id:
+            draft.external_id = external_id
+            draft.data["external_id"] = external_id
+            draft.data["external_source"] = source
+        org_name = values.get("organization", "")
+        org_id = values.get("organization_external_id", "")
+        if not (org_name or org_id):
+            return
+        if draft.data["fields"].get("is_organization"):
+            draft.warnings.append(_("机构本身不属于其他机构：所属机构列已忽略。"))
+            return
+        if len(org_name) > 100 or len(org_id) > 100:
+            draft.errors.append(_("所属机构或所属机构编号超过 100 个字符。"))
+            return
+        draft.data["organization_ref"] = {
+            "name": org_name,
+            "external_id": org_id,
+            "source": source,
+        }
 
     @staticmethod
     def _parse_phones(raw: str, draft: _Draft) -> None:
@@ -862,6 +1035,11 @@ class RowChecker:
                 number, _kind = phones.normalise_phone(part.strip())
             except ValidationError as error:
                 draft.errors.extend(error.messages)
+                draft.fallback_errors.extend(error.messages)
+                kept = draft.fallback.get("phone")
+                draft.fallback["phone"] = (
+                    f"{kept}, {part.strip()}" if kept else part.strip()
+                )[:100]
                 continue
             if number not in draft.phones:
                 draft.phones.append(number)
@@ -875,6 +1053,8 @@ class RowChecker:
             number = identity.normalise_id_number(raw)
         except ValidationError as error:
             draft.errors.extend(error.messages)
+            draft.fallback_errors.extend(error.messages)
+            draft.fallback["id_number"] = ""  # an invalid ID number is not kept
             return ""
         draft.id_index = identity.blind_index(number)
         # The waiting rows must not hold the number in clear.
@@ -897,6 +1077,10 @@ class RowChecker:
                 text = translation.pgettext("list separator", "；").join(messages)
                 if label:
                     text = _("%(label)s：%(text)s") % {"label": label, "text": text}
+                if name == "email":
+                    # Kept out of the row if the preview says so (FALLBACK_FIELDS).
+                    draft.fallback["email"] = str(data.pop("email"))[:254]
+                    draft.fallback_errors.append(text)
                 draft.errors.append(text)
 
     def _owner(self, raw: str, draft: _Draft) -> tuple[int | None, str]:
@@ -1098,23 +1282,62 @@ class _Ended(Exception):
     """The job was cancelled or expired while this run worked on it."""
 
 
-def import_job_confirm(*, by: Any, job: ImportJob) -> ImportJob:
-    """ "Import all valid rows": queue the import of a previewed job."""
+def import_job_confirm(
+    *, by: Any, job: ImportJob, fallbacks: dict[str, str] | None = None
+) -> ImportJob:
+    """ "Import all valid rows": queue the import of a previewed job.
+
+    `fallbacks` ({field: KEEP or REFUSE} for FALLBACK_FIELDS, customers only): with
+    KEEP, a row refused only for that field's invalid value (and other kept fields')
+    is imported without the value, the customer flagged for review.
+    """
     if not may_import(by, job.kind) or job.created_by_id != by.pk:
         raise PermissionDenied
-    if job.valid_rows == 0:
+    fallbacks = {
+        name: KEEP
+        for name, choice in (fallbacks or {}).items()
+        if name in FALLBACK_FIELDS and choice == KEEP and job.kind == CUSTOMERS
+    }
+    if job.valid_rows == 0 and not (
+        fallbacks and _fallback_rows(job, list(fallbacks)).exists()
+    ):
         raise ValidationError(_("没有可导入的有效数据。"))
     with transaction.atomic():
         started = ImportJob.objects.filter(
             pk=job.pk, status=ImportJob.Status.READY
-        ).update(status=ImportJob.Status.IMPORTING, queued_at=timezone.now())
+        ).update(
+            status=ImportJob.Status.IMPORTING,
+            queued_at=timezone.now(),
+            fallbacks=fallbacks,
+        )
         if not started:
             if ImportJob.objects.filter(pk=job.pk, error=EXPIRED).exists():
                 raise ValidationError(_("该上传已过期删除，请重新上传。"))
             raise ValidationError(_("该导入已确认或已取消。"))
+        if fallbacks:
+            # The reasons become notes: the row is imported, the value left out.
+            kept = _fallback_rows(job, list(fallbacks)).update(
+                status=ImportRow.Status.VALID,
+                warnings=RawSQL('"errors" || "warnings"', ()),
+                errors=[],
+            )
+            ImportJob.objects.filter(pk=job.pk).update(
+                valid_rows=F("valid_rows") + kept,
+                invalid_rows=F("invalid_rows") - kept,
+            )
         transaction.on_commit(lambda: _enqueue_execute(job.pk), robust=True)
     job.refresh_from_db()
     return job
+
+
+def _fallback_rows(job: ImportJob, keep: list[str]) -> Any:
+    """The rows refused only for invalid values of the fields in `keep`."""
+    return ImportRow.objects.filter(
+        job=job,
+        status=ImportRow.Status.INVALID,
+        data__has_key="fallback",
+        data__fallback__contained_by=keep,
+    )
 
 
 def import_job_cancel(*, by: Any, job: ImportJob) -> ImportJob:
@@ -1201,6 +1424,52 @@ def import_jobs_expire_overdue(*, now: datetime | None = None) -> dict[str, int]
     return {"imports_expired": expired, "import_files_removed": removed}
 
 
+FINISHED = (
+    ImportJob.Status.DONE,
+    ImportJob.Status.FAILED,
+    ImportJob.Status.CANCELLED,
+)
+
+
+def import_job_purge(*, job_id: int, now: datetime | None = None) -> bool:
+    """Delete a finished job's rows and file, keep the job (its counts are the import's
+    summary) marked purged_at. False if the job is running or already purged."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Against a rerun or a second purge at the same moment, the job row's lock.
+        job = (
+            ImportJob.objects.select_for_update(no_key=True)
+            .filter(pk=job_id, status__in=FINISHED, purged_at__isnull=True)
+            .first()
+        )
+        if job is None:
+            return False
+        ImportRow.objects.filter(job=job).delete()
+        _discard_file(job)
+        ImportJob.objects.filter(pk=job.pk).update(purged_at=now)
+    return True
+
+
+def import_jobs_purge_retained(
+    *, now: datetime | None = None, days: int | None = None
+) -> dict[str, int]:
+    """The retention purge (daily job and `manage.py import_purge`): every import that
+    finished more than `days` (KEHU_IMPORT_RETENTION_DAYS) ago loses its rows and
+    file; the job with its counts stays. Job by job, so a large purge holds no long
+    transaction; safe to run twice."""
+    now = now or timezone.now()
+    days = retention_days() if days is None else days
+    cutoff = now - timedelta(days=days)
+    due = ImportJob.objects.filter(status__in=FINISHED, purged_at__isnull=True).filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+    )
+    purged = sum(
+        import_job_purge(job_id=pk, now=now)
+        for pk in list(due.order_by("pk").values_list("pk", flat=True))
+    )
+    return {"imports_purged": purged}
+
+
 def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | None:
     """Import up to `limit` (default slice_rows()) waiting rows, then queue a task for
     the rest or finish the job.
@@ -1273,14 +1542,20 @@ def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
             .select_related("team")
             .in_bulk(owner_ids)
         )
+        _rematch_external(rows)
+        creating = [row for row in rows if not row.data.get("update_id")]
         try:
             with transaction.atomic():
-                _create_chunk(job, rows, by=by, owners=owners)
+                _create_chunk(job, creating, by=by, owners=owners)
         except IntegrityError:
             # A phone or ID number registered by a concurrent create after the check in
             # _create_chunk: row by row, so only the rows concerned are skipped.
-            for row in rows:
+            for row in creating:
                 _import_row(job, row, by=by, owners=owners)
+        for row in rows:
+            if row.data.get("update_id"):
+                _update_row(job, row, by=by)
+        _link_organizations(job, rows, by=by, owners=owners)
         return len(rows)
 
 
@@ -1325,6 +1600,7 @@ def _create_chunk(
         except ValidationError as error:
             _skip(row, error.messages, skipped)
             continue
+        _set_import_fields(new.customer, data)
         plans.append(_Planned(row, new))
     # Customers created since the preview, one query each; then, as customer_create
     # run row after row would, the earlier rows of this chunk.
@@ -1461,6 +1737,13 @@ def _import_row(job: ImportJob, row: ImportRow, *, by: Any, owners: dict) -> Non
             row.errors = error.messages
             counter = "skipped_rows"
         else:
+            _set_import_fields(customer, data)
+            with builder.history(by, import_job=job.pk):
+                Customer.objects.filter(pk=customer.pk).update(
+                    external_source=customer.external_source,
+                    external_id=customer.external_id,
+                    review_flags=customer.review_flags,
+                )
             row.status = ImportRow.Status.IMPORTED
             row.customer = customer
             counter = "imported_rows"
@@ -1468,6 +1751,226 @@ def _import_row(job: ImportJob, row: ImportRow, *, by: Any, owners: dict) -> Non
         ImportJob.objects.filter(pk=job.pk).update(
             **{counter: F(counter) + 1}, lease_until=timezone.now() + LEASE
         )
+
+
+def _set_import_fields(customer: Customer, data: dict[str, Any]) -> None:
+    """What an import stores beyond the form's fields: the external id and the values
+    it left out for review."""
+    if data.get("external_id"):
+        customer.external_source = data.get("external_source", "")
+        customer.external_id = data["external_id"]
+    if data.get("review"):
+        customer.review_flags = {**customer.review_flags, **data["review"]}
+
+
+def _rematch_external(rows: list[ImportRow]) -> None:
+    """A row to create whose external id a customer holds by now (an earlier chunk
+    created it as a person's organisation, or another import ran): it updates that
+    customer instead. One query per source system."""
+    wanted: dict[str, list[ImportRow]] = {}
+    for row in rows:
+        if row.data.get("external_id") and not row.data.get("update_id"):
+            wanted.setdefault(row.data.get("external_source", ""), []).append(row)
+    for source, waiting in wanted.items():
+        held = dict(
+            Customer.objects.filter(
+                external_source=source,
+                external_id__in={row.data["external_id"] for row in waiting},
+            ).values_list("external_id", "pk")
+        )
+        for row in waiting:
+            if row.data["external_id"] in held:
+                row.data["update_id"] = held[row.data["external_id"]]
+
+
+def _update_row(job: ImportJob, row: ImportRow, *, by: Any) -> None:
+    """A row whose external id an earlier import stored: the customer it created is
+    updated with the file's values (services.customer_update: the form's checks and
+    audit). The owner stays; the file's phones are added to the customer's."""
+    data = row.data
+    with transaction.atomic():
+        customer = (
+            Customer.objects.visible_to(by).filter(pk=data["update_id"]).first()
+            if by.has_perm("customers.change_customer")
+            else None
+        )
+        if customer is None:
+            _finish_row(
+                job, row, errors=[_("无权修改外部编号对应的现有客户，该行未导入。")]
+            )
+            return
+        numbers = list(data.get("phones", []))
+        if numbers:
+            held = list(
+                customer.phones.order_by("-is_primary", "pk").values_list(
+                    "number", flat=True
+                )
+            )
+            numbers = [*held, *(n for n in numbers if n not in held)]
+        cipher = data.get("id_cipher")
+        try:
+            with transaction.atomic(), pghistory.context(import_job=job.pk):
+                customer = services.customer_update(
+                    by=by,
+                    customer=customer,
+                    version=customer.version,
+                    data={
+                        k: v
+                        for k, v in data.get("fields", {}).items()
+                        if k in services.EDITABLE_FIELDS
+                    },
+                    phone_numbers=numbers or None,
+                    id_number=identity.decrypt(cipher) if cipher else None,
+                )
+                if data.get("review"):
+                    _set_import_fields(customer, {"review": data["review"]})
+                    with builder.history(by, import_job=job.pk):
+                        Customer.objects.filter(pk=customer.pk).update(
+                            review_flags=customer.review_flags
+                        )
+        except (ValidationError, services.EditConflict) as error:
+            messages = getattr(error, "messages", None) or [
+                _("该客户正被他人修改，请稍后重新导入。")
+            ]
+            _finish_row(job, row, errors=messages)
+            return
+        _finish_row(
+            job,
+            row,
+            customer=customer,
+            note=_("已更新现有客户（外部编号 %(id)s）。") % {"id": data["external_id"]},
+        )
+
+
+def _finish_row(
+    job: ImportJob,
+    row: ImportRow,
+    *,
+    customer: Customer | None = None,
+    errors: list[str] | None = None,
+    note: str = "",
+) -> None:
+    """Mark one row imported (with `customer`) or skipped (with `errors`), and count it."""
+    if customer is not None:
+        row.status, row.customer = ImportRow.Status.IMPORTED, customer
+        counter = "imported_rows"
+    else:
+        row.status, row.errors = ImportRow.Status.SKIPPED, errors or []
+        counter = "skipped_rows"
+    if note:
+        row.warnings = [*row.warnings, note]
+    row.save(update_fields=["status", "errors", "warnings", "customer"])
+    ImportJob.objects.filter(pk=job.pk).update(
+        **{counter: F(counter) + 1}, lease_until=timezone.now() + LEASE
+    )
+
+
+def _link_organizations(
+    job: ImportJob, rows: list[ImportRow], *, by: Any, owners: dict
+) -> None:
+    """Link the chunk's imported persons to their organisation (所属机构): the one with
+    the row's organisation external id (same source system), else the oldest one of
+    that name the importer may see, else a new organisation of that name (owned as
+    the person is), created as any imported customer is. One query per lookup kind,
+    one INSERT for the new ones, one UPDATE for the links (audited by the triggers)."""
+    waiting = {row.pk: row for row in rows if row.data.get("organization_ref")}
+    if not waiting:
+        return
+    # As stored: the row-by-row paths saved their own copies of the rows.
+    refs = []
+    for pk, customer_id, warnings in ImportRow.objects.filter(
+        pk__in=waiting, status=ImportRow.Status.IMPORTED, customer__isnull=False
+    ).values_list("pk", "customer_id", "warnings"):
+        row = waiting[pk]
+        row.customer_id, row.warnings = customer_id, warnings
+        refs.append((row, row.data["organization_ref"]))
+    if not refs:
+        return
+    by_external: dict[tuple[str, str], int] = {}
+    sources: dict[str, set[str]] = {}
+    for _row, ref in refs:
+        if ref["external_id"]:
+            sources.setdefault(ref["source"], set()).add(ref["external_id"])
+    organizations = Customer.objects.filter(
+        is_organization=True, merged_into__isnull=True
+    )
+    for source, ids in sources.items():
+        for external_id, pk in organizations.filter(
+            external_source=source, external_id__in=ids
+        ).values_list("external_id", "pk"):
+            by_external[(source, external_id)] = pk
+    by_name: dict[str, int] = {}
+    for name, pk in (
+        organizations.visible_to(by)
+        .filter(name__in={ref["name"] for _row, ref in refs if ref["name"]})
+        .order_by("pk")
+        .values_list("name", "pk")
+    ):
+        by_name.setdefault(name, pk)
+    now = timezone.now()
+    created: dict[tuple[str, str], builder.NewCustomer] = {}
+    links: list[tuple[ImportRow, tuple[str, str] | int]] = []
+    noted: list[ImportRow] = []
+    for row, ref in refs:
+        key = (ref["source"], ref["external_id"])
+        pk = by_external.get(key) if ref["external_id"] else None
+        if pk is None and ref["name"]:
+            pk = by_name.get(ref["name"])
+        if pk is not None:
+            links.append((row, pk))
+            continue
+        if not ref["name"]:
+            row.warnings = [
+                *row.warnings,
+                _("没有外部编号为 %(id)s 的机构，未关联所属机构。")
+                % {"id": ref["external_id"]},
+            ]
+            noted.append(row)
+            continue
+        new_key = key if ref["external_id"] else ("", "name:" + ref["name"])
+        if new_key not in created:
+            owner_id = row.data.get("owner_id")
+            new = builder.build(
+                data={
+                    "name": ref["name"],
+                    "is_organization": True,
+                    "kind": Customer.Kind.ENTERPRISE,
+                },
+                owner=None if owner_id is None else owners.get(owner_id, by),
+                now=now,
+            )
+            if ref["external_id"]:
+                new.customer.external_source = ref["source"]
+                new.customer.external_id = ref["external_id"]
+            created[new_key] = new
+            row.warnings = [
+                *row.warnings,
+                _("已新建所属机构“%(name)s”。") % {"name": ref["name"]},
+            ]
+            noted.append(row)
+        links.append((row, new_key))
+    if created:
+        builder.save_many(list(created.values()), by=by, import_job=job.pk)
+    pairs = [
+        (
+            row.customer_id,
+            target if isinstance(target, int) else created[target].customer.pk,
+        )
+        for row, target in links
+    ]
+    pairs = [(person, org) for person, org in pairs if person != org]
+    if pairs:
+        table = connection.ops.quote_name(Customer._meta.db_table)
+        with builder.history(by, import_job=job.pk), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS c SET organization_id = v.org,"  # noqa: S608  # nosec B608 # the table name is ours
+                " version = c.version + 1, updated_at = now()"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, org)"
+                " WHERE c.id = v.id",
+                [[p for p, _o in pairs], [o for _p, o in pairs]],
+            )
+    if noted:
+        ImportRow.objects.bulk_update(noted, ["warnings"])
 
 
 def import_job_kick(*, job: ImportJob) -> bool:
@@ -1516,6 +2019,7 @@ def import_job_page(*, job: ImportJob) -> dict[str, Any]:
         "expires_at": expires_at(job),
         "is_expired": job.status == ImportJob.Status.CANCELLED and job.error == EXPIRED,
         "unconfirmed_hours": unconfirmed_hours(),
+        "retention_days": retention_days(),
     }
     if job.status == ImportJob.Status.READY:
         context["problem_rows"] = list(
@@ -1528,6 +2032,8 @@ def import_job_page(*, job: ImportJob) -> dict[str, Any]:
                 :PREVIEW_VALID
             ]
         )
+        if job.kind == CUSTOMERS:
+            context.update(_preview_counts(job))
     elif job.status == ImportJob.Status.DONE:
         context["skipped_rows"] = list(
             job.rows.filter(
@@ -1536,6 +2042,33 @@ def import_job_page(*, job: ImportJob) -> dict[str, Any]:
         )
     context["preview_limit"] = PREVIEW_ERRORS
     return context
+
+
+def _preview_counts(job: ImportJob) -> dict[str, Any]:
+    """For the preview: per fallback field, the rows refused only for invalid values
+    that keeping would import; and the rows that update an existing customer. Two
+    queries whatever the file size."""
+    counts = job.rows.filter(
+        status=ImportRow.Status.INVALID, data__has_key="fallback"
+    ).aggregate(
+        total=Count("pk"),
+        **{
+            name: Count("pk", filter=Q(data__fallback__contains=[name]))
+            for name in FALLBACK_FIELDS
+        },
+    )
+    labels = {"phone": _("电话"), "email": _("邮箱"), "id_number": _("身份证号")}
+    return {
+        "fallback_total": counts["total"],
+        "fallback_counts": [
+            (name, labels[name], counts[name])
+            for name in FALLBACK_FIELDS
+            if counts[name]
+        ],
+        "update_rows": job.rows.filter(
+            status=ImportRow.Status.VALID, data__has_key="update_id"
+        ).count(),
+    }
 
 
 def import_report_rows(*, job: ImportJob) -> Iterator[list[str]]:

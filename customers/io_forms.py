@@ -26,6 +26,9 @@ class ImportUploadForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
+        self.fields["file"].help_text = _(
+            "CSV（UTF-8 或 GBK 编码）或 Excel .xlsx，不超过 %(mb)d MB。"
+        ) % {"mb": imports.max_upload_bytes() // (1024 * 1024)}
         if kind != imports.CUSTOMERS:
             self.fields["file"].label = _("数据文件")
         self.inspection: imports.Inspection | None = None

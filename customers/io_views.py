@@ -81,6 +81,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         "form": form,
         "columns": imports.TEMPLATE_HEADERS,
         "max_rows": imports.max_rows(),
+        "max_mb": imports.max_upload_bytes() // (1024 * 1024),
         "recent_jobs": ImportJob.objects.filter(
             created_by=request.user, kind=imports.CUSTOMERS
         ).order_by("-created_at")[:RECENT_JOBS],
@@ -122,7 +123,14 @@ def import_job_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def import_job_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     try:
-        imports.import_job_confirm(by=request.user, job=job)
+        imports.import_job_confirm(
+            by=request.user,
+            job=job,
+            fallbacks={
+                name: request.POST.get(f"fallback_{name}", imports.REFUSE)
+                for name in imports.FALLBACK_FIELDS
+            },
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:

@@ -182,6 +182,16 @@ class Customer(models.Model):
         output_field=ArrayField(models.TextField()),
         db_persist=True,
     )
+    # Where an import found this customer: the other system's name and its id there.
+    # A second import of the same file matches on the pair and updates, not duplicates.
+    external_source = models.CharField(_("来源系统"), max_length=50, blank=True)
+    external_id = models.CharField(  # noqa: DJ001 - NULL: the unique index skips it
+        _("外部编号"), max_length=100, null=True, blank=True
+    )
+    # Values an import left out because they were invalid, to be checked by a person:
+    # {"phone": "<as in the file>", "email": "...", "id_number": ""} (an invalid ID
+    # number is not kept). Empty: nothing to review. Cleared by customer_review_clear.
+    review_flags = models.JSONField(_("待核查"), default=dict, blank=True)
     # Incremented on every save through services; a stale form is refused (no lost edits).
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
@@ -245,6 +255,12 @@ class Customer(models.Model):
                 name="customer_pool_region",
                 condition=models.Q(owner__isnull=True),
             ),
+            # 待核查: the customers an import flagged, newest first.
+            models.Index(
+                fields=["-updated_at", "-id"],
+                name="customer_needs_review",
+                condition=~models.Q(review_flags={}),
+            ),
             GinIndex(fields=["tags"], name="customer_tags"),
             GinIndex(fields=["name_grams"], name="customer_name_grams"),
             models.Index(
@@ -261,6 +277,11 @@ class Customer(models.Model):
                 fields=["id_number_index"],
                 name="customer_unique_id_number",
                 condition=models.Q(id_number_index__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["external_source", "external_id"],
+                name="customer_unique_external_id",
+                condition=models.Q(external_id__isnull=False),
             ),
         ]
 
@@ -628,6 +649,12 @@ class ImportJob(models.Model):
     # Recognised column -> field, and the headers that were ignored.
     columns = models.JSONField(default=dict, blank=True)
     error = models.CharField(max_length=300, blank=True)
+    # Chosen in the preview, per field (phone, email, id_number): "keep" imports a row
+    # whose only problem is that field's invalid value, without it and flagged for
+    # review; absent or "refuse": the row is refused.
+    fallbacks = models.JSONField(default=dict, blank=True)
+    # When the retention purge deleted the rows and file (the summary counts stay).
+    purged_at = models.DateTimeField(null=True, blank=True)
     # A running task holds the job until lease_until; an expired lease may be taken over.
     lease_until = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -58,6 +58,9 @@ def customer_list(
             )
         elif field == "pool":
             customers = customers.filter(owner__isnull=True, is_verified=True)
+        elif field == "needs_review":
+            # Kept by an import without an invalid value (index customer_needs_review).
+            customers = customers.exclude(review_flags={})
         elif field == "unverified":
             # The desk's contacts waiting for verification (index customer_unverified).
             customers = customers.filter(is_verified=False)
@@ -245,10 +248,10 @@ def _masked_diff(diff: dict) -> dict:
     for field in ("phone", "number"):
         if field in masked:
             masked[field] = [masking.mask_phone(v or "") for v in masked[field]]
-    if "address" in masked:
-        masked["address"] = [
-            gettext("（已隐藏）") if v else v for v in masked["address"]
-        ]
+    for field in ("address", "review_flags"):
+        # review_flags may hold the invalid phone an import left out.
+        if field in masked:
+            masked[field] = [gettext("（已隐藏）") if v else v for v in masked[field]]
     return masked
 
 

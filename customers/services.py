@@ -424,6 +424,20 @@ def customer_update(
 
 
 @retry_transient
+def customer_review_clear(*, by: Any, customer: Customer) -> Customer:
+    """The values an import left out (Customer.review_flags) have been checked: the
+    flag goes (audited: the update event keeps what it said)."""
+    if not by.has_perm("customers.change_customer"):
+        raise PermissionDenied
+    with transaction.atomic(), audited(by):
+        Customer.objects.filter(pk=customer.pk).exclude(review_flags={}).update(
+            review_flags={}, version=F("version") + 1, updated_at=timezone.now()
+        )
+    customer.refresh_from_db()
+    return customer
+
+
+@retry_transient
 def profile_update(
     *, by: Any, customer: Customer, data: dict[str, Any], version: int | None = None
 ) -> CustomerProfile:

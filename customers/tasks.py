@@ -17,6 +17,8 @@ def customers_daily_task() -> dict[str, int]:
     result["dormant_followups"] = dormant
     # Uploads past their time that their scheduled action missed, and stray files.
     result.update(imports.import_jobs_expire_overdue())
+    # Finished imports past KEHU_IMPORT_RETENTION_DAYS: rows and files go, summary stays.
+    result.update(imports.import_jobs_purge_retained())
     return result
 
 

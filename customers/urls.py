@@ -31,6 +31,9 @@ urlpatterns = [
     path("<int:pk>/claim/", views.pool_claim, name="pool_claim"),
     path("<int:pk>/release/", views.pool_release, name="pool_release"),
     path("<int:pk>/verify/", views.customer_verify, name="customer_verify"),
+    path(
+        "<int:pk>/reviewed/", views.customer_review_clear, name="customer_review_clear"
+    ),
     path("followups/<int:pk>/done/", views.followup_complete, name="followup_complete"),
 ]
 

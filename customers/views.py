@@ -592,6 +592,16 @@ def customer_verify(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @access.role_required(*EDITOR_ROLES)
+def customer_review_clear(request: HttpRequest, pk: int) -> HttpResponse:
+    """待核查 done: someone checked the values an import left out."""
+    customer = _visible_customer(request, pk)
+    services.customer_review_clear(by=request.user, customer=customer)
+    messages.success(request, _("已标记为核查完毕。"))
+    return redirect(customer)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*EDITOR_ROLES)
 def pool_release(request: HttpRequest, pk: int) -> HttpResponse:
     customer = _visible_customer(request, pk)
     form = ReleaseForm(request.POST)

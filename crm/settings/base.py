@@ -399,6 +399,13 @@ KEHU_IMPORT_PAUSE_RATIO = env.float("KEHU_IMPORT_PAUSE_RATIO", default=1.0)
 # An upload neither imported nor cancelled this many hours after it was stored is purged:
 # its rows and, if still there, its file (customers/imports.py, a scheduled action).
 KEHU_IMPORT_UNCONFIRMED_HOURS = env.int("KEHU_IMPORT_UNCONFIRMED_HOURS", default=24)
+# The data rows one import file may hold (no fixed cap: files are read row by row) and
+# its size in bytes (customers/imports.py).
+KEHU_IMPORT_MAX_ROWS = env.int("KEHU_IMPORT_MAX_ROWS", default=50_000)
+KEHU_IMPORT_MAX_BYTES = env.int("KEHU_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+# A finished import's rows (names, phones, reasons) and file are purged this many days
+# after it finished; its summary stays (the daily customers job, `import_purge`).
+KEHU_IMPORT_RETENTION_DAYS = env.int("KEHU_IMPORT_RETENTION_DAYS", default=30)
 # Personal data controls (customers/exports.py, customers/services.py): an export of
 # more rows than this needs a second person's approval; exports per user per day; ID
 # number reveals per user per hour; how long an approved export may be downloaded.

@@ -345,6 +345,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         "form": form,
         "columns": deal_imports.TEMPLATE_HEADERS,
         "max_rows": imports.max_rows(),
+        "max_mb": imports.max_upload_bytes() // (1024 * 1024),
         "recent_jobs": ImportJob.objects.filter(
             created_by=request.user, kind=deal_imports.KIND
         ).order_by("-created_at")[:10],
