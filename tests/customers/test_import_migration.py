@@ -113,6 +113,7 @@ def test_invalid_phones_are_left_out_and_flagged_when_the_preview_keeps_the_rows
     listed = as_manager.get(LIST_URL, {"needs_review": "on"})
     assertContains(listed, "假区号公司")
     assertNotContains(listed, "好客户")
+    assertContains(listed, 'data-testid="needs-review"')
 
     # Checked: the flag goes, on record.
     as_manager.post(reverse("customers:customer_review_clear", args=[kept.pk]))
