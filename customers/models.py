@@ -542,6 +542,8 @@ class FollowUp(models.Model):
                 condition=models.Q(status="open"),
             ),
             models.Index(fields=["customer", "-due_at"], name="followup_customer"),
+            # Follow-ups on time per person over a period, done ones included (个人指标).
+            models.Index(fields=["assignee", "due_at"], name="followup_assignee_due"),
         ]
         # 0001-01-01 was stored as 0001-12-31 BC, which psycopg cannot read back:
         # every page showing it answered 500 (issue 11, finding 1).

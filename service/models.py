@@ -383,6 +383,10 @@ class Ticket(models.Model):
                 name="ticket_open_due",
                 condition=~models.Q(status__in=["resolved", "closed"]),
             ),
+            # SLA compliance per agent over a period, resolved tickets included (个人指标).
+            models.Index(
+                fields=["assignee", "resolution_due_at"], name="ticket_assignee_all_due"
+            ),
             models.Index(fields=["customer", "-created_at"], name="ticket_customer"),
             # "Complaints in the last N days" (segments, dashboards) per customer,
             # answered from the index alone.

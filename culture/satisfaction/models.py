@@ -166,6 +166,12 @@ class Survey(models.Model):
                 condition=Q(answered_at__isnull=False),
             ),
             models.Index(fields=["staff", "-created_at"], name="survey_staff"),
+            # A person's CSAT over a period (个人指标).
+            models.Index(
+                fields=["staff", "answered_at"],
+                name="survey_staff_answered",
+                condition=Q(answered_at__isnull=False),
+            ),
             models.Index(fields=["team", "-created_at"], name="survey_team"),
         ]
         constraints = [
@@ -305,6 +311,10 @@ class RecoveryTask(models.Model):
                 condition=Q(status="open"),
             ),
             models.Index(fields=["customer", "-created_at"], name="recovery_customer"),
+            # Recoveries within 24 h per person and team over a period, closed ones
+            # included (个人指标).
+            models.Index(fields=["assignee", "due_at"], name="recovery_assignee_due"),
+            models.Index(fields=["team", "due_at"], name="recovery_team_due"),
         ]
         constraints = [
             models.CheckConstraint(
