@@ -57,6 +57,9 @@ class Panel:
     # of the role. One role can hold people of different work: a service-role engineer
     # in 工程部 gets the department's work orders instead of the desk's queue.
     show: Callable[..., bool] | None = None
+    # Whether `context` also takes `params=` (the page's query string, e.g. a period the
+    # panel lets the user choose: `?days=7`); read it through crm/core/bounds.Params.
+    takes_params: bool = False
 
 
 _panels: dict[str, list[Panel]] = {}
@@ -74,13 +77,20 @@ def panels_for(role: str) -> list[Panel]:
     return list(_panels.get(role, []))
 
 
-def page(*, role: str, user: Any) -> dict[str, Any] | None:
-    """The title, the actions and each panel with its data; None for a user without a role."""
+def page(*, role: str, user: Any, params: Any = None) -> dict[str, Any] | None:
+    """The title, the actions and each panel with its data; None for a user without a role.
+    `params` (the request's GET) goes to the panels that take it."""
     if role not in TITLES:
         return None
     panels = [p for p in panels_for(role) if p.show is None or p.show(user=user)]
     return {
         "title": TITLES[role],
         "actions": [action for panel in panels for action in panel.actions],
-        "panels": [(panel, panel.context(user=user)) for panel in panels],
+        "panels": [(panel, _data(panel, user, params)) for panel in panels],
     }
+
+
+def _data(panel: Panel, user: Any, params: Any) -> dict[str, Any]:
+    if panel.takes_params:
+        return panel.context(user=user, params=params if params is not None else {})
+    return panel.context(user=user)

@@ -19,7 +19,9 @@ from crm.core.forms import AuditFilterForm
 @require_http_methods(["GET"])
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    page = home_pages.page(role=request.user.role, user=request.user)
+    page = home_pages.page(
+        role=request.user.role, user=request.user, params=request.GET
+    )
     if page is None:
         return render(request, "core/home_norole.html", status=403)
     return render(request, "core/home.html", page)
