@@ -51,6 +51,8 @@ urlpatterns = [
     path("scorecard/", include("culture.scorecard.urls")),
     # 服务补救: the recovery tasks that follow unhappy survey answers.
     path("recovery/", include("culture.satisfaction.recovery_urls")),
+    # One's own figures behind the home page's 个人指标 panel.
+    path("scorecard/me/", include("culture.scorecard.personal_urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.

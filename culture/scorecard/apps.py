@@ -11,9 +11,9 @@ class ScorecardConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.accounts.roles import Role
-        from crm.core import crud, navigation
+        from crm.core import crud, home, navigation
         from crm.scheduler import registry
-        from culture.scorecard import rollups
+        from culture.scorecard import personal_panels, rollups
 
         registry.register(rollups.REFRESH_KIND, rollups.refresh_handler)
         navigation.register(
@@ -30,3 +30,6 @@ class ScorecardConfig(AppConfig):
                 order=62,
             )
         )
+        # 个人指标 on the salesperson's and the desk agent's home page.
+        for role, panel in personal_panels.PANELS:
+            home.register(role, panel)

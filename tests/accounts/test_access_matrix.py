@@ -292,6 +292,9 @@ MATRIX = [
     ("dashboards:export", "GET", None, *DASHBOARD),
     ("scorecard:scorecard", "GET", None, *SCORECARD),
     ("scorecard:cases", "GET", None, *SCORECARD),
+    # The records behind one's own figures (个人指标): any role, only one's own records.
+    ("scorecard_personal:detail", "GET", "args:followups", *ANY_ROLE),
+    ("scorecard_personal:detail", "GET", "args:csat", *ANY_ROLE),
     ("value:overview", "GET", None, *VALUE),
     ("value:core_list", "GET", None, *VALUE),
     ("value:changes_list", "GET", "args:entered", *VALUE),
