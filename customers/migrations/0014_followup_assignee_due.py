@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0012_segment_indexes'),
+        ('customers', '0013_import_migration'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
