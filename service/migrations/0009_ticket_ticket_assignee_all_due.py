@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_user_session'),
-        ('customers', '0013_followup_followup_assignee_due'),
+        ('customers', '0014_followup_assignee_due'),
         ('service', '0008_segment_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_user_session'),
-        ('customers', '0013_followup_followup_assignee_due'),
+        ('customers', '0014_followup_assignee_due'),
         ('handover', '0007_slots_unique_per_batch'),
         ('satisfaction', '0001_initial'),
         ('service', '0008_segment_indexes'),
