@@ -331,6 +331,38 @@ def segment_dashboard_pages(fx: Fixtures) -> list[str]:
     return [base, f"{base}?days=30", f"{base}?days=180", f"{base}members/"]
 
 
+def scorecard_rebuild(fx: Fixtures) -> dict[str, Any]:
+    """`manage.py scorecard_rebuild`'s work, timed in the runner."""
+    from culture.scorecard import rollups
+
+    return {"days": rollups.rebuild()["days"]}
+
+
+def scorecard_pages(fx: Fixtures) -> list[str]:
+    """The scorecard under each period, a team, a region, a custom three-year range
+    and the unhappy answers behind the satisfaction figure; the rollups are built first
+    if `culture.scorecard_rebuild` did not run (not timed), and the value rollups for
+    the Pareto share."""
+    from crm.accounts.models import Team
+    from culture.scorecard import rollups
+    from culture.scorecard.models import ScorecardState
+
+    if not ScorecardState.objects.filter(
+        name=rollups.DAILY, last_rebuilt_at__isnull=False
+    ).exists():
+        rollups.rebuild()
+    _value_rollups_built()
+    team = Team.objects.filter(name__startswith="客服").order_by("pk").first()
+    paths = ["/scorecard/"]
+    paths += [f"/scorecard/?period={p}" for p in ("week", "month", "year")]
+    if team:
+        paths.append(f"/scorecard/?period=year&team={team.pk}")
+    paths.append("/scorecard/?period=year&" + urlencode({"region": "华东"}))
+    paths.append("/scorecard/?period=custom&start=2024-01-01&end=2026-12-31")
+    paths.append("/scorecard/cases/?period=year&figure=unsatisfied")
+    return paths
+
+
 # --- the table ------------------------------------------------------------------------
 
 
@@ -525,11 +557,32 @@ SCENARIOS: list[Scenario] = [
         requests=handover_burst.owner_pages,
         needs=(built("handover_links"), handover_burst.missing),
     ),
+    # Before the scorecard page: it reads the rollups this builds.
+    Scenario(
+        "culture.scorecard_rebuild",
+        Goal(
+            "< 10 min: the scorecard's full rollup rebuild (TRUNCATE + one INSERT … "
+            "SELECT over surveys, recoveries, tickets, work orders, contacts; today's "
+            "snapshot of every customer), in the runner process, wall time",
+            "p50_ms",
+            600_000,
+        ),
+        role="admin",
+        action=scorecard_rebuild,
+        repeat=1,
+        needs=(built("tickets"), built("surveys")),
+    ),
     Scenario(
         "culture.scorecard",
-        Goal("p95 < 100 ms (page default; culture issue not filed yet)", "p95_ms", 100),
+        Goal(
+            "p95 < 200 ms (the culture scorecard as a manager: each period, a team, a "
+            "region, a three-year range, a drill-down; 1,000,000 surveys)",
+            "p95_ms",
+            200,
+        ),
         role="manager",
-        missing="culture not built",
+        requests=scorecard_pages,
+        needs=(built("tickets"), built("surveys"), built("recoveries")),
     ),
     Scenario(
         "culture.segment_dashboard",
