@@ -64,7 +64,8 @@ class ScorecardState(models.Model):
 # The scorecard's dimensions: a rollup row is one (local) day of one team, one region
 # (大区, from the customer's province; "" when unknown), one segment (0: every customer;
 # otherwise a copy of the row's facts for the members of that segment) and one
-# back-office department (0 but for work orders).
+# back-office department (0 but for work orders). The daily table also keeps, per day,
+# segment and department, the total of every team and region: region "*", team NULL.
 class ScorecardDaily(models.Model):
     """What happened on one day: survey answers, recoveries, tickets' SLA outcomes,
     resolutions, work orders and key-account contacts (docs/scorecard.md)."""
@@ -112,8 +113,14 @@ class ScorecardDaily(models.Model):
             ),
         ]
         indexes = [
-            # The page: one segment (0 = all), a period of days, summed.
-            models.Index(fields=["segment_id", "day"], name="scorecarddaily_segment"),
+            # The page: one segment (0 = all), a period of days, summed: the total
+            # rows (region "*") or one region's, or one team's.
+            models.Index(
+                fields=["segment_id", "region", "day"], name="scorecarddaily_region"
+            ),
+            models.Index(
+                fields=["segment_id", "team", "day"], name="scorecarddaily_team"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ culture/value's precomputed tables.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -37,8 +38,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.accounts.models import Department, Team
-from crm.accounts.roles import Role
+from crm.accounts import access
+from crm.accounts.models import Department, Team, User
 from crm.core import bounds
 from culture.dashboards.selectors import (
     DEFAULT_PERIOD,
@@ -139,50 +140,82 @@ def filters_from(data: Any, *, teams: list[Team], segments: list[Segment]) -> Fi
 # --- reading the rollups ----------------------------------------------------------------
 
 
-def _rows_sql(
-    table: str, metrics: tuple[str, ...], filters: Filters
-) -> tuple[str, list]:
+def _where(filters: Filters, lo: dt.date) -> tuple[str, list[Any]]:
     where = ["segment_id = %s", "day BETWEEN %s AND %s"]
-    params: list[Any] = [filters.segment_id or 0]
-    lo = min(filters.previous[0], filters.end - dt.timedelta(weeks=TREND_WEEKS))
-    params += [lo, filters.end]
+    params: list[Any] = [filters.segment_id or 0, lo, filters.end]
     if filters.team_id:
         where.append("team_id = %s")
         params.append(filters.team_id)
     if filters.region:
         where.append("region = %s")
         params.append(filters.region)
+    return " AND ".join(where), params
+
+
+def _daily_where(filters: Filters, lo: dt.date) -> tuple[str, list[Any]]:
+    """As _where, on the daily table: its all-teams-and-regions rows when there is
+    neither filter, else the rows per team and region."""
+    where, params = _where(filters, lo)
+    if filters.team_id or filters.region:
+        return f"{where} AND region <> %s", [*params, rollups.ALL]
+    return f"{where} AND region = %s", [*params, rollups.ALL]
+
+
+def _daily_sums(
+    filters: Filters, weeks: list[tuple[dt.date, dt.date]]
+) -> tuple[dict, dict, dict[dt.date, dict]]:
+    """The daily table's sums for the period, the previous period and each trend
+    week, in one statement (one hash aggregate over the rows, GROUPING SETS)."""
+    prev_lo, prev_hi = filters.previous
+    where, params = _daily_where(filters, min(prev_lo, weeks[0][0]))
+    metrics = rollups.METRICS
     sums = ", ".join(f"sum({m})" for m in metrics)
     sql = (
-        f"SELECT day, {sums} FROM {table} WHERE {' AND '.join(where)} "  # noqa: S608  # nosec B608 # table and column names from the rollup module's constants, values bound
+        f"SELECT GROUPING(part), part, wk, {sums} FROM (SELECT "  # noqa: S608  # nosec B608 # table and column names from the rollup module's constants, values bound
+        "CASE WHEN day >= %s THEN 1 WHEN day BETWEEN %s AND %s THEN 2 ELSE 0 END "
+        "AS part, CASE WHEN day >= %s THEN date_trunc('week', day)::date END AS wk, "
+        f"{', '.join(metrics)} FROM scorecard_scorecarddaily WHERE {where}) AS x "
+        "GROUP BY GROUPING SETS ((part), (wk))"
+    )
+    head = [filters.start, prev_lo, prev_hi, weeks[0][0]]
+    current: dict = {}
+    previous: dict = {}
+    per_week: dict[dt.date, dict] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, head + params)
+        for grouping, part, week, *values in cursor:
+            row = {m: int(v or 0) for m, v in zip(metrics, values, strict=True)}
+            if grouping == 0:
+                if part == 1:
+                    current = row
+                elif part == 2:
+                    previous = row
+            elif week is not None:
+                per_week[week] = row
+    return current, previous, per_week
+
+
+def _snapshots(filters: Filters, lo: dt.date) -> list[tuple[dt.date, dict]]:
+    """The snapshot table's sums per snapshot day since `lo`, in day order."""
+    where, params = _where(filters, lo)
+    metrics = rollups.SNAPSHOT_METRICS
+    sums = ", ".join(f"sum({m})" for m in metrics)
+    sql = (
+        f"SELECT day, {sums} FROM scorecard_scorecardsnapshot WHERE {where} "  # noqa: S608  # nosec B608 # table and column names from the rollup module's constants, values bound
         "GROUP BY day ORDER BY day"
     )
-    return sql, params
-
-
-def _per_day(table: str, metrics: tuple[str, ...], filters: Filters) -> dict:
-    sql, params = _rows_sql(table, metrics, filters)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {row[0]: dict(zip(metrics, row[1:], strict=True)) for row in cursor}
+        return [
+            (row[0], {m: int(v or 0) for m, v in zip(metrics, row[1:], strict=True)})
+            for row in cursor
+        ]
 
 
-def _add(total: dict[str, int], row: dict[str, Any]) -> None:
-    for key, value in row.items():
-        total[key] = total.get(key, 0) + int(value or 0)
-
-
-def _sum_days(per_day: dict, lo: dt.date, hi: dt.date) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for day, row in per_day.items():
-        if lo <= day <= hi:
-            _add(total, row)
-    return total
-
-
-def _last_snapshot(per_day: dict, hi: dt.date, lo: dt.date | None = None) -> dict:
-    days = [d for d in per_day if d <= hi and (lo is None or d >= lo)]
-    return dict(per_day[max(days)]) if days else {}
+def _last_snapshot(snaps: list[tuple[dt.date, dict]], hi: dt.date) -> dict:
+    """The last snapshot taken on or before `hi` (empty if none)."""
+    at = bisect.bisect_right([day for day, _ in snaps], hi)
+    return dict(snaps[at - 1][1]) if at else {}
 
 
 def _weeks(end: dt.date) -> list[tuple[dt.date, dt.date]]:
@@ -301,20 +334,18 @@ def scorecard(*, user: Any, filters: Filters) -> dict[str, Any]:
     """The scorecard's sections for these filters (see the module's docstring)."""
     goal = targets()
     fresh = rollups.freshness()
-    daily = _per_day("scorecard_scorecarddaily", rollups.METRICS, filters)
-    snaps = _per_day("scorecard_scorecardsnapshot", rollups.SNAPSHOT_METRICS, filters)
+    week_bounds = _weeks(filters.end)
+    current, previous, per_week = _daily_sums(filters, week_bounds)
+    snaps = _snapshots(filters, min(filters.previous[0], week_bounds[0][0]))
     pareto, pareto_fresh = _pareto(user, filters)
-    prev_lo, prev_hi = filters.previous
-
-    def sums(lo: dt.date, hi: dt.date) -> dict[str, Any]:
-        total = _sum_days(daily, lo, hi)
-        total.update(_last_snapshot(snaps, hi))
-        return total
-
-    current = sums(filters.start, filters.end)
+    current.update(_last_snapshot(snaps, filters.end))
     current.update(pareto)
-    previous = sums(prev_lo, prev_hi)
-    weeks = [(lo, hi, sums(lo, hi)) for lo, hi in _weeks(filters.end)]
+    previous.update(_last_snapshot(snaps, filters.previous[1]))
+    weeks = []
+    for lo, hi in week_bounds:
+        week = dict(per_week.get(lo, {}))
+        week.update(_last_snapshot(snaps, hi))
+        weeks.append((lo, hi, week))
     sections = []
     for culture, members in catalogue.by_culture().items():
         results = []
@@ -388,6 +419,11 @@ def departments(filters: Filters) -> list[dict[str, Any]]:
         )
         .filter(**({"team_id": filters.team_id} if filters.team_id else {}))
         .filter(**({"region": filters.region} if filters.region else {}))
+        .filter(
+            ~Q(region=rollups.ALL)
+            if filters.team_id or filters.region
+            else Q(region=rollups.ALL)
+        )
         .values("department_id")
         .annotate(
             on_time=_sum("wo_on_time"),
@@ -466,8 +502,22 @@ def _customer_filters(filters: Filters, prefix: str) -> Q:
 
 
 def _visible(user: Any, prefix: str) -> Q:
-    if user.role == Role.ADMIN:
+    """Customers the user may open (Customer.objects.visible_to). A department's
+    manager: its teams and people as two small id subqueries on the row's own owner
+    and team columns, so the newest cases are read by id without first listing
+    every visible customer (at full size, half a million)."""
+    scope = access.visibility_scope(user)
+    if scope == "all":
         return Q()
+    if scope == "department" and user.team_id:
+        department = user.team.department_id
+        teams = Team.objects.filter(department_id=department).values("pk")
+        people = User.objects.filter(team__department_id=department).values("pk")
+        return (
+            Q(**{f"{prefix}owner_id": user.pk})
+            | Q(**{f"{prefix}team_id__in": teams})
+            | Q(**{f"{prefix}owner_id__in": people})
+        )
     return Q(**{f"{prefix}pk__in": Customer.objects.visible_to(user).values("pk")})
 
 
