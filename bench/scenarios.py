@@ -341,8 +341,9 @@ def scorecard_rebuild(fx: Fixtures) -> dict[str, Any]:
 def scorecard_pages(fx: Fixtures) -> list[str]:
     """The scorecard under each period, a team, a region, a custom three-year range
     and the unhappy answers behind the satisfaction figure; the rollups are built first
-    if `culture.scorecard_rebuild` did not run (not timed), and the value rollups for
-    the Pareto share."""
+    if `culture.scorecard_rebuild` did not run (not timed). The Pareto share reads
+    culture/value's precomputed ranking as it is (built by culture.pareto, which runs
+    later; three indexed reads either way)."""
     from crm.accounts.models import Team
     from culture.scorecard import rollups
     from culture.scorecard.models import ScorecardState
@@ -351,7 +352,6 @@ def scorecard_pages(fx: Fixtures) -> list[str]:
         name=rollups.DAILY, last_rebuilt_at__isnull=False
     ).exists():
         rollups.rebuild()
-    _value_rollups_built()
     team = Team.objects.filter(name__startswith="客服").order_by("pk").first()
     paths = ["/scorecard/"]
     paths += [f"/scorecard/?period={p}" for p in ("week", "month", "year")]
