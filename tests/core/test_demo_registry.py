@@ -40,6 +40,7 @@ def test_registry_holds_each_domain_app_in_installed_apps_order():
         "deals",
         "segments",
         "value",
+        "scorecard",
         "dashboards",
     ]
     installed = [app.label for app in apps.get_app_configs()]
@@ -69,7 +70,9 @@ def test_scale_datasets_come_in_dependency_order_and_each_compiles():
     assert names.index("handover_units") < names.index("deals")
     # Deals draw their customers and payments their deals.
     assert names.index("customers") < names.index("deals") < names.index("payments")
-    assert names[-1] == "payments"
+    # The scorecard's surveys, one per ticket, and the recoveries of the unhappy ones.
+    assert names.index("tickets") < names.index("surveys") < names.index("recoveries")
+    assert names[-3:] == ["payments", "surveys", "recoveries"]
     for dataset in datasets:
         plan = scale.build_sql(dataset)  # raises on a column nobody fills
         assert plan.sql or plan.missing, dataset.name
