@@ -57,6 +57,9 @@ urlpatterns = [
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.
     path("o/", include("service.handover.owner_urls")),
+    # A customer's personal satisfaction survey link: no login.
+    path("s/", include("culture.satisfaction.public_urls")),
+    path("satisfaction/", include("culture.satisfaction.urls")),
     path("notifications/", include("crm.notifications.urls")),
     path("value/", include("culture.value.urls")),
     path("segments/<int:pk>/dashboard/", include("culture.value.segment_urls")),

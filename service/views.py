@@ -24,7 +24,7 @@ from crm.core.pagination import paginate
 from customers import masking, search
 from customers import selectors as customer_selectors
 from customers.models import Customer, CustomerProfile
-from service import selectors, services
+from service import panels, selectors, services
 from service.forms import (
     AssetForm,
     AssignForm,
@@ -368,6 +368,7 @@ def _render_ticket(
         assignees=list(selectors.assignee_choices(ticket=ticket)) if can_change else [],
         canned_replies=list(selectors.canned_replies()) if can_change else [],
         reply_channels=_reply_channels(user, ticket) if can_change else [],
+        ticket_panels=panels.rendered(user=user, ticket=ticket),
     )
     return render(request, "service/ticket_detail.html", context, status=status)
 

@@ -351,6 +351,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "culture.segments.tasks.segments_daily_task",
         "schedule": crontab(hour=5, minute=30),
     },
+    # Sent surveys whose link no longer opens become 已过期 (culture/satisfaction).
+    "surveys-expire": {
+        "task": "culture.satisfaction.tasks.surveys_expire_task",
+        "schedule": crontab(minute=41),
+    },
     # Customer value (culture/value): schedules the revenue rollup's refresh and the
     # daily RFM and tier job as scheduled actions.
     "value-tick": {
@@ -393,6 +398,13 @@ KEHU_FOLLOW_PER_TICKET_HOUR = env.int("KEHU_FOLLOW_PER_TICKET_HOUR", default=10)
 # The team (by name) whose queue a ticket without a routed category lands in when its
 # creator is not on a desk team, e.g. from the public form (service/routing.py).
 KEHU_TICKET_DEFAULT_TEAM = env("KEHU_TICKET_DEFAULT_TEAM", default="")
+# Satisfaction surveys (culture/satisfaction, docs/satisfaction.md): the personal link
+# opens this many days; the message leaves this many minutes after the case ends; the
+# one reminder this many hours after it; answers per client address an hour.
+KEHU_SURVEY_LINK_DAYS = env.int("KEHU_SURVEY_LINK_DAYS", default=7)
+KEHU_SURVEY_DELAY_MINUTES = env.int("KEHU_SURVEY_DELAY_MINUTES", default=0)
+KEHU_SURVEY_REMINDER_HOURS = env.int("KEHU_SURVEY_REMINDER_HOURS", default=48)
+KEHU_SURVEY_PER_IP_HOUR = env.int("KEHU_SURVEY_PER_IP_HOUR", default=60)
 # After each import batch or chunk, pause this many seconds per second of CPU it took,
 # so an import leaves the cores to the web workers (customers/imports.py); 0: flat out.
 KEHU_IMPORT_PAUSE_RATIO = env.float("KEHU_IMPORT_PAUSE_RATIO", default=1.0)

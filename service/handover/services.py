@@ -36,7 +36,7 @@ from crm.channels import services as channels
 from crm.core.db import audited, retry_transient
 from crm.scheduler import services as scheduler
 from customers.models import ContactLog, Customer
-from service.handover import links
+from service.handover import events, links
 from service.handover.models import (
     Appointment,
     Batch,
@@ -849,8 +849,18 @@ def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
             _require_check_in_allowed(current, timezone.localdate(now))
             raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
         scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
+        checked_in = current.pk
+        transaction.on_commit(lambda: _finished(checked_in))
     appointment.refresh_from_db()
     return appointment
+
+
+def _finished(appointment_id: int) -> None:
+    """The check-in is the handover's last step until issue 17's outcomes (accepted,
+    refused) call `events.handover_finished` themselves."""
+    finished = Appointment.objects.filter(pk=appointment_id).first()
+    if finished is not None:
+        events.handover_finished(finished)
 
 
 REMINDER_PURPOSE = "handover.reminder"

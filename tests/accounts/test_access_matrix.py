@@ -453,6 +453,18 @@ MATRIX = [
     ("owner_cancel", "GET", "args:not-a-token",     404,   404,   404,   404,   404,   404,   404,   404,   404),
     ("owner_cancel", "POST", "args:not-a-token",    404,   404,   404,   404,   404,   404,   404,   404,   404),
     ("owner_qr", "GET", "args:not-a-token",         404,   404,   404,   404,   404,   404,   404,   404,   404),
+    # A customer's survey link (no login): a token that names no open survey is a 404
+    # for everyone (tests/satisfaction/test_surveys.py covers the live, expired and
+    # answered ones).
+    ("survey_answer", "GET", "args:not-a-token",    404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("survey_answer", "POST", "args:not-a-token",   404,   404,   404,   404,   404,   404,   404,   404,   404),
+    # Surveys and campaigns to a segment (issue 16): managers and admins.
+    ("satisfaction:survey_list", "GET", None,       *MANAGERS),
+    ("satisfaction:campaign_list", "GET", None,     *MANAGERS),
+    ("satisfaction:campaign_create", "GET", None,   *MANAGERS),
+    ("satisfaction:campaign_create", "POST", None,  L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("satisfaction:campaign_detail", "GET", "missing", *MANAGERS_MISSING),
+    ("satisfaction:campaign_progress", "GET", "missing", *MANAGERS_MISSING),
     ("handover:appointment_book", "GET", "event",   *ANY_ROLE),
     ("handover:appointment_book", "GET", "own_team",   *SEES_A),
     ("handover:appointment_book", "GET", "other_dept", *SEES_FAR),

@@ -94,6 +94,7 @@ def test_the_navbar_is_in_the_registered_order():
         "segments:segment_list",
         "value:overview",
         "scorecard:scorecard",
+        "satisfaction:survey_list",
         "settings:index",
         "admin:index",
     ]
