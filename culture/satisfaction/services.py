@@ -35,7 +35,7 @@ from crm.accounts.roles import Role
 from crm.channels import services as channels
 from crm.core.db import audited
 from crm.scheduler import services as scheduler
-from culture.satisfaction import links
+from culture.satisfaction import links, recovery
 from culture.satisfaction.models import (
     CSAT_MAX,
     NPS_MAX,
@@ -320,17 +320,10 @@ def survey_answer(*, survey: Survey, score: int, comment: str = "") -> Survey:
 
             Ticket.objects.filter(pk=current.ticket_id).update(satisfaction=score)
         if current.is_unhappy:
-            _open_recovery(current)
+            # The closed loop: one recovery task for the team lead, in this
+            # transaction (the answer and its task exist together).
+            recovery.recovery_open_for(current, now=now)
     return current
-
-
-def _open_recovery(survey: Survey) -> None:
-    try:
-        from culture.satisfaction import recovery
-    except ImportError:  # pragma: no cover - until the closed loop lands (h2)
-        logger.warning("no recovery module: survey %s not followed up", survey.pk)
-        return
-    recovery.recovery_open_for(survey)
 
 
 # --- campaigns --------------------------------------------------------------------------

@@ -281,9 +281,35 @@ def test_the_answer_shows_on_the_customers_timeline(client, survey, login, admin
     assert "2 / 5" in surveys[0].title and surveys[0].body == "等了三天"
 
 
-def test_the_ticket_page_shows_the_survey_and_its_answer(client, survey, login, admin_user):
+def test_the_ticket_page_shows_the_survey_and_its_answer(
+    client, survey, login, admin_user
+):
     client.post(_path(survey), {"score": "2", "comment": "等了三天"})
     page = login(admin_user).get(survey.ticket.get_absolute_url())
     html = page.content.decode()
     assert 'data-testid="survey-panel"' in html
     assert 'data-testid="survey-score"' in html and "等了三天" in html
+
+
+def test_an_unhappy_answer_opens_one_recovery_task_and_a_happy_one_none(
+    client, service_agent, sms_folder, django_capture_on_commit_callbacks
+):
+    from culture.satisfaction.models import RecoveryTask
+
+    unhappy = _survey_of(
+        resolved_ticket(
+            service_agent, django_capture_on_commit_callbacks, team=service_agent.team
+        )
+    )
+    happy = _survey_of(
+        resolved_ticket(service_agent, django_capture_on_commit_callbacks)
+    )
+    path = _path(unhappy)
+
+    page = client.post(path, {"score": "2", "comment": "没人联系我"})
+    assert "24 小时内与您联系" in page.content.decode()
+    client.post(path, {"score": "1"})
+    client.post(_path(happy), {"score": "5"})
+
+    task = RecoveryTask.objects.get()
+    assert task.survey == unhappy and task.customer == unhappy.customer
