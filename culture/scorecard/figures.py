@@ -120,7 +120,8 @@ FIGURES: tuple[Figure, ...] = (
         "satisfaction",
         _("24 小时内补救率"),
         _(
-            "期间内完成的补救中，回访时间在任务开启后 24 小时以内的比例（按完成日期计）。"
+            "期间内开启的补救任务中，已有结果的（已完成，或已过 24 小时时限）里在开启后"
+            " 24 小时内记录完成的比例（与服务补救页面的口径相同）。"
         ),
         PERCENT,
         HIGHER,
@@ -410,8 +411,8 @@ def compute(key: str, s: dict[str, Any], *, days: int = 30) -> dict[str, Any]:
         value = float(g("recoveries_open"))
         detail = {"overdue": g("recoveries_overdue")}
     elif key == "recovery_24h":
-        value = share(g("recoveries_24h"), g("recoveries_closed"))
-        detail = {"closed": g("recoveries_closed"), "within": g("recoveries_24h")}
+        value = share(g("recoveries_24h"), g("recoveries_settled"))
+        detail = {"settled": g("recoveries_settled"), "within": g("recoveries_24h")}
     elif key == "owned":
         value = share(g("owned"), g("customers"))
         detail = {"customers": g("customers"), "owned": g("owned")}

@@ -84,7 +84,7 @@ class ScorecardDaily(models.Model):
     nps_detractors = models.IntegerField(default=0)
     dealer_csat_answers = models.IntegerField(default=0)
     dealer_csat_satisfied = models.IntegerField(default=0)
-    recoveries_closed = models.IntegerField(default=0)
+    recoveries_settled = models.IntegerField(default=0)
     recoveries_24h = models.IntegerField(default=0)
     sla_met = models.IntegerField(default=0)
     sla_breached = models.IntegerField(default=0)

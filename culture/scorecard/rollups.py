@@ -7,7 +7,7 @@
   made of. Facts are placed on the day of their own timestamp: a survey on the day it
   was sent and (its answer) the day it was answered, a ticket's SLA outcome on its
   resolution due day, a resolution on its resolved day, a work order on its due day
-  (and its rating on its completion day), a recovery on the day it was closed, a
+  (and its rating on its completion day), a recovery on the day it was opened, a
   contact with a key account on the day it happened. Every fact is written once for
   segment 0 and once more for each segment its customer is a member of.
 - `snapshot` (ScorecardSnapshot): today's picture of the customers (owned, contacted,
@@ -79,7 +79,7 @@ METRICS = (
     "nps_detractors",
     "dealer_csat_answers",
     "dealer_csat_satisfied",
-    "recoveries_closed",
+    "recoveries_settled",
     "recoveries_24h",
     "sla_met",
     "sla_breached",
@@ -204,17 +204,23 @@ def _branches() -> list[tuple[str, str, str, str, str, str, dict[str, str]]]:
             },
         ),
         (
+            # As culture/satisfaction/recovery_selectors.py: of the tasks opened on
+            # the day, those settled (done, or past their due time) and those
+            # recorded within KEHU_RECOVERY_HOURS of opening.
             "satisfaction_recoverytask AS r",
-            "r.closed_at",
+            "r.created_at",
             "r.team_id",
             "r.customer_id",
             "0",
-            "r.status = 'done'",
+            "TRUE",
             {
-                "recoveries_closed": "1",
-                "recoveries_24h": (
-                    "CASE WHEN r.called_back_at <= r.created_at + interval '24 hours' "
+                "recoveries_settled": (
+                    "CASE WHEN r.status = 'done' OR r.due_at <= %(now)s "
                     "THEN 1 ELSE 0 END"
+                ),
+                "recoveries_24h": (
+                    "CASE WHEN r.status = 'done' AND r.closed_at <= r.created_at "
+                    "+ %(recovery_hours)s * interval '1 hour' THEN 1 ELSE 0 END"
                 ),
             },
         ),
@@ -473,7 +479,7 @@ def touched_days_sql() -> str:
         f"WHERE s.customer_id {of_moved} OR s.id > %(m_surveys)s",
         f"SELECT {_local('s.answered_at')} FROM satisfaction_survey AS s "
         f"WHERE s.customer_id {of_moved} OR s.id > %(m_surveys)s",
-        f"SELECT {_local('r.closed_at')} FROM satisfaction_recoverytask AS r "
+        f"SELECT {_local('r.created_at')} FROM satisfaction_recoverytask AS r "
         f"WHERE r.customer_id {of_moved}",
         f"SELECT {_local('t.resolution_due_at')} FROM service_ticket AS t "
         f"WHERE t.customer_id {of_moved}",
@@ -489,7 +495,7 @@ def touched_days_sql() -> str:
         f"WHERE k.customer_id {of_moved}",
         versions("tickets", "resolution_due_at", "resolved_at", "created_at"),
         versions("work_orders", "due_at", "completed_at"),
-        versions("recoveries", "closed_at"),
+        versions("recoveries", "created_at"),
         versions("contacts", "occurred_at"),
         # A work order's ticket moving team moves the work order's days.
         f"SELECT {_local('w.due_at')} FROM service_workorder AS w WHERE w.ticket_id IN "
@@ -539,6 +545,7 @@ def _params(now: datetime, stamp: datetime) -> dict[str, Any]:
         "stamp": stamp,
         "today": _today(now),
         "all": ALL,
+        "recovery_hours": getattr(settings, "KEHU_RECOVERY_HOURS", 24),
     }
 
 

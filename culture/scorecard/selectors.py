@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Exists,
@@ -470,7 +471,7 @@ DRILLS = OrderedDict(
         ("unsatisfied", gettext_lazy("不满意的回答（满意度 ≤ 3 分）")),
         ("detractors", gettext_lazy("贬损者（推荐意愿 ≤ 6 分）")),
         ("open_recoveries", gettext_lazy("待补救的案例（当前）")),
-        ("late_recoveries", gettext_lazy("超过 24 小时才回访的补救")),
+        ("late_recoveries", gettext_lazy("未在 24 小时内完成的补救")),
         ("unowned", gettext_lazy("没有负责人的客户（当前）")),
         ("silent_ab", gettext_lazy("30 天内未联系的 A/B 级客户（当前）")),
         ("dormant", gettext_lazy("沉睡的客户（当前）")),
@@ -540,11 +541,10 @@ def _drill_queryset(name: str, user: Any, filters: Filters) -> tuple[QuerySet, s
         if name == "open_recoveries":
             qs = qs.filter(status="open")
         else:
-            qs = qs.filter(
-                status="done",
-                closed_at__gte=lo,
-                closed_at__lt=hi,
-                called_back_at__gt=F("created_at") + dt.timedelta(hours=24),
+            hours = dt.timedelta(hours=getattr(settings, "KEHU_RECOVERY_HOURS", 24))
+            qs = qs.filter(created_at__gte=lo, created_at__lt=hi).filter(
+                Q(status="done", closed_at__gt=F("created_at") + hours)
+                | Q(status="open", due_at__lte=now)
             )
         return qs.select_related("customer", "survey"), "customer__"
     if name == "late_work_orders":
