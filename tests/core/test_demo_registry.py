@@ -40,6 +40,7 @@ def test_registry_holds_each_domain_app_in_installed_apps_order():
         "deals",
         "segments",
         "value",
+        "satisfaction",
         "scorecard",
         "dashboards",
     ]
@@ -94,11 +95,25 @@ def test_seed_demo_adds_each_apps_data_once(db, monkeypatch):
     # 入伙 books owners from the customers the app before it made.
     booked = {a.customer_id for s in event.slots.all() for a in s.appointments.all()}
     assert booked and booked <= set(Customer.objects.values_list("pk", flat=True))
+    # Surveys: one per resolved demo ticket, answered with the ticket's 满意度.
+    from culture.satisfaction.models import Survey
+
+    resolved = Ticket.objects.filter(
+        resolved_at__isnull=False, merged_into__isnull=True
+    )
+    assert Survey.objects.filter(source="ticket").count() == resolved.count()
+    answered = Survey.objects.filter(source="ticket", answered_at__isnull=False)
+    assert answered.exists()
+    assert all(
+        s.ticket.satisfaction == s.score for s in answered.select_related("ticket")
+    )
+    surveys = Survey.objects.count()
 
     second = StringIO()
     call_command("seed_demo", customers=40, stdout=second)
     assert "0 customers added; 0 tickets added" in second.getvalue()
     assert Ticket.objects.count() == tickets
+    assert Survey.objects.count() == surveys
     # The booking core's demo event, and the one of the demo project's units.
     assert HandoverEvent.objects.count() == 2
     before_the_day = HandoverEvent.objects.get(name=demo_before.DEMO_EVENT)
