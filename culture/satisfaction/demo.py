@@ -4,7 +4,8 @@ Every demo ticket that was resolved gets its CSAT survey, sent when it was resol
 the tickets the service demo gave a 满意度 are answered with that score (so the ticket
 figures and the survey figures agree), the rest are a realistic mix of unanswered,
 reminded, expired and unreachable. Every checked-in handover appointment gets its NPS
-survey, and the first shared segment one finished campaign. Some answers are unhappy
+survey, and two finished campaigns: a year-end NPS survey of up to 300 customers (a
+static segment made for it) and a CSAT survey of the largest shared segment. Some answers are unhappy
 (CSAT ≤ 3, NPS ≤ 6): the recovery demo (h2) may follow them up. Idempotent: a second
 run adds nothing.
 
@@ -165,28 +166,35 @@ def _handover_surveys(rng: random.Random, now: dt.datetime) -> int:
     return len(made)
 
 
-def _campaign(run: seeding.DemoRun, rng: random.Random, now: dt.datetime) -> int:
-    from culture.segments.models import Segment, SegmentMember
+def _campaign_of(
+    rng: random.Random,
+    now: dt.datetime,
+    *,
+    name: str,
+    segment: object,
+    kind: str,
+    by: object,
+    days_ago: int,
+    limit: int,
+) -> int:
+    from culture.segments.models import SegmentMember
 
-    manager = run.users.get("manager1") or run.users.get("admin")
-    segment = Segment.objects.exclude(visibility="private").order_by("pk").first()
-    if manager is None or segment is None or Campaign.objects.exists():
-        return 0
     members = list(
         SegmentMember.objects.filter(segment=segment)
         .select_related("customer")
-        .order_by("customer_id")[:150]
+        .order_by("customer_id")[:limit]
     )
-    sent_at = now - dt.timedelta(days=10)
+    sent_at = now - dt.timedelta(days=days_ago)
     campaign = Campaign.objects.create(
-        name="年度客户满意度回访",
+        name=name,
         segment=segment,
-        kind=SurveyKind.NPS,
+        kind=kind,
         channel="sms",
         status=Campaign.Status.DONE,
-        created_by=manager,
+        created_by=by,
         finished_at=sent_at + dt.timedelta(minutes=2),
     )
+    share = NPS_ANSWER_SHARE if kind == SurveyKind.NPS else CSAT_ANSWER_SHARE
     made = []
     for member in members:
         customer = member.customer
@@ -194,7 +202,7 @@ def _campaign(run: seeding.DemoRun, rng: random.Random, now: dt.datetime) -> int
             rng,
             sent_at,
             source="campaign",
-            kind=SurveyKind.NPS,
+            kind=kind,
             customer=customer,
             campaign=campaign,
             team_id=customer.team_id,
@@ -203,8 +211,13 @@ def _campaign(run: seeding.DemoRun, rng: random.Random, now: dt.datetime) -> int
         survey.channel = "sms"
         if not customer.phone:
             survey.status, survey.channel, survey.nonce = "unreachable", "", ""
-        elif rng.random() < NPS_ANSWER_SHARE:
-            _answer(survey, rng, rng.choice(NPS_SCORES), now)
+        elif rng.random() < share:
+            score = (
+                rng.choice(NPS_SCORES)
+                if kind == SurveyKind.NPS
+                else rng.choices([5, 4, 3, 2, 1], [55, 25, 9, 6, 5])[0]
+            )
+            _answer(survey, rng, score, now)
         else:
             _unanswered(survey, rng, now)
         made.append(survey)
@@ -216,6 +229,68 @@ def _campaign(run: seeding.DemoRun, rng: random.Random, now: dt.datetime) -> int
     return len(made)
 
 
+def _campaigns(run: seeding.DemoRun, rng: random.Random, now: dt.datetime) -> int:
+    """A year-end NPS survey of up to 300 verified customers (a static segment made
+    for it), and a CSAT survey of the largest shared segment."""
+    from django.db.models import Count
+
+    from culture.segments.models import Segment, SegmentMember
+    from customers.models import Customer
+
+    manager = run.users.get("manager1") or run.users.get("admin")
+    if manager is None or Campaign.objects.exists():
+        return 0
+    customers = list(
+        Customer.objects.filter(merged_into__isnull=True, is_verified=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:300]
+    )
+    yearly = Segment.objects.create(
+        name="年度满意度回访客户",
+        description="演示：年度推荐意愿调查的对象。",
+        kind=Segment.Kind.STATIC,
+        visibility=Segment.Visibility.DEPARTMENT,
+        owner=manager,
+        team_id=manager.team_id,
+        department_id=manager.team.department_id if manager.team_id else None,
+        refreshed_at=now,
+        member_count=len(customers),
+    )
+    SegmentMember.objects.bulk_create(
+        SegmentMember(segment=yearly, customer_id=pk, since=now) for pk in customers
+    )
+    made = _campaign_of(
+        rng,
+        now,
+        name="年度客户推荐意愿调查",
+        segment=yearly,
+        kind=SurveyKind.NPS,
+        by=manager,
+        days_ago=20,
+        limit=300,
+    )
+    largest = (
+        Segment.objects.exclude(pk=yearly.pk)
+        .exclude(visibility=Segment.Visibility.PRIVATE)
+        .annotate(n=Count("members"))
+        .filter(n__gt=0)
+        .order_by("-n", "pk")
+        .first()
+    )
+    if largest is not None:
+        made += _campaign_of(
+            rng,
+            now,
+            name=f"{largest.name}：满意度回访",
+            segment=largest,
+            kind=SurveyKind.CSAT,
+            by=manager,
+            days_ago=5,
+            limit=300,
+        )
+    return made
+
+
 def seed_demo(run: seeding.DemoRun) -> str:
     rng = random.Random(run.seed + 16)  # noqa: S311 - demo data, not security
     now = timezone.now()
@@ -223,7 +298,7 @@ def seed_demo(run: seeding.DemoRun) -> str:
         _live_ones_answered(rng, now)
         made = _ticket_surveys(rng, now)
         made += _handover_surveys(rng, now)
-        made += _campaign(run, rng, now)
+        made += _campaigns(run, rng, now)
     return f"{made} satisfaction surveys added" if made else ""
 
 
