@@ -21,7 +21,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         active = request.path == url or (
             item.url_name != "home" and request.path.startswith(url)
         )
-        items.append({"label": item.label, "url": url, "active": active})
+        items.append(
+            {"label": item.label, "url": url, "active": active, "group": item.group}
+        )
     # Nested URLs (/service/workorders/ under /service/): only the closest item is active.
     active = [item for item in items if item["active"]]
     for item in active:
@@ -29,4 +31,31 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             other["url"] != item["url"] and other["url"].startswith(item["url"])
             for other in active
         )
-    return {"nav_items": items}
+    return {"nav_items": _grouped(items)}
+
+
+def _grouped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items of one group become one dropdown entry where the first of them stood;
+    a group the role sees only one item of stays a plain item."""
+    sizes: dict[str, int] = {}
+    for item in items:
+        if item["group"]:
+            sizes[item["group"]] = sizes.get(item["group"], 0) + 1
+    entries: list[dict[str, Any]] = []
+    dropdowns: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key = item["group"]
+        if not key or sizes[key] < 2:
+            entries.append(item)
+            continue
+        if key not in dropdowns:
+            dropdowns[key] = {
+                "label": registry.GROUPS[key],
+                "group": key,
+                "children": [],
+                "active": False,
+            }
+            entries.append(dropdowns[key])
+        dropdowns[key]["children"].append(item)
+        dropdowns[key]["active"] |= item["active"]
+    return entries

@@ -26,5 +26,6 @@ class DashboardsConfig(AppConfig):
                 "dashboards:dashboard",
                 (Role.MANAGER, Role.ADMIN, Role.SALES),
                 order=45,
+                group=navigation.ANALYSIS,
             )
         )

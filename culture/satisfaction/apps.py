@@ -40,6 +40,7 @@ class SatisfactionConfig(AppConfig):
                 "satisfaction:survey_list",
                 roles=services.CAMPAIGN_ROLES,
                 order=70,
+                group=navigation.ANALYSIS,
             )
         )
 

@@ -18,7 +18,11 @@ class ScorecardConfig(AppConfig):
         registry.register(rollups.REFRESH_KIND, rollups.refresh_handler)
         navigation.register(
             navigation.Item(
-                _("记分卡"), "scorecard:scorecard", (Role.MANAGER, Role.ADMIN), order=58
+                _("记分卡"),
+                "scorecard:scorecard",
+                (Role.MANAGER, Role.ADMIN),
+                order=58,
+                group=navigation.ANALYSIS,
             )
         )
         crud.register(

@@ -30,5 +30,6 @@ class SegmentsConfig(AppConfig):
                 "segments:segment_list",
                 roles=services.USER_ROLES,
                 order=55,
+                group=navigation.ANALYSIS,
             )
         )

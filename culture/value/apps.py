@@ -26,6 +26,7 @@ class ValueConfig(AppConfig):
                 "value:overview",
                 (Role.MANAGER, Role.ADMIN, Role.SALES),
                 order=56,
+                group=navigation.ANALYSIS,
             )
         )
         crud.register(

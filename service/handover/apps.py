@@ -16,7 +16,14 @@ class HandoverConfig(AppConfig):
         from customers import hooks
         from service.handover import notices, services
 
-        navigation.register(navigation.Item(_("入伙"), "handover:event_list", order=30))
+        navigation.register(
+            navigation.Item(
+                _("入伙"),
+                "handover:event_list",
+                order=30,
+                group=navigation.HANDOVER,
+            )
+        )
         # The reminder goes to the customer: never sent twice, even after a crash.
         registry.register(
             services.APPOINTMENT_REMINDER,

@@ -36,7 +36,10 @@ class PropertyConfig(AppConfig):
             )
         navigation.register(
             navigation.Item(
-                pgettext_lazy("navigation", "房产"), "property:project_list", order=28
+                pgettext_lazy("navigation", "房产"),
+                "property:project_list",
+                order=28,
+                group=navigation.HANDOVER,
             )
         )
         panels.register(

@@ -77,6 +77,7 @@ def test_a_manager_builds_a_segment_with_a_live_count_and_exports_it(
 
     log_in(manager)
     page.goto("/")
+    page.get_by_role("button", name="分析").click()  # the navbar's dropdown
     page.get_by_role("link", name="客户分群").click()
     page.get_by_test_id("new-dynamic").click()
     page.locator("#id_name").fill("华东 A 级经销商（近 90 天有投诉）")

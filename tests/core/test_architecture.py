@@ -111,9 +111,23 @@ def test_role_grants_come_from_the_apps_that_own_the_permissions():
 @pytest.mark.django_db
 def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
     response = login(sales_rep).get(reverse("home"))
-    labels = [item["label"] for item in response.context["nav_items"]]
-    expected = ["首页", "客户", "商机", "服务台", "房产", "入伙"]
+    entries = response.context["nav_items"]
+    labels = [str(entry["label"]) for entry in entries]
+    expected = ["首页", "客户", "商机", "服务台", "入伙交付"]
     if sales_rep.team_id:
         expected.append("后台工单")
-    expected += ["服务补救", "看板", "客户分群", "客户价值"]
-    assert [str(label) for label in labels] == expected
+    expected += ["服务补救", "分析"]
+    assert labels == expected
+    # Groups are dropdowns holding their items in the registered order.
+    children = {
+        str(entry["label"]): [str(child["label"]) for child in entry["children"]]
+        for entry in entries
+        if entry.get("children")
+    }
+    assert children == {
+        "入伙交付": ["房产", "入伙"],
+        "分析": ["看板", "客户分群", "客户价值"],
+    }
+    body = response.content.decode()
+    assert 'data-nav-group="analysis"' in body
+    assert 'data-nav-group="handover"' in body
