@@ -5,9 +5,9 @@ the tickets the service demo gave a 满意度 are answered with that score (so t
 figures and the survey figures agree), the rest are a realistic mix of unanswered,
 reminded, expired and unreachable. Every checked-in handover appointment gets its NPS
 survey, and two finished campaigns: a year-end NPS survey of up to 300 customers (a
-static segment made for it) and a CSAT survey of the largest shared segment. Some answers are unhappy
-(CSAT ≤ 3, NPS ≤ 6): the recovery demo (h2) may follow them up. Idempotent: a second
-run adds nothing.
+static segment made for it) and a CSAT survey of the largest shared segment. Some answers
+are unhappy (CSAT ≤ 3, NPS ≤ 6): the recovery demo (demo_recovery.py) follows them up.
+Idempotent: a second run adds nothing.
 
 The demo's tickets were resolved through the service, so the live trigger may already
 have made a survey for some (sent at seeding time): those are kept, and answered with
@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.core import seeding
-from culture.satisfaction import links
+from culture.satisfaction import demo_recovery, links
 from culture.satisfaction.models import Campaign, Survey, SurveyKind
 
 COMMENTS_HAPPY = [
@@ -299,7 +299,10 @@ def seed_demo(run: seeding.DemoRun) -> str:
         made = _ticket_surveys(rng, now)
         made += _handover_surveys(rng, now)
         made += _campaigns(run, rng, now)
-    return f"{made} satisfaction surveys added" if made else ""
+    # The closed loop: recovery tasks for the unhappy answers (demo_recovery.py).
+    recovered = demo_recovery.recovery_demo(run)
+    said = [f"{made} satisfaction surveys added" if made else "", recovered]
+    return "; ".join(filter(None, said))
 
 
 seeding.register(__name__, demo=seed_demo)

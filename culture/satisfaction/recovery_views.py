@@ -23,6 +23,7 @@ from culture.satisfaction.models import RecoveryTask
 from culture.satisfaction.recovery_forms import RecoveryRecordForm
 from customers import masking
 from customers.models import Customer
+from service.models import Ticket
 
 ALL_ROLES = tuple(Role.values)
 PAGE_SIZE = 25
@@ -65,8 +66,6 @@ def _render(
     status: int = 200,
 ) -> HttpResponse:
     user = request.user
-    from service.models import Ticket
-
     ticket = task.survey.ticket
     can_record = task.status == RecoveryTask.Status.OPEN and recovery.can_record(
         user, task

@@ -299,3 +299,30 @@ def test_the_customer_timeline_shows_the_recovery_opened_and_done(lead):
     ]
     done = next(e for e in entries if e.kind == "recovery_done")
     assert "再次评分 9 分" in done.body and "补偿方案" in done.body
+
+
+@pytest.mark.django_db
+def test_the_demo_has_open_overdue_and_done_recoveries(service_agent):
+    """Without the survey demo, the recovery demo makes its own unhappy answers on
+    resolved tickets; run twice, it adds nothing."""
+    from crm.core.seeding import DemoRun
+    from culture.satisfaction import demo_recovery
+    from tests.factories import TicketFactory
+
+    lead = UserFactory(username="manager1", team=service_agent.team, role=Role.MANAGER)
+    service_agent.team.lead = lead
+    service_agent.team.save()
+    for _ in range(6):
+        TicketFactory(status="resolved", team=service_agent.team)
+    run = DemoRun(users={"manager1": lead}, customers=0, seed=1)
+
+    said = demo_recovery.recovery_demo(run)
+
+    now = timezone.now()
+    tasks = RecoveryTask.objects.all()
+    assert said == "6 recovery tasks opened, 2 recorded"
+    assert tasks.filter(status="done").count() == 2
+    assert tasks.filter(status="open", due_at__lt=now).count() == 2
+    assert tasks.filter(status="open", due_at__gte=now).count() == 2
+    assert demo_recovery.recovery_demo(run) == ""
+    assert tasks.count() == 6
