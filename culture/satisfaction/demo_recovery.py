@@ -22,6 +22,8 @@ from culture.satisfaction import recovery
 from culture.satisfaction.models import RecoveryTask, Survey
 
 SURVEYS = 8
+# Open tasks due longer ago than this were recorded by the demo's leads.
+RECORDED_AFTER = dt.timedelta(hours=36)
 # (kind, score, comment, hours ago answered): the demo's own unhappy answers.
 ANSWERS = [
     ("csat", 2, "维修师傅迟到了两个小时，也没有提前打电话。", 3),
@@ -75,50 +77,84 @@ def _make_surveys(now: dt.datetime) -> int:
     return len(tickets)
 
 
+def _waiting() -> Any:
+    return Survey.objects.filter(
+        status__in=[Survey.Status.SENT, Survey.Status.EXPIRED], answered_at__isnull=True
+    ).exclude(channel="")
+
+
+def _late_answers(now: dt.datetime) -> int:
+    """With fewer than two open tasks past their due time, two surveys that waited
+    were answered unhappily 30 hours ago (set as the survey demo sets its answers)."""
+    from service.models import Ticket
+
+    wanted = 2 - RecoveryTask.objects.filter(status="open", due_at__lt=now).count()
+    if wanted <= 0:
+        return 0
+    answered_at = now - dt.timedelta(hours=30)
+    surveys = _waiting().filter(sent_at__lt=answered_at).order_by("-sent_at", "pk")
+    made = 0
+    for survey in surveys[:wanted]:
+        survey.score = 4 if survey.kind == "nps" else 2
+        survey.comment = ANSWERS[1][2]
+        survey.answered_at, survey.status, survey.nonce = answered_at, "answered", ""
+        survey.save(
+            update_fields=["score", "comment", "answered_at", "status", "nonce"]
+        )
+        if survey.ticket_id and survey.kind == "csat":
+            Ticket.objects.filter(pk=survey.ticket_id).update(satisfaction=survey.score)
+        made += 1
+    return made
+
+
 def _fresh_answers(now: dt.datetime) -> int:
-    """With no open task still inside its 24 hours, answer (unhappily, through the
-    answer service) up to two surveys still waiting, so the list has fresh rows."""
+    """With fewer than two open tasks still inside their 24 hours, surveys still
+    waiting are answered unhappily now, through the answer service (which opens the
+    task), so the list has fresh rows."""
     from culture.satisfaction import services
 
-    if RecoveryTask.objects.filter(status="open", due_at__gte=now).exists():
+    wanted = 2 - RecoveryTask.objects.filter(status="open", due_at__gte=now).count()
+    if wanted <= 0:
         return 0
-    waiting = Survey.objects.filter(
-        status=Survey.Status.SENT, answered_at__isnull=True, expires_at__gt=now
-    ).order_by("-sent_at", "pk")[:2]
-    answered = 0
-    for survey in waiting:
+    surveys = _waiting().filter(expires_at__gt=now).order_by("-sent_at", "pk")
+    made = 0
+    for survey in surveys[:wanted]:
         score = 4 if survey.kind == "nps" else 2
         services.survey_answer(survey=survey, score=score, comment=ANSWERS[0][2])
-        answered += 1
-    return answered
+        made += 1
+    return made
+
+
+def _open_tasks() -> int:
+    """A task for every unhappy answer without one, opened at the answer's time."""
+    opened = 0
+    for survey in _unhappy().filter(recovery__isnull=True).order_by("pk"):
+        task = recovery.recovery_open_for(survey, now=survey.answered_at)
+        if task is not None:
+            RecoveryTask.objects.filter(pk=task.pk).update(
+                created_at=survey.answered_at
+            )
+            opened += 1
+    return opened
 
 
 def recovery_demo(run: DemoRun) -> str:
     now = timezone.now()
     with transaction.atomic(), audited(None):
         made = _make_surveys(now)
-        opened = 0
-        for survey in _unhappy().filter(recovery__isnull=True).order_by("pk"):
-            # Opened when the customer answered, as the live flow does.
-            task = recovery.recovery_open_for(survey, now=survey.answered_at)
-            if task is not None:
-                RecoveryTask.objects.filter(pk=task.pk).update(
-                    created_at=survey.answered_at
-                )
-                opened += 1
+        opened = _open_tasks()
+        made += _late_answers(now)
+        opened += _open_tasks()
         made += _fresh_answers(now)
-        # Tasks due more than two days ago were recovered (at least len(RECORDS) are);
-        # the rest stay open, the late ones overdue, for the escalation and the list.
-        open_tasks = RecoveryTask.objects.filter(status="open").select_related(
-            "survey", "team", "assignee"
-        )
-        old = list(open_tasks.filter(due_at__lt=now - dt.timedelta(days=2)))
-        owed = len(RECORDS) - RecoveryTask.objects.filter(status="done").count()
-        if len(old) < owed:
-            old = list(open_tasks.order_by("due_at", "pk")[:owed])
-        for index, task in enumerate(old):
+        # Tasks due more than RECORDED_AFTER ago were recovered; the rest stay open,
+        # the late ones overdue (the escalation and the list's red rows).
+        old = RecoveryTask.objects.filter(
+            status="open", due_at__lt=now - RECORDED_AFTER
+        ).select_related("survey", "team", "assignee")
+        recorded = 0
+        for index, task in enumerate(old.order_by("due_at", "pk")):
             _record(task, *RECORDS[index % len(RECORDS)], now, run, late=index % 3 == 2)
-    recorded = len(old)
+            recorded += 1
     if not (made or opened or recorded):
         return ""
     return f"{opened} recovery tasks opened, {recorded} recorded"
