@@ -53,6 +53,8 @@ urlpatterns = [
     path("recovery/", include("culture.satisfaction.recovery_urls")),
     # One's own figures behind the home page's 个人指标 panel.
     path("scorecard/me/", include("culture.scorecard.personal_urls")),
+    # The weekly culture report's PDF (managers and admins).
+    path("scorecard/report/", include("culture.scorecard.report_urls")),
     # The public complaint/repair form: no login.
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.

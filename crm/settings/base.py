@@ -346,6 +346,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KEHU_ROLLUP_MINUTES * 60,
         "options": {"expires": KEHU_ROLLUP_MINUTES * 60},
     },
+    # Arms the weekly culture report (culture/scorecard/weekly_report.py: a scheduled
+    # action due Monday 08:00 that re-arms itself) if the chain stopped.
+    "scorecard-weekly-report-arm": {
+        "task": "culture.scorecard.tasks.weekly_report_arm_task",
+        "schedule": crontab(hour=6, minute=0),
+    },
     # A refresh of every dynamic segment (culture/segments), before the working day.
     "segments-daily": {
         "task": "culture.segments.tasks.segments_daily_task",

@@ -13,9 +13,10 @@ class ScorecardConfig(AppConfig):
         from crm.accounts.roles import Role
         from crm.core import crud, home, navigation
         from crm.scheduler import registry
-        from culture.scorecard import personal_panels, rollups
+        from culture.scorecard import personal_panels, rollups, weekly_report
 
         registry.register(rollups.REFRESH_KIND, rollups.refresh_handler)
+        registry.register(weekly_report.KIND, weekly_report.handler)
         navigation.register(
             navigation.Item(
                 _("记分卡"),
