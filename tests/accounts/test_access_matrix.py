@@ -295,6 +295,8 @@ MATRIX = [
     # The records behind one's own figures (个人指标): any role, only one's own records.
     ("scorecard_personal:detail", "GET", "args:followups", *ANY_ROLE),
     ("scorecard_personal:detail", "GET", "args:csat", *ANY_ROLE),
+    # The weekly culture report's PDF: managers and admins, as the scorecard.
+    ("scorecard_report:pdf", "GET", None, *MANAGERS),
     ("value:overview", "GET", None, *VALUE),
     ("value:core_list", "GET", None, *VALUE),
     ("value:changes_list", "GET", "args:entered", *VALUE),
