@@ -283,7 +283,14 @@ def _activity(user: Any, filters: Filters, span: int) -> tuple[Any, Any]:
     monthly = _scoped(MonthlyActivity.objects.all(), user, filters).filter(
         month__gte=first, month__lt=after
     )
-    return daily.filter(Q(day__lt=first) | Q(day__gte=after)), monthly
+    # Only the partial months' days: each end's condition only when that end is
+    # partial (an OR with an empty side read the whole period's daily rows).
+    ends = [Q(day__lt=first)] if first > filters.start else []
+    ends += [Q(day__gte=after)] if after <= filters.end else []
+    if not ends:
+        return daily.filter(day__gt=filters.end), monthly  # no partial month
+    condition = ends[0] if len(ends) == 1 else ends[0] | ends[1]
+    return daily.filter(condition), monthly
 
 
 def _daily_sums(

@@ -225,15 +225,19 @@ class Deal(models.Model):
             models.Index(
                 fields=["stage", "status", "-updated_at", "-id"], name="deal_stage"
             ),
-            models.Index(
-                fields=["owner", "-updated_at", "-id"], name="deal_owner_recent"
+            # Walked newest first per scope branch (selectors._ranged_ids), covering
+            # the range and status/stage filters: the walk tests them in the index.
+            *(
+                models.Index(
+                    fields=[scope, "-updated_at", "-id"],
+                    include=["expected_close_on", "amount", "status", "stage"],
+                    name=f"deal_{scope}_recent",
+                )
+                for scope in ("owner", "team")
             ),
-            models.Index(
-                fields=["team", "-updated_at", "-id"], name="deal_team_recent"
-            ),
-            # A range filter under another sort (selectors._ranged_ids): per scope
-            # column, the range's column, covering the sort keys and the status and
-            # stage filters, so each branch is an index-only scan of its matches.
+            # Per scope column, the range's column, covering the other sort keys and
+            # the status and stage filters: a branch sorted by amount or expected
+            # date walks these (selectors._ranged_ids), testing filters in the index.
             *(
                 models.Index(
                     fields=[scope, column],

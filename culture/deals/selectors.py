@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.utils import timezone
 
@@ -97,7 +98,15 @@ def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> Qu
     deals = _filtered(Deal.objects.all(), filters)
     branches = scope_branches(user)
     if branches and _range_off_the_sort(filters, order):
-        deals = Deal.objects.filter(pk__in=_ranged_ids(deals, branches, order))
+        ids = _ranged_ids(deals, branches, order)
+        # In the ids' order: sorted again by the sort's columns, PostgreSQL would
+        # walk the sort's index testing each row against the ids (the same skew).
+        deals = Deal.objects.filter(pk__in=ids).annotate(
+            list_position=RawSQL(  # noqa: S611  # nosec B611 # the table name from the model's _meta, the ids bound
+                f"array_position(%s::bigint[], {Deal._meta.db_table}.id)", (ids,)
+            )
+        )
+        order = ("list_position",)
     else:
         deals = deals.visible_to(user)
     return deals.select_related("customer", "channel", "stage", "owner").order_by(
@@ -155,11 +164,17 @@ def _ranged_ids(
     deals: QuerySet, branches: list[Q], order: tuple[str, ...]
 ) -> list[int]:
     """The first MAX_COUNT + 1 ids in list order (all a bounded list can show and
-    count): per branch of the scope (owner = me, team = my team, …) the deals in the
-    range, read from the index (scope column, range column) that covers the sort
-    keys (an index-only scan proportional to the matches), united and sorted."""
+    count): each branch of the scope (owner = me, team = my team, …) walks its own
+    index in the sort's order (`deal_<owner|team>_recent`, `_amount`, `_expected`),
+    testing the range in the index (the indexes include the range columns: no row
+    is fetched to be rejected), takes its first MAX_COUNT + 1, and the branches are
+    united (UNION: a deal in two branches once) and sorted. The OR of the branches
+    walked the company-wide `deal_recent` and fetched every row it tested."""
     keys = list(dict.fromkeys(["id", *(key.lstrip("-") for key in order)]))
-    parts = [deals.filter(branch).order_by().values_list(*keys) for branch in branches]
+    parts = [
+        deals.filter(branch).order_by(*order).values_list(*keys)[: MAX_COUNT + 1]
+        for branch in branches
+    ]
     united = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return [row[0] for row in united.order_by(*order)[: MAX_COUNT + 1]]
 
