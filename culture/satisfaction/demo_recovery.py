@@ -88,7 +88,11 @@ def _late_answers(now: dt.datetime) -> int:
     were answered unhappily 30 hours ago (set as the survey demo sets its answers)."""
     from service.models import Ticket
 
-    wanted = 2 - RecoveryTask.objects.filter(status="open", due_at__lt=now).count()
+    # Those due longer ago than RECORDED_AFTER are recorded below: they do not count.
+    staying = RecoveryTask.objects.filter(
+        status="open", due_at__lt=now, due_at__gte=now - RECORDED_AFTER
+    )
+    wanted = 2 - staying.count()
     if wanted <= 0:
         return 0
     answered_at = now - dt.timedelta(hours=30)
