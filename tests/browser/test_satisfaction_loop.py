@@ -9,14 +9,18 @@ lists the case. Screenshots go to test-artifacts/issue16-*.png.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from playwright.sync_api import Browser, Page, expect
+from pypdf import PdfReader
 from pytest_django.live_server_helper import LiveServer
 
 from crm.accounts.models import User
@@ -172,4 +176,31 @@ def test_an_unhappy_answer_is_recovered_and_counted_on_the_scorecard(
     csat.locator("[data-drill]").click()
     expect(page.get_by_test_id("cases")).to_contain_text("周女士")
     page.screenshot(path=artifacts_dir / "issue16-scorecard-cases.png", full_page=True)
+
+    # 6. The weekly report the managers get, as the scorecard's download button gives it.
+    page.goto("/scorecard/")
+    with page.expect_download() as download:
+        page.get_by_test_id("weekly-report-pdf").click()
+    pdf = artifacts_dir / "issue16-weekly-report.pdf"
+    download.value.save_as(pdf)
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages
+    )
+    assert "每周文化报告" in text and "满意率" in text
+    if shutil.which("pdftoppm"):  # poppler-utils: a picture of page 1 to look at
+        subprocess.run(  # noqa: S603 - fixed arguments
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "80",
+                "-f",
+                "1",
+                "-l",
+                "1",
+                str(pdf),
+                str(artifacts_dir / "issue16-weekly-report"),
+            ],
+            check=True,
+        )
     assert page_problems == []
