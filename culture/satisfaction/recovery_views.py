@@ -71,14 +71,17 @@ def _render(
         user, task
     )
     recovery_selectors.mark_overdue([task], timezone.now())
+    # A manager sees the tasks of the department's teams, whose customers may be
+    # outside the manager's own scope: the phone is shown only for customers in scope.
+    can_see_customer = (
+        Customer.objects.visible_to(user).filter(pk=task.customer_id).exists()
+    )
     context = {
         "task": task,
         "survey": task.survey,
         "customer": task.customer,
-        "can_see_pii": masking.can_see_pii(user),
-        "can_see_customer": Customer.objects.visible_to(user)
-        .filter(pk=task.customer_id)
-        .exists(),
+        "can_see_pii": masking.can_see_pii(user) and can_see_customer,
+        "can_see_customer": can_see_customer,
         "ticket": ticket,
         "can_see_ticket": ticket is not None
         and Ticket.objects.visible_to(user).filter(pk=ticket.pk).exists(),

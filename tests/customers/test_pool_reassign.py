@@ -257,6 +257,7 @@ def test_the_daily_job_warns_then_returns_neglected_customers(
         "dormant_followups": 0,
         "imports_expired": 0,
         "import_files_removed": 0,
+        "imports_purged": 0,
     }
 
     owners = dict(Customer.objects.values_list("name", "owner"))
@@ -298,6 +299,7 @@ def test_running_the_daily_job_twice_warns_and_returns_once(neglected, at_now):
         "dormant_followups": 0,
         "imports_expired": 0,
         "import_files_removed": 0,
+        "imports_purged": 0,
     }
     assert Notification.objects.count() == 1
     assert PoolEvent.objects.filter(action="auto_return").count() == 2

@@ -71,6 +71,7 @@ NOT_HTML = {
     "dashboards:export",
     "value:export",
     "service:attachment_download",
+    "scorecard_report:pdf",
 }
 
 
