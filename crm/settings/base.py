@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "service",
     "service.property",
     "service.handover",
+    "service.defects",
     "culture.deals",
     "culture.segments",
     "culture.value",

@@ -266,6 +266,9 @@ def _probe_in_parallel(url: str, n: int, timeout: float) -> list[tuple[int, floa
         return list(pool.map(probe, range(n)))
 
 
+# A bound on wall-clock time under 30 threads: alone on the machine (serial part),
+# not beside another xdist worker's load (CI once saw 3.4 s there).
+@pytest.mark.reliability
 @pytest.mark.django_db(transaction=True)
 def test_30_parallel_probes_all_answer_within_the_bound_and_it_keeps_answering(
     live_server, celery_worker_process
@@ -279,6 +282,9 @@ def test_30_parallel_probes_all_answer_within_the_bound_and_it_keeps_answering(
     assert _probe_in_parallel(url, 1, timeout=10)[0][0] == 200
 
 
+# A bound on wall-clock time under 30 threads: alone on the machine (serial part),
+# not beside another xdist worker's load (CI once saw 3.4 s there).
+@pytest.mark.reliability
 @pytest.mark.django_db(transaction=True)
 def test_30_parallel_probes_without_a_worker_all_say_503_within_the_bound(live_server):
     url = live_server.url + reverse("healthz")
