@@ -56,3 +56,132 @@ def read(event_id: int) -> dict[str, int]:
     return dict(
         BoardCounter.objects.filter(event_id=event_id).values_list("key", "value")
     )
+
+
+# --- the recount ------------------------------------------------------------------------
+#
+# What each key counts, read from the rows (so every writer bumps the same thing):
+#   case:<state>          every case row of the event (each round is a row)
+#   station:<id>:<state>  every visit of the event's cases, by station and state
+#   …:served / wait_s     visits with started_at; wait = started_at − queued_at, whole
+#                         seconds truncated per visit (0 when never queued)
+#   …:done / service_s    visits in state done (the state's key is the finished count:
+#                         one bump, not two); service = finished_at − started_at, whole
+#                         seconds per visit (none without started_at)
+#   hour:…:arrived        cases not absent, by the local hour of checked_in_at
+#   hour:…:finished       cases with an outcome (not open, not absent), by the local
+#                         hour of outcome_at
+#   defect:severity/category  every defect recorded at the event (event_id), any state
+#   defect:open           those in Defect.OPEN_STATES
+#   fees:cents            the sum of the event's cases' FeePayment amounts, in fen
+#   rating:sum/count      cases with a rating
+
+_RECOUNT_SQL = """
+WITH c AS (
+    SELECT id, state, checked_in_at, outcome_at, rating
+    FROM handover_unithandover WHERE event_id = %(event)s
+), v AS (
+    SELECT v.station_id, v.state, v.queued_at, v.started_at, v.finished_at
+    FROM handover_stationvisit v JOIN c ON c.id = v.case_id
+), d AS (
+    SELECT d.severity, d.state, coalesce(gp.id, p.id, k.id) AS trade
+    FROM defects_defect d
+    JOIN defects_defectcategory k ON k.id = d.category_id
+    LEFT JOIN defects_defectcategory p ON p.id = k.parent_id
+    LEFT JOIN defects_defectcategory gp ON gp.id = p.parent_id
+    WHERE d.event_id = %(event)s
+)
+SELECT 'case:' || state, count(*) FROM c GROUP BY state
+UNION ALL
+SELECT 'station:' || station_id || ':' || state, count(*) FROM v
+GROUP BY station_id, state
+UNION ALL
+SELECT 'station:' || station_id || ':served', count(*) FROM v
+WHERE started_at IS NOT NULL GROUP BY station_id
+UNION ALL
+SELECT 'station:' || station_id || ':wait_s',
+       coalesce(sum(trunc(extract(epoch FROM started_at - queued_at))), 0)::bigint
+FROM v WHERE started_at IS NOT NULL AND queued_at IS NOT NULL GROUP BY station_id
+UNION ALL
+SELECT 'station:' || station_id || ':service_s',
+       coalesce(sum(trunc(extract(epoch FROM finished_at - started_at))), 0)::bigint
+FROM v WHERE state = 'done' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+GROUP BY station_id
+UNION ALL
+SELECT 'hour:' || to_char(checked_in_at AT TIME ZONE %(tz)s, 'YYYYMMDDHH24')
+       || ':arrived', count(*)
+FROM c WHERE state <> 'absent' GROUP BY 1
+UNION ALL
+SELECT 'hour:' || to_char(outcome_at AT TIME ZONE %(tz)s, 'YYYYMMDDHH24')
+       || ':finished', count(*)
+FROM c WHERE outcome_at IS NOT NULL
+  AND state NOT IN ('checked_in', 'in_progress', 'absent')
+GROUP BY 1
+UNION ALL
+SELECT 'defect:severity:' || severity, count(*) FROM d GROUP BY severity
+UNION ALL
+SELECT 'defect:category:' || trade, count(*) FROM d GROUP BY trade
+UNION ALL
+SELECT 'defect:open', count(*) FROM d WHERE state = ANY(%(open)s)
+UNION ALL
+SELECT 'fees:cents', coalesce(sum(round(f.amount * 100)), 0)::bigint
+FROM handover_feepayment f JOIN c ON c.id = f.case_id
+UNION ALL
+SELECT 'rating:sum', coalesce(sum(rating), 0) FROM c WHERE rating IS NOT NULL
+UNION ALL
+SELECT 'rating:count', count(*) FROM c WHERE rating IS NOT NULL
+"""
+
+
+def recount(event_id: int) -> dict[str, int]:
+    """Every key's value counted from the event's rows (zeros left out)."""
+    from django.conf import settings
+
+    from service.defects.models import Defect
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECOUNT_SQL,
+            {
+                "event": event_id,
+                "tz": settings.TIME_ZONE,
+                "open": [str(state) for state in Defect.OPEN_STATES],
+            },
+        )
+        return {key: int(value) for key, value in cursor.fetchall() if value}
+
+
+def rebuild(event_id: int) -> dict[str, int]:
+    """Replace the event's counters by a recount, in one transaction.
+
+    The counter table is locked against bumps first (SHARE ROW EXCLUSIVE waits for the
+    transactions that already bumped and holds back new bumps until the commit), so a
+    change committed before the lock is in the recount and one committed after it bumps
+    on top of the recount: nothing is counted twice or lost."""
+    from django.db import transaction
+
+    from service.handover.models import BoardCounter
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "LOCK TABLE handover_boardcounter IN SHARE ROW EXCLUSIVE MODE"
+            )
+        values = recount(event_id)
+        BoardCounter.objects.filter(event_id=event_id).delete()
+        BoardCounter.objects.bulk_create(
+            BoardCounter(event_id=event_id, key=key, value=value)
+            for key, value in sorted(values.items())
+        )
+    return values
+
+
+def recount_differs(event_id: int) -> dict[str, tuple[int, int]]:
+    """{key: (counter, recount)} for every key whose counter is not its recount
+    (a missing key counts as 0); empty when the board is right."""
+    stored, counted = read(event_id), recount(event_id)
+    return {
+        key: (stored.get(key, 0), counted.get(key, 0))
+        for key in sorted(stored.keys() | counted.keys())
+        if stored.get(key, 0) != counted.get(key, 0)
+    }

@@ -47,6 +47,8 @@ urlpatterns = [
         name="appointment_check_in",
     ),
     path("", include(readiness_urls)),
+    # 交付大屏: the live board and its polled fragments (board_urls.py).
+    path("", include("service.handover.board_urls")),
     # 入伙通知书: runs, notices, owners' links, PDFs (notice_urls.py).
     path("", include("service.handover.notice_urls")),
 ]

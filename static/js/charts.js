@@ -4,7 +4,18 @@
 // "url" is a drill-down: clicking it opens the customers behind the figure.
 (function () {
   "use strict";
+  // Charts drawn so far: those swapped out by htmx (a polled fragment, the live board)
+  // are disposed, so a page that refreshes its charts for hours does not pile them up.
+  let drawn = [];
+  function prune() {
+    drawn = drawn.filter(function (chart) {
+      if (chart.getDom().isConnected) return true;
+      chart.dispose();
+      return false;
+    });
+  }
   function draw(root) {
+    prune();
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.dataset.drawn) return;
       const source = document.getElementById(el.dataset.chart);
@@ -16,9 +27,12 @@
         if (typeof url === "string" && url.startsWith("/")) window.location.assign(url);
       });
       el.dataset.drawn = "1";
-      window.addEventListener("resize", function () { chart.resize(); });
+      drawn.push(chart);
     });
   }
+  window.addEventListener("resize", function () {
+    drawn.forEach(function (chart) { chart.resize(); });
+  });
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
 })();

@@ -1,0 +1,322 @@
+"""交付大屏 (issue 17 part 5): the board's numbers for known rows, the recount after a
+random sequence of changes, the access rule, the polled fragments and a query count
+that does not grow with the event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from service.defects.models import Severity
+from service.handover import board, counters
+from service.handover.models import BoardCounter, StationVisit, UnitHandover
+from tests.factories import CustomerFactory
+from tests.handover import board_ops as ops
+from tests.handover.builders import make_event
+from tests.handover.scope_builders import (
+    add_owner,
+    buildings_of,
+    make_project,
+    make_units,
+    put_in_scope,
+)
+
+pytestmark = pytest.mark.django_db
+State = UnitHandover.State
+
+
+def _event_with_units(admin_user, *, buildings=1, floors=3, per_floor=4):
+    event = make_event(admin_user, days_ahead=0)
+    project = make_project(buildings=buildings)
+    units = []
+    for building in buildings_of(project):
+        units += make_units(building, floors=floors, per_floor=per_floor)
+    eus = [put_in_scope(event, unit) for unit in units]
+    owners = [add_owner(unit) for unit in units]
+    return event, eus, owners
+
+
+@pytest.fixture
+def world(admin_user):
+    cache.clear()
+    event, eus, owners = _event_with_units(admin_user)
+    stations = ops.make_stations(event, 3)
+    return event, eus, owners, stations, ops.make_categories()
+
+
+def _at(hour: int, minute: int = 0) -> dt.datetime:
+    today = timezone.localdate()
+    return timezone.make_aware(dt.datetime.combine(today, dt.time(hour, minute)))
+
+
+def test_board_numbers_for_known_rows(world, admin_user):
+    event, eus, owners, stations, leaves = world
+    vip = CustomerFactory(name="重点业主甲", tags=["VIP"])
+    cases = [
+        ops.check_in(eus[n], vip if n == 3 else owners[n], stations, _at(9, 10 * n))
+        for n in range(4)
+    ]
+    first = [StationVisit.objects.get(case=c, station=stations[0]) for c in cases]
+    # Case 0: waited 5 min, served 10 min, then accepted with a defect; fee and rating.
+    ops.start(first[0], _at(9, 5))
+    ops.finish(first[0], _at(9, 15))
+    ops.defect(cases[0], leaves["土建"], Severity.P2, admin_user)
+    ops.outcome(cases[0], State.ACCEPTED_WITH_DEFECTS, _at(10, 30))
+    ops.pay(cases[0], "1234.50", admin_user)
+    ops.rate(cases[0], 4)
+    # Case 1: waited 15 min, refused, with a P0 defect.
+    ops.start(first[1], _at(9, 25))
+    ops.defect(cases[1], leaves["水电"], Severity.P0, admin_user, "卫生间漏水")
+    ops.outcome(cases[1], State.REFUSED, _at(10, 40), by=admin_user)
+    ops.rate(cases[1], 1)
+    # Case 2 is in service at station 1 (waited 0); case 3 (VIP) still waits.
+    ops.start(first[2], _at(9, 20))
+
+    data = board.board(event)
+
+    assert data.headline == {
+        "scope": 12,
+        "booked": 0,
+        "arrived": 4,
+        "checked_in": 1,
+        "in_progress": 1,
+        "accepted": 0,
+        "accepted_defects": 1,
+        "not_accepted": 0,
+        "refused": 1,
+        "absent": 0,
+    }
+    assert data.rate == round(100 / 12, 1)
+    row = data.stations[0]
+    assert (row.queue, row.in_service, row.done) == (1, 2, 1)
+    assert row.mean_wait_min == round((5 + 15 + 0) * 60 / 3 / 60, 1)
+    assert row.mean_service_min == 10.0
+    assert row.longest_wait_min is not None
+    assert data.stations[1].queue == 1  # case 0 moved on to station 2
+    assert [(h["label"][-5:], h["arrived"], h["finished"]) for h in data.hours] == [
+        ("09:00", 4, 0),
+        ("10:00", 0, 2),
+    ]
+    assert data.severity == {"P0": 1, "P1": 0, "P2": 1}
+    assert data.defects_open == 2
+    assert sorted(data.categories) == sorted(
+        [(leaves["土建:top"].name, 1), (leaves["水电:top"].name, 1)]
+    )
+    assert data.fees_yuan == 1234.5
+    assert (data.rating_mean, data.rating_count) == (2.5, 2)
+    kinds = [item.kind for item in data.feed]
+    assert sorted(kinds) == ["p0", "refusal", "risk_owner"]
+    assert any(item.text == "重点业主甲" for item in data.feed)
+    assert counters.recount_differs(event.pk) == {}
+
+
+def test_rebuild_equals_the_bumped_counters_after_random_changes(world, admin_user):
+    event, eus, owners, stations, leaves = world
+    rng = random.Random(17)
+    cases: list[UnitHandover] = []
+    defects = []
+    clock = _at(8, 0)
+    for _step in range(120):
+        clock += dt.timedelta(minutes=rng.randint(1, 9))
+        choice = rng.random()
+        open_cases = [c for c in cases if c.state in UnitHandover.OPEN_STATES]
+        if choice < 0.25 and len(cases) < len(eus):
+            n = len(cases)
+            cases.append(ops.check_in(eus[n], owners[n], stations, clock))
+        elif choice < 0.6 and open_cases:
+            case = rng.choice(open_cases)
+            visit = (
+                StationVisit.objects.filter(
+                    case=case, state__in=["waiting", "in_service"]
+                )
+                .select_related("case")
+                .first()
+            )
+            if visit and visit.state == "waiting":
+                ops.start(visit, clock)
+            elif visit:
+                ops.finish(visit, clock)
+        elif choice < 0.72 and open_cases:
+            ops.outcome(
+                rng.choice(open_cases),
+                rng.choice(
+                    [State.ACCEPTED, State.ACCEPTED_WITH_DEFECTS, State.NOT_ACCEPTED]
+                    + [State.REFUSED] * (choice < 0.64)
+                ),
+                clock,
+                by=admin_user,
+            )
+        elif choice < 0.85 and cases:
+            defects.append(
+                ops.defect(
+                    rng.choice(cases),
+                    leaves[rng.choice(["土建", "水电"])],
+                    rng.choice(Severity.values),
+                    admin_user,
+                )
+            )
+        elif choice < 0.9 and defects:
+            item = rng.choice(defects)
+            if item.is_open:
+                ops.close_defect(item, admin_user)
+        elif choice < 0.95 and cases:
+            ops.pay(
+                rng.choice(cases),
+                f"{rng.randint(1, 99999)}.{rng.randint(0, 99)}",
+                admin_user,
+            )
+        elif cases:
+            case = rng.choice(cases)
+            if case.rating is None:
+                ops.rate(case, rng.randint(1, 5))
+    assert len(cases) > 5 and defects
+    bumped = counters.read(event.pk)
+    assert counters.recount_differs(event.pk) == {}
+    assert {k: v for k, v in counters.rebuild(event.pk).items()} == {
+        k: v for k, v in bumped.items() if v
+    }
+    assert {k: v for k, v in counters.read(event.pk).items() if v} == {
+        k: v for k, v in bumped.items() if v
+    }
+
+
+def test_rebuild_repairs_a_drifted_counter_and_the_command_reports_it(world):
+    event, eus, owners, stations, _leaves = world
+    ops.check_in(eus[0], owners[0], stations, _at(9))
+    BoardCounter.objects.filter(event=event, key="case:checked_in").update(value=7)
+    counters.bump(event.pk, {"case:refused": 2})
+    assert counters.recount_differs(event.pk) == {
+        "case:checked_in": (7, 1),
+        "case:refused": (2, 0),
+    }
+    call_command("handover_board_rebuild", "--event", str(event.pk), stdout=None)
+    assert counters.recount_differs(event.pk) == {}
+    assert counters.read(event.pk)["case:checked_in"] == 1
+    assert "case:refused" not in counters.read(event.pk)
+
+
+def test_only_managers_and_admins_open_the_board(
+    world, login, manager, admin_user, sales_rep, service_agent, client
+):
+    event = world[0]
+    urls = [
+        reverse("handover:event_board", args=[event.pk]),
+        reverse("handover:event_board_live", args=[event.pk]),
+        reverse("handover:event_board_grid", args=[event.pk]),
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 302  # to the login page
+    for user, status in (
+        (sales_rep, 403),
+        (service_agent, 403),
+        (manager, 200),
+        (admin_user, 200),
+    ):
+        login(user)
+        for url in urls:
+            assert client.get(url).status_code == status, (user, url)
+    login(manager)
+    assert client.post(urls[0]).status_code == 405
+    assert (
+        client.get(reverse("handover:event_board", args=[987654321])).status_code == 404
+    )
+    detail = client.get(event.get_absolute_url()).content.decode()
+    assert urls[0] in detail
+    login(sales_rep)
+    assert urls[0] not in client.get(event.get_absolute_url()).content.decode()
+
+
+def test_the_page_polls_fragments_and_the_fragments_are_only_fragments(
+    world, login, manager
+):
+    event, eus, owners, stations, _leaves = world
+    ops.outcome(
+        ops.check_in(eus[0], owners[0], stations, _at(9)), State.ACCEPTED, _at(9, 40)
+    )
+    client = login(manager)
+    page = client.get(reverse("handover:event_board", args=[event.pk])).content.decode()
+    live_url = reverse("handover:event_board_live", args=[event.pk])
+    grid_url = reverse("handover:event_board_grid", args=[event.pk])
+    assert f'hx-get="{live_url}" hx-trigger="every 5s"' in page
+    assert f'hx-get="{grid_url}" hx-trigger="load, every 10s"' in page
+    assert "vendor/echarts/echarts.min.js" in page
+    assert 'id="kehu-nav"' in page
+
+    live = client.get(live_url).content.decode()
+    assert "<html" not in live and "kehu-nav" not in live
+    assert 'data-figure="accepted">1<' in live
+    assert 'data-figure="scope">12<' in live
+
+    grid = client.get(grid_url).content.decode()
+    assert "<html" not in grid
+    assert grid.count('class="board-cell') == 12
+    assert grid.count("s-accepted") == 1
+
+    screen = client.get(
+        reverse("handover:event_board", args=[event.pk]), {"mode": "screen"}
+    ).content.decode()
+    assert 'data-bs-theme="dark"' in screen and 'id="kehu-nav"' not in screen
+    assert f'hx-get="{live_url}"' in screen
+    # An unknown mode is the normal page, not an error.
+    odd = client.get(
+        reverse("handover:event_board", args=[event.pk]), {"mode": "x" * 500}
+    )
+    assert odd.status_code == 200 and 'id="kehu-nav"' in odd.content.decode()
+
+
+def _queries(client, url) -> int:
+    cache.clear()
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_query_count_does_not_grow_with_the_event(
+    admin_user, login, manager, django_assert_max_num_queries
+):
+    client = login(manager)
+    counts = []
+    for size in (1, 4):
+        event, eus, owners = _event_with_units(admin_user, floors=size * 2, per_floor=4)
+        stations = ops.make_stations(event, 2 + size)
+        leaves = ops.make_categories()
+        for n, eu in enumerate(eus):
+            case = ops.check_in(eu, owners[n], stations, _at(9, n % 60))
+            if n % 3 == 0:
+                ops.outcome(case, State.REFUSED, _at(11), by=admin_user)
+            ops.defect(case, leaves["水电"], Severity.P0, admin_user)
+        counts.append(
+            tuple(
+                _queries(client, reverse(name, args=[event.pk]))
+                for name in (
+                    "handover:event_board",
+                    "handover:event_board_live",
+                    "handover:event_board_grid",
+                )
+            )
+        )
+    assert counts[0] == counts[1], counts
+    with django_assert_max_num_queries(counts[1][1]):
+        client.get(reverse("handover:event_board_live", args=[event.pk]))
+
+
+def test_the_grid_is_cached_briefly(world, login, manager):
+    event, eus, owners, stations, _leaves = world
+    client = login(manager)
+    url = reverse("handover:event_board_grid", args=[event.pk])
+    cache.clear()
+    first = client.get(url).content.decode()
+    ops.check_in(eus[0], owners[0], stations, _at(9))
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).content.decode() == first
+    assert not any("handover_eventunit" in q["sql"] for q in captured)
+    cache.clear()
+    assert "s-checked_in" in client.get(url).content.decode()
