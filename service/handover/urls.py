@@ -51,4 +51,6 @@ urlpatterns = [
     path("", include("service.handover.board_urls")),
     # 入伙通知书: runs, notices, owners' links, PDFs (notice_urls.py).
     path("", include("service.handover.notice_urls")),
+    # Reports: daily report, rectification board, refusals, no-shows, acceptance PDF.
+    path("", include("service.handover.report_urls")),
 ]

@@ -508,6 +508,15 @@ MATRIX = [
     ("handover:letters_delivered", "POST", "missing", *MANAGERS_MISSING),
     ("handover:unit_notice_pdf", "POST", "missing", *MANAGERS_MISSING),
     ("handover:owner_link_revoke", "POST", "missing", *MANAGERS_MISSING),
+    # 入伙 reports (report_views.py): managers and admins, over the events they see;
+    # the acceptance form PDF also for the service staff who handled the case (so a
+    # missing case is a 404 for them too).
+    ("handover:daily_report", "GET", "event",       *MANAGERS),
+    ("handover:daily_report", "GET", "draft_event", *MANAGERS),
+    ("handover:refusal_list", "GET", "event",       *MANAGERS),
+    ("handover:no_show_list", "GET", "event",       *MANAGERS),
+    ("handover:rectification_board", "GET", None,   *MANAGERS),
+    ("handover:acceptance_form_pdf", "GET", "missing", L, 403, 403, 403, 403, 404, 404, 404, 403),
     # Scope and batches: every staff role views, managers and admins edit; the event
     # has no project, so adding units answers 400 with the message; an empty bulk
     # action goes back to the scope page with it.

@@ -72,6 +72,7 @@ NOT_HTML = {
     "value:export",
     "service:attachment_download",
     "scorecard_report:pdf",
+    "handover:acceptance_form_pdf",
 }
 
 
