@@ -202,6 +202,7 @@ def acceptance_form_pdf(request: HttpRequest, pk: int) -> HttpResponse:
             "event_unit__unit__building",
             "customer",
             "proxy_authorisation__proxy",
+            "outcome_by",
         ),
         pk,
     )
