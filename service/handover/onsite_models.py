@@ -23,6 +23,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from crm.core import bounds
+
 __all__ = [
     "BoardCounter",
     "CaseLog",
@@ -181,7 +183,8 @@ class UnitHandover(models.Model):
         verbose_name=_("核验人"),
     )
     proxy_verified_by_phone = models.BooleanField(_("已电话核实委托"), default=False)
-    checked_in_at = models.DateTimeField(_("签到时间"))
+    # Empty only on a no-show's case (未到访), made by the daily sweep.
+    checked_in_at = models.DateTimeField(_("签到时间"), null=True, blank=True)
     checked_in_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -224,6 +227,8 @@ class UnitHandover(models.Model):
         related_name="reinspection_of",
         verbose_name=_("复验预约"),
     )
+    # 验收未通过: the day the owner asked to come back, when no appointment is booked.
+    reinspection_on = models.DateField(_("复验日期"), null=True, blank=True)
     outcome_at = models.DateTimeField(_("结果时间"), null=True, blank=True)
     outcome_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -268,6 +273,9 @@ class UnitHandover(models.Model):
                     area_difference_amount__lte=10_000_000,
                 ),
                 name="handover_case_area_difference_range",
+            ),
+            bounds.date_in_range(
+                "reinspection_on", name="handover_case_reinspection_in_range"
             ),
         ]
         indexes = [
@@ -486,6 +494,11 @@ class RefusalRecord(models.Model):
     class Meta:
         verbose_name = _("拒收记录")
         verbose_name_plural = _("拒收记录")
+        constraints = [
+            bounds.date_in_range(
+                "notice_deadline", name="handover_refusal_deadline_in_range"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.get_reason_display()

@@ -49,6 +49,8 @@ urlpatterns = [
     path("", include(readiness_urls)),
     # 交付大屏: the live board and its polled fragments (board_urls.py).
     path("", include("service.handover.board_urls")),
+    # 入伙 station captures and case outcomes (capture_urls.py).
+    path("", include("service.handover.capture_urls")),
     # 入伙通知书: runs, notices, owners' links, PDFs (notice_urls.py).
     path("", include("service.handover.notice_urls")),
     # Reports: daily report, rectification board, refusals, no-shows, acceptance PDF.

@@ -535,6 +535,20 @@ MATRIX = [
     ("handover:batch_assign", "POST", "batch",      L,     403,   403,   403,   403,   400,   403,   400,   403),
     ("handover:batch_slots_add", "GET", "batch",    *MANAGERS),
     ("handover:batch_slots_add", "POST", "batch",   L,     403,   403,   403,   403,   400,   403,   400,   403),
+    # 入伙 on the day: every staff role records at the stations and decides outcomes on
+    # the cases of the events it sees (tests/handover/test_outcomes.py, test_captures.py
+    # open real cases per role).
+    ("handover:case_outcome", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_accept", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_not_accepted", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_refuse", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_no_show_next", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_settlement", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_fee_add", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_meters", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_keys", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_signature", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_survey", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     # The property register (docs/property.md): every staff role reads, managers and
     # admins write; an empty form re-renders with its errors (400).
     ("property:project_list", "GET", None,          *ANY_ROLE),

@@ -583,6 +583,7 @@ FORM_MODULES = (
     "customers.io_forms",
     "service.forms",
     "service.handover.forms",
+    "service.handover.capture_forms",
     "crm.accounts.admin_forms",
     "service.admin_forms",
 )
@@ -601,6 +602,18 @@ NOT_FUZZED = {
     "AuditFilterForm": "a GET filter; tests/security/test_param_fuzz.py",
     "VersionedForm": "the base of the ticket forms above",
     "AssetSettingsForm": "AssetForm on the settings page; fuzzed as asset",
+    # 入伙 stations and outcomes (tests/handover/test_captures.py, test_outcomes.py
+    # post bad input to each: a form error or a refusal, nothing written).
+    "SettlementForm": "two bounded decimals; the amount fits the case's check",
+    "FeeForm": "FeePayment's own fields, amount bounded to the check constraint",
+    "KeysForm": "a choice and bounded counts",
+    "SignatureForm": "one bounded string; captures.signature_png checks the PNG",
+    "SurveyForm": "a typed choice of 1-5 and a bounded comment",
+    "OutcomeForm": "the version alone",
+    "AcceptForm": "the version and a flag",
+    "NotAcceptedForm": "a bounded reason and a bounded date from today",
+    "RefusalForm": "a choice, bounded texts, a bounded date; files via check_upload",
+    "NoShowNextForm": "a choice and the version",
 }
 # Fields of crm.accounts (its own helpers' area) that take text of any length.
 UNBOUNDED_FIELDS = {

@@ -1,0 +1,37 @@
+"""The station captures and the case's outcomes (capture_views.py)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from service.handover import capture_views as views
+
+urlpatterns = [
+    path("cases/<int:pk>/outcome/", views.case_outcome, name="case_outcome"),
+    path("cases/<int:pk>/outcome/accept/", views.case_accept, name="case_accept"),
+    path(
+        "cases/<int:pk>/outcome/not-accepted/",
+        views.case_not_accepted,
+        name="case_not_accepted",
+    ),
+    path("cases/<int:pk>/outcome/refuse/", views.case_refuse, name="case_refuse"),
+    path(
+        "cases/<int:pk>/outcome/no-show/",
+        views.case_no_show_next,
+        name="case_no_show_next",
+    ),
+    path(
+        "cases/<int:pk>/capture/settlement/",
+        views.capture_settlement,
+        name="capture_settlement",
+    ),
+    path("cases/<int:pk>/capture/fees/", views.capture_fee_add, name="capture_fee_add"),
+    path("cases/<int:pk>/capture/meters/", views.capture_meters, name="capture_meters"),
+    path("cases/<int:pk>/capture/keys/", views.capture_keys, name="capture_keys"),
+    path(
+        "cases/<int:pk>/capture/signature/",
+        views.capture_signature,
+        name="capture_signature",
+    ),
+    path("cases/<int:pk>/capture/survey/", views.capture_survey, name="capture_survey"),
+]
