@@ -15,17 +15,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Min, Q, Subquery, Sum
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from customers.models import Customer
 from service.defects.models import Defect, DefectCategory, Severity
 from service.handover import counters
 from service.handover.models import (
     Appointment,
     EventUnit,
     HandoverEvent,
-    RefusalRecord,
     StationDefinition,
     StationVisit,
     TimeSlot,
@@ -35,10 +37,13 @@ from service.handover.models import (
 # Customers with one of these tags (or a key account) are flagged when they arrive.
 RISK_TAGS = ("VIP", "投诉", "维权", "重点关注", "媒体", "律师", "群诉")
 FEED_ROWS = 10
+# The open cases the risk feed looks at, latest arrivals first (more than are on site).
+ON_SITE_MAX = 500
 GRID_MAX_UNITS = 5_000
 # The grid's cell states: a case's state, or booked / not booked without a case.
 GRID_NONE = "none"
 GRID_BOOKED = "booked"
+CELL = '<i class="board-cell s-{}" title="{}"></i>'
 State = UnitHandover.State
 
 
@@ -184,28 +189,47 @@ def _categories(values: dict[str, int]) -> list[tuple[str, int]]:
 def _feed(event: HandoverEvent) -> list[FeedItem]:
     """The latest refusals, open P0 defects and risk-tagged owners on site, 10 at most."""
     items: list[FeedItem] = []
-    refusals = (
-        RefusalRecord.objects.filter(case__event=event)
-        .select_related("case__event_unit__unit", "case__customer")
-        .order_by("-recorded_at")[:FEED_ROWS]
+    # Refused cases by the (event, state) index; the record rides along (one-to-one).
+    # The 10 ids first (a subquery with its LIMIT), then their rows: the joins are
+    # for 10 rows, never for every refusal.
+    refused = (
+        UnitHandover.objects.filter(
+            pk__in=Subquery(
+                UnitHandover.objects.filter(event=event, state=State.REFUSED)
+                .order_by("-outcome_at", "-pk")
+                .values("pk")[:FEED_ROWS]
+            )
+        )
+        .select_related("refusal", "event_unit__unit", "customer")
+        .only(
+            "outcome_at",
+            "updated_at",
+            "event_unit__unit__code",
+            "customer__name",
+            "refusal__reason",
+            "refusal__recorded_at",
+        )
     )
-    for refusal in refusals:
+    for case in refused:
+        refusal = getattr(case, "refusal", None)
         items.append(
             FeedItem(
                 "refusal",
-                refusal.recorded_at,
-                refusal.case.event_unit.unit.code,
-                refusal.case.customer.name,
-                refusal.get_reason_display(),
+                refusal.recorded_at if refusal else case.outcome_at or case.updated_at,
+                case.event_unit.unit.code,
+                case.customer.name,
+                refusal.get_reason_display() if refusal else "",
             )
         )
-    p0 = (
-        Defect.objects.filter(
-            event=event, state__in=Defect.OPEN_STATES, severity=Severity.P0
+    p0 = Defect.objects.filter(
+        pk__in=Subquery(
+            Defect.objects.filter(
+                event=event, state__in=Defect.OPEN_STATES, severity=Severity.P0
+            )
+            .order_by("-created_at", "-pk")
+            .values("pk")[:FEED_ROWS]
         )
-        .select_related("unit")
-        .order_by("-created_at")[:FEED_ROWS]
-    )
+    ).select_related("unit")
     for defect in p0:
         items.append(
             FeedItem(
@@ -216,28 +240,43 @@ def _feed(event: HandoverEvent) -> list[FeedItem]:
                 defect.get_state_display(),
             )
         )
-    tagged = (
+    # Owners on site now (the open cases, by the (event, state) index, the latest
+    # ON_SITE_MAX), then which of them are flagged, by the customers' primary key: never
+    # a scan of the customers for their tags.
+    on_site = list(
         UnitHandover.objects.filter(event=event, state__in=UnitHandover.OPEN_STATES)
-        .filter(
-            Q(customer__tags__overlap=list(RISK_TAGS))
-            | Q(customer__is_key_account=True)
-        )
-        .select_related("event_unit__unit", "customer")
-        .order_by("-checked_in_at")[:FEED_ROWS]
+        .order_by("-checked_in_at", "-pk")
+        .values_list("pk", "customer_id")[:ON_SITE_MAX]
     )
-    for case in tagged:
-        tags = [tag for tag in case.customer.tags if tag in RISK_TAGS]
-        if case.customer.is_key_account:
-            tags.insert(0, _("重点客户"))
-        items.append(
-            FeedItem(
-                "risk_owner",
-                case.checked_in_at,
-                case.event_unit.unit.code,
-                case.customer.name,
-                "、".join(tags),
-            )
+    flagged = {
+        pk: (name, tags, key_account)
+        for pk, name, tags, key_account in Customer.objects.filter(
+            pk__in={customer for _case, customer in on_site}
         )
+        .filter(Q(tags__overlap=list(RISK_TAGS)) | Q(is_key_account=True))
+        .values_list("pk", "name", "tags", "is_key_account")
+    }
+    latest = [case for case, customer in on_site if customer in flagged][:FEED_ROWS]
+    if latest:
+        tagged = (
+            UnitHandover.objects.filter(pk__in=latest)
+            .select_related("event_unit__unit")
+            .only("checked_in_at", "customer_id", "event_unit__unit__code")
+        )
+        for case in tagged:
+            name, tags, key_account = flagged[case.customer_id]
+            shown = [tag for tag in tags if tag in RISK_TAGS]
+            if key_account:
+                shown.insert(0, _("重点客户"))
+            items.append(
+                FeedItem(
+                    "risk_owner",
+                    case.checked_in_at,
+                    case.event_unit.unit.code,
+                    name,
+                    "、".join(shown),
+                )
+            )
     items.sort(key=lambda item: item.at, reverse=True)
     return items[:FEED_ROWS]
 
@@ -290,22 +329,17 @@ def board(event: HandoverEvent) -> Board:
 @dataclass
 class GridBuilding:
     name: str
-    floors: list[tuple[int, list[tuple[str, str, str]]]]  # floor, [(code, room, state)]
+    floors: list[tuple[int, SafeString]]  # floor, its cells' HTML (escaped)
     counts: dict[str, int]
 
 
 def grid(event: HandoverEvent) -> list[GridBuilding]:
     """The event's units by building and floor (top floor first), each with its latest
-    case's state, else booked or none: one query, GRID_MAX_UNITS rows at most."""
-    latest = UnitHandover.objects.filter(event_unit=OuterRef("pk")).order_by("-round")
-    booked = Appointment.objects.filter(
-        event_unit=OuterRef("pk"), state=Appointment.State.BOOKED
-    )
-    rows = (
+    case's state, else booked or none: three indexed reads (units, cases, bookings;
+    GRID_MAX_UNITS units at most) joined here, the cells' HTML built per floor with
+    format_html_join (5,000 template tags would cost more than the queries)."""
+    units = list(
         EventUnit.objects.filter(event=event)
-        .annotate(
-            case_state=Subquery(latest.values("state")[:1]), booked=Exists(booked)
-        )
         .order_by(
             "unit__building__code",
             "unit__building_id",
@@ -314,27 +348,50 @@ def grid(event: HandoverEvent) -> list[GridBuilding]:
             "unit__room",
         )
         .values_list(
+            "pk",
             "unit__building_id",
             "unit__building__name",
             "unit__floor",
-            "unit__room",
             "unit__code",
-            "case_state",
-            "booked",
         )[:GRID_MAX_UNITS]
     )
+    state_of: dict[int, tuple[int, str]] = {}
+    for event_unit, round_no, state in UnitHandover.objects.filter(
+        event=event
+    ).values_list("event_unit_id", "round", "state"):
+        if event_unit not in state_of or state_of[event_unit][0] < round_no:
+            state_of[event_unit] = (round_no, state)
+    booked = set(
+        Appointment.objects.filter(
+            event=event, state=Appointment.State.BOOKED, event_unit__isnull=False
+        ).values_list("event_unit_id", flat=True)
+    )
     buildings: list[GridBuilding] = []
-    current_id = None
-    for building_id, name, floor, room, code, case_state, is_booked in rows:
-        if building_id != current_id:
-            current_id = building_id
+    current = None
+    cells: list[tuple[str, str]] = []
+    floor_no = None
+
+    def close_floor() -> None:
+        if cells:
+            html = format_html_join("", CELL, cells)
+            buildings[-1].floors.append((floor_no, html))
+            cells.clear()
+
+    for event_unit, building_id, name, floor, code in units:
+        if building_id != current:
+            close_floor()
+            current, floor_no = building_id, None
             buildings.append(GridBuilding(name=name, floors=[], counts={}))
-        building = buildings[-1]
-        state = case_state or (GRID_BOOKED if is_booked else GRID_NONE)
-        building.counts[state] = building.counts.get(state, 0) + 1
-        if not building.floors or building.floors[-1][0] != floor:
-            building.floors.append((floor, []))
-        building.floors[-1][1].append((code, room, state))
+        if floor != floor_no:
+            close_floor()
+            floor_no = floor
+        state = state_of.get(event_unit, (0, ""))[1] or (
+            GRID_BOOKED if event_unit in booked else GRID_NONE
+        )
+        counts = buildings[-1].counts
+        counts[state] = counts.get(state, 0) + 1
+        cells.append((state, code))
+    close_floor()
     return buildings
 
 

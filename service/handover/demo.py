@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from crm.core import seeding
 from customers.models import Customer
-from service.handover import demo_before, scale, services
+from service.handover import demo_before, scale, scale_onsite, services
 from service.handover.models import HandoverEvent
 from service.property import demo as property_demo
 
@@ -76,4 +76,9 @@ def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:
     return len(owners)
 
 
-seeding.register(__name__, demo=seed_demo, scale=seeding.Scale(datasets=scale.DATASETS))
+# Before the day (the booking burst's event), then on the day (the live board's event).
+seeding.register(
+    __name__,
+    demo=seed_demo,
+    scale=seeding.Scale(datasets=[*scale.DATASETS, *scale_onsite.DATASETS]),
+)
