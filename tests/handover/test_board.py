@@ -308,6 +308,20 @@ def test_query_count_does_not_grow_with_the_event(
         client.get(reverse("handover:event_board_live", args=[event.pk]))
 
 
+def test_the_figures_are_shared_for_two_seconds(world, login, manager):
+    event, eus, owners, stations, _leaves = world
+    client = login(manager)
+    url = reverse("handover:event_board_live", args=[event.pk])
+    cache.clear()
+    assert 'data-figure="arrived">0<' in client.get(url).content.decode()
+    ops.check_in(eus[0], owners[0], stations, _at(9))
+    with CaptureQueriesContext(connection) as captured:
+        assert 'data-figure="arrived">0<' in client.get(url).content.decode()
+    assert not any("handover_boardcounter" in q["sql"] for q in captured)
+    cache.clear()
+    assert 'data-figure="arrived">1<' in client.get(url).content.decode()
+
+
 def test_the_grid_is_cached_briefly(world, login, manager):
     event, eus, owners, stations, _leaves = world
     client = login(manager)
