@@ -184,6 +184,9 @@ def _deal(
 def _set_created(deals: list[Deal]) -> None:
     rows = [(d.pk, d.story_created) for d in deals]  # type: ignore[attr-defined]
     with connection.cursor() as cursor:
+        # Statistics first: on a table that was empty the planner expects a handful
+        # of rows and joins the 14,000 ids to a sequential scan each (30 s, not 1 s).
+        cursor.execute("ANALYZE deals_deal")
         cursor.execute(
             "UPDATE deals_deal AS d SET created_at = (v.day::timestamp + interval "
             "'10 hours') AT TIME ZONE current_setting('TimeZone'), "
