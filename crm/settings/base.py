@@ -370,6 +370,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300,
         "options": {"expires": 300},
     },
+    # 入伙 no-shows: an absent case per booked appointment whose day has passed
+    # without check-in (service/handover/outcomes.py), after midnight.
+    "handover-no-shows": {
+        "task": "service.handover.tasks.no_shows_task",
+        "schedule": crontab(hour=0, minute=30),
+    },
     # Double-submission tokens (crm/core/once.py) older than a week.
     "form-submissions-purge": {
         "task": "crm.core.tasks.form_submissions_purge_task",

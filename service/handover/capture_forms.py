@@ -125,10 +125,14 @@ class KeysForm(forms.Form):
 
 class SignatureForm(forms.Form):
     # A PNG data URL; the service checks what it holds (captures.signature_png).
+    # Longer than the service's limit, so that an oversized drawing gets its message.
     signature = forms.CharField(
-        max_length=SIGNATURE_MAX_BYTES * 4 // 3 + 64,
+        max_length=SIGNATURE_MAX_BYTES * 2,
         widget=forms.HiddenInput,
-        error_messages={"required": _("请先签名。")},
+        error_messages={
+            "required": _("请先签名。"),
+            "max_length": _("签名图片过大（上限 300 KB）。"),
+        },
     )
 
 

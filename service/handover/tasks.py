@@ -1,4 +1,5 @@
-"""Celery adapters for 入伙: the notice run (service/handover/notices.py)."""
+"""Celery adapters for 入伙: the notice run (service/handover/notices.py) and the
+daily no-show sweep (outcomes.py)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,17 @@ def notice_run_advance_task(self: Task, run_id: int) -> None:
         raise self.retry(  # nosemgrep: kehu-no-broker-delay
             countdown=min(busy.seconds, 300), max_retries=None
         ) from busy
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def no_shows_task() -> int:
+    """Daily: an ABSENT case for each booked appointment whose day passed without
+    check-in (outcomes.no_shows_record; each appointment in its own transaction)."""
+    from service.handover import outcomes
+
+    return outcomes.no_shows_record()

@@ -647,3 +647,17 @@ def test_two_threads_reading_the_same_version(admin_user):
         outcomes.case_accept(
             UnitHandover.objects.get(pk=case.pk), by=admin_user, version=version
         )
+
+
+def test_the_daily_task_runs_the_sweep(admin_user, settings):
+    from service.handover import tasks
+
+    event = make_event(admin_user, slots_per_day=1, days_ahead=0)
+    missed = _booked(admin_user, event)
+    assert tasks.no_shows_task() == 0  # its day is today: not missed yet
+    assert "handover-no-shows" in settings.CELERY_BEAT_SCHEDULE
+    assert (
+        outcomes.missed_appointments(missed.slot.date + dt.timedelta(days=1))
+        .filter(pk=missed.pk)
+        .exists()
+    )
