@@ -71,6 +71,9 @@ from service.handover.forms import BookingForm, EventForm, SlotDayForm
 from service.handover.models import HandoverEvent, TimeSlot
 from service.models import Category
 
+# A sweep of every page: .ci/run's step c (system PostgreSQL) leaves it to step b.
+pytestmark = pytest.mark.sweep
+
 # Errors a view turns into a message on the page; anything else escaping is a bug.
 SHOWN_TO_USER = (
     ValidationError,

@@ -49,7 +49,8 @@ from tests.security.inventory import (
     warm,
 )
 
-pytestmark = pytest.mark.django_db
+# A sweep of every page: .ci/run's step c (system PostgreSQL) leaves it to step b.
+pytestmark = [pytest.mark.django_db, pytest.mark.sweep]
 
 PR_EXAMPLES = 6
 NIGHTLY_EXAMPLES = 300

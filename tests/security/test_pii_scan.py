@@ -27,7 +27,8 @@ from tests.security.inventory import (
 )
 
 # The crawl needs the test database; pytest-django sets it up only for such modules.
-pytestmark = pytest.mark.django_db
+# A sweep of every page: .ci/run's step c (system PostgreSQL) leaves it to step b.
+pytestmark = [pytest.mark.django_db, pytest.mark.sweep]
 
 # Attributes whose value is an address the page sends the browser to.
 ADDRESS_ATTRIBUTES = {"href", "src", "action", "hx-get", "hx-post", "data-url"}

@@ -53,7 +53,8 @@ FORM_NAMES = (
     "workorder_form",
     "attachment_form",
 )
-pytestmark = pytest.mark.django_db
+# A sweep of every page: .ci/run's step c (system PostgreSQL) leaves it to step b.
+pytestmark = [pytest.mark.django_db, pytest.mark.sweep]
 SHORT = [p for p in PAYLOADS if p is not LONG_PAYLOAD]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # Quoted local parts make payloads valid e-mail addresses (Django's EmailValidator).
