@@ -35,6 +35,10 @@ def notice_run_advance_task(self: Task, run_id: int) -> None:
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,
+    # At most 5,000 appointments a run, one short transaction each; run twice, the
+    # second finds them recorded (a case per appointment) and does nothing.
+    soft_time_limit=600,
+    time_limit=660,
 )
 def no_shows_task() -> int:
     """Daily: an ABSENT case for each booked appointment whose day passed without
