@@ -64,7 +64,8 @@ def read(event_id: int) -> dict[str, int]:
 #   case:<state>          every case row of the event (each round is a row)
 #   station:<id>:<state>  every visit of the event's cases, by station and state
 #   …:served / wait_s     visits with started_at; wait = started_at − queued_at, whole
-#                         seconds truncated per visit (0 when never queued)
+#                         seconds truncated per visit, never below 0 (0 when never
+#                         queued)
 #   …:done / service_s    visits in state done (the state's key is the finished count:
 #                         one bump, not two); service = finished_at − started_at, whole
 #                         seconds per visit (none without started_at)
@@ -100,11 +101,11 @@ SELECT 'station:' || station_id || ':served', count(*) FROM v
 WHERE started_at IS NOT NULL GROUP BY station_id
 UNION ALL
 SELECT 'station:' || station_id || ':wait_s',
-       coalesce(sum(trunc(extract(epoch FROM started_at - queued_at))), 0)::bigint
+       coalesce(sum(greatest(trunc(extract(epoch FROM started_at - queued_at)), 0)), 0)::bigint
 FROM v WHERE started_at IS NOT NULL AND queued_at IS NOT NULL GROUP BY station_id
 UNION ALL
 SELECT 'station:' || station_id || ':service_s',
-       coalesce(sum(trunc(extract(epoch FROM finished_at - started_at))), 0)::bigint
+       coalesce(sum(greatest(trunc(extract(epoch FROM finished_at - started_at)), 0)), 0)::bigint
 FROM v WHERE state = 'done' AND started_at IS NOT NULL AND finished_at IS NOT NULL
 GROUP BY station_id
 UNION ALL

@@ -5,7 +5,7 @@ for the live board and the on-site scenarios (handover.board, .checkin, .station
 
 - six stations (identity, documents, fees, inspection, keys, survey), one to three
   counters each;
-- 4,000 units arrived (08:30 + 6 s apart), their cases in every state by unit number
+- 4,000 units arrived (from 8 h before the build, 5 s apart), their cases in every state by unit number
   mod 20: 10 accepted, 2 accepted with defects, 1 not accepted, 1 refused, 3 in
   progress, 3 checked in; 250 more absent; the last 750 not arrived (check-in targets);
 - a visit per case and station: finished cases done everywhere (queued 5 min, served
@@ -110,8 +110,9 @@ CASE_ROWS = Dataset(
     ),
     base={
         "state": _STATE,
-        "arrived": "date_trunc('day', now()) + interval '8 hours 30 minutes' "
-        "+ make_interval(secs => 6 * i)",
+        # From 8 h before the build, 5 s apart: the last arrives 2.4 h before it, so
+        # every outcome (arrival + 90 min) and visit is in the past.
+        "arrived": "now() - interval '8 hours' + make_interval(secs => 5 * i)",
     },
     columns={
         "event_id": LIVE_EVENT,
@@ -263,7 +264,7 @@ DEFECT_ROWS = Dataset(
         "due_at": "c.checked_in_at + interval '3 days'",
         "rework_rounds": "0",
         "reported_by_id": _ADMIN,
-        "created_at": "c.checked_in_at + interval '40 minutes'",
+        "created_at": "c.checked_in_at + interval '40 minutes'",  # in the past
         "version": "1",
     },
 )
