@@ -24,6 +24,16 @@ class HandoverConfig(AppConfig):
                 group=navigation.HANDOVER,
             )
         )
+        # 入伙 on the day: the desk and the stations (onsite_views.py).
+        navigation.register(
+            navigation.Item(
+                _("现场交付"),
+                "handover:onsite_home",
+                roles=services.BOOKING_ROLES,
+                order=31,
+                group=navigation.HANDOVER,
+            )
+        )
         # The reminder goes to the customer: never sent twice, even after a crash.
         registry.register(
             services.APPOINTMENT_REMINDER,

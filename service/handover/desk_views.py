@@ -21,7 +21,7 @@ from crm.accounts import access
 from crm.accounts.roles import Role
 from crm.core import bounds
 from customers import masking
-from service.handover import checkin_codes, services
+from service.handover import checkin_codes, onsite, services
 from service.handover.models import Appointment
 
 STAFF_ROLES = tuple(Role.values)
@@ -51,7 +51,8 @@ def desk_check_in(request: HttpRequest) -> HttpResponse:
         error, status = _("签到码无效：请重新扫描，或核对手输的签到码。"), 404
     elif request.method == "POST" and appointment is not None:
         try:
-            services.appointment_check_in(appointment, by=request.user)
+            # Opens the unit's handover case too (issue 17), in the same transaction.
+            onsite.check_in(appointment, by=request.user)
         except services.BookingError as exc:
             error, status = exc.message, 409
         except PermissionDenied:

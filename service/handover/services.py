@@ -22,6 +22,7 @@ A slot's walk-in hold is kept free for walk-ins until the event's release hour.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -821,8 +822,16 @@ def _require_check_in_allowed(current: Appointment, today: dt.date) -> None:
 
 
 @retry_transient
-def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
+def appointment_check_in(
+    appointment: Appointment,
+    *,
+    by: Any,
+    then: Callable[[Appointment, dt.datetime], Any] | None = None,
+) -> Appointment:
     """The customer has arrived at the venue; the seat stays taken.
+
+    `then(appointment, now)` runs inside the check-in's transaction after the row was
+    updated (onsite.check_in opens the handover case there), so both or neither.
 
     Refused (CheckInRefused or Conflict, nothing written) unless the rules of
     `_require_check_in_allowed` hold. The UPDATE is conditional on the state and the
@@ -849,7 +858,11 @@ def appointment_check_in(appointment: Appointment, *, by: Any) -> Appointment:
             _require_check_in_allowed(current, timezone.localdate(now))
             raise Conflict(_("预约已被他人修改，请刷新页面后再操作。"))
         scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
+        if then is not None:
+            then(current, now)
         checked_in = current.pk
+        # TODO(issue 17, h2): moves to the outcomes (accepted, refused) once the
+        # satisfaction tests finish a handover through an outcome.
         transaction.on_commit(lambda: _finished(checked_in))
     appointment.refresh_from_db()
     return appointment

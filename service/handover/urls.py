@@ -47,6 +47,8 @@ urlpatterns = [
         name="appointment_check_in",
     ),
     path("", include(readiness_urls)),
+    # 入伙 on the day: desk, stations, cases (onsite_urls.py).
+    path("", include("service.handover.onsite_urls")),
     # 交付大屏: the live board and its polled fragments (board_urls.py).
     path("", include("service.handover.board_urls")),
     # 入伙 station captures and case outcomes (capture_urls.py).

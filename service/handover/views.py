@@ -19,7 +19,7 @@ from crm.core.pagination import paginate
 from customers import masking, search
 from customers import selectors as customer_selectors
 from customers.models import Customer
-from service.handover import scope_selectors, selectors, services
+from service.handover import onsite, scope_selectors, selectors, services
 from service.handover.forms import (
     BookingForm,
     EventForm,
@@ -390,7 +390,10 @@ def appointment_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @access.role_required(*STAFF_ROLES)
 def appointment_check_in(request: HttpRequest, pk: int) -> HttpResponse:
     def check_in(appointment: Appointment, *, by: Any, **_: Any) -> Appointment:
-        return services.appointment_check_in(appointment, by=by)
+        # Opens the unit's handover case too (issue 17), in the same transaction.
+        onsite.check_in(appointment, by=by)
+        appointment.refresh_from_db()
+        return appointment
 
     return _appointment_action(request, pk, check_in, _("%(customer)s 已签到。"))
 

@@ -552,6 +552,20 @@ MATRIX = [
     ("handover:capture_keys", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_signature", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_survey", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    # 入伙 on the day (issue 17): the desk, stations and cases for the roles that book
+    # (every staff role), the station sequence for managers and admins. An empty
+    # check-in answers 400 with the message; an event without stations saves nothing.
+    ("handover:onsite_home", "GET", None,           *ANY_ROLE),
+    ("handover:onsite_event", "GET", "event",       *ANY_ROLE),
+    ("handover:onsite_event", "GET", "draft_event", L,     404,   404,   404,   404,   200,   404,   200,   403),
+    ("handover:onsite_checkin", "GET", "event",     *ANY_ROLE),
+    ("handover:onsite_checkin", "POST", "event",    L,     400,   400,   400,   400,   400,   400,   400,   403),
+    ("handover:station_config", "GET", "event",     *MANAGERS),
+    ("handover:station_config", "POST", "event",    L,     403,   403,   403,   403,   302,   403,   302,   403),
+    ("handover:station_page", "GET", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:station_call_next", "POST", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:visit_action", "POST", f"args:{MISSING_ID},start", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_detail", "GET", "missing",      L,     404,   404,   404,   404,   404,   404,   404,   403),
     # The property register (docs/property.md): every staff role reads, managers and
     # admins write; an empty form re-renders with its errors (400).
     ("property:project_list", "GET", None,          *ANY_ROLE),

@@ -1,0 +1,905 @@
+"""入伙 on the day (issue 17): the event's stations, check-in into a handover case, and
+each case's way through the stations.
+
+Stations. An event gets the default sequence on demand (`ensure_default_stations`);
+managers edit names, order, prerequisites, counters and target times
+(`stations_save`): a prerequisite must come earlier in the order, which also rules
+out cycles.
+
+Check-in. `check_in` checks the appointment in (services.appointment_check_in) and, in
+the same transaction, opens the unit's case (UnitHandover, round = earlier rounds + 1)
+with its queue number, one StationVisit per station (WAITING for stations without
+prerequisites, PENDING for gated ones), a CaseLog row and the board's counters. A
+walk-in (`walk_in`) takes a seat of one of today's slots, the held-back share
+included (services.hold_applies never holds seats back from walk-ins), or is refused
+with the reason.
+
+Queue numbers run per event and day from 1; the next one is read under a
+transaction-scoped advisory lock per event (the unique constraint is the backstop).
+
+Station work. Every transition locks the case row first, then changes the visit with
+an UPDATE conditional on its state and version (optimistic concurrency), so two
+tablets never serve the same owner and a stale page is told so (Conflict). Calling the
+next owner skips owners that another station has called or is serving. Finishing or
+skipping a station queues the gated stations whose prerequisites are all done or
+skipped. The first station started moves the case CHECKED_IN → IN_PROGRESS.
+
+Lock order (as services.py): appointment row, event advisory lock, case row, visit
+rows, counter rows (counters.bump sorts its keys).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.core.db import audited, retry_transient
+from customers.models import Customer
+from service.handover import counters, services
+from service.handover.models import (
+    Appointment,
+    CaseLog,
+    EventUnit,
+    HandoverEvent,
+    StationDefinition,
+    StationVisit,
+    TimeSlot,
+    UnitHandover,
+)
+from service.property.models import ProxyAuthorisation
+
+# The desk and the stations: the roles that book (services.BOOKING_ROLES).
+ONSITE_ROLES = services.BOOKING_ROLES
+# The station sequence: managers and admins (services.EVENT_ROLES).
+CONFIG_ROLES = services.EVENT_ROLES
+
+Code = StationDefinition.Code
+VState = StationVisit.State
+CState = UnitHandover.State
+ACTIVE_VISIT_STATES = (VState.WAITING, VState.CALLED, VState.IN_SERVICE)
+BUSY_STATES = (VState.CALLED, VState.IN_SERVICE)
+CLEARED_STATES = (VState.DONE, VState.SKIPPED)
+MAX_STATIONS = 20
+
+# (code, prerequisites, required, target minutes): handover.md §1.2, §2.4.
+DEFAULT_SEQUENCE: tuple[tuple[str, tuple[str, ...], bool, int], ...] = (
+    (Code.IDENTITY, (), True, 5),
+    (Code.DOCUMENTS, (), True, 15),
+    (Code.SETTLEMENT, (), True, 15),
+    (Code.FEES, (), True, 10),
+    (Code.SIGNING, (Code.IDENTITY,), True, 15),
+    (Code.INSPECTION, (Code.IDENTITY,), True, 40),
+    (Code.METERS, (Code.INSPECTION,), True, 10),
+    (
+        Code.KEYS,
+        (Code.INSPECTION, Code.FEES, Code.SIGNING, Code.SETTLEMENT),
+        True,
+        10,
+    ),
+    (Code.ACCEPTANCE, (Code.KEYS,), True, 5),
+    (Code.SURVEY, (Code.ACCEPTANCE,), False, 3),
+)
+
+
+class OnsiteError(services.BookingError):
+    """Refused on-site work; `message` is shown as is."""
+
+
+class Conflict(OnsiteError):
+    """The visit or case changed since the page was loaded (another tablet)."""
+
+
+def _require(by: Any, roles: tuple[str, ...]) -> None:
+    if getattr(by, "role", None) not in roles:
+        raise PermissionDenied
+
+
+def _hour_key(moment: dt.datetime) -> str:
+    return f"hour:{timezone.localtime(moment):%Y%m%d%H}"
+
+
+def _log(
+    case: UnitHandover,
+    action: str,
+    *,
+    by: Any,
+    station: StationDefinition | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    note: str = "",
+) -> None:
+    CaseLog.objects.create(
+        case=case,
+        action=action,
+        station=station,
+        from_state=from_state,
+        to_state=to_state,
+        note=note[:300],
+        actor=by,
+    )
+
+
+# --- stations ------------------------------------------------------------------------------
+
+
+def ensure_default_stations(event: HandoverEvent) -> list[StationDefinition]:
+    """The event's stations; the default sequence is created when it has none.
+    Safe when two check-ins do it at once (conflicting rows are skipped)."""
+    stations = list(event.stations.order_by("position"))
+    if stations:
+        return stations
+    labels = dict(Code.choices)
+    with transaction.atomic():
+        StationDefinition.objects.bulk_create(
+            [
+                StationDefinition(
+                    event=event,
+                    code=code,
+                    name=str(labels[code]),
+                    position=(n + 1) * 10,
+                    required=required,
+                    target_minutes=minutes,
+                )
+                for n, (code, _prereqs, required, minutes) in enumerate(
+                    DEFAULT_SEQUENCE
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        by_code = {s.code: s for s in event.stations.all()}
+        through = StationDefinition.prerequisites.through
+        through.objects.bulk_create(
+            [
+                through(
+                    from_stationdefinition_id=by_code[code].pk,
+                    to_stationdefinition_id=by_code[prereq].pk,
+                )
+                for code, prereqs, _required, _minutes in DEFAULT_SEQUENCE
+                for prereq in prereqs
+                if code in by_code and prereq in by_code
+            ],
+            ignore_conflicts=True,
+        )
+    return list(event.stations.order_by("position"))
+
+
+@dataclass
+class StationRow:
+    """One station as the configuration page submits it."""
+
+    station: StationDefinition
+    name: str
+    position: int
+    required: bool
+    prerequisites: list[int]
+    counters: int
+    target_minutes: int
+
+
+def validate_sequence(rows: list[StationRow]) -> list[str]:
+    """What is wrong with the sequence: duplicate positions, unknown prerequisites,
+    a prerequisite not earlier in the order (which also rules out cycles)."""
+    errors: list[str] = []
+    positions = Counter(row.position for row in rows)
+    if any(n > 1 for n in positions.values()):
+        errors.append(_("站点顺序不能重复。"))
+    by_id = {row.station.pk: row for row in rows}
+    for row in rows:
+        if not row.name.strip():
+            errors.append(_("站点名称不能为空。"))
+        if not 1 <= row.counters <= 50:
+            errors.append(
+                _("“%(name)s”的窗口数应在 1 到 50 之间。") % {"name": row.name}
+            )
+        if not 1 <= row.target_minutes <= 240:
+            errors.append(
+                _("“%(name)s”的目标办理时长应在 1 到 240 分钟之间。")
+                % {"name": row.name}
+            )
+        for prereq in row.prerequisites:
+            other = by_id.get(prereq)
+            if other is None:
+                errors.append(_("前置站点无效。"))
+            elif other is row:
+                errors.append(
+                    _("“%(name)s”不能以自己为前置站点。") % {"name": row.name}
+                )
+            elif other.position >= row.position:
+                errors.append(
+                    _("“%(name)s”的前置站点“%(prereq)s”必须排在它之前。")
+                    % {"name": row.name, "prereq": other.name}
+                )
+    return list(dict.fromkeys(errors))
+
+
+def stations_save(*, by: Any, event: HandoverEvent, rows: list[StationRow]) -> None:
+    """Save the edited sequence, or raise ValidationError with every problem."""
+    _require(by, CONFIG_ROLES)
+    errors = validate_sequence(rows)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic(), audited(by):
+        stations = list(
+            StationDefinition.objects.select_for_update()
+            .filter(event=event)
+            .order_by("pk")
+        )
+        if {s.pk for s in stations} != {row.station.pk for row in rows}:
+            raise ValidationError(_("站点已被他人修改，请刷新页面后再保存。"))
+        # Two passes: positions are unique, so a swap goes through free numbers.
+        StationDefinition.objects.filter(event=event).update(
+            position=F("position") + 10000
+        )
+        for row in rows:
+            StationDefinition.objects.filter(pk=row.station.pk).update(
+                name=row.name.strip()[:40],
+                position=row.position,
+                required=row.required,
+                counters=row.counters,
+                target_minutes=row.target_minutes,
+            )
+            row.station.prerequisites.set(row.prerequisites)
+
+
+# --- check-in ------------------------------------------------------------------------------
+
+
+@dataclass
+class Arrival:
+    """Who came and what the desk checked."""
+
+    attendee: str = UnitHandover.Attendee.OWNER
+    proxy_authorisation_id: int | None = None
+    proxy_verified_by_phone: bool = False
+    identity_checked: bool = False
+
+
+def valid_proxies(unit_id: int) -> list[ProxyAuthorisation]:
+    """The unit's handover proxy authorisations in force today."""
+    return list(
+        ProxyAuthorisation.objects.filter(
+            unit_id=unit_id,
+            scope=ProxyAuthorisation.Scope.HANDOVER,
+            revoked_at__isnull=True,
+        )
+        .exclude(valid_until__lt=timezone.localdate())
+        .select_related("proxy", "owner")
+        .order_by("pk")
+    )
+
+
+def _check_arrival(event_unit: EventUnit, arrival: Arrival) -> None:
+    if arrival.attendee not in UnitHandover.Attendee.values:
+        raise OnsiteError(_("请选择到场人。"))
+    if arrival.attendee != UnitHandover.Attendee.PROXY:
+        arrival.proxy_authorisation_id = None
+        arrival.proxy_verified_by_phone = False
+        return
+    ids = {p.pk for p in valid_proxies(event_unit.unit_id)}
+    if arrival.proxy_authorisation_id not in ids:
+        raise OnsiteError(
+            _("受托人到场须有该房间有效的收楼委托书，请先在房产档案中登记委托书。")
+        )
+
+
+def _next_queue_number(event_id: int, day: dt.date) -> int:
+    """Under the event's advisory lock (held to the end of the transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('handover.queue'), %s)", [event_id]
+        )
+    last = UnitHandover.objects.filter(event_id=event_id, queue_date=day).aggregate(
+        last=Max("queue_number")
+    )["last"]
+    return (last or 0) + 1
+
+
+def _open_case(
+    appointment: Appointment,
+    *,
+    by: Any,
+    now: dt.datetime,
+    arrival: Arrival,
+    walk_in: bool,
+) -> UnitHandover:
+    """The case, its visits, its first log row and the counters: in the caller's
+    transaction."""
+    event_id = appointment.event_id
+    day = timezone.localdate(now)
+    number = _next_queue_number(event_id, day)
+    event = HandoverEvent.objects.get(pk=event_id)
+    stations = ensure_default_stations(event)
+    previous = UnitHandover.objects.filter(
+        event_unit_id=appointment.event_unit_id
+    ).aggregate(last=Max("round"))["last"]
+    case = UnitHandover.objects.create(
+        event_id=event_id,
+        event_unit_id=appointment.event_unit_id,
+        appointment=appointment,
+        customer_id=appointment.customer_id,
+        round=(previous or 0) + 1,
+        queue_date=day,
+        queue_number=number,
+        walk_in=walk_in,
+        attendee=arrival.attendee,
+        proxy_authorisation_id=arrival.proxy_authorisation_id,
+        proxy_verified_by_phone=arrival.proxy_verified_by_phone,
+        identity_checked_at=now if arrival.identity_checked else None,
+        identity_checked_by=by if arrival.identity_checked else None,
+        checked_in_at=now,
+        checked_in_by=by,
+    )
+    gated = set(
+        StationDefinition.prerequisites.through.objects.filter(
+            from_stationdefinition__event_id=event_id
+        ).values_list("from_stationdefinition_id", flat=True)
+    )
+    visits = [
+        StationVisit(
+            case=case,
+            station=station,
+            state=VState.PENDING if station.pk in gated else VState.WAITING,
+            queued_at=None if station.pk in gated else now,
+        )
+        for station in stations
+    ]
+    StationVisit.objects.bulk_create(visits)
+    deltas: Counter[str] = Counter({f"case:{CState.CHECKED_IN}": 1})
+    deltas[f"{_hour_key(now)}:arrived"] += 1
+    for visit in visits:
+        deltas[f"station:{visit.station_id}:{visit.state}"] += 1
+    counters.bump(event_id, deltas)
+    note = _("排队号 %(n)s") % {"n": number}
+    if walk_in:
+        note = _("现场无预约，%(note)s") % {"note": note}
+    _log(case, "checked_in", by=by, to_state=CState.CHECKED_IN, note=note)
+    if arrival.identity_checked:
+        _log(case, "identity_checked", by=by)
+    if arrival.attendee == UnitHandover.Attendee.PROXY:
+        _log(
+            case,
+            "proxy_checked",
+            by=by,
+            note=_("已电话核实") if arrival.proxy_verified_by_phone else "",
+        )
+    return case
+
+
+def check_in(
+    appointment: Appointment, *, by: Any, arrival: Arrival | None = None
+) -> UnitHandover | None:
+    """Check the booked owner in and open the unit's case; None for an appointment
+    without a unit (events without a scope have no cases). Raises BookingError."""
+    _require(by, ONSITE_ROLES)
+    arrival = arrival or Arrival()
+    event_unit = (
+        EventUnit.objects.filter(pk=appointment.event_unit_id).first()
+        if appointment.event_unit_id
+        else None
+    )
+    if event_unit is not None:
+        _check_arrival(event_unit, arrival)
+    opened: list[UnitHandover] = []
+
+    def then(current: Appointment, now: dt.datetime) -> None:
+        if current.event_unit_id is not None:
+            opened.append(
+                _open_case(current, by=by, now=now, arrival=arrival, walk_in=False)
+            )
+
+    services.appointment_check_in(appointment, by=by, then=then)
+    return opened[0] if opened else None
+
+
+def _walk_in_slots(
+    event: HandoverEvent, event_unit: EventUnit, now: dt.datetime
+) -> list[TimeSlot]:
+    """Today's slots not yet over, in the unit's batch (or without one), in order."""
+    local = timezone.localtime(now)
+    slots = TimeSlot.objects.filter(
+        event=event, date=local.date(), end_time__gt=local.time()
+    )
+    if event_unit.batch_id is not None:
+        slots = slots.filter(Q(batch_id=event_unit.batch_id) | Q(batch__isnull=True))
+    return list(slots.select_related("event").order_by("start_time", "pk"))
+
+
+@retry_transient
+def walk_in(
+    event_unit: EventUnit,
+    customer: Customer,
+    *,
+    by: Any,
+    arrival: Arrival | None = None,
+) -> UnitHandover:
+    """An owner (or proxy) of the unit arrives without an appointment: a walk-in
+    appointment in one of today's slots that has a seat (the held-back share is
+    theirs), checked in at once, and the case opened. Refused (OnsiteError) when the
+    event is not open today, the unit is not eligible or already booked, or today's
+    seats are gone."""
+    _require(by, ONSITE_ROLES)
+    arrival = arrival or Arrival()
+    event_unit = EventUnit.objects.select_related("unit__building", "event").get(
+        pk=event_unit.pk
+    )
+    event = event_unit.event
+    now = timezone.now()
+    today = timezone.localdate(now)
+    if event.status != HandoverEvent.Status.PUBLISHED:
+        raise OnsiteError(
+            _("活动“%(event)s”当前为“%(status)s”，不能签到。")
+            % {"event": event.name, "status": event.get_status_display()}
+        )
+    if not event.start_date <= today <= event.end_date:
+        raise OnsiteError(_("今天不是本次入伙活动的交付日，不能现场签到。"))
+    if not services.is_unit_party(customer, event_unit.unit_id, today):
+        raise OnsiteError(
+            _("%(name)s 不是房间 %(unit)s 的业主或受托人。")
+            % {"name": customer.name, "unit": event_unit.unit.label}
+        )
+    if not event_unit.is_eligible:
+        raise OnsiteError(
+            _("房间暂不可交付：%(why)s。")
+            % {"why": event_unit.get_eligibility_display()}
+        )
+    active = Appointment.objects.active().filter(event_unit=event_unit).first()
+    if active is not None:
+        if active.state == Appointment.State.CHECKED_IN:
+            raise OnsiteError(_("该房间已签到，请勿重复签到。"))
+        raise OnsiteError(_("该房间已有预约，请按预约签到（或先改约到今天的时段）。"))
+    _check_arrival(event_unit, arrival)
+    slots = [
+        s
+        for s in _walk_in_slots(event, event_unit, now)
+        if services.seats_open(s, Appointment.Channel.WALK_IN, now) > 0
+    ]
+    if not slots:
+        raise OnsiteError(
+            _("今天的现场名额（含预留名额）已满，无法现场签到。请为业主预约其他时段。")
+        )
+    with transaction.atomic(), audited(by):
+        services._lock_customer_unmerged(customer)  # noqa: SLF001 - one lock order
+        services._lock_event_unit_in_scope(event_unit)  # noqa: SLF001
+        appointment = Appointment(
+            event=event,
+            slot=slots[0],
+            customer=customer,
+            unit=event_unit.unit.label[:50],
+            event_unit=event_unit,
+            channel=Appointment.Channel.WALK_IN,
+            state=Appointment.State.CHECKED_IN,
+            checked_in_at=now,
+            created_by=by,
+        )
+        try:
+            with transaction.atomic():
+                appointment.save()
+        except IntegrityError as exc:
+            raise OnsiteError(
+                _("该房间已有预约，请按预约签到（或先改约到今天的时段）。")
+            ) from exc
+        taken = None
+        for slot in slots:
+            if services._take_seat(slot, Appointment.Channel.WALK_IN):  # noqa: SLF001
+                taken = slot
+                break
+        if taken is None:
+            raise OnsiteError(_("今天的现场名额（含预留名额）已满，无法现场签到。"))
+        if taken.pk != appointment.slot_id:
+            Appointment.objects.filter(pk=appointment.pk).update(slot=taken)
+            appointment.slot = taken
+        return _open_case(appointment, by=by, now=now, arrival=arrival, walk_in=True)
+
+
+def record_identity(case: UnitHandover, *, by: Any, version: int) -> UnitHandover:
+    """身份核验 after check-in (who and when)."""
+    _require(by, ONSITE_ROLES)
+    with transaction.atomic(), audited(by):
+        current = _lock_case(case.pk, version)
+        now = timezone.now()
+        UnitHandover.objects.filter(pk=current.pk).update(
+            identity_checked_at=now,
+            identity_checked_by=by,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        _log(current, "identity_checked", by=by)
+    case.refresh_from_db()
+    return case
+
+
+# --- station work --------------------------------------------------------------------------
+
+
+def _lock_case(case_id: int, version: int | None = None) -> UnitHandover:
+    case = UnitHandover.objects.select_for_update(no_key=True).get(pk=case_id)
+    if version is not None and case.version != version:
+        raise Conflict(_("交房单已被他人修改，请刷新页面后再操作。"))
+    return case
+
+
+def _require_open(case: UnitHandover) -> None:
+    if not case.is_open:
+        raise Conflict(
+            _("交房单当前为“%(state)s”，不能再办理。")
+            % {"state": case.get_state_display()}
+        )
+
+
+def _seconds(later: dt.datetime, earlier: dt.datetime | None) -> int:
+    if earlier is None:
+        return 0
+    return max(int((later - earlier).total_seconds()), 0)
+
+
+def _move(
+    visit: StationVisit,
+    to: str,
+    *,
+    expected: Iterable[str],
+    version: int | None,
+    **changes: Any,
+) -> None:
+    """The visit's transition, conditional on its state and version."""
+    query = StationVisit.objects.filter(pk=visit.pk, state__in=list(expected))
+    if version is not None:
+        query = query.filter(version=version)
+    if not query.update(state=to, version=F("version") + 1, **changes):
+        raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
+
+
+def _visit_for_update(
+    visit_id: int, version: int | None
+) -> tuple[UnitHandover, StationVisit]:
+    """The case row locked first (the lock order), then the visit read."""
+    case_id = StationVisit.objects.values_list("case_id", flat=True).get(pk=visit_id)
+    case = _lock_case(case_id)
+    _require_open(case)
+    visit = StationVisit.objects.select_related("station").get(pk=visit_id)
+    if version is not None and visit.version != version:
+        raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
+    return case, visit
+
+
+def _busy_elsewhere(case_id: int, visit_id: int) -> bool:
+    return (
+        StationVisit.objects.filter(case_id=case_id, state__in=BUSY_STATES)
+        .exclude(pk=visit_id)
+        .exists()
+    )
+
+
+def _call(
+    case: UnitHandover,
+    visit: StationVisit,
+    *,
+    by: Any,
+    counter: int | None,
+    version: int | None,
+) -> None:
+    if visit.state != VState.WAITING:
+        raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
+    if _busy_elsewhere(case.pk, visit.pk):
+        raise Conflict(_("该业主正在其他站点办理。"))
+    now = timezone.now()
+    _move(
+        visit,
+        VState.CALLED,
+        expected=[VState.WAITING],
+        version=version,
+        called_at=now,
+        counter=counter,
+        operator=by,
+    )
+    station_id = visit.station_id
+    counters.bump(
+        case.event_id,
+        {
+            f"station:{station_id}:{VState.WAITING}": -1,
+            f"station:{station_id}:{VState.CALLED}": 1,
+        },
+    )
+    _log(
+        case,
+        "station_called",
+        by=by,
+        station=visit.station,
+        from_state=VState.WAITING,
+        to_state=VState.CALLED,
+    )
+
+
+@retry_transient
+def visit_call(
+    visit: StationVisit, *, by: Any, version: int | None, counter: int | None = None
+) -> StationVisit:
+    """叫号 for one waiting owner."""
+    _require(by, ONSITE_ROLES)
+    with transaction.atomic(), audited(by):
+        case, current = _visit_for_update(visit.pk, version)
+        _call(case, current, by=by, counter=counter, version=version)
+    return StationVisit.objects.get(pk=visit.pk)
+
+
+def _queue(station: StationDefinition):
+    busy = StationVisit.objects.filter(
+        case_id=OuterRef("case_id"), state__in=BUSY_STATES
+    )
+    return (
+        StationVisit.objects.filter(
+            station=station,
+            state=VState.WAITING,
+            case__state__in=UnitHandover.OPEN_STATES,
+        )
+        .exclude(Exists(busy))
+        .order_by("queued_at", "pk")
+    )
+
+
+@retry_transient
+def call_next(
+    station: StationDefinition, *, by: Any, counter: int | None = None
+) -> StationVisit | None:
+    """叫下一位: the owner waiting longest at this station who is not at another
+    station now; None when nobody waits. Two tablets calling at once call two
+    different owners (the case row is taken with SKIP LOCKED, then re-checked)."""
+    _require(by, ONSITE_ROLES)
+    passed: list[int] = []
+    for _attempt in range(10):
+        with transaction.atomic(), audited(by):
+            candidate = (
+                _queue(station)
+                .exclude(pk__in=passed)
+                .values_list("pk", "case_id")
+                .first()
+            )
+            if candidate is None:
+                return None
+            visit_id, case_id = candidate
+            case = (
+                UnitHandover.objects.select_for_update(no_key=True, skip_locked=True)
+                .filter(pk=case_id)
+                .first()
+            )
+            if case is None or not case.is_open:
+                passed.append(visit_id)
+                continue
+            visit = StationVisit.objects.select_related("station").get(pk=visit_id)
+            if visit.state != VState.WAITING or _busy_elsewhere(case_id, visit_id):
+                passed.append(visit_id)
+                continue
+            _call(case, visit, by=by, counter=counter, version=visit.version)
+        return StationVisit.objects.get(pk=visit_id)
+    return None
+
+
+@retry_transient
+def visit_start(
+    visit: StationVisit, *, by: Any, version: int | None, counter: int | None = None
+) -> StationVisit:
+    """开始办理: from called (or straight from the queue). The case's first start
+    moves it to IN_PROGRESS."""
+    _require(by, ONSITE_ROLES)
+    with transaction.atomic(), audited(by):
+        case, current = _visit_for_update(visit.pk, version)
+        if current.state not in (VState.WAITING, VState.CALLED):
+            raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
+        if _busy_elsewhere(case.pk, current.pk):
+            raise Conflict(_("该业主正在其他站点办理。"))
+        now = timezone.now()
+        changes: dict[str, Any] = {"started_at": now, "operator": by}
+        if counter is not None:
+            changes["counter"] = counter
+        _move(
+            current,
+            VState.IN_SERVICE,
+            expected=[current.state],
+            version=version,
+            **changes,
+        )
+        sid = current.station_id
+        deltas: Counter[str] = Counter(
+            {
+                f"station:{sid}:{current.state}": -1,
+                f"station:{sid}:{VState.IN_SERVICE}": 1,
+                f"station:{sid}:served": 1,
+                f"station:{sid}:wait_s": _seconds(now, current.queued_at),
+            }
+        )
+        _log(
+            case,
+            "station_started",
+            by=by,
+            station=current.station,
+            from_state=current.state,
+            to_state=VState.IN_SERVICE,
+        )
+        if case.state == CState.CHECKED_IN:
+            UnitHandover.objects.filter(pk=case.pk).update(
+                state=CState.IN_PROGRESS,
+                started_at=now,
+                version=F("version") + 1,
+                updated_at=now,
+            )
+            deltas[f"case:{CState.CHECKED_IN}"] -= 1
+            deltas[f"case:{CState.IN_PROGRESS}"] += 1
+            _log(
+                case,
+                "case_started",
+                by=by,
+                from_state=CState.CHECKED_IN,
+                to_state=CState.IN_PROGRESS,
+            )
+        counters.bump(case.event_id, deltas)
+    return StationVisit.objects.get(pk=visit.pk)
+
+
+def _unlock_gated(case: UnitHandover, *, by: Any, now: dt.datetime) -> Counter[str]:
+    """Queue the case's pending stations whose prerequisites are all cleared."""
+    visits = {
+        v.station_id: v
+        for v in StationVisit.objects.filter(case=case).select_related("station")
+    }
+    cleared = {sid for sid, v in visits.items() if v.state in CLEARED_STATES}
+    needs: dict[int, set[int]] = {}
+    for from_id, to_id in StationDefinition.prerequisites.through.objects.filter(
+        from_stationdefinition__event_id=case.event_id
+    ).values_list("from_stationdefinition_id", "to_stationdefinition_id"):
+        needs.setdefault(from_id, set()).add(to_id)
+    deltas: Counter[str] = Counter()
+    for sid, visit in visits.items():
+        if visit.state != VState.PENDING:
+            continue
+        # A prerequisite station without a visit (added later) does not block.
+        if all(p in cleared or p not in visits for p in needs.get(sid, set())):
+            _move(
+                visit,
+                VState.WAITING,
+                expected=[VState.PENDING],
+                version=None,
+                queued_at=now,
+            )
+            deltas[f"station:{sid}:{VState.PENDING}"] -= 1
+            deltas[f"station:{sid}:{VState.WAITING}"] += 1
+            _log(
+                case,
+                "station_queued",
+                by=by,
+                station=visit.station,
+                from_state=VState.PENDING,
+                to_state=VState.WAITING,
+            )
+    return deltas
+
+
+@retry_transient
+def visit_finish(
+    visit: StationVisit, *, by: Any, version: int | None, note: str = ""
+) -> StationVisit:
+    """办理完成: the gated stations it was the last prerequisite of are queued."""
+    _require(by, ONSITE_ROLES)
+    with transaction.atomic(), audited(by):
+        case, current = _visit_for_update(visit.pk, version)
+        if current.state != VState.IN_SERVICE:
+            raise Conflict(_("该站点尚未开始办理，或已被其他窗口处理。"))
+        now = timezone.now()
+        _move(
+            current,
+            VState.DONE,
+            expected=[VState.IN_SERVICE],
+            version=version,
+            finished_at=now,
+            note=note.strip()[:300],
+        )
+        sid = current.station_id
+        deltas: Counter[str] = Counter(
+            {
+                f"station:{sid}:{VState.IN_SERVICE}": -1,
+                # Also the "visits finished" key of counters.py: the same key.
+                f"station:{sid}:{VState.DONE}": 1,
+                f"station:{sid}:service_s": _seconds(now, current.started_at),
+            }
+        )
+        _log(
+            case,
+            "station_done",
+            by=by,
+            station=current.station,
+            from_state=VState.IN_SERVICE,
+            to_state=VState.DONE,
+            note=note,
+        )
+        if current.station.code == Code.IDENTITY and case.identity_checked_at is None:
+            UnitHandover.objects.filter(pk=case.pk).update(
+                identity_checked_at=now, identity_checked_by=by, updated_at=now
+            )
+        deltas.update(_unlock_gated(case, by=by, now=now))
+        counters.bump(case.event_id, deltas)
+    return StationVisit.objects.get(pk=visit.pk)
+
+
+@retry_transient
+def visit_skip(
+    visit: StationVisit, *, by: Any, version: int | None, reason: str
+) -> StationVisit:
+    """跳过 (with a reason): a waiting, called or gated station; counts as cleared
+    for the stations that need it."""
+    _require(by, ONSITE_ROLES)
+    reason = (reason or "").strip()
+    if not reason:
+        raise OnsiteError(_("请填写跳过原因。"))
+    with transaction.atomic(), audited(by):
+        case, current = _visit_for_update(visit.pk, version)
+        if current.state not in (VState.PENDING, VState.WAITING, VState.CALLED):
+            raise Conflict(_("该站点已在办理或已结束，不能跳过。"))
+        now = timezone.now()
+        _move(
+            current,
+            VState.SKIPPED,
+            expected=[current.state],
+            version=version,
+            finished_at=now,
+            skip_reason=reason[:200],
+            operator=by,
+        )
+        sid = current.station_id
+        deltas: Counter[str] = Counter(
+            {f"station:{sid}:{current.state}": -1, f"station:{sid}:{VState.SKIPPED}": 1}
+        )
+        _log(
+            case,
+            "station_skipped",
+            by=by,
+            station=current.station,
+            from_state=current.state,
+            to_state=VState.SKIPPED,
+            note=reason,
+        )
+        deltas.update(_unlock_gated(case, by=by, now=now))
+        counters.bump(case.event_id, deltas)
+    return StationVisit.objects.get(pk=visit.pk)
+
+
+@retry_transient
+def visit_requeue(visit: StationVisit, *, by: Any, version: int | None) -> StationVisit:
+    """过号: a called owner did not come to the counter; back into the queue, keeping
+    the place (queued_at unchanged)."""
+    _require(by, ONSITE_ROLES)
+    with transaction.atomic(), audited(by):
+        case, current = _visit_for_update(visit.pk, version)
+        if current.state != VState.CALLED:
+            raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
+        _move(
+            current,
+            VState.WAITING,
+            expected=[VState.CALLED],
+            version=version,
+            called_at=None,
+            counter=None,
+        )
+        sid = current.station_id
+        counters.bump(
+            case.event_id,
+            {
+                f"station:{sid}:{VState.CALLED}": -1,
+                f"station:{sid}:{VState.WAITING}": 1,
+            },
+        )
+        _log(
+            case,
+            "station_requeued",
+            by=by,
+            station=current.station,
+            from_state=VState.CALLED,
+            to_state=VState.WAITING,
+        )
+    return StationVisit.objects.get(pk=visit.pk)
