@@ -2,10 +2,10 @@
 with `on_handover_finished(hook)` in its AppConfig.ready(); the service layer cannot
 import culture, so it only calls the hooks.
 
-Today a handover finishes when the customer is checked in at the venue
-(`services.appointment_check_in`, the last step built). Issue 17 adds the outcomes
-(keys accepted or refused): those will call `handover_finished` instead, once per
-appointment, after their transaction committed."""
+A unit's handover finishes with its accepted outcome (outcomes.case_accept, issue
+17), once per appointment, after the outcome's transaction committed. An appointment
+without a unit (an event without a scope) has no case: its check-in
+(`services.appointment_check_in`) is its end and calls `handover_finished`."""
 
 from __future__ import annotations
 

@@ -860,17 +860,19 @@ def appointment_check_in(
         scheduler.action_cancel(key=reminder_key(current.pk, current.slot_id))
         if then is not None:
             then(current, now)
-        checked_in = current.pk
-        # TODO(issue 17, h2): moves to the outcomes (accepted, refused) once the
-        # satisfaction tests finish a handover through an outcome.
-        transaction.on_commit(lambda: _finished(checked_in))
+        if current.event_unit_id is None:
+            # No unit, no case and no outcome: the check-in is this handover's end.
+            # A unit's handover finishes with its accepted outcome (outcomes.py).
+            checked_in = current.pk
+            transaction.on_commit(lambda: _finished(checked_in))
     appointment.refresh_from_db()
     return appointment
 
 
 def _finished(appointment_id: int) -> None:
-    """The check-in is the handover's last step until issue 17's outcomes (accepted,
-    refused) call `events.handover_finished` themselves."""
+    """An appointment without a unit (an event without a scope) has no case: its
+    check-in is the handover's last step. A unit's case calls
+    `events.handover_finished` from its accepted outcome (outcomes.case_accept)."""
     finished = Appointment.objects.filter(pk=appointment_id).first()
     if finished is not None:
         events.handover_finished(finished)

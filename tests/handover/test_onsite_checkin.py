@@ -13,7 +13,7 @@ from django.urls import reverse
 from pytest_django.asserts import assertContains
 
 from customers.masking import mask_phone
-from service.handover import checkin_codes, onsite, services
+from service.handover import checkin_codes, events, onsite, outcomes, services
 from service.handover.models import (
     Appointment,
     CaseLog,
@@ -23,7 +23,9 @@ from service.handover.models import (
     UnitHandover,
 )
 from tests.factories import CustomerFactory
+from tests.handover.builders import make_event
 from tests.handover.checkin_builders import at, board, booked_event, day_of, recount
+from tests.handover.outcome_builders import ready_to_accept
 from tests.handover.scope_builders import add_proxy
 
 pytestmark = pytest.mark.django_db
@@ -333,3 +335,50 @@ def test_desk_pages_need_a_login(client, admin_user):
     event, _rows = booked_event(admin_user, units=1)
     response = client.get(reverse("handover:onsite_checkin", args=[event.pk]))
     assert response.status_code == 302 and "login" in response.url
+
+
+# --- when the handover finishes ------------------------------------------------------------
+
+
+@pytest.fixture
+def finished(monkeypatch):
+    """The appointments events.handover_finished was called with."""
+    seen: list[int] = []
+    monkeypatch.setattr(events, "_finished_hooks", [lambda a: seen.append(a.pk)])
+    return seen
+
+
+def test_a_units_handover_finishes_with_its_accepted_outcome_not_its_check_in(
+    admin_user,
+    service_agent,
+    finished,
+    django_capture_on_commit_callbacks,
+    settings,
+    tmp_path,
+):
+    settings.MEDIA_ROOT = tmp_path
+    event, rows = booked_event(admin_user, units=1)
+    appointment = rows[0][2]
+    with time_machine.travel(at(day_of(event), 9, 5)):
+        with django_capture_on_commit_callbacks(execute=True):
+            case = onsite.check_in(appointment, by=service_agent)
+        assert finished == []
+        ready_to_accept(case)
+        with django_capture_on_commit_callbacks(execute=True):
+            outcomes.case_accept(case, by=service_agent, version=case.version)
+    assert finished == [appointment.pk]
+
+
+def test_without_a_unit_the_check_in_still_finishes_the_handover(
+    admin_user, sales_rep, finished, django_capture_on_commit_callbacks
+):
+    event = make_event(admin_user, days_ahead=1)
+    slot = TimeSlot.objects.filter(event=event).order_by("start_time").first()
+    appointment = services.appointment_book(
+        slot=slot, customer=CustomerFactory(owner=sales_rep), by=sales_rep
+    )
+    with time_machine.travel(at(slot.date, 9, 5)):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert onsite.check_in(appointment, by=sales_rep) is None
+    assert finished == [appointment.pk]
+    assert not UnitHandover.objects.exists()
