@@ -22,6 +22,7 @@ urlpatterns = [
     path("settings/deals/", include("culture.deals.admin_urls")),
     path("settings/value/", include("culture.value.admin_urls")),
     path("settings/scorecard/", include("culture.scorecard.admin_urls")),
+    path("settings/defects/", include("service.defects.admin_urls")),
     path("settings/", include("crm.core.settings_urls")),
     path(
         "accounts/login/",
@@ -45,6 +46,7 @@ urlpatterns = [
     path("service/", include("service.urls")),
     path("handover/", include("service.handover.urls")),
     path("property/", include("service.property.urls")),
+    path("defects/", include("service.defects.urls")),
     path("segments/", include("culture.segments.urls")),
     path("deals/", include("culture.deals.urls")),
     path("dashboards/", include("culture.dashboards.urls")),
@@ -59,6 +61,8 @@ urlpatterns = [
     path("report/", include("service.public_urls")),
     # An owner's personal 入伙 booking link: no login.
     path("o/", include("service.handover.owner_urls")),
+    # A contractor's personal list of defects to rectify: no login.
+    path("c/", include("service.defects.public_urls")),
     # A customer's personal satisfaction survey link: no login.
     path("s/", include("culture.satisfaction.public_urls")),
     path("satisfaction/", include("culture.satisfaction.urls")),

@@ -407,6 +407,14 @@ KEHU_OWNER_LINK_DAYS = env.int("KEHU_OWNER_LINK_DAYS", default=60)
 KEHU_OWNER_PER_IP_HOUR = env.int("KEHU_OWNER_PER_IP_HOUR", default=300)
 KEHU_HANDOVER_DESK_PHONE = env("KEHU_HANDOVER_DESK_PHONE", default="400-800-1234")
 KEHU_FOLLOW_PER_IP_HOUR = env.int("KEHU_FOLLOW_PER_IP_HOUR", default=20)
+# Defects (service/defects): hours from recording to the rectification due time, per
+# severity; the contractor's personal link opens this many days; requests to the
+# contractors' pages (/c/…) per client address an hour.
+KEHU_DEFECT_DUE_HOURS = env.json(
+    "KEHU_DEFECT_DUE_HOURS", default={"P0": 2, "P1": 24, "P2": 72}
+)
+KEHU_CONTRACTOR_LINK_DAYS = env.int("KEHU_CONTRACTOR_LINK_DAYS", default=14)
+KEHU_CONTRACTOR_PER_IP_HOUR = env.int("KEHU_CONTRACTOR_PER_IP_HOUR", default=120)
 KEHU_FOLLOW_PER_TICKET_HOUR = env.int("KEHU_FOLLOW_PER_TICKET_HOUR", default=10)
 # The team (by name) whose queue a ticket without a routed category lands in when its
 # creator is not on a desk team, e.g. from the public form (service/routing.py).

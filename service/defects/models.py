@@ -29,6 +29,16 @@ class Contractor(models.Model):
     contact_name = models.CharField(_("联系人"), max_length=40, blank=True)
     phone = models.CharField(_("联系电话"), max_length=20, blank=True)
     active = models.BooleanField(_("启用"), default=True)
+    # The company's staff member who follows this contractor's work: told when one of
+    # its items is overdue.
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("对接人"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -229,6 +239,9 @@ class Defect(models.Model):
         ]
         indexes = [
             models.Index(fields=["unit", "created_at"], name="defects_unit"),
+            # The defects list: newest first, filtered by state or severity.
+            models.Index(fields=["created_at", "id"], name="defects_recent"),
+            models.Index(fields=["state", "created_at"], name="defects_state_recent"),
             models.Index(fields=["event", "state"], name="defects_event_state"),
             # The contractor's list and the rectification board: open items by due.
             models.Index(

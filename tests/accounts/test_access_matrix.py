@@ -104,6 +104,9 @@ ADMINS           = (L,    403,  403,  403,  403,  403,  403,  200,  403)
 ADMINS_MISSING   = (L,    403,  403,  403,  403,  403,  403,  404,  403)
 # An empty settings form re-renders with its errors (400).
 ADMINS_INVALID   = (L,    403,  403,  403,  403,  403,  403,  400,  403)
+# Pages of every staff role on a missing record; the desk's (service, managers, admins).
+ANY_MISSING      = (L,    404,  404,  404,  404,  404,  404,  404,  403)
+DESK_MISSING     = (L,    403,  403,  403,  403,  404,  404,  404,  403)
 # Customer value (issue 14): managers (department), admins (all), sales (own share).
 VALUE            = (L,    200,  200,  200,  200,  200,  403,  200,  403)
 # Lists of customers export with customers.export_customer only.
@@ -585,6 +588,43 @@ MATRIX = [
     ("property:unit_edit", "GET", "missing",        *MANAGERS_MISSING),
     ("property:owner_add", "GET", "missing",        *MANAGERS_MISSING),
     ("property:owner_end", "POST", "missing",       *MANAGERS_MISSING),
+    # 问题整改 (issue 17, defects): every staff role sees, records and works defects;
+    # managers and admins decide disputes, void and force-close (an empty form: 400),
+    # and make a contractor's link; the desk, managers and admins link repair tickets.
+    ("defects:defect_list", "GET", None,            *ANY_ROLE),
+    ("defects:defect_detail", "GET", "defect",      *ANY_ROLE),
+    ("defects:defect_detail", "GET", "missing",     *ANY_MISSING),
+    ("defects:defect_transition", "POST", "dtrans:start", L, 400, 400,   400,   400,   400,   400,   400,   403),
+    ("defects:defect_transition", "POST", "dtrans:void",  L, 403, 403,   403,   403,   400,   403,   400,   403),
+    ("defects:defect_transition", "POST", "args:987654321,start", *ANY_MISSING),
+    ("defects:defect_ticket_create", "POST", "missing", *DESK_MISSING),
+    ("defects:defect_ticket_link", "POST", "missing",   *DESK_MISSING),
+    ("defects:defect_ticket_link", "POST", "defect",    L, 403, 403,   403,   403,   400,   400,   400,   403),
+    ("defects:record", "GET", "missing",            *ANY_MISSING),
+    ("defects:record_unit", "GET", "missing",       *ANY_MISSING),
+    ("defects:record_unit", "GET", "defect_unit",   *ANY_ROLE),
+    ("defects:record_unit", "POST", "defect_unit",  L,     400,   400,   400,   400,   400,   400,   400,   403),
+    ("defects:record_ticket", "GET", "args:2026999999,987654321", *DESK_MISSING),
+    ("defects:category_options", "GET", None,       *ANY_ROLE),
+    ("defects:contractor_detail", "GET", "missing", *ANY_MISSING),
+    ("defects:contractor_detail", "GET", "contractor", *ANY_ROLE),
+    ("defects:contractor_detail", "POST", "contractor", L, 403, 403,   403,   403,   200,   403,   200,   403),
+    # A contractor's link (no login): a token that is not a live link is a 404 for
+    # everyone (tests/defects/test_views.py covers the live, expired and tampered ones).
+    ("contractor_items", "GET", "args:not-a-token", 404,   404,   404,   404,   404,   404,   404,   404,   404),
+    ("contractor_items", "POST", "args:not-a-token", 404,  404,   404,   404,   404,   404,   404,   404,   404),
+    ("defects_admin:contractors_list", "GET", None, *ADMINS),
+    ("defects_admin:contractors_create", "GET", None, *ADMINS),
+    ("defects_admin:contractors_create", "POST", None, *ADMINS_INVALID),
+    ("defects_admin:contractors_edit", "GET", "missing", *ADMINS_MISSING),
+    ("defects_admin:contractors_delete", "GET", "missing", *ADMINS_MISSING),
+    ("defects_admin:contractors_delete", "POST", "missing", *ADMINS_MISSING),
+    ("defects_admin:categories_list", "GET", None, *ADMINS),
+    ("defects_admin:categories_create", "GET", None, *ADMINS),
+    ("defects_admin:categories_create", "POST", None, *ADMINS_INVALID),
+    ("defects_admin:categories_edit", "GET", "missing", *ADMINS_MISSING),
+    ("defects_admin:categories_delete", "GET", "missing", *ADMINS_MISSING),
+    ("defects_admin:categories_delete", "POST", "missing", *ADMINS_MISSING),
     ("property:proxy_add", "GET", "missing",        *MANAGERS_MISSING),
     ("property:proxy_revoke", "POST", "missing",    *MANAGERS_MISSING),
     ("property:proxy_document", "GET", "missing",   *MANAGERS_MISSING),
@@ -718,6 +758,9 @@ class World:
             return f"{reverse(url_name)}?caller=new"
         if target.startswith("args:"):  # a page named by its arguments, no record
             return reverse(url_name, args=target.removeprefix("args:").split(","))
+        if target.startswith("dtrans:"):  # a transition of the matrix's defect
+            action = target.removeprefix("dtrans:")
+            return reverse(url_name, args=[self.defect().pk, action])
         if url_name in QUERY_CUSTOMER_PAGES:
             return f"{reverse(url_name)}?customer={self.customers[target].pk}"
         if url_name == "handover:appointment_book" and target in self.customers:
@@ -725,6 +768,18 @@ class World:
             customer = self.customers[target]
             return f"{reverse(url_name, args=[event.pk])}?customer={customer.pk}"
         return reverse(url_name, args=[self._arg(url_name, target)])
+
+    def defect(self):
+        """A defect recorded by unit (no event) on a unit with an owner."""
+        if "defect" not in self._handover:
+            from tests.defects.builders import defect
+            from tests.property.builders import unit_with_owner
+
+            admin = self.actors["admin_user"]
+            self._handover["defect"] = defect(
+                admin, unit=unit_with_owner(admin, owner_name="业主甲")
+            )
+        return self._handover["defect"]
 
     def recovery_task(self, which):
         """An unhappy answer to the canary's ticket, recovered by the desk team's lead."""
@@ -777,6 +832,14 @@ class World:
             ).pk
         if kind == "follow":
             return service_services.follow_token(self.ticket(which))
+        if kind == "defect":
+            return self.defect().pk
+        if kind == "defect_unit":
+            return self.defect().unit_id
+        if kind == "contractor":
+            from tests.defects.builders import contractor
+
+            return contractor().pk
         if kind == "message":
             return service_services.ticket_message_add(
                 by=admin, ticket=self.ticket(which), body="师傅下午上门"

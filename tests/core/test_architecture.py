@@ -89,6 +89,7 @@ def test_the_navbar_is_in_the_registered_order():
         "property:project_list",
         "handover:event_list",
         "handover:onsite_home",
+        "defects:defect_list",
         "service:workorder_list",
         "recovery:task_list",
         "dashboards:dashboard",
@@ -126,7 +127,7 @@ def test_a_sales_rep_in_a_team_sees_the_navbar_items_in_order(login, sales_rep):
         if entry.get("children")
     }
     assert children == {
-        "入伙交付": ["房产", "入伙", "现场交付"],
+        "入伙交付": ["房产", "入伙", "现场交付", "问题整改"],
         "分析": ["看板", "客户分群", "客户价值"],
     }
     body = response.content.decode()
