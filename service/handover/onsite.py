@@ -338,20 +338,27 @@ def _open_case(
         checked_in_at=now,
         checked_in_by=by,
     )
-    gated = set(
-        StationDefinition.prerequisites.through.objects.filter(
-            from_stationdefinition__event_id=event_id
-        ).values_list("from_stationdefinition_id", flat=True)
-    )
-    visits = [
-        StationVisit(
-            case=case,
-            station=station,
-            state=VState.PENDING if station.pk in gated else VState.WAITING,
-            queued_at=None if station.pk in gated else now,
-        )
-        for station in stations
-    ]
+    needs: dict[int, set[int]] = {}
+    for from_id, to_id in StationDefinition.prerequisites.through.objects.filter(
+        from_stationdefinition__event_id=event_id
+    ).values_list("from_stationdefinition_id", "to_stationdefinition_id"):
+        needs.setdefault(from_id, set()).add(to_id)
+    # The desk checked the ID: the identity station is cleared (skipped, so that it
+    # adds no zero wait or service time to the station's figures).
+    cleared = {
+        s.pk for s in stations if arrival.identity_checked and s.code == Code.IDENTITY
+    }
+    visits = []
+    for station in stations:
+        visit = StationVisit(case=case, station=station)
+        if station.pk in cleared:
+            visit.state, visit.finished_at, visit.operator = VState.SKIPPED, now, by
+            visit.skip_reason = _("签到时已核验身份")
+        elif needs.get(station.pk, set()) <= cleared:
+            visit.state, visit.queued_at = VState.WAITING, now
+        else:
+            visit.state = VState.PENDING
+        visits.append(visit)
     StationVisit.objects.bulk_create(visits)
     deltas: Counter[str] = Counter({f"case:{CState.CHECKED_IN}": 1})
     deltas[f"{_hour_key(now)}:arrived"] += 1
@@ -364,6 +371,16 @@ def _open_case(
     _log(case, "checked_in", by=by, to_state=CState.CHECKED_IN, note=note)
     if arrival.identity_checked:
         _log(case, "identity_checked", by=by)
+        for visit in visits:
+            if visit.state == VState.SKIPPED:
+                _log(
+                    case,
+                    "station_skipped",
+                    by=by,
+                    station=visit.station,
+                    to_state=VState.SKIPPED,
+                    note=visit.skip_reason,
+                )
     if arrival.attendee == UnitHandover.Attendee.PROXY:
         _log(
             case,

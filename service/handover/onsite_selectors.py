@@ -131,8 +131,10 @@ def case_detail(case: UnitHandover) -> dict[str, Any]:
         .order_by("-at", "-pk")[:LOG_SHOWN]
     )
     labels = action_labels()
+    states = {**dict(StationVisit.State.choices), **dict(UnitHandover.State.choices)}
     for row in log:
         row.label = labels.get(row.action, row.action)
+        row.to_label = states.get(row.to_state, row.to_state)
     return {"visits": visits, "log": log}
 
 
@@ -148,6 +150,16 @@ def action_labels() -> dict[str, str]:
         "station_queued": _("进入排队"),
         "station_requeued": _("过号"),
         "case_started": _("开始办理交房"),
+        # The outcomes and captures (outcomes.py, captures.py).
+        "outcome": _("交付结果"),
+        "no_show": _("未到访"),
+        "no_show_next": _("未到访后续"),
+        "settlement": _("房款结算/面积补差"),
+        "fee": _("缴费"),
+        "meters": _("水电气抄表"),
+        "keys": _("钥匙交接"),
+        "signature": _("签收签名"),
+        "rating": _("现场满意度"),
     }
 
 

@@ -52,13 +52,14 @@ def test_check_in_opens_the_case_with_its_route(admin_user, service_agent):
     assert case.identity_checked_by == service_agent
     assert case.identity_checked_at == case.checked_in_at
     states = {v.station.code: v.state for v in case.visits.select_related("station")}
+    # The desk checked the ID: the identity station is cleared, its gates open.
     assert states == {
-        Code.IDENTITY: VState.WAITING,
+        Code.IDENTITY: VState.SKIPPED,
         Code.DOCUMENTS: VState.WAITING,
         Code.SETTLEMENT: VState.WAITING,
         Code.FEES: VState.WAITING,
-        Code.SIGNING: VState.PENDING,
-        Code.INSPECTION: VState.PENDING,
+        Code.SIGNING: VState.WAITING,
+        Code.INSPECTION: VState.WAITING,
         Code.METERS: VState.PENDING,
         Code.KEYS: VState.PENDING,
         Code.ACCEPTANCE: VState.PENDING,
@@ -68,10 +69,11 @@ def test_check_in_opens_the_case_with_its_route(admin_user, service_agent):
         v.queued_at == case.checked_in_at
         for v in case.visits.filter(state=VState.WAITING)
     )
-    assert list(CaseLog.objects.filter(case=case).values_list("action", flat=True)) == [
-        "checked_in",
-        "identity_checked",
-    ]
+    assert list(
+        CaseLog.objects.filter(case=case)
+        .order_by("pk")
+        .values_list("action", flat=True)
+    ) == ["checked_in", "identity_checked", "station_skipped"]
     assert board(event) == recount(event)
     assert board(event)["case:checked_in"] == 1
 
