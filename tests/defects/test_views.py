@@ -494,3 +494,32 @@ def test_admins_edit_contractors_and_categories(login, admin_user, manager):
     assert (
         login(manager).get(reverse("defects_admin:contractors_list")).status_code == 403
     )
+
+
+# --- the handover pages link here ---------------------------------------------------------------
+
+
+def test_the_case_page_and_the_inspection_station_link_to_recording(
+    login, service_agent, admin_user
+):
+    from service.handover.models import StationDefinition, StationVisit
+
+    case = case_for(admin_user)
+    station = StationDefinition.objects.create(
+        event=case.event, code="inspection", name="联合验房", position=1
+    )
+    StationVisit.objects.create(
+        case=case,
+        station=station,
+        state=StationVisit.State.IN_SERVICE,
+        queued_at=timezone.now() - dt.timedelta(minutes=5),
+        started_at=timezone.now(),
+    )
+    client = login(admin_user)
+    record = reverse("defects:record", args=[case.pk])
+    assertContains(client.get(reverse("handover:case_detail", args=[case.pk])), record)
+    page = client.get(
+        reverse("handover:station_page", args=[case.event_id, station.pk])
+    )
+    assertContains(page, 'data-testid="record-defect"')
+    assertContains(page, record)
