@@ -8,6 +8,11 @@ from service.handover import capture_views as views
 
 urlpatterns = [
     path("cases/<int:pk>/outcome/", views.case_outcome, name="case_outcome"),
+    path(
+        "cases/<int:pk>/outcome/panel/",
+        views.case_outcome_panel,
+        name="case_outcome_panel",
+    ),
     path("cases/<int:pk>/outcome/accept/", views.case_accept, name="case_accept"),
     path(
         "cases/<int:pk>/outcome/not-accepted/",

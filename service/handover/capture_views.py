@@ -15,6 +15,7 @@ events the user sees (selectors.events_for); another event's case is a 404.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.db.models import QuerySet
@@ -97,6 +98,10 @@ def _here(request: HttpRequest) -> str:
             target, allowed_hosts={request.get_host()}
         ):
             return target
+    elif _is_htmx(request):  # a panel refreshed in place: the page it sits on
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if current.netloc == request.get_host() and current.path.startswith("/"):
+            return current.path + (f"?{current.query}" if current.query else "")
     return request.get_full_path()
 
 
@@ -169,6 +174,10 @@ def panel_context(
         context["form"] = form or SurveyForm(
             initial={"rating": case.rating, "comment": case.rating_comment}
         )
+    if context.get("form") is not None:
+        # Several panels on one page: ids unique per panel and case (labels find
+        # their own inputs).
+        context["form"].auto_id = f"{code}-{case.pk}-%s"
     return context
 
 
@@ -206,6 +215,9 @@ def outcome_context(
         context["no_show_form"] = forms.get("no_show") or NoShowNextForm(
             initial={"version": case.version, "next_step": case.no_show_next}
         )
+    for key in ("accept_form", "not_accepted_form", "refusal_form", "no_show_form"):
+        if key in context:
+            context[key].auto_id = f"{key}-{case.pk}-%s"
     if case.state == UnitHandover.State.REFUSED:
         context["refusal"] = (
             RefusalRecord.objects.filter(case=case).prefetch_related("evidence").first()
@@ -247,6 +259,16 @@ def case_outcome(request: HttpRequest, pk: int) -> HttpResponse:
     return _page(request, _visible_case(request, pk))
 
 
+@require_http_methods(["GET"])
+@access.role_required(*ONSITE_ROLES)
+def case_outcome_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The outcome panel alone, re-read after a capture (htmx, `case-changed`)."""
+    case = _visible_case(request, pk)
+    return render(
+        request, "handover/onsite/_outcomes_panel.html", outcome_context(request, case)
+    )
+
+
 # --- capture endpoints ---------------------------------------------------------------------
 
 
@@ -274,7 +296,10 @@ def _captured(
                     return redirect(_next_url(request, case))
                 form = None
     if _is_htmx(request):
-        return HttpResponse(render_panel(request, case, code, form))
+        response = HttpResponse(render_panel(request, case, code, form))
+        if form is None:  # saved: the outcome panel reloads itself (its rules, version)
+            response["HX-Trigger"] = "case-changed"
+        return response
     if form is not None and form.errors:
         return _page(request, case, capture=(code, form), status=400)
     return _page(request, case, capture=(code, form))

@@ -545,6 +545,7 @@ MATRIX = [
     # the cases of the events it sees (tests/handover/test_outcomes.py, test_captures.py
     # open real cases per role).
     ("handover:case_outcome", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_outcome_panel", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_accept", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_not_accepted", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_refuse", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),

@@ -237,6 +237,7 @@ def test_keys_handed_with_their_items(case, admin_user, login):
     assert case.key_items == {"entrance": 3, "access_card": 2}
     assert case.keys_handed_at is not None
     assert "物业托管" in response.content.decode()
+    assert response["HX-Trigger"] == "case-changed"  # the outcome panel re-reads
 
 
 @pytest.mark.parametrize(

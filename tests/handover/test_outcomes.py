@@ -553,11 +553,24 @@ def test_no_show_next_post(admin_user, login):
 OUTCOME_URLS = ("case_accept", "case_not_accepted", "case_refuse", "case_no_show_next")
 
 
-@pytest.mark.parametrize("name", ("case_outcome", *OUTCOME_URLS))
+def test_the_outcome_panel_alone_links_back_to_its_page(admin_user, login):
+    case = make_case(admin_user)
+    response = login(admin_user).get(
+        reverse("handover:case_outcome_panel", args=[case.pk]),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/handover/events/1/stations/2/?x=1",
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body and 'data-testid="case-outcomes"' in body
+    assert 'name="next" value="/handover/events/1/stations/2/?x=1"' in body
+
+
+@pytest.mark.parametrize("name", ("case_outcome", "case_outcome_panel", *OUTCOME_URLS))
 def test_access_rule(admin_user, readonly_user, sales_rep, manager, name, login):
     case = make_case(admin_user)
     url = reverse(f"handover:{name}", args=[case.pk])
-    method = "get" if name == "case_outcome" else "post"
+    method = "get" if name.startswith("case_outcome") else "post"
     anonymous = getattr(Client(), method)(url)
     assert anonymous.status_code == 302 and "login" in anonymous.url
     assert getattr(login(readonly_user), method)(url).status_code == 403
