@@ -238,6 +238,8 @@ def _page(
             "code", flat=True
         )
     )
+    if capture:  # the panel posted is shown with its errors, station or not
+        codes.add(capture[0])
     shown = [c for c in CAPTURE_CODES if c in codes] or list(CAPTURE_CODES)
     panels = [
         render_panel(
