@@ -34,6 +34,16 @@ class HandoverConfig(AppConfig):
                 group=navigation.HANDOVER,
             )
         )
+        # The live board of the event under way (board_views.board_current).
+        navigation.register(
+            navigation.Item(
+                _("交付大屏"),
+                "handover:board_current",
+                roles=services.EVENT_ROLES,
+                order=32,
+                group=navigation.HANDOVER,
+            )
+        )
         # The reminder goes to the customer: never sent twice, even after a crash.
         registry.register(
             services.APPOINTMENT_REMINDER,

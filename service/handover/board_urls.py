@@ -6,6 +6,7 @@ from service.handover import board_views
 
 # Included by service/handover/urls.py (namespace "handover").
 urlpatterns = [
+    path("board/", board_views.board_current, name="board_current"),
     path("events/<int:pk>/board/", board_views.event_board, name="event_board"),
     path(
         "events/<int:pk>/board/live/",

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.views.decorators.http import require_http_methods
 
@@ -49,6 +50,25 @@ def _live_html(event: HandoverEvent) -> str:
         )
         cache.set(key, html, LIVE_CACHE_SECONDS)
     return html
+
+
+@require_http_methods(["GET"])
+@access.role_required(*BOARD_ROLES)
+def board_current(request: HttpRequest) -> HttpResponse:
+    """The navbar's 交付大屏: the board of the published event under way today (the
+    latest starting, when several), else of the latest published event, else the list."""
+    today = timezone.localdate()
+    published = selectors.events_for(request.user).filter(
+        status=HandoverEvent.Status.PUBLISHED
+    )
+    event = (
+        published.filter(start_date__lte=today, end_date__gte=today)
+        .order_by("-start_date", "-id")
+        .first()
+    ) or published.order_by("-start_date", "-id").first()
+    if event is None:
+        return redirect("handover:event_list")
+    return redirect("handover:event_board", pk=event.pk)
 
 
 @require_http_methods(["GET"])

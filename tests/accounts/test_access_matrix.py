@@ -492,6 +492,7 @@ MATRIX = [
     ("handover:call_list", "GET", "event",          *ANY_ROLE),
     ("handover:call_list", "GET", "draft_event",    L,     404,   404,   404,   404,   200,   404,   200,   403),
     # 交付大屏 and its polled fragments: managers and admins (drafts too: they plan them).
+    ("handover:board_current", "GET", None,         L,     403,   403,   403,   403,   302,   403,   302,   403),
     ("handover:event_board", "GET", "event",        *MANAGERS),
     ("handover:event_board", "GET", "draft_event",  *MANAGERS),
     ("handover:event_board", "GET", "missing",      *MANAGERS_MISSING),

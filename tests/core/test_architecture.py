@@ -90,6 +90,7 @@ def test_the_navbar_is_in_the_registered_order():
         "handover:event_list",
         "handover:onsite_home",
         "defects:defect_list",
+        "handover:board_current",
         "service:workorder_list",
         "recovery:task_list",
         "dashboards:dashboard",

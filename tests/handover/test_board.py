@@ -370,3 +370,28 @@ def test_the_grid_is_cached_briefly(world, login, manager):
     assert not any("handover_eventunit" in q["sql"] for q in captured)
     cache.clear()
     assert "s-checked_in" in client.get(url).content.decode()
+
+
+def test_the_navbar_board_opens_the_event_under_way(admin_user, login, manager):
+    client = login(manager)
+    url = reverse("handover:board_current")
+    assert client.get(url)["Location"] == reverse("handover:event_list")
+    later = make_event(admin_user, name="三期集中交付", days_ahead=5)
+    assert client.get(url)["Location"] == reverse(
+        "handover:event_board", args=[later.pk]
+    )
+    today = make_event(admin_user, name="二期集中交付", days_ahead=0)
+    make_event(admin_user, name="四期（草稿）", days_ahead=0, publish=False)
+    assert client.get(url)["Location"] == reverse(
+        "handover:event_board", args=[today.pk]
+    )
+    home = client.get(reverse("handover:event_list")).content.decode()
+    assert f'href="{url}"' in home
+
+
+def test_the_navbar_board_is_not_offered_to_the_desk(login, sales_rep, service_agent):
+    url = reverse("handover:board_current")
+    for user in (sales_rep, service_agent):
+        client = login(user)
+        assert client.get(url).status_code == 403
+        assert f'href="{url}"' not in client.get("/").content.decode()
