@@ -411,6 +411,8 @@ def test_station_page_and_htmx_actions(client, admin_user, service_agent):
     ).status_code == 404
     response = client.get(reverse("handover:case_detail", args=[cases[0].pk]))
     assertContains(response, 'data-testid="route-documents" data-state="done"')
+    # Defects are recorded from the open case (service/defects).
+    assertContains(response, reverse("defects:record", args=[cases[0].pk]))
 
 
 @pytest.mark.parametrize(
