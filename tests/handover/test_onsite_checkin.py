@@ -384,3 +384,18 @@ def test_without_a_unit_the_check_in_still_finishes_the_handover(
             assert onsite.check_in(appointment, by=sales_rep) is None
     assert finished == [appointment.pk]
     assert not UnitHandover.objects.exists()
+
+
+def test_identity_recorded_after_check_in(admin_user, service_agent, sales_rep):
+    event, rows = booked_event(admin_user, units=1)
+    with time_machine.travel(at(day_of(event), 9, 5)):
+        case = onsite.check_in(rows[0][2], by=service_agent)
+    assert case.identity_checked_at is None
+    with time_machine.travel(at(day_of(event), 9, 7), tick=False):
+        onsite.record_identity(case, by=sales_rep, version=case.version)
+    case.refresh_from_db()
+    assert case.identity_checked_by == sales_rep
+    assert case.identity_checked_at == at(day_of(event), 9, 7)
+    with pytest.raises(onsite.Conflict):
+        onsite.record_identity(case, by=sales_rep, version=case.version - 1)
+    assert CaseLog.objects.filter(case=case, action="identity_checked").count() == 1

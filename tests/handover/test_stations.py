@@ -194,7 +194,7 @@ def test_gating_and_the_case_in_progress(admin_user, service_agent):
         case.refresh_from_db()
         assert case.state == UnitHandover.State.IN_PROGRESS
         assert case.started_at == v.started_at
-    with time_machine.travel(at(day_of(event), 9, 20)):
+    with time_machine.travel(at(day_of(event), 9, 20), tick=False):
         onsite.visit_finish(v, by=service_agent, version=v.version)
     case.refresh_from_db()
     assert case.identity_checked_by == service_agent
