@@ -3,6 +3,9 @@
    input. No library. Each pad is set up once (also after an htmx swap). */
 (function () {
   "use strict";
+  // The station page's partial may be inserted again by htmx: set up once.
+  if (window.kehuSignaturePads) return;
+  window.kehuSignaturePads = true;
 
   function setUp(canvas) {
     if (canvas.dataset.ready) return;

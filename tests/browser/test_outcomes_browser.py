@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from service.handover.models import FeePayment, UnitHandover
+from service.handover.models import FeePayment, StationVisit, UnitHandover
 from tests.handover.outcome_builders import finish_stations, make_case
 
 pytestmark = pytest.mark.browser
@@ -72,4 +74,34 @@ def test_keys_fee_signature_then_accepted(
     assert FeePayment.objects.filter(case=case).count() == 1
     with case.signature.open("rb") as stored:
         assert stored.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert page_problems == []
+
+
+def test_the_station_pages_polling_spares_a_panel_being_filled(
+    page: Page, page_problems: list[str], log_in, admin_user, artifacts_dir: Path
+):
+    case = make_case(admin_user)
+    keys = case.visits.select_related("station").get(station__code="keys")
+    StationVisit.objects.filter(pk=keys.pk).update(
+        state=StationVisit.State.IN_SERVICE, started_at=timezone.now()
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(admin_user)
+    url = reverse("handover:station_page", args=[case.event_id, keys.station_id])
+    page.goto(url)
+    panel = page.get_by_test_id("capture-keys")
+    panel.get_by_label("入户门钥匙").fill("4")
+    # The queue's poll (every 15 s) comes now: it must not wipe the typed count.
+    page.evaluate(
+        "url => htmx.ajax('GET', url, {source: '#station-queue', target: '#station-queue'})",
+        url,
+    )
+    page.wait_for_timeout(800)
+    expect(panel.get_by_label("入户门钥匙")).to_have_value("4")
+    panel.get_by_label("物业托管").check()
+    panel.get_by_role("button", name="登记钥匙").click()
+    expect(page.get_by_test_id("keys-recorded")).to_contain_text("入户门钥匙×4")
+    page.screenshot(path=artifacts_dir / "outcome-station-keys.png", full_page=True)
+    case.refresh_from_db()
+    assert (case.key_action, case.key_items) == ("custody", {"entrance": 4})
     assert page_problems == []
