@@ -17,7 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from service.defects.models import Severity
+from service.defects import services as defect_services
+from service.defects.models import Defect, Severity
 from service.handover import board, captures, counters, outcomes
 from service.handover.models import (
     BoardCounter,
@@ -26,6 +27,8 @@ from service.handover.models import (
     StationVisit,
     UnitHandover,
 )
+from tests.defects.builders import contractor
+from tests.defects.builders import photo as defect_photo
 from tests.factories import CustomerFactory
 from tests.handover import board_ops as ops
 from tests.handover.builders import make_event
@@ -127,13 +130,17 @@ def test_board_numbers_for_known_rows(world, admin_user):
     assert counters.recount_differs(event.pk) == {}
 
 
-def test_rebuild_equals_the_bumped_counters_after_random_changes(world, admin_user):
+def test_rebuild_equals_the_bumped_counters_after_random_changes(
+    world, admin_user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
     event, eus, owners, stations, leaves = world
     rng = random.Random(17)
     rateable = (*UnitHandover.OPEN_STATES, State.ACCEPTED, State.ACCEPTED_WITH_DEFECTS)
     cases: list[UnitHandover] = []
     defects = []
     clock = _at(8, 0)
+    fixer = contractor()
     for _step in range(200):
         clock += dt.timedelta(minutes=rng.randint(1, 9))
         choice = rng.random()
@@ -184,18 +191,35 @@ def test_rebuild_equals_the_bumped_counters_after_random_changes(world, admin_us
             else:
                 ops.outcome(case, state, clock, by=admin_user)
         elif choice < 0.85 and cases:
+            # The defect services (service/defects): recording bumps severity, trade
+            # and open; each transition out of the open states takes open back.
+            case = rng.choice(cases)
             defects.append(
-                ops.defect(
-                    rng.choice(cases),
-                    leaves[rng.choice(["土建", "水电"])],
-                    rng.choice(Severity.values),
-                    admin_user,
+                defect_services.defect_record(
+                    by=admin_user,
+                    unit=case.event_unit.unit,
+                    case=case,
+                    room="kitchen",
+                    category=leaves[rng.choice(["土建", "水电"])],
+                    description="墙面空鼓",
+                    severity=rng.choice(Severity.values),
                 )
             )
         elif choice < 0.9 and defects:
             item = rng.choice(defects)
-            if item.is_open:
-                ops.close_defect(item, admin_user)
+            item.refresh_from_db()
+            actions = defect_services.allowed_actions(item, admin_user)
+            if actions:
+                defect_services.defect_transition(
+                    by=admin_user,
+                    defect=item,
+                    action=rng.choice(actions),
+                    version=item.version,
+                    contractor=fixer,
+                    reason="业主同意",
+                    decision=rng.choice(["assigned", "void"]),
+                    photo=defect_photo(),
+                )
         elif choice < 0.95 and open_cases:
             captures.fee_add(
                 rng.choice(open_cases),
@@ -210,6 +234,7 @@ def test_rebuild_equals_the_bumped_counters_after_random_changes(world, admin_us
             if case.state in rateable:
                 captures.rating_save(case, by=admin_user, rating=rng.randint(1, 5))
     assert len(cases) > 5 and defects
+    assert len({d.state for d in Defect.objects.filter(event=event)}) > 2
     states = {c.state for c in cases}
     assert {State.REFUSED, State.NOT_ACCEPTED, State.ACCEPTED} <= states, states
     assert FeePayment.objects.filter(case__event=event).exists()
