@@ -26,6 +26,11 @@ urlpatterns = [
         name="case_no_show_next",
     ),
     path(
+        "refusal-evidence/<int:pk>/",
+        views.refusal_evidence,
+        name="refusal_evidence",
+    ),
+    path(
         "cases/<int:pk>/capture/settlement/",
         views.capture_settlement,
         name="capture_settlement",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -45,6 +45,7 @@ from service.handover.capture_forms import (
 )
 from service.handover.models import (
     MeterReading,
+    RefusalEvidence,
     RefusalRecord,
     StationDefinition,
     UnitHandover,
@@ -489,3 +490,29 @@ def case_no_show_next(request: HttpRequest, pk: int) -> HttpResponse:
         )
 
     return _decided(request, case, "no_show", NoShowNextForm(request.POST), decide)
+
+
+# --- refusal evidence ----------------------------------------------------------------------
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ONSITE_ROLES)
+def refusal_evidence(request: HttpRequest, pk: int) -> FileResponse:
+    """One evidence file of a refusal, as a download (never rendered by the browser),
+    for whoever may see the case."""
+    evidence = access.get_object_for(
+        RefusalEvidence.objects.filter(refusal__case__in=cases_for(request.user)), pk
+    )
+    try:
+        handle = evidence.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=evidence.file.name.rsplit("/", 1)[-1],
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response

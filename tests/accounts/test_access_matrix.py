@@ -547,6 +547,7 @@ MATRIX = [
     # open real cases per role).
     ("handover:case_outcome", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_outcome_panel", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:refusal_evidence", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_accept", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_not_accepted", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_refuse", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),

@@ -522,6 +522,34 @@ def test_refuse_post_checks_each_evidence_file(admin_user, login):
     assert RefusalEvidence.objects.filter(refusal__case=case).count() == 1
 
 
+def test_refusal_evidence_is_a_download_for_who_sees_the_case(
+    admin_user, sales_rep, readonly_user, login
+):
+    case = make_case(admin_user)
+    outcomes.case_refuse(
+        case,
+        by=admin_user,
+        version=case.version,
+        reason="quality",
+        details="漏水",
+        notice_deadline=timezone.localdate(),
+        evidence=[SimpleUploadedFile("photo.png", PNG, "image/png")],
+    )
+    evidence = RefusalEvidence.objects.get(refusal__case=case)
+    url = reverse("handover:refusal_evidence", args=[evidence.pk])
+    page = login(sales_rep).get(reverse("handover:case_outcome", args=[case.pk]))
+    assert url in page.content.decode()
+    response = login(sales_rep).get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PNG
+    assert response["Content-Disposition"].startswith("attachment")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert login(readonly_user).get(url).status_code == 403
+    case.event.status = "draft"
+    case.event.save(update_fields=["status"])
+    assert login(sales_rep).get(url).status_code == 404
+
+
 def test_not_accepted_post_bounds_the_date(admin_user, login):
     case = make_case(admin_user)
     response = login(admin_user).post(
