@@ -3,11 +3,13 @@ and one user of each role. Groups and permissions come from the real post-migrat
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.utils import translation
 
 from crm.accounts.roles import Role
-from tests import fast_flush, parts
+from tests import fast_flush, parts, template_db
 from tests.factories import DepartmentFactory, TeamFactory, UserFactory
 
 fast_flush.install()
@@ -22,6 +24,34 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 PASSWORD = "pw-for-tests-123"
+
+
+def _clone_from_template(config: pytest.Config) -> bool:
+    """Test databases are copies of a migrated template (tests/template_db.py), unless
+    the run reuses its database (--reuse-db) or KEHU_TEST_TEMPLATE=0 asks for the
+    migrations to run from nothing."""
+    return not config.getvalue("reuse_db") and os.environ.get(
+        "KEHU_TEST_TEMPLATE", "1"
+    ) not in ("0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, request):
+    """After pytest-django named this worker's test database: make it, a copy of the
+    template, and drop it when the session ends."""
+    if not _clone_from_template(request.config):
+        return
+    from django.db import connection
+
+    name = connection.creation._get_test_db_name()
+    template_db.clone(connection.settings_dict, name)
+    request.addfinalizer(lambda: template_db.drop(connection.settings_dict, name))
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request) -> bool:
+    # The copy is there: Django keeps it, and its migrate finds nothing left to do.
+    return request.config.getvalue("reuse_db") or _clone_from_template(request.config)
 
 
 @pytest.fixture(scope="session")
