@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from service.defects import services as defect_services
-from service.defects.models import Defect, Severity
+from service.defects.models import Defect, DefectCategory, Severity
 from service.handover import board, captures, counters, outcomes
 from service.handover.models import (
     BoardCounter,
@@ -420,3 +420,122 @@ def test_the_navbar_board_is_not_offered_to_the_desk(login, sales_rep, service_a
         client = login(user)
         assert client.get(url).status_code == 403
         assert f'href="{url}"' not in client.get("/").content.decode()
+
+
+def test_rebuild_equals_the_counters_after_random_operations_through_the_services(
+    admin_user, manager, login
+):
+    """Check-in (h1), station start/finish/skip, outcomes and captures (h2), defects
+    and their void (h3): every change through its service, the counters bumped by
+    them; the recount (and so the rebuild) equals them at every tenth step."""
+    import time_machine
+
+    from service.handover import onsite
+    from tests.handover.checkin_builders import at, booked_event, day_of
+
+    event, rows = booked_event(admin_user, units=10, capacity=10)
+    trade = DefectCategory.objects.create(level=1, name="门窗（大屏）")
+    part = DefectCategory.objects.create(level=2, parent=trade, name="入户门")
+    leaf = DefectCategory.objects.create(level=3, parent=part, name="门锁不灵")
+    rng = random.Random(5)
+    cases, defects = [], []
+    with time_machine.travel(at(day_of(event), 9, 5), tick=True):
+        appointments = [a for _eu, _o, a in rows]
+        for step in range(150):
+            roll = rng.random()
+            open_cases = list(
+                UnitHandover.objects.filter(
+                    event=event, state__in=UnitHandover.OPEN_STATES
+                )
+            )
+            try:
+                if roll < 0.2 and appointments:
+                    cases.append(onsite.check_in(appointments.pop(), by=manager))
+                elif roll < 0.6 and open_cases:
+                    visit = (
+                        StationVisit.objects.filter(
+                            case=rng.choice(open_cases),
+                            state__in=["waiting", "in_service"],
+                        )
+                        .order_by("state", "station__position")
+                        .first()
+                    )
+                    if visit is None:
+                        pass
+                    elif visit.state == "in_service":
+                        onsite.visit_finish(visit, by=manager, version=visit.version)
+                    elif rng.random() < 0.15:
+                        onsite.visit_skip(
+                            visit,
+                            by=manager,
+                            version=visit.version,
+                            reason="业主稍后再来",
+                        )
+                    else:
+                        onsite.visit_start(visit, by=manager, version=visit.version)
+                elif roll < 0.68 and open_cases:
+                    outcomes.case_not_accepted(
+                        rng.choice(open_cases),
+                        by=manager,
+                        version=None,
+                        reason="卫生间渗水",
+                        reinspection_on=timezone.localdate() + dt.timedelta(days=3),
+                    )
+                elif roll < 0.74 and open_cases:
+                    outcomes.case_refuse(
+                        rng.choice(open_cases),
+                        by=manager,
+                        version=None,
+                        reason=RefusalRecord.Reason.QUALITY,
+                        details="外墙开裂",
+                        notice_deadline=timezone.localdate(),
+                        evidence=[
+                            SimpleUploadedFile("e.png", png_bytes(), "image/png")
+                        ],
+                    )
+                elif roll < 0.86 and cases:
+                    case = rng.choice(cases)
+                    defects.append(
+                        defect_services.defect_record(
+                            by=manager,
+                            unit=case.event_unit.unit,
+                            case=case,
+                            room="living",
+                            category=leaf,
+                            description="门锁不灵",
+                            severity=rng.choice(Severity.values),
+                        )
+                    )
+                elif roll < 0.9 and defects:
+                    item = rng.choice(defects)
+                    item.refresh_from_db()
+                    if item.is_open:
+                        defect_services.defect_transition(
+                            by=manager,
+                            defect=item,
+                            action="void",
+                            version=item.version,
+                            reason="重复登记",
+                        )
+                elif open_cases:
+                    captures.fee_add(
+                        rng.choice(open_cases),
+                        by=manager,
+                        item=FeePayment.Item.PROPERTY_FEE,
+                        amount=Decimal(
+                            f"{rng.randint(1, 9999)}.{rng.randint(0, 99):02d}"
+                        ),
+                        method=FeePayment.Method.WECHAT,
+                    )
+            except (onsite.OnsiteError, outcomes.OutcomeRefused):
+                pass  # a rule refused it (gating, a busy owner): nothing moved
+            if step % 10 == 9:
+                assert counters.recount_differs(event.pk) == {}, step
+    assert len(cases) >= 5 and defects
+    assert StationVisit.objects.filter(case__event=event, state="done").exists()
+    bumped = {k: v for k, v in counters.read(event.pk).items() if v}
+    assert counters.rebuild(event.pk) == bumped
+    # The board shows them.
+    client = login(manager)
+    live = client.get(reverse("handover:event_board_live", args=[event.pk]))
+    assert f'data-figure="arrived">{len(cases)}<' in live.content.decode()
