@@ -75,6 +75,9 @@ class DefectRecordForm(forms.Form):
     due_at = bounds.DateTimeField(
         label=_("整改时限"),
         required=False,
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
         help_text=_("不填则按严重程度计算。"),
     )
     photos = PhotosField(label=_("问题照片"), required=False)

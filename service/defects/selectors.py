@@ -78,9 +78,15 @@ def defect_for_page(user: Any) -> QuerySet:
 
 
 def history(defect: Defect) -> list[DefectEvent]:
-    return list(
+    """The defect's events, oldest first, each with its states' labels."""
+    labels = dict(Defect.State.choices)
+    rows = list(
         defect.events.select_related("actor", "contractor").order_by("at", "id")
     )
+    for row in rows:
+        row.from_label = labels.get(row.from_state, row.from_state)
+        row.to_label = labels.get(row.to_state, row.to_state)
+    return rows
 
 
 def photos(defect: Defect) -> list[Any]:

@@ -11,6 +11,7 @@ app_name = "defects"
 urlpatterns = [
     path("", views.defect_list, name="defect_list"),
     path("<int:pk>/", views.defect_detail, name="defect_detail"),
+    path("photos/<int:pk>/", views.defect_photo, name="defect_photo"),
     path(
         "<int:pk>/do/<str:action>/", views.defect_transition, name="defect_transition"
     ),

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -25,7 +25,7 @@ from service.defects.forms import (
     TicketLinkForm,
     TransitionForm,
 )
-from service.defects.models import Contractor, Defect, Severity
+from service.defects.models import Contractor, Defect, DefectPhoto, Severity
 
 STAFF_ROLES = tuple(Role.values)
 APPROVER_ROLES = services.APPROVER_ROLES
@@ -101,6 +101,36 @@ def _render_detail(
         "overdue": defect.is_open and defect.due_at < services.timezone.now(),
     }
     return render(request, "defects/defect_detail.html", context, status=status)
+
+
+IMAGE_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}
+
+
+@require_http_methods(["GET"])
+@access.role_required(*STAFF_ROLES)
+def defect_photo(request: HttpRequest, pk: int) -> FileResponse:
+    """A defect's photo, shown in the page (uploads are not served from /media/)."""
+    photo = access.get_object_for(
+        DefectPhoto.objects.filter(defect__in=selectors.defects_for(request.user)), pk
+    )
+    extension = photo.file.name.rsplit(".", 1)[-1].lower()
+    try:
+        handle = photo.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(
+        handle, content_type=IMAGE_TYPES.get(extension, "application/octet-stream")
+    )
+    # An uploaded file never runs as a page of ours.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 # --- recording ----------------------------------------------------------------------------

@@ -523,3 +523,28 @@ def test_the_case_page_and_the_inspection_station_link_to_recording(
     )
     assertContains(page, 'data-testid="record-defect"')
     assertContains(page, record)
+
+
+def test_photos_are_served_to_staff_only(
+    client, login, sales_rep, readonly_user, admin_user
+):
+    item = defect(admin_user, photos=[photo("found.jpg")])
+    shot = item.photos.get()
+    url = reverse("defects:defect_photo", args=[shot.pk])
+    detail = reverse("defects:defect_detail", args=[item.pk])
+    assertContains(login(sales_rep).get(detail), url)
+    response = login(sales_rep).get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content).startswith(b"\xff\xd8")
+    assert login(readonly_user).get(url).status_code == 403
+    assert Client().get(url).status_code == 302
+    missing = reverse("defects:defect_photo", args=[987654])
+    assert login(sales_rep).get(missing).status_code == 404
+
+
+def test_history_shows_state_names(login, sales_rep, admin_user):
+    item = defect(admin_user, with_contractor=contractor())
+    page = login(sales_rep).get(reverse("defects:defect_detail", args=[item.pk]))
+    assertContains(page, "待派单 → 待接单")
