@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -16,7 +16,6 @@ from service.defects.models import (
     Defect,
     DefectCategory,
     DefectEvent,
-    DefectPhoto,
 )
 
 OPEN_STATES = list(Defect.OPEN_STATES)
@@ -108,12 +107,6 @@ def contractor_items(contractor: Contractor) -> list[Defect]:
     return list(
         Defect.objects.filter(contractor=contractor, state__in=OPEN_STATES)
         .select_related("unit__building", "category__parent__parent")
-        .prefetch_related(
-            Prefetch(
-                "photos",
-                queryset=DefectPhoto.objects.order_by("id"),
-            )
-        )
         .order_by("due_at", "id")[:CONTRACTOR_ROWS]
     )
 

@@ -548,3 +548,23 @@ def test_history_shows_state_names(login, sales_rep, admin_user):
     item = defect(admin_user, with_contractor=contractor())
     page = login(sales_rep).get(reverse("defects:defect_detail", args=[item.pk]))
     assertContains(page, "待派单 → 待接单")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"version": "abc"},
+        {"version": "99999999999999999999"},
+        {"version": "-1"},
+        {"version": "1", "reason": "长" * 301},
+        {"version": "1", "contractor": "987654321"},
+        {"version": "1", "decision": "closed"},
+    ],
+)
+def test_bad_transition_input_is_a_form_error(login, manager, admin_user, data):
+    item = defect(admin_user)
+    url = reverse("defects:defect_transition", args=[item.pk, "void"])
+    response = login(manager).post(url, data)
+    assert response.status_code == 400
+    item.refresh_from_db()
+    assert item.state == S.OPEN
