@@ -114,6 +114,16 @@ class TransitionForm(forms.Form):
     photo = PhotoField(label=_("整改后照片"), required=False)
 
 
+class DueForm(forms.Form):
+    version = bounds.version_field(required=False)
+    due_at = bounds.DateTimeField(
+        label=_("新的整改时限"),
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+    )
+
+
 class ReadyForm(forms.Form):
     """The contractor's form on their link page."""
 

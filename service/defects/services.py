@@ -400,6 +400,44 @@ def _apply(
     return defect
 
 
+def defect_due_change(
+    *,
+    by: Any,
+    defect: Defect,
+    version: int | None,
+    due_at: dt.datetime,
+    now: dt.datetime | None = None,
+) -> Defect:
+    """A manager or an admin moves an open defect's due time: the escalation moves
+    with it (the old action is cancelled; one already sent stays sent) and a defect
+    escalated before may escalate again at the new time."""
+    if getattr(by, "role", None) not in APPROVER_ROLES:
+        raise PermissionDenied
+    now = now or timezone.now()
+    if due_at <= now:
+        raise ValidationError({"due_at": _("整改时限不能早于现在。")})
+    if due_at > now + dt.timedelta(days=365):
+        raise ValidationError({"due_at": _("整改时限不能超过一年。")})
+    with transaction.atomic(), audited(by):
+        row = _locked(defect.pk, version)
+        if not row.is_open:
+            raise ValidationError(_("问题已关闭，不能修改整改时限。"))
+        Defect.objects.filter(pk=row.pk).update(
+            due_at=due_at, escalated_at=None, version=row.version + 1, updated_at=now
+        )
+        row.due_at, row.escalated_at, row.version = due_at, None, row.version + 1
+        _event_row(
+            row,
+            row.state,
+            row.state,
+            by=by,
+            comment=_("整改时限改为 %(due)s")
+            % {"due": timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M")},
+        )
+        _overdue_schedule(row)
+    return row
+
+
 # --- overdue escalation -------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.defect_list, name="defect_list"),
     path("<int:pk>/", views.defect_detail, name="defect_detail"),
     path("photos/<int:pk>/", views.defect_photo, name="defect_photo"),
+    path("<int:pk>/due/", views.defect_due, name="defect_due"),
     path(
         "<int:pk>/do/<str:action>/", views.defect_transition, name="defect_transition"
     ),

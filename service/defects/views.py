@@ -21,6 +21,7 @@ from crm.core.pagination import paginate
 from service.defects import selectors, services
 from service.defects.forms import (
     DefectRecordForm,
+    DueForm,
     ReadyForm,
     TicketLinkForm,
     TransitionForm,
@@ -298,6 +299,34 @@ def defect_transition(request: HttpRequest, pk: int, action: str) -> HttpRespons
             return redirect("defects:defect_detail", defect.pk)
     defect = _defect(request, pk)
     return _render_detail(request, defect, form, TicketLinkForm(), status=400)
+
+
+@require_http_methods(["POST"])
+@access.role_required(*APPROVER_ROLES)
+@submit_once
+def defect_due(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manager moves an open defect's due time (the escalation moves with it)."""
+    defect = _defect(request, pk)
+    form = DueForm(request.POST)
+    if form.is_valid():
+        try:
+            services.defect_due_change(
+                by=request.user,
+                defect=defect,
+                version=form.cleaned_data["version"],
+                due_at=form.cleaned_data["due_at"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("已修改整改时限。"))
+            return redirect("defects:defect_detail", defect.pk)
+    errors = TransitionForm({})
+    errors.is_valid()
+    for field_errors in form.errors.values():
+        for message in field_errors:
+            errors.add_error(None, message)
+    return _render_detail(request, defect, errors, TicketLinkForm(), status=400)
 
 
 @require_http_methods(["POST"])

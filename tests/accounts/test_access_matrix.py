@@ -598,6 +598,8 @@ MATRIX = [
     ("defects:defect_detail", "GET", "defect",      *ANY_ROLE),
     ("defects:defect_detail", "GET", "missing",     *ANY_MISSING),
     ("defects:defect_photo", "GET", "missing",      *ANY_MISSING),
+    ("defects:defect_due", "POST", "defect",        L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("defects:defect_due", "POST", "missing",       *MANAGERS_MISSING),
     ("defects:defect_transition", "POST", "dtrans:start", L, 400, 400,   400,   400,   400,   400,   400,   403),
     ("defects:defect_transition", "POST", "dtrans:void",  L, 403, 403,   403,   403,   400,   403,   400,   403),
     ("defects:defect_transition", "POST", "args:987654321,start", *ANY_MISSING),

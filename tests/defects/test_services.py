@@ -378,3 +378,36 @@ def test_one_failing_escalation_does_not_block_the_others(admin_user, monkeypatc
     assert first.escalated_at is None
     failed = ScheduledAction.objects.get(idempotency_key=services.overdue_key(first))
     assert failed.state == ScheduledAction.State.PENDING and failed.attempts == 1
+
+
+def test_moving_the_due_time_moves_the_escalation(admin_user, manager, service_agent):
+    item = defect(admin_user, with_contractor=contractor())
+    old_key = services.overdue_key(item)
+    later = item.due_at + dt.timedelta(days=2)
+    with pytest.raises(PermissionDenied):
+        services.defect_due_change(
+            by=service_agent, defect=item, version=item.version, due_at=later
+        )
+    with pytest.raises(ValidationError):
+        services.defect_due_change(
+            by=manager,
+            defect=item,
+            version=item.version,
+            due_at=timezone.now() - dt.timedelta(hours=1),
+        )
+    moved = services.defect_due_change(
+        by=manager, defect=item, version=item.version, due_at=later
+    )
+    assert moved.due_at == later
+    assert (
+        ScheduledAction.objects.get(idempotency_key=old_key).state
+        == ScheduledAction.State.CANCELLED
+    )
+    # The old due time passes: nothing; the new one: escalated.
+    _deliver_due(item.due_at + dt.timedelta(minutes=1))
+    assert not Notification.objects.exists()
+    _deliver_due(later + dt.timedelta(minutes=1))
+    moved.refresh_from_db()
+    assert moved.escalated_at is not None
+    assert Notification.objects.exists()
+    assert "整改时限改为" in item.events.order_by("-id").first().comment

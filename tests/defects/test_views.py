@@ -568,3 +568,22 @@ def test_bad_transition_input_is_a_form_error(login, manager, admin_user, data):
     assert response.status_code == 400
     item.refresh_from_db()
     assert item.state == S.OPEN
+
+
+def test_managers_move_the_due_time_on_the_page(
+    login, manager, service_agent, admin_user
+):
+    item = defect(admin_user)
+    url = reverse("defects:defect_due", args=[item.pk])
+    later = (timezone.localtime() + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    detail = reverse("defects:defect_detail", args=[item.pk])
+    assertNotContains(login(service_agent).get(detail), 'data-testid="due-change"')
+    assert login(service_agent).post(url, {"due_at": later}).status_code == 403
+    client = login(manager)
+    assertContains(client.get(detail), 'data-testid="due-change"')
+    assert client.post(url, {"due_at": "2019-01-01T10:00"}).status_code == 400
+    assert client.post(url, {"due_at": "bad"}).status_code == 400
+    response = client.post(url, {"due_at": later, "version": item.version})
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert timezone.localtime(item.due_at).strftime("%Y-%m-%dT%H:%M") == later
