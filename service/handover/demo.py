@@ -3,8 +3,9 @@
 Registered with crm.core.seeding at the end of this module, which the platform's commands
 import through `autodiscover_modules("demo")`.
 
-Demo: one published event over three days with some appointments. Idempotent: nothing
-is added once the demo event exists. Scale: a 5,000-unit event (service/handover/scale.py).
+Demo: one published event over three days with some appointments; the project's
+1,000-unit event before the day (demo_before.py), then on its second day, today
+(demo_day.py). Idempotent: nothing is added once the demo events exist. Scale: a 5,000-unit event (service/handover/scale.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from crm.core import seeding
 from customers.models import Customer
-from service.handover import demo_before, scale, scale_onsite, services
+from service.handover import demo_before, demo_day, scale, scale_onsite, services
 from service.handover.models import HandoverEvent
 from service.property import demo as property_demo
 
@@ -28,9 +29,14 @@ def seed_demo(run: seeding.DemoRun) -> str:
     """The demo event for owners among the first 60 demo customers (no summary)."""
     customers = Customer.objects.filter(merged_into__isnull=True).order_by("pk")
     seed_handover_demo(run.users, list(customers[:60]))
-    return demo_before.seed_before_the_day(
+    before = demo_before.seed_before_the_day(
         run.users, project_code=property_demo.DEMO_PROJECT, seed=run.seed
     )
+    # Then the same event on its second day (demo_day.py): the board's, the stations'
+    # and the defects' demo.
+    event = HandoverEvent.objects.filter(name=demo_before.DEMO_EVENT).first()
+    day = demo_day.seed_the_day(run.users, event, seed=run.seed) if event else ""
+    return "; ".join(part for part in (before, day) if part)
 
 
 def seed_handover_demo(users: dict[str, Any], customers: list[Any]) -> int:
