@@ -13,8 +13,8 @@ class HandoverConfig(AppConfig):
         from crm.channels import registry as channel_registry
         from crm.core import navigation
         from crm.scheduler import registry
-        from customers import hooks
-        from service.handover import notices, services
+        from customers import hooks, timeline
+        from service.handover import case_timeline, notices, services
 
         navigation.register(
             navigation.Item(
@@ -44,6 +44,8 @@ class HandoverConfig(AppConfig):
                 group=navigation.HANDOVER,
             )
         )
+        # The owner's timeline: check-in, the stations and the outcome of each case.
+        timeline.register("handover_cases", case_timeline.case_entries)
         # The reminder goes to the customer: never sent twice, even after a crash.
         registry.register(
             services.APPOINTMENT_REMINDER,
