@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from customers import masking
 from service.defects.models import Defect
+from service.handover.captures import KEY_ITEMS
 from service.handover.onsite_models import StationVisit, UnitHandover
 
 # A drawn signature is a few KB; anything far larger is not one and is not embedded.
@@ -67,7 +68,9 @@ def form_for(case: UnitHandover, *, user: Any) -> Form:
         .select_related("category", "contractor")
         .order_by("created_at", "id")
     )
-    keys = list(case.key_items.items()) if isinstance(case.key_items, dict) else []
+    # The key items by their names (入户门钥匙 …), as the keys station shows them.
+    items = case.key_items if isinstance(case.key_items, dict) else {}
+    keys = [(KEY_ITEMS.get(item, item), count) for item, count in items.items()]
     phone = case.customer.phone
     return Form(
         case=case,

@@ -662,7 +662,7 @@ def _captures(
             if case.pk % 10
             else UnitHandover.KeyAction.CUSTODY
         )
-        case.key_items = {"entry": 2, "mailbox": 1, "access_card": 2}
+        case.key_items = {"entrance": 2, "mailbox": 1, "access_card": 2}
         case.keys_handed_at = case.signed_at = case.outcome_at
         case.signature = signature
         if case.pk % 6:

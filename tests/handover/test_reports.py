@@ -492,7 +492,7 @@ def signed_case(admin_user, service_agent, media):
         finished_at=at(d, 10, 40),
         outcome_at=at(d, 10, 40),
         key_action=UnitHandover.KeyAction.TO_OWNER,
-        key_items={"入户门钥匙": 3, "门禁卡": 2},
+        key_items={"entrance": 3, "access_card": 2},  # as the keys station stores them
         keys_handed_at=at(d, 10, 35),
         signed_at=at(d, 10, 38),
         by=admin_user,
