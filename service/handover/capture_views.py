@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from service.handover import captures, outcomes, selectors
+from service.handover import captures, outcomes, reports, selectors
 from service.handover.capture_forms import (
     AcceptForm,
     FeeForm,
@@ -219,6 +219,12 @@ def outcome_context(
     for key in ("accept_form", "not_accepted_form", "refusal_form", "no_show_form"):
         if key in context:
             context[key].auto_id = f"{key}-{case.pk}-%s"
+    if not case.is_open and case.state != UnitHandover.State.ABSENT:
+        # 验房交接单: for those who may print it (reports.cases_for_form), one query.
+        context["form_pdf"] = (
+            reports.may_print_form(request.user)
+            and reports.cases_for_form(request.user).filter(pk=case.pk).exists()
+        )
     if case.state == UnitHandover.State.REFUSED:
         context["refusal"] = (
             RefusalRecord.objects.filter(case=case).prefetch_related("evidence").first()
