@@ -669,5 +669,6 @@ class Notice(models.Model):
             f"{self.event_unit.unit} · {self.recipient} · {self.get_channel_display()}"
         )
 
+
 # 入伙 on the day (issue 17): cases, stations, outcomes, the live board counters.
 from service.handover.onsite_models import *  # noqa: E402, F403

@@ -229,7 +229,7 @@ def stations_save(*, by: Any, event: HandoverEvent, rows: list[StationRow]) -> N
         raise ValidationError(errors)
     with transaction.atomic(), audited(by):
         stations = list(
-            StationDefinition.objects.select_for_update()
+            StationDefinition.objects.select_for_update(no_key=True)
             .filter(event=event)
             .order_by("pk")
         )
