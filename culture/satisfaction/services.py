@@ -4,8 +4,9 @@ A survey is made at most once per case, by the case's trigger:
 
 - a resolved ticket (`service.events.on_ticket_resolved`): CSAT, for the ticket's team
   and assignee, and for the department of its completed back-office work order;
-- a finished handover (`service.handover.events.on_handover_finished`, today the
-  check-in): NPS, for the customer's owner and team;
+- a finished handover (`service.handover.events.on_handover_finished`: the unit's
+  accepted or refused outcome, or the check-in of an appointment without a unit):
+  NPS, for the customer's owner and team;
 - a campaign to a segment (`campaign_create`, run by the scheduled action
   `satisfaction.campaign`).
 

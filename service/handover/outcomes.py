@@ -27,8 +27,9 @@ OutcomeConflict), the state changed, one CaseLog row, and the live board's count
   may be booked again; staff then choose the next step (`no_show_next`: second notice
   or scattered handover).
 
-After an accepted outcome committed, `events.handover_finished(appointment)` runs
-(the satisfaction survey subscribes; it makes one survey per appointment).
+After an accepted or refused outcome committed, `events.handover_finished(appointment)`
+runs (the satisfaction survey subscribes; it makes one survey per appointment). 验收未通过
+does not: the handover goes on with the re-inspection.
 """
 
 from __future__ import annotations
@@ -291,6 +292,8 @@ def case_refuse(
         for upload in evidence:
             RefusalEvidence.objects.create(refusal=refusal, file=upload, uploaded_by=by)
         _finish(current, State.REFUSED, by=by, note=refusal.get_reason_display())
+        # A refusal ends this handover too: the owner is asked how it went (issue 16).
+        _announce_finished(current.appointment_id)
     case.refresh_from_db()
     return case
 

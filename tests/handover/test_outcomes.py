@@ -265,22 +265,25 @@ def test_not_accepted_needs_a_reason_and_a_date_ahead(
 # --- refused ---------------------------------------------------------------------------------
 
 
-def test_refused_with_its_record_and_evidence(admin_user):
+def test_refused_with_its_record_and_evidence(
+    admin_user, finished, django_capture_on_commit_callbacks
+):
     case = make_case(admin_user)
     deadline = timezone.localdate() + dt.timedelta(days=15)
-    outcomes.case_refuse(
-        case,
-        by=admin_user,
-        version=case.version,
-        reason="area",
-        details="实测面积比合同面积少 4%",
-        owner_statement="要求先解决面积问题",
-        notice_deadline=deadline,
-        evidence=[
-            SimpleUploadedFile("a.png", PNG, "image/png"),
-            SimpleUploadedFile("b.png", PNG, "image/png"),
-        ],
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes.case_refuse(
+            case,
+            by=admin_user,
+            version=case.version,
+            reason="area",
+            details="实测面积比合同面积少 4%",
+            owner_statement="要求先解决面积问题",
+            notice_deadline=deadline,
+            evidence=[
+                SimpleUploadedFile("a.png", PNG, "image/png"),
+                SimpleUploadedFile("b.png", PNG, "image/png"),
+            ],
+        )
     assert case.state == State.REFUSED
     refusal = RefusalRecord.objects.get(case=case)
     assert (refusal.reason, refusal.notice_deadline, refusal.recorded_by) == (
@@ -290,6 +293,8 @@ def test_refused_with_its_record_and_evidence(admin_user):
     )
     assert RefusalEvidence.objects.filter(refusal=refusal).count() == 2
     assert board(case.event) == recount(case.event)
+    # a refused handover is finished: its owner gets the satisfaction survey
+    assert finished == [case.appointment_id]
 
 
 @pytest.mark.parametrize(

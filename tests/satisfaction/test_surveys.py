@@ -313,3 +313,37 @@ def test_an_unhappy_answer_opens_one_recovery_task_and_a_happy_one_none(
 
     task = RecoveryTask.objects.get()
     assert task.survey == unhappy and task.customer == unhappy.customer
+
+
+def test_a_refused_handover_sends_one_nps_survey_and_a_failed_inspection_none(
+    admin_user, sms_folder, django_capture_on_commit_callbacks
+):
+    """Through the real hook: 拒收 ends the handover (survey); 验收未通过 does not."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from service.handover import outcomes
+    from tests.handover.outcome_builders import make_case
+    from tests.handover.test_outcomes import PNG
+
+    refused, failed = make_case(admin_user), make_case(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes.case_refuse(
+            refused,
+            by=admin_user,
+            version=refused.version,
+            reason="area",
+            details="实测面积比合同面积少 4%",
+            notice_deadline=timezone.localdate() + dt.timedelta(days=15),
+            evidence=[SimpleUploadedFile("a.png", PNG, "image/png")],
+        )
+        outcomes.case_not_accepted(
+            failed,
+            by=admin_user,
+            version=failed.version,
+            reason="卫生间渗水",
+            reinspection_on=timezone.localdate() + dt.timedelta(days=7),
+        )
+
+    survey = Survey.objects.get(appointment_id=refused.appointment_id)
+    assert (survey.source, survey.kind) == ("handover", "nps")
+    assert not Survey.objects.filter(appointment_id=failed.appointment_id).exists()
