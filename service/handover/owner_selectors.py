@@ -5,6 +5,7 @@ slots)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -152,7 +153,10 @@ def owner_page(
         "unit": event_unit.unit,
         "batch": event_unit.batch,
         "holder": link.holder,
-        "other_holders": other_holders(event_unit, link.holder_id),
+        # Read when the template shows it: a booking that succeeds redirects first.
+        "other_holders": functools.cache(
+            functools.partial(other_holders, event_unit, link.holder_id)
+        ),
         "appointment": appointment,
         "window": window_state(event_unit, now),
         "desk_phone": settings.KEHU_HANDOVER_DESK_PHONE,

@@ -531,8 +531,13 @@ def appointment_book(
     )
     # The database holds both rules (unique index, seat counter): no read-then-write.
     # The unit's row is checked under its lock below (it may leave the scope meanwhile).
+    # The related rows were just read (slot, unit) or are the caller's (customer,
+    # link): Django's per-field existence queries would only repeat that, and the
+    # foreign keys hold at commit anyway.
     appointment.full_clean(
-        exclude=["event_unit"], validate_unique=False, validate_constraints=False
+        exclude=["event", "slot", "customer", "event_unit", "created_by", "booked_via"],
+        validate_unique=False,
+        validate_constraints=False,
     )
     if not 1 <= party_size <= 20:
         raise ValidationError({"party_size": _("到场人数应在 1 到 20 之间。")})
