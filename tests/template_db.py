@@ -9,8 +9,10 @@ advisory lock so that two workers never build it twice), and each test database 
 `CREATE DATABASE … TEMPLATE` copy of it: a second or two.
 
 The fingerprint covers every migration file of the project and the lock files (which
-pin the packages whose migrations run too), so a new migration builds a new template
-and the old ones are dropped.
+pin the packages whose migrations run too), so a new migration builds a new template.
+The KEEP most recently used templates stay (each clone stamps its template's comment
+with the time): checkouts with different migrations on one server, such as git
+worktrees, would otherwise drop and rebuild each other's (40 s each time).
 
     python -m tests.template_db clone kehu_l1   # used by bench/l1/run.sh
 """
@@ -21,6 +23,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 PREFIX = "kehu_tpl_"
 # pg_advisory_lock key: one builder at a time per server.
 LOCK_KEY = 0x6B656875  # "kehu"
+KEEP = 4
 
 
 def fingerprint() -> str:
@@ -98,19 +102,35 @@ def _build(cursor: psycopg.Cursor, server_url: str, name: str) -> None:
         env=env,
         check=True,
     )
-    # Older templates are of migrations that are gone.
-    cursor.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s",
-        [PREFIX + "%", building],
-    )
-    for (old,) in cursor.fetchall():
-        if not old.endswith("_building"):
-            _drop(cursor, old)
     cursor.execute(
         sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
             sql.Identifier(building), sql.Identifier(name)
         )
     )
+    _stamp(cursor, name)
+    _drop_least_used(cursor)
+
+
+def _stamp(cursor: psycopg.Cursor, name: str) -> None:
+    """Mark the template as used now (its comment holds the time)."""
+    cursor.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(str(time.time()))
+        )
+    )
+
+
+def _drop_least_used(cursor: psycopg.Cursor) -> None:
+    """All but the KEEP most recently used templates: most are of migrations that
+    are gone. A template without a stamp (older code) counts as the least used."""
+    cursor.execute(
+        """SELECT datname FROM pg_database
+           WHERE datname LIKE %s AND datname NOT LIKE %s
+           ORDER BY COALESCE(shobj_description(oid, 'pg_database'), '0')::float DESC""",
+        [PREFIX + "%", "%_building"],
+    )
+    for (old,) in cursor.fetchall()[KEEP:]:
+        _drop(cursor, old)
 
 
 def clone(settings_dict: dict, target: str) -> None:
@@ -122,7 +142,9 @@ def clone(settings_dict: dict, target: str) -> None:
         cursor = connection.cursor()
         cursor.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
         try:
-            if not _exists(cursor, template):
+            if _exists(cursor, template):
+                _stamp(cursor, template)
+            else:
                 _build(cursor, server_url, template)
             _drop(cursor, target)
             cursor.execute(
