@@ -192,7 +192,6 @@ class Asset(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["dealer"], name="asset_dealer"),
             # The settings area's asset list: filter by kind and warranty, search by
             # name or serial (trigram, as the customers' phone search).
             models.Index(fields=["kind", "-id"], name="asset_kind"),

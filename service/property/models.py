@@ -265,9 +265,8 @@ class UnitOwnership(models.Model):
                 violation_error_message=_("每个房间只能有一位主业主。"),
             ),
         ]
-        indexes = [
-            models.Index(fields=["customer"], name="property_ownership_customer"),
-        ]
+        # The customer's units: the foreign key's own index (a second one on the same
+        # column only cost every write).
 
     def __str__(self) -> str:
         return f"{self.unit} · {self.customer}"
@@ -332,10 +331,7 @@ class ProxyAuthorisation(models.Model):
             ),
             bounds.date_in_range("valid_until", name="property_proxy_date_in_range"),
         ]
-        indexes = [
-            models.Index(fields=["unit"], name="property_proxy_unit"),
-            models.Index(fields=["proxy"], name="property_proxy_proxy"),
-        ]
+        # unit and proxy are looked up by their foreign keys' own indexes.
 
     def __str__(self) -> str:
         return f"{self.proxy} ← {self.owner} · {self.unit}"
