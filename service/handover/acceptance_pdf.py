@@ -1,5 +1,6 @@
 """The printable acceptance form (验房交接单) of one handover case, as PDF: the owner
-and unit, the stations done with their times, the meter readings, the keys, the fees,
+and unit, the stations done with their times, the meter readings, the keys, the fees
+(valid lines only: voided ones are out of the list and the total),
 the defects recorded and the owner's signature image (WeasyPrint with Noto Sans CJK
 SC from fonts-noto-cjk, as the 入伙通知书 in notice_pdf.py)."""
 
@@ -20,6 +21,8 @@ from service.handover.onsite_models import StationVisit, UnitHandover
 
 # A drawn signature is a few KB; anything far larger is not one and is not embedded.
 SIGNATURE_MAX_BYTES = 2 * 1024 * 1024
+# UnitHandover.signature's upload_to.
+SIGNATURE_FOLDER = "handover/signatures/"
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 
 
@@ -36,21 +39,34 @@ class Form:
     signature: str  # a data: URI, or "" when the case has none (or not an image)
 
 
-def signature_data_uri(case: UnitHandover) -> str:
-    """The case's signature file as a data: URI (PNG or JPEG only, by content)."""
-    if not case.signature:
-        return ""
+def signature_image(case: UnitHandover) -> tuple[bytes, str] | None:
+    """The case's signature file and its content type (PNG or JPEG only, by content),
+    or None: no signature, a file missing or too large, a name outside the signatures'
+    folder (captures.signature_save names them), or not an image. What the PDF embeds
+    and the case page shows (capture_views.case_signature)."""
+    name = case.signature.name if case.signature else ""
+    if not name.startswith(SIGNATURE_FOLDER) or ".." in name:
+        return None
     try:
         with case.signature.open("rb") as handle:
             data = handle.read(SIGNATURE_MAX_BYTES + 1)
     except (OSError, ValueError):
-        return ""
+        return None
     if len(data) > SIGNATURE_MAX_BYTES:
-        return ""
+        return None
     for magic, content_type in _IMAGE_TYPES:
         if data.startswith(magic):
-            return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
-    return ""
+            return data, content_type
+    return None
+
+
+def signature_data_uri(case: UnitHandover) -> str:
+    """The case's signature file as a data: URI (PNG or JPEG only, by content)."""
+    image = signature_image(case)
+    if image is None:
+        return ""
+    data, content_type = image
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
 def form_for(case: UnitHandover, *, user: Any) -> Form:
@@ -62,7 +78,7 @@ def form_for(case: UnitHandover, *, user: Any) -> Form:
         .order_by("finished_at", "station__position")
     )
     readings = list(case.meter_readings.order_by("kind"))
-    fees = list(case.fee_payments.order_by("paid_at", "id"))
+    fees = list(case.fee_payments.valid().order_by("paid_at", "id"))
     defects = list(
         Defect.objects.filter(case=case)
         .select_related("category", "contractor")

@@ -11,7 +11,12 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.core import bounds
 from service.forms import check_upload
-from service.handover.captures import KEY_ITEM_MAX, KEY_ITEMS, SIGNATURE_MAX_BYTES
+from service.handover.captures import (
+    FEE_VOID_REASON_MAX,
+    KEY_ITEM_MAX,
+    KEY_ITEMS,
+    SIGNATURE_MAX_BYTES,
+)
 from service.handover.models import (
     FeePayment,
     MeterReading,
@@ -65,6 +70,12 @@ class FeeForm(forms.ModelForm):
         if amount <= 0:
             raise forms.ValidationError(_("金额应大于 0。"))
         return amount
+
+
+class FeeVoidForm(forms.Form):
+    """作废 one fee line: why (captures.fee_void)."""
+
+    reason = forms.CharField(label=_("作废原因"), max_length=FEE_VOID_REASON_MAX)
 
 
 class MetersForm(forms.Form):

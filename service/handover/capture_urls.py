@@ -36,6 +36,8 @@ urlpatterns = [
         name="capture_settlement",
     ),
     path("cases/<int:pk>/capture/fees/", views.capture_fee_add, name="capture_fee_add"),
+    path("fee-lines/<int:pk>/void/", views.capture_fee_void, name="capture_fee_void"),
+    path("cases/<int:pk>/signature/", views.case_signature, name="case_signature"),
     path("cases/<int:pk>/capture/meters/", views.capture_meters, name="capture_meters"),
     path("cases/<int:pk>/capture/keys/", views.capture_keys, name="capture_keys"),
     path(

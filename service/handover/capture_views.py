@@ -29,10 +29,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from service.handover import captures, outcomes, reports, selectors
+from service.handover import acceptance_pdf, captures, outcomes, reports, selectors
 from service.handover.capture_forms import (
     AcceptForm,
     FeeForm,
+    FeeVoidForm,
     KeysForm,
     MetersForm,
     NoShowNextForm,
@@ -44,6 +45,7 @@ from service.handover.capture_forms import (
     refusal_initial,
 )
 from service.handover.models import (
+    FeePayment,
     MeterReading,
     RefusalEvidence,
     RefusalRecord,
@@ -134,7 +136,14 @@ def panel_context(
         context["suggestion"] = getattr(form, "suggestion", None)
     elif code == Code.FEES:
         lines, total = captures.fee_lines(case)
-        context.update(lines=lines, total=total, form=form or FeeForm())
+        # A void re-shown with its error keeps the add form empty beside it.
+        void_form = form if isinstance(form, FeeVoidForm) else None
+        context.update(
+            lines=lines,
+            total=total,
+            void_form=void_form,
+            form=FeeForm() if void_form is not None or form is None else form,
+        )
     elif code == Code.METERS:
         readings = {r.kind: r for r in case.meter_readings.all()}
         initial = {}
@@ -354,6 +363,22 @@ def capture_fee_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @access.role_required(*ONSITE_ROLES)
+def capture_fee_void(request: HttpRequest, pk: int) -> HttpResponse:
+    """作废 one fee line (with the reason) of a case the user sees; answers the fees
+    panel like the other captures."""
+    line = access.get_object_for(
+        FeePayment.objects.filter(case__in=cases_for(request.user)), pk
+    )
+    case = _visible_case(request, line.case_id)
+
+    def save(form: FeeVoidForm) -> None:
+        captures.fee_void(line, by=request.user, reason=form.cleaned_data["reason"])
+
+    return _captured(request, case, Code.FEES, FeeVoidForm(request.POST), save)
+
+
+@require_POST
+@access.role_required(*ONSITE_ROLES)
 def capture_meters(request: HttpRequest, pk: int) -> HttpResponse:
     case = _visible_case(request, pk)
 
@@ -518,6 +543,28 @@ def refusal_evidence(request: HttpRequest, pk: int) -> FileResponse:
         as_attachment=True,
         filename=evidence.file.name.rsplit("/", 1)[-1],
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- the acceptance signature ------------------------------------------------------------
+
+
+@require_http_methods(["GET"])
+@access.role_required(*ONSITE_ROLES)
+def case_signature(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner's acceptance signature of a case the user sees (the case page shows
+    it), read from the case's own file field: no path comes from the request, and
+    only a PNG or JPEG (by its content) is served, never from a public media URL."""
+    case = access.get_object_for(cases_for(request.user).only("pk", "signature"), pk)
+    image = acceptance_pdf.signature_image(case)
+    if image is None:
+        raise Http404
+    data, content_type = image
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'inline; filename="signature-{case.pk}.png"'
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"

@@ -60,6 +60,7 @@ KEY_ITEMS = {
 }
 KEY_ITEM_MAX = 50
 CENT = Decimal("0.01")
+FEE_VOID_REASON_MAX = 200
 
 
 class CaptureRefused(OutcomeRefused):
@@ -127,7 +128,10 @@ def settlement_save(case: UnitHandover, *, by: Any, amount: Decimal) -> UnitHand
 
 
 def fee_lines(case: UnitHandover) -> tuple[list[FeePayment], Decimal]:
-    lines = list(case.fee_payments.order_by("paid_at", "pk"))
+    """The case's valid fee lines (voided ones left out) and their total."""
+    lines = list(
+        case.fee_payments.valid().select_related("cashier").order_by("paid_at", "pk")
+    )
     return lines, sum((line.amount for line in lines), Decimal("0.00"))
 
 
@@ -166,10 +170,60 @@ def fee_add(
     return payment
 
 
+@retry_transient
+def fee_void(payment: FeePayment, *, by: Any, reason: str) -> FeePayment:
+    """作废 a wrong fee line, with the reason: the row stays (money is never deleted),
+    out of every total; `fees:cents` goes down by its amount and the case's log says
+    who voided what and why. The corrected line is then entered with `fee_add`. The
+    same people and the same time as `fee_add`: any on-site role, while the case is
+    open. A line voided twice (two tablets) is refused the second time."""
+    require_onsite(by)
+    reason = (reason or "").strip()
+    if not reason:
+        raise CaptureRefused(_("请填写作废原因。"))
+    if len(reason) > FEE_VOID_REASON_MAX:
+        raise CaptureRefused(
+            _("作废原因不能超过 %(max)s 个字。") % {"max": FEE_VOID_REASON_MAX}
+        )
+    with transaction.atomic(), audited(by):
+        # The case row first (the lock order of every capture), then the line.
+        current = _lock_open(UnitHandover(pk=payment.case_id))
+        line = (
+            FeePayment.objects.select_for_update(no_key=True)
+            .filter(pk=payment.pk, case=current)
+            .first()
+        )
+        if line is None:
+            raise CaptureRefused(_("收费记录不存在。"))
+        if line.voided_at is not None:
+            raise CaptureRefused(_("该收费记录已作废。"))
+        now = timezone.now()
+        FeePayment.objects.filter(pk=line.pk).update(
+            voided_at=now, voided_by=by, void_reason=reason
+        )
+        _touch(current)
+        _log(
+            current,
+            "fee_void",
+            Code.FEES,
+            _("%(item)s %(amount)s %(method)s，原因：%(reason)s")
+            % {
+                "item": line.get_item_display(),
+                "amount": line.amount,
+                "method": line.get_method_display(),
+                "reason": reason,
+            },
+            by,
+        )
+        counters.bump(current.event_id, {"fees:cents": -int(line.amount * 100)})
+    line.refresh_from_db()
+    return line
+
+
 def fees_total(case: UnitHandover) -> Decimal:
-    return case.fee_payments.aggregate(total=Sum("amount", default=Decimal("0.00")))[
-        "total"
-    ]
+    return case.fee_payments.valid().aggregate(
+        total=Sum("amount", default=Decimal("0.00"))
+    )["total"]
 
 
 # --- meters --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ Keys (one convention for every writer; the board and `rebuild` read the same):
     defect:severity:<P0|P1|P2>             defects recorded
     defect:category:<level-1 category id>  defects recorded, by trade
     defect:open                            defects not closed, void or force-closed
-    fees:cents                             fees collected, in fen
+    fees:cents                             fees collected, in fen (voided lines out)
     rating:sum, rating:count               the quick satisfaction ratings
 
 A counter moves only inside the caller's transaction (`bump` is an upsert that adds),
@@ -74,7 +74,8 @@ def read(event_id: int) -> dict[str, int]:
 #                         hour of outcome_at
 #   defect:severity/category  every defect recorded at the event (event_id), any state
 #   defect:open           those in Defect.OPEN_STATES
-#   fees:cents            the sum of the event's cases' FeePayment amounts, in fen
+#   fees:cents            the sum of the event's cases' valid (not voided) FeePayment
+#                         amounts, in fen
 #   rating:sum/count      cases with a rating
 
 _RECOUNT_SQL = """
@@ -126,7 +127,7 @@ UNION ALL
 SELECT 'defect:open', count(*) FROM d WHERE state = ANY(%(open)s)
 UNION ALL
 SELECT 'fees:cents', coalesce(sum(round(f.amount * 100)), 0)::bigint
-FROM handover_feepayment f JOIN c ON c.id = f.case_id
+FROM handover_feepayment f JOIN c ON c.id = f.case_id WHERE f.voided_at IS NULL
 UNION ALL
 SELECT 'rating:sum', coalesce(sum(rating), 0) FROM c WHERE rating IS NOT NULL
 UNION ALL

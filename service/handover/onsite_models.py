@@ -17,6 +17,7 @@ Imported by models.py, so Django sees these models in the `handover` app.
 
 from __future__ import annotations
 
+import pghistory
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -40,6 +41,12 @@ __all__ = [
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
+# Audited (pghistory): managers add, edit and delete stations (onsite.station_add …).
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+)
 class StationDefinition(models.Model):
     """One station (窗口/组) of an event's sequence."""
 
@@ -403,6 +410,19 @@ class MeterReading(models.Model):
         return f"{self.get_kind_display()} {self.reading}"
 
 
+class FeePaymentQuerySet(models.QuerySet):
+    def valid(self) -> FeePaymentQuerySet:
+        """The lines that count: not voided (作废)."""
+        return self.filter(voided_at__isnull=True)
+
+
+# Money: a wrong line is voided with a reason (captures.fee_void), never deleted, and
+# every change is kept (pghistory).
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
+)
 class FeePayment(models.Model):
     """One fee collected at the fees station (物业费、维修基金…)."""
 
@@ -443,6 +463,19 @@ class FeePayment(models.Model):
         verbose_name=_("收款人"),
     )
     paid_at = models.DateTimeField(_("收款时间"), auto_now_add=True)
+    # 作废: a line entered wrong stays on record, out of every total.
+    voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("作废人"),
+    )
+    void_reason = models.CharField(_("作废原因"), max_length=200, blank=True)
+
+    objects = FeePaymentQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("收费记录")
@@ -452,10 +485,25 @@ class FeePayment(models.Model):
                 condition=Q(amount__gte=0, amount__lte=10_000_000),
                 name="handover_fee_amount_range",
             ),
+            # Voided: when, by whom and why, all three; not voided: none of them.
+            models.CheckConstraint(
+                condition=Q(
+                    voided_at__isnull=True, voided_by__isnull=True, void_reason=""
+                )
+                | (
+                    Q(voided_at__isnull=False, voided_by__isnull=False)
+                    & ~Q(void_reason="")
+                ),
+                name="handover_fee_void_complete",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_item_display()} {self.amount}"
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
 
 
 class RefusalRecord(models.Model):

@@ -156,6 +156,7 @@ def action_labels() -> dict[str, str]:
         "no_show_next": _("未到访后续"),
         "settlement": _("房款结算/面积补差"),
         "fee": _("缴费"),
+        "fee_void": _("作废收费"),
         "meters": _("水电气抄表"),
         "keys": _("钥匙交接"),
         "signature": _("签收签名"),

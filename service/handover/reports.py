@@ -13,7 +13,8 @@ Definitions (handover.md §3.1):
 - Mean on-site time: check-in → `finished_at`, over the cases checked in that day
   (cumulative: up to it) that finished.
 - Satisfaction: the mean quick rating (1–5) of the cases checked in that day.
-- Defects raised: by `created_at`; fees collected: by `paid_at`.
+- Defects raised: by `created_at`; fees collected: by `paid_at`, valid lines only
+  (a voided line counts on no day).
 - Rectification: open = not closed, void or force-closed; overdue = open past its due
   time; closed = closed or force-closed; on time = closed at or before its due time.
   Age = days since the defect was recorded.
@@ -284,7 +285,8 @@ def daily_report(event: HandoverEvent, day: dt.date) -> DailyReport:
     zero = Decimal("0.00")
     fees = {
         row["item"]: row
-        for row in FeePayment.objects.filter(case__event=event)
+        for row in FeePayment.objects.valid()
+        .filter(case__event=event)
         .values("item")
         .annotate(
             day=Sum("amount", filter=between("paid_at"), default=zero),
