@@ -4,7 +4,9 @@ each case's way through the stations.
 Stations. An event gets the default sequence on demand (`ensure_default_stations`);
 managers edit names, order, prerequisites, counters and target times
 (`stations_save`): a prerequisite must come earlier in the order, which also rules
-out cycles.
+out cycles. They add a station of a kind the event lacks (`station_add`, same rules)
+and delete one nobody has visited yet (`station_delete`; its dependents inherit its
+prerequisites).
 
 Check-in. `check_in` checks the appointment in (services.appointment_check_in) and, in
 the same transaction, opens the unit's case (UnitHandover, round = earlier rounds + 1)
@@ -38,7 +40,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -47,6 +49,7 @@ from customers.models import Customer
 from service.handover import counters, services
 from service.handover.models import (
     Appointment,
+    BoardCounter,
     CaseLog,
     EventUnit,
     HandoverEvent,
@@ -186,12 +189,16 @@ class StationRow:
 
 
 def validate_sequence(rows: list[StationRow]) -> list[str]:
-    """What is wrong with the sequence: duplicate positions, unknown prerequisites,
-    a prerequisite not earlier in the order (which also rules out cycles)."""
+    """What is wrong with the sequence: duplicate positions or names, unknown
+    prerequisites (another event's stations are unknown here), a prerequisite not
+    earlier in the order (which also rules out cycles)."""
     errors: list[str] = []
     positions = Counter(row.position for row in rows)
     if any(n > 1 for n in positions.values()):
         errors.append(_("站点顺序不能重复。"))
+    names = Counter(row.name.strip().casefold() for row in rows if row.name.strip())
+    if any(n > 1 for n in names.values()):
+        errors.append(_("站点名称不能重复。"))
     by_id = {row.station.pk: row for row in rows}
     for row in rows:
         if not row.name.strip():
@@ -248,6 +255,178 @@ def stations_save(*, by: Any, event: HandoverEvent, rows: list[StationRow]) -> N
                 target_minutes=row.target_minutes,
             )
             row.station.prerequisites.set(row.prerequisites)
+
+
+def _current_rows(stations: list[StationDefinition]) -> list[StationRow]:
+    """The saved sequence as rows (prerequisites prefetched by the caller)."""
+    return [
+        StationRow(
+            station=s,
+            name=s.name,
+            position=s.position,
+            required=s.required,
+            prerequisites=[p.pk for p in s.prerequisites.all()],
+            counters=s.counters,
+            target_minutes=s.target_minutes,
+        )
+        for s in stations
+    ]
+
+
+def _locked_stations(event: HandoverEvent) -> list[StationDefinition]:
+    # FOR NO KEY UPDATE, as stations_save: an add or a delete waits for an edit of
+    # the same event and sees its result.
+    return list(
+        StationDefinition.objects.select_for_update(no_key=True)
+        .filter(event=event)
+        .order_by("pk")
+        .prefetch_related("prerequisites")
+    )
+
+
+def station_codes_free(event: HandoverEvent) -> list[tuple[str, str]]:
+    """The kinds (codes) the event has no station of: what a new station may be."""
+    used = set(event.stations.values_list("code", flat=True))
+    return [(code, label) for code, label in Code.choices if code not in used]
+
+
+def station_add(
+    *,
+    by: Any,
+    event: HandoverEvent,
+    code: str,
+    name: str,
+    position: int,
+    required: bool = True,
+    prerequisites: Iterable[int] = (),
+    counters: int = 1,
+    target_minutes: int = 10,
+) -> StationDefinition:
+    """A new station in the event's sequence, or ValidationError with every problem:
+    one station per kind (code) and event, name and order unique in the event, the
+    prerequisites stations of this event placed before it (so no cycle), at most
+    MAX_STATIONS. Cases already checked in get no visit of it (their route is fixed
+    at check-in; a prerequisite without a visit does not block them), so the board's
+    counters do not move."""
+    _require(by, CONFIG_ROLES)
+    prerequisites = list(dict.fromkeys(prerequisites))
+    with transaction.atomic(), audited(by):
+        stations = _locked_stations(event)
+        errors: list[str] = []
+        if code not in Code.values:
+            errors.append(_("请选择站点类型。"))
+        elif any(s.code == code for s in stations):
+            errors.append(
+                _("本活动已有“%(kind)s”站点，每类站点只能有一个。")
+                % {"kind": Code(code).label}
+            )
+        if len(stations) >= MAX_STATIONS:
+            errors.append(_("每个活动最多 %(max)s 个站点。") % {"max": MAX_STATIONS})
+        new = StationDefinition(event=event, code=code)
+        row = StationRow(
+            station=new,
+            name=name,
+            position=position,
+            required=required,
+            prerequisites=prerequisites,
+            counters=counters,
+            target_minutes=target_minutes,
+        )
+        errors.extend(validate_sequence([*_current_rows(stations), row]))
+        errors = list(dict.fromkeys(errors))
+        if errors:
+            raise ValidationError(errors)
+        new.name = name.strip()[:40]
+        new.position = position
+        new.required = required
+        new.counters = counters
+        new.target_minutes = target_minutes
+        new.full_clean(exclude=["prerequisites"])
+        try:
+            with transaction.atomic():
+                new.save()
+        except IntegrityError as exc:  # the unique constraints: a parallel add
+            raise ValidationError(_("站点已被他人修改，请刷新页面后再保存。")) from exc
+        new.prerequisites.set(prerequisites)
+    return new
+
+
+@dataclass
+class StationDeletion:
+    """What deleting a station would do: refused (with why), or which stations take
+    over its prerequisites."""
+
+    station: StationDefinition
+    refused: str
+    visits: int
+    # (dependent station, the prerequisites it will have instead of this one)
+    rewired: list[tuple[StationDefinition, list[StationDefinition]]]
+
+
+def station_deletion(station: StationDefinition) -> StationDeletion:
+    """The confirmation page's preview (and the rule station_delete applies)."""
+    visits = StationVisit.objects.filter(station=station).count()
+    refused = ""
+    if visits:
+        refused = _(
+            "“%(name)s”已有 %(n)s 条办理记录（业主已在此站排队或办理），不能删除；"
+            "如不再使用，可将其改为非必经站点，或在办理时跳过。"
+        ) % {"name": station.name, "n": visits}
+    elif (
+        not StationDefinition.objects.filter(event_id=station.event_id)
+        .exclude(pk=station.pk)
+        .exists()
+    ):
+        refused = _("至少要保留一个站点。")
+    own = list(station.prerequisites.order_by("position"))
+    rewired = []
+    for dependent in station.unlocks.prefetch_related("prerequisites").order_by(
+        "position"
+    ):
+        kept = [p for p in dependent.prerequisites.all() if p.pk != station.pk]
+        kept_ids = {p.pk for p in kept}
+        merged = kept + [p for p in own if p.pk not in kept_ids]
+        rewired.append((dependent, sorted(merged, key=lambda p: p.position)))
+    return StationDeletion(
+        station=station, refused=refused, visits=visits, rewired=rewired
+    )
+
+
+def station_delete(*, by: Any, station: StationDefinition) -> None:
+    """Delete a station nobody has visited, or ValidationError (with the reason).
+    The stations that needed it inherit its own prerequisites (A → B → C without B
+    is A → C), so no gate is lost and nothing points at a deleted station. Refused
+    once any case has a visit of it (visits are the day's record and the board's
+    counters); refused for the event's last station (an event without stations gets
+    the default sequence again at the next check-in)."""
+    _require(by, CONFIG_ROLES)
+    with transaction.atomic(), audited(by):
+        _locked_stations(station.event)
+        # FOR UPDATE (a key lock): a check-in inserting a visit of this station waits
+        # for the delete, or the delete sees its visit.
+        target = (
+            StationDefinition.objects.select_for_update(no_key=False)
+            .filter(pk=station.pk, event_id=station.event_id)
+            .first()
+        )
+        if target is None:
+            raise ValidationError(_("站点已被他人删除，请刷新页面。"))
+        plan = station_deletion(target)
+        if plan.refused:
+            raise ValidationError(plan.refused)
+        for dependent, prerequisites in plan.rewired:
+            dependent.prerequisites.set([p.pk for p in prerequisites])
+        # Its counters are all zero (no visit ever): the keys go with it.
+        BoardCounter.objects.filter(
+            event_id=target.event_id, key__startswith=f"station:{target.pk}:"
+        ).delete()
+        try:
+            with transaction.atomic():
+                target.delete()
+        except (IntegrityError, ProtectedError) as exc:
+            raise ValidationError(
+                _("“%(name)s”已有办理记录，不能删除。") % {"name": target.name}
+            ) from exc
 
 
 # --- check-in ------------------------------------------------------------------------------

@@ -21,6 +21,16 @@ urlpatterns = [
         name="station_config",
     ),
     path(
+        "events/<int:pk>/stations/add/",
+        onsite_views.station_add,
+        name="station_add",
+    ),
+    path(
+        "events/<int:pk>/stations/<int:station_pk>/delete/",
+        onsite_views.station_delete,
+        name="station_delete",
+    ),
+    path(
         "events/<int:pk>/stations/<int:station_pk>/",
         onsite_views.station_page,
         name="station_page",

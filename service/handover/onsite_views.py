@@ -32,6 +32,7 @@ from service.handover.models import (
     StationVisit,
     UnitHandover,
 )
+from service.handover.onsite_forms import StationAddForm
 
 ONSITE_ROLES = onsite.ONSITE_ROLES
 CONFIG_ROLES = onsite.CONFIG_ROLES
@@ -240,14 +241,92 @@ def station_config(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, _("站点设置已保存。"))
                 return redirect(reverse("handover:station_config", args=[event.pk]))
         status = 400
+    return _config_page(request, event, errors=errors, status=status)
+
+
+def _config_page(
+    request: HttpRequest,
+    event: HandoverEvent,
+    *,
+    errors: list[str] | None = None,
+    add_form: StationAddForm | None = None,
+    add_errors: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
     stations = list(
         event.stations.prefetch_related("prerequisites").order_by("position")
     )
     for station in stations:
         station.prereq_ids = {p.pk for p in station.prerequisites.all()}
-    context = {"event": event, "stations": stations, "errors": errors}
+    used = {s.code for s in stations}
+    free = [(c, label) for c, label in StationDefinition.Code.choices if c not in used]
+    context = {
+        "event": event,
+        "stations": stations,
+        "errors": errors or [],
+        "add_form": add_form or StationAddForm(stations=stations, free_codes=free),
+        "add_errors": add_errors or [],
+        "can_add": bool(free) and len(stations) < onsite.MAX_STATIONS,
+    }
     return render(
         request, "handover/onsite/station_config.html", context, status=status
+    )
+
+
+@require_http_methods(["POST"])
+@access.role_required(*CONFIG_ROLES)
+def station_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """添加站点: a station of a kind the event has none of; errors re-render the
+    setup page with the add form (400)."""
+    event = _event(request, pk)
+    stations = list(event.stations.order_by("position"))
+    form = StationAddForm(
+        request.POST,
+        stations=stations,
+        free_codes=onsite.station_codes_free(event),
+    )
+    errors: list[str] = []
+    if form.is_valid():
+        try:
+            station = onsite.station_add(
+                by=request.user, event=event, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            errors = list(exc.messages)
+        else:
+            messages.success(
+                request, _("已添加站点“%(name)s”。") % {"name": station.name}
+            )
+            return redirect(reverse("handover:station_config", args=[event.pk]))
+    return _config_page(request, event, add_form=form, add_errors=errors, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@access.role_required(*CONFIG_ROLES)
+def station_delete(request: HttpRequest, pk: int, station_pk: int) -> HttpResponse:
+    """删除站点: a confirmation page saying what changes (or why it cannot be
+    deleted), then the delete; a refusal re-renders the page with the reason (409)."""
+    event = _event(request, pk)
+    station = _station(event, station_pk)
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            onsite.station_delete(by=request.user, station=station)
+        except ValidationError as exc:
+            error, status = " ".join(exc.messages), 409
+        else:
+            messages.success(
+                request, _("已删除站点“%(name)s”。") % {"name": station.name}
+            )
+            return redirect(reverse("handover:station_config", args=[event.pk]))
+    context = {
+        "event": event,
+        "station": station,
+        "plan": onsite.station_deletion(station),
+        "error": error,
+    }
+    return render(
+        request, "handover/onsite/station_delete.html", context, status=status
     )
 
 
