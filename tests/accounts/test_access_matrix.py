@@ -554,6 +554,9 @@ MATRIX = [
     ("handover:case_no_show_next", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_settlement", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_fee_add", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:capture_fee_void", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    # The owner's signature image, for whoever sees the case (its page shows it).
+    ("handover:case_signature", "GET", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_meters", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_keys", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_signature", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
@@ -568,6 +571,11 @@ MATRIX = [
     ("handover:onsite_checkin", "POST", "event",    L,     400,   400,   400,   400,   400,   400,   400,   403),
     ("handover:station_config", "GET", "event",     *MANAGERS),
     ("handover:station_config", "POST", "event",    L,     403,   403,   403,   403,   302,   403,   302,   403),
+    # Adding a station: an empty form re-renders the setup page with its errors (400);
+    # deleting one: a confirmation page, then the delete (managers and admins).
+    ("handover:station_add", "POST", "event",       L,     403,   403,   403,   403,   400,   403,   400,   403),
+    ("handover:station_delete", "GET", f"args:{MISSING_ID},{MISSING_ID}", *MANAGERS_MISSING),
+    ("handover:station_delete", "POST", f"args:{MISSING_ID},{MISSING_ID}", *MANAGERS_MISSING),
     ("handover:station_page", "GET", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:station_call_next", "POST", f"args:{MISSING_ID},{MISSING_ID}", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:visit_action", "POST", f"args:{MISSING_ID},start", L, 404, 404, 404, 404, 404, 404, 404, 403),

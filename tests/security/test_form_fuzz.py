@@ -587,6 +587,7 @@ FORM_MODULES = (
     "service.forms",
     "service.handover.forms",
     "service.handover.capture_forms",
+    "service.handover.onsite_forms",
     "crm.accounts.admin_forms",
     "service.admin_forms",
 )
@@ -609,6 +610,9 @@ NOT_FUZZED = {
     # post bad input to each: a form error or a refusal, nothing written).
     "SettlementForm": "two bounded decimals; the amount fits the case's check",
     "FeeForm": "FeePayment's own fields, amount bounded to the check constraint",
+    "FeeVoidForm": "one bounded reason; captures.fee_void refuses a blank one",
+    "StationAddForm": "a choice, a bounded name and bounded numbers; onsite.station_add "
+    "checks the sequence (tests/handover/test_station_add_delete.py)",
     "KeysForm": "a choice and bounded counts",
     "SignatureForm": "one bounded string; captures.signature_png checks the PNG",
     "SurveyForm": "a typed choice of 1-5 and a bounded comment",

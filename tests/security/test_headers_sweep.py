@@ -73,6 +73,7 @@ NOT_HTML = {
     "service:attachment_download",
     "scorecard_report:pdf",
     "handover:acceptance_form_pdf",
+    "handover:case_signature",
 }
 
 
