@@ -225,3 +225,26 @@ class NoShowNextForm(OutcomeForm):
 
 def refusal_initial(case: UnitHandover) -> dict[str, Any]:
     return {"version": case.version, "notice_deadline": case.event.end_date}
+
+
+class ReinspectionForm(forms.Form):
+    """预约复验: a slot the case page offers (reinspection.slot_choices); the service
+    checks the slot itself, so a tampered id gets the rule's own message."""
+
+    slot = bounds.integer_field(
+        label=_("复验时段"),
+        min_value=bounds.ID_MIN,
+        max_value=bounds.ID_MAX,
+        widget=forms.Select,
+        error_messages={"required": _("请选择复验时段。")},
+    )
+    override_reason = forms.CharField(
+        label=_("例外原因"),
+        max_length=200,
+        required=False,
+        help_text=_("时段不属于房间所在批次时必填。"),
+    )
+
+    def __init__(self, *args: Any, choices: Any = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].widget.choices = [("", _("请选择时段")), *choices]

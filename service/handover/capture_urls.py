@@ -19,6 +19,11 @@ urlpatterns = [
         views.case_not_accepted,
         name="case_not_accepted",
     ),
+    path(
+        "cases/<int:pk>/outcome/reinspection/",
+        views.case_reinspection_book,
+        name="case_reinspection_book",
+    ),
     path("cases/<int:pk>/outcome/refuse/", views.case_refuse, name="case_refuse"),
     path(
         "cases/<int:pk>/outcome/no-show/",

@@ -29,7 +29,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from service.handover import acceptance_pdf, captures, outcomes, reports, selectors
+from service.handover import (
+    acceptance_pdf,
+    captures,
+    outcomes,
+    reinspection,
+    reports,
+    selectors,
+)
 from service.handover.capture_forms import (
     AcceptForm,
     FeeForm,
@@ -39,6 +46,7 @@ from service.handover.capture_forms import (
     NoShowNextForm,
     NotAcceptedForm,
     RefusalForm,
+    ReinspectionForm,
     SettlementForm,
     SignatureForm,
     SurveyForm,
@@ -73,7 +81,10 @@ def cases_for(user: Any) -> QuerySet:
 def _visible_case(request: HttpRequest, pk: Any) -> UnitHandover:
     return access.get_object_for(
         cases_for(request.user).select_related(
-            "event", "event_unit__unit__building", "customer"
+            "event",
+            "event_unit__unit__building",
+            "customer",
+            "reinspection_appointment__slot__event",
         ),
         pk,
     )
@@ -225,7 +236,15 @@ def outcome_context(
         context["no_show_form"] = forms.get("no_show") or NoShowNextForm(
             initial={"version": case.version, "next_step": case.no_show_next}
         )
-    for key in ("accept_form", "not_accepted_form", "refusal_form", "no_show_form"):
+    elif case.state == UnitHandover.State.NOT_ACCEPTED:
+        context.update(reinspection_context(case, forms.get("reinspection")))
+    for key in (
+        "accept_form",
+        "not_accepted_form",
+        "refusal_form",
+        "no_show_form",
+        "reinspection_form",
+    ):
         if key in context:
             context[key].auto_id = f"{key}-{case.pk}-%s"
     if not case.is_open and case.state != UnitHandover.State.ABSENT:
@@ -239,6 +258,36 @@ def outcome_context(
             RefusalRecord.objects.filter(case=case).prefetch_related("evidence").first()
         )
     return context
+
+
+def _slot_label(case: UnitHandover, choice: reinspection.SlotChoice) -> str:
+    slot = choice.slot
+    label = f"{slot.date:%Y-%m-%d} {slot.start_time:%H:%M}–{slot.end_time:%H:%M}"
+    if slot.event_id != case.event_id:
+        label = f"{slot.event.name} · {label}"
+    if choice.seats <= 0:
+        return _("%(slot)s（已满）") % {"slot": label}
+    return _("%(slot)s（剩余 %(n)s 户）") % {"slot": label, "n": choice.seats}
+
+
+def reinspection_context(case: UnitHandover, form: Any = None) -> dict[str, Any]:
+    """验收未通过: the re-inspection booked (its appointment), or the form to book it
+    with the slots offered."""
+    if not reinspection.needs_booking(case):
+        return {"reinspection": case.reinspection_appointment}
+    choices = [
+        (choice.slot.pk, _slot_label(case, choice))
+        for choice in reinspection.slot_choices(case)
+    ]
+    if form is None:
+        form = ReinspectionForm(choices=choices)
+    else:
+        form.fields["slot"].widget.choices = [("", _("请选择时段")), *choices]
+    return {
+        "reinspection": case.reinspection_appointment,
+        "reinspection_form": form,
+        "reinspection_slots": len(choices),
+    }
 
 
 def _page(
@@ -487,6 +536,36 @@ def case_not_accepted(request: HttpRequest, pk: int) -> HttpResponse:
     return _decided(
         request, case, "not_accepted", NotAcceptedForm(request.POST), decide
     )
+
+
+@require_POST
+@access.role_required(*reinspection.BOOKING_ROLES)
+def case_reinspection_book(request: HttpRequest, pk: int) -> HttpResponse:
+    """预约复验 of a 验收未通过 case (reinspection.reinspection_book)."""
+    case = _visible_case(request, pk)
+    form = ReinspectionForm(request.POST)
+    if form.is_valid():
+        try:
+            appointment = reinspection.reinspection_book(
+                case,
+                by=request.user,
+                slot_id=form.cleaned_data["slot"],
+                override_reason=form.cleaned_data["override_reason"],
+            )
+        except reinspection.ReinspectionRefused as refused:
+            form.add_error(None, refused.message)
+            case.refresh_from_db()
+            if not reinspection.needs_booking(case):
+                # No booking form on the page (not 验收未通过, or booked meanwhile):
+                # the reason is shown as the page's message.
+                messages.error(request, refused.message)
+        else:
+            messages.success(
+                request,
+                _("已预约复验：%(slot)s。") % {"slot": appointment.slot},
+            )
+            return redirect(_next_url(request, case))
+    return _page(request, case, forms={"reinspection": form}, status=400)
 
 
 @require_POST

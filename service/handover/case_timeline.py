@@ -1,6 +1,6 @@
 """The customer's timeline (customers/timeline.py): their 入伙 cases as the case log
-tells them — checked in, each station finished or skipped, the outcome (or the no-show)
-— one bounded query, newest first. The calls, station calls and captures stay on the
+tells them — checked in, each station finished or skipped, the outcome (or the no-show),
+a re-inspection booked — one bounded query, newest first. The calls, station calls and captures stay on the
 case page; the defects of the customer's units are service/defects' own source."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ SHOWN = (
     "outcome",
     "no_show",
     "no_show_next",
+    "reinspection_booked",
 )
 
 
@@ -49,6 +50,9 @@ def case_entries(customer: Any, before: dt.datetime | None, limit: int) -> list:
         elif log.action == "no_show_next":
             title = _("入伙 %(unit)s：未到访后续") % where
             icon = "calendar-x"
+        elif log.action == "reinspection_booked":
+            title = _("入伙 %(unit)s：预约复验") % where
+            icon = "calendar-plus"
         else:
             title = _("入伙结果 %(unit)s（%(event)s）") % where
             icon = "house-check"

@@ -708,8 +708,14 @@ def _appointments(plan: list[dict[str, Any]], now: dt.datetime) -> None:
         else:
             appointment.state = Appointment.State.CHECKED_IN
             appointment.checked_in_at = case.checked_in_at
+            # An outcome finishes the visit (outcomes._finish): the unit is free
+            # for a re-inspection booking.
+            if case.state not in UnitHandover.OPEN_STATES:
+                appointment.finished_at = case.outcome_at
             arrived.append(appointment)
-    Appointment.objects.bulk_update(arrived, ["state", "checked_in_at"], batch_size=500)
+    Appointment.objects.bulk_update(
+        arrived, ["state", "checked_in_at", "finished_at"], batch_size=500
+    )
     for appointment in Appointment.objects.filter(pk__in=absent):
         Appointment.objects.filter(pk=appointment.pk).update(
             state=Appointment.State.CANCELLED,

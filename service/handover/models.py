@@ -334,7 +334,18 @@ class AppointmentQuerySet(models.QuerySet):
         )
 
     def active(self) -> AppointmentQuerySet:
+        """Booked or checked in: the appointments that hold a seat of their slot
+        (`booked_count`), finished visits included."""
         return self.filter(state__in=Appointment.ACTIVE_STATES)
+
+    def current(self) -> AppointmentQuerySet:
+        """Active and not finished: the one booking a unit (or, without a unit, a
+        customer) may hold in an event (the partial unique indexes)."""
+        return self.active().filter(finished_at__isnull=True)
+
+    def current_first(self) -> AppointmentQuerySet:
+        """The unfinished booking before a finished visit, then the latest."""
+        return self.order_by(models.F("finished_at").asc(nulls_first=True), "-pk")
 
 
 @pghistory.track(
@@ -403,6 +414,10 @@ class Appointment(models.Model):
     reminded_at = models.DateTimeField(_("已提醒"), null=True, blank=True)
     checked_in_at = models.DateTimeField(_("签到时间"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+    # 办结: set with the case's outcome (outcomes.py). The appointment stays checked
+    # in and keeps its seat (the capacity rule counts it), but no longer holds the
+    # unit or the customer: a re-inspection can be booked in the same event.
+    finished_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
     # Null when the owner booked through their own link (channel owner_link).
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -433,13 +448,17 @@ class Appointment(models.Model):
             models.UniqueConstraint(
                 fields=["event", "customer"],
                 condition=models.Q(
-                    state__in=["booked", "checked_in"], event_unit__isnull=True
+                    state__in=["booked", "checked_in"],
+                    event_unit__isnull=True,
+                    finished_at__isnull=True,
                 ),
                 name="handover_one_active_appointment_per_customer",
             ),
             models.UniqueConstraint(
                 fields=["event_unit"],
-                condition=models.Q(state__in=["booked", "checked_in"]),
+                condition=models.Q(
+                    state__in=["booked", "checked_in"], finished_at__isnull=True
+                ),
                 name="handover_one_active_appointment_per_unit",
             ),
             models.CheckConstraint(
@@ -462,6 +481,10 @@ class Appointment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
 
 
 class OwnerLink(models.Model):

@@ -499,12 +499,19 @@ def _open_case(
     previous = UnitHandover.objects.filter(
         event_unit_id=appointment.event_unit_id
     ).aggregate(last=Max("round"))["last"]
+    # A re-inspection (reinspection.py) continues the not-accepted case's rounds,
+    # also when it was booked into a later event of the project.
+    reinspected = (
+        UnitHandover.objects.filter(reinspection_appointment_id=appointment.pk)
+        .values_list("round", flat=True)
+        .first()
+    )
     case = UnitHandover.objects.create(
         event_id=event_id,
         event_unit_id=appointment.event_unit_id,
         appointment=appointment,
         customer_id=appointment.customer_id,
-        round=(previous or 0) + 1,
+        round=max(previous or 0, reinspected or 0) + 1,
         queue_date=day,
         walk_in=walk_in,
         attendee=arrival.attendee,
@@ -540,6 +547,13 @@ def _open_case(
     checked_in = CaseLog.objects.create(
         case=case, action="checked_in", to_state=CState.CHECKED_IN, actor=by
     )
+    if reinspected is not None:
+        _log(
+            case,
+            "reinspection",
+            by=by,
+            note=_("复验，第 %(round)s 轮") % {"round": case.round},
+        )
     if arrival.identity_checked:
         _log(case, "identity_checked", by=by)
         for visit in visits:
@@ -653,11 +667,14 @@ def walk_in(
             _("房间暂不可交付：%(why)s。")
             % {"why": event_unit.get_eligibility_display()}
         )
-    active = Appointment.objects.active().filter(event_unit=event_unit).first()
+    # A finished visit (its case has an outcome) no longer holds the unit: a
+    # not-accepted owner may come back for the re-inspection without a booking.
+    active = Appointment.objects.current().filter(event_unit=event_unit).first()
     if active is not None:
         if active.state == Appointment.State.CHECKED_IN:
             raise OnsiteError(_("该房间已签到，请勿重复签到。"))
         raise OnsiteError(_("该房间已有预约，请按预约签到（或先改约到今天的时段）。"))
+    services._require_not_handed_over(event_unit)  # noqa: SLF001 - the booking rule
     _check_arrival(event_unit, arrival)
     slots = [
         s

@@ -234,7 +234,8 @@ class UnitHandover(models.Model):
         related_name="reinspection_of",
         verbose_name=_("复验预约"),
     )
-    # 验收未通过: the day the owner asked to come back, when no appointment is booked.
+    # 验收未通过: the day the owner asked to come back; the re-inspection booking
+    # (reinspection_appointment) is on or after it.
     reinspection_on = models.DateField(_("复验日期"), null=True, blank=True)
     outcome_at = models.DateTimeField(_("结果时间"), null=True, blank=True)
     outcome_by = models.ForeignKey(

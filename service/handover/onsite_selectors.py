@@ -154,6 +154,9 @@ def action_labels() -> dict[str, str]:
         "outcome": _("交付结果"),
         "no_show": _("未到访"),
         "no_show_next": _("未到访后续"),
+        # The re-inspection (reinspection.py; onsite._open_case for round 2).
+        "reinspection_booked": _("预约复验"),
+        "reinspection": _("复验"),
         "settlement": _("房款结算/面积补差"),
         "fee": _("缴费"),
         "fee_void": _("作废收费"),
@@ -183,12 +186,16 @@ def desk_units(event: HandoverEvent, query: str) -> list[EventUnit]:
     if not units:
         return []
     ids = [u.pk for u in units]
-    appointments = {
-        a.event_unit_id: a
-        for a in Appointment.objects.active()
+    # A unit may have a finished visit and its re-inspection booking: the unfinished
+    # one is shown (current_first), else the finished one.
+    appointments: dict[int, Appointment] = {}
+    for a in (
+        Appointment.objects.active()
         .filter(event_unit_id__in=ids)
         .select_related("slot", "customer")
-    }
+        .current_first()
+    ):
+        appointments.setdefault(a.event_unit_id, a)
     cases = {
         c.event_unit_id: c
         for c in UnitHandover.objects.filter(

@@ -7,6 +7,11 @@ written. An outcome is one transaction: the case row locked and its version chec
 OutcomeConflict), the state changed, one CaseLog row, and the live board's counters
 (`case:<from>` −1, `case:<to>` +1, `hour:<local YYYYMMDDHH of outcome_at>:finished`
 +1, counters.py; an absent case moves `case:absent` alone, as counters.recount counts).
+The same transaction finishes (办结) the case's appointment (`Appointment.finished_at`):
+it stays checked in and keeps its seat, but no longer holds the unit or the customer
+in the partial unique indexes, so a re-inspection can be booked (reinspection.py).
+Lock order: the case row, then the appointment row (nothing locks a checked-in
+appointment before its case: check-in creates the case, it locks none).
 
 - accepted (已收楼): every required station done or skipped (the acceptance and survey
   stations excepted: the outcome is decided at the first, the second follows it), the
@@ -14,10 +19,9 @@ OutcomeConflict), the state changed, one CaseLog row, and the live board's count
   keys station, and no open defect of the case;
 - accepted with open defects (带问题收楼): the same, with open defects;
 - not accepted (验收未通过): the owner will not sign; a reason and the re-inspection
-  date the owner asked for. `services.appointment_book` cannot be reused here: the
-  case's own appointment (checked in) is still the unit's and the customer's active
-  one, so a second booking in the event is refused by the database; the date is
-  kept on the case (`reinspection_on`) for the desk to book once the round is over;
+  date the owner asked for (`reinspection_on`). Staff then book the re-inspection
+  (reinspection.reinspection_book, through services.appointment_book) into a slot
+  of the event or of a later event of the project; its check-in opens the next round;
 - refused (拒收): a RefusalRecord (reason category, details, owner statement, the
   notice's deadline = the deemed-delivery date) and 1–MAX_EVIDENCE evidence files,
   each checked by service.forms.check_upload;
@@ -167,6 +171,12 @@ def _finish(
     )
     if not changed:  # cannot happen while the row lock is held; kept as the guard
         raise OutcomeConflict
+    if current.appointment_id is not None:
+        # 办结: the visit is over. The seat stays counted (the capacity rule counts
+        # checked-in appointments); the unit and customer are free to book again.
+        Appointment.objects.filter(
+            pk=current.appointment_id, finished_at__isnull=True
+        ).update(finished_at=now, version=F("version") + 1, updated_at=now)
     CaseLog.objects.create(
         case=current,
         action="outcome",

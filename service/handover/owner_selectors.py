@@ -66,11 +66,13 @@ class SlotChoice:
 
 
 def unit_booking(event_unit: EventUnit) -> Appointment | None:
-    """The unit's active booking in the event (at most one: a unique index)."""
+    """The unit's active booking in the event: the unfinished one (at most one: a
+    unique index), else the visit finished with its case's outcome."""
     return (
         Appointment.objects.active()
         .filter(event_unit=event_unit)
         .select_related("slot", "customer")
+        .current_first()
         .first()
     )
 

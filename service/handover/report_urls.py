@@ -23,6 +23,11 @@ urlpatterns = [
         name="no_show_list",
     ),
     path(
+        "events/<int:pk>/reports/not-accepted/",
+        report_views.not_accepted_list,
+        name="not_accepted_list",
+    ),
+    path(
         "rectification/",
         report_views.rectification_board,
         name="rectification_board",

@@ -1,5 +1,6 @@
 """入伙 reports (reports.py): the daily report, the rectification board, the refusal
-and no-show lists, each with its XLSX (`?export=xlsx`), and the acceptance form PDF.
+and no-show lists, each with its XLSX (`?export=xlsx`), the not-accepted list (with
+each re-inspection booking; no export yet), and the acceptance form PDF.
 Managers and admins, over the events they see; the acceptance form also for the
 service staff who handled the case."""
 
@@ -190,6 +191,25 @@ def no_show_list(request: HttpRequest, pk: int) -> HttpResponse:
         "can_see_pii": masking.can_see_pii(request.user),
     }
     return render(request, "handover/reports/no_show_list.html", context)
+
+
+@require_http_methods(["GET"])
+@access.role_required(*reports.REPORT_ROLES)
+def not_accepted_list(request: HttpRequest, pk: int) -> HttpResponse:
+    """验收未通过 cases and whether their re-inspection is booked; ?reinspection=
+    booked|none narrows."""
+    event = _event(request, pk)
+    params = bounds.params(request)
+    booked = params.choice("reinspection", reports.REINSPECTION_FILTERS, default="")
+    context = {
+        "event": event,
+        "page": paginate(
+            reports.not_accepted(event, reinspection=booked), params.page(), PAGE_SIZE
+        ),
+        "reinspection": booked,
+        "can_see_pii": masking.can_see_pii(request.user),
+    }
+    return render(request, "handover/reports/not_accepted_list.html", context)
 
 
 @require_http_methods(["GET"])

@@ -1,6 +1,6 @@
 """入伙 reports (issue 17 part 6): the daily handover report (交楼日报表), the
-rectification board (整改看板), the refusal list (拒收楼房号一览表) and the no-show
-list, read from the event's cases, defects and fees; each in a fixed number of
+rectification board (整改看板), the refusal list (拒收楼房号一览表), the no-show
+list and the not-accepted list (验收未通过, with each re-inspection booking), read from the event's cases, defects and fees; each in a fixed number of
 queries, whatever the event's size.
 
 Definitions (handover.md §3.1):
@@ -43,7 +43,7 @@ from crm.accounts.roles import Role
 from crm.core import bounds
 from service.defects.models import Contractor, Defect, Severity
 from service.handover import selectors
-from service.handover.models import EventUnit, HandoverEvent
+from service.handover.models import Appointment, EventUnit, HandoverEvent
 from service.handover.onsite_models import FeePayment, RefusalRecord, UnitHandover
 
 REPORT_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -476,6 +476,26 @@ def no_shows(event: HandoverEvent, *, next_step: str = "") -> QuerySet:
         found = found.filter(no_show_next="")
     return found.select_related(
         "event_unit__unit__building", "customer", "appointment__slot"
+    ).order_by("event_unit__unit__building__name", "event_unit__unit__room", "id")
+
+
+REINSPECTION_FILTERS = ("booked", "none")
+
+
+def not_accepted(event: HandoverEvent, *, reinspection: str = "") -> QuerySet:
+    """验收未通过 cases with their re-inspection booking (if any); `reinspection`
+    "booked" keeps those with an active one, "none" those without."""
+    found = UnitHandover.objects.filter(event=event, state=State.NOT_ACCEPTED)
+    booked = Q(reinspection_appointment__state__in=Appointment.ACTIVE_STATES)
+    if reinspection == "booked":
+        found = found.filter(booked)
+    elif reinspection == "none":
+        found = found.exclude(booked)
+    return found.select_related(
+        "event_unit__unit__building",
+        "customer",
+        "outcome_by",
+        "reinspection_appointment__slot__event",
     ).order_by("event_unit__unit__building__name", "event_unit__unit__room", "id")
 
 

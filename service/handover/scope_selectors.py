@@ -89,7 +89,10 @@ def with_rows(units: QuerySet) -> QuerySet:
         ),
         Prefetch(
             "appointments",
-            queryset=Appointment.objects.active().select_related("slot"),
+            # The unfinished booking first (a re-inspection after a finished visit).
+            queryset=Appointment.objects.active()
+            .select_related("slot")
+            .current_first(),
             to_attr="active_bookings",
         ),
     )

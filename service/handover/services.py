@@ -14,7 +14,9 @@ Units in scope (docs/handover.md, "Booking a unit"): a booking may name an Event
 then the customer must be an owner or a handover proxy of the unit, the unit must be
 eligible and the slot in the unit's batch (staff may override both with a reason;
 owners also need their batch's booking window open), and the unit holds at most one
-active booking (a partial unique index). Owners act through their personal link
+active booking (a partial unique index; a visit finished with its case's outcome no
+longer holds it, so a re-inspection can be booked, but a unit accepted in the event
+is not booked again). Owners act through their personal link
 (`by=None, via_link=...`) and may change or cancel only until the event's cut-off.
 A slot's walk-in hold is kept free for walk-ins until the event's release hour.
 """
@@ -46,6 +48,7 @@ from service.handover.models import (
     NoticeRun,
     OwnerLink,
     TimeSlot,
+    UnitHandover,
 )
 from service.handover.notices import address_of
 from service.property.models import ProxyAuthorisation, UnitOwnership
@@ -447,6 +450,23 @@ def _check_unit_rules(
     return bool(breaks)
 
 
+def _require_not_handed_over(event_unit: EventUnit) -> None:
+    """A unit accepted (收楼) in the event is not booked again: its finished visit no
+    longer holds it in the unique index (outcomes._finish), this rule does."""
+    accepted = UnitHandover.objects.filter(
+        event_unit_id=event_unit.pk,
+        state__in=(
+            UnitHandover.State.ACCEPTED,
+            UnitHandover.State.ACCEPTED_WITH_DEFECTS,
+        ),
+    ).exists()
+    if accepted:
+        raise NotBookable(
+            _("房间 %(unit)s 已在本次入伙活动中收楼，不能再预约。")
+            % {"unit": event_unit.unit.label}
+        )
+
+
 def _owner_link_check(
     via_link: OwnerLink | None, event_unit_id: int | None, customer: Customer
 ) -> None:
@@ -507,6 +527,7 @@ def appointment_book(
                 _("%(name)s 不是房间 %(unit)s 的业主或受托人，不能为该房间预约。")
                 % {"name": customer.name, "unit": event_unit.unit.label}
             )
+        _require_not_handed_over(event_unit)
         is_override = _check_unit_rules(
             event_unit, slot, is_owner=is_owner, override_reason=override_reason
         )

@@ -522,6 +522,7 @@ MATRIX = [
     ("handover:daily_report", "GET", "draft_event", *MANAGERS),
     ("handover:refusal_list", "GET", "event",       *MANAGERS),
     ("handover:no_show_list", "GET", "event",       *MANAGERS),
+    ("handover:not_accepted_list", "GET", "event",  *MANAGERS),
     ("handover:rectification_board", "GET", None,   *MANAGERS),
     ("handover:acceptance_form_pdf", "GET", "missing", L, 403, 403, 403, 403, 404, 404, 404, 403),
     # Scope and batches: every staff role views, managers and admins edit; the event
@@ -552,6 +553,7 @@ MATRIX = [
     ("handover:case_not_accepted", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_refuse", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:case_no_show_next", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
+    ("handover:case_reinspection_book", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_settlement", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_fee_add", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
     ("handover:capture_fee_void", "POST", "missing", L, 404, 404, 404, 404, 404, 404, 404, 403),
