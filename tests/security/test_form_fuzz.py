@@ -621,6 +621,8 @@ NOT_FUZZED = {
     "NotAcceptedForm": "a bounded reason and a bounded date from today",
     "RefusalForm": "a choice, bounded texts, a bounded date; files via check_upload",
     "NoShowNextForm": "a choice and the version",
+    "ReinspectionForm": "a bounded slot id and a bounded reason; "
+    "tests/handover/test_reinspection.py posts bad ids, full, past and foreign slots",
 }
 # Fields of crm.accounts (its own helpers' area) that take text of any length.
 UNBOUNDED_FIELDS = {
