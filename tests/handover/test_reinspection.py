@@ -20,7 +20,9 @@ from service.handover import (
     case_timeline,
     counters,
     onsite,
+    onsite_selectors,
     outcomes,
+    owner_selectors,
     readiness,
     reinspection,
     scope_selectors,
@@ -271,6 +273,15 @@ def test_the_reinspection_check_in_opens_round_two(admin_user, service_agent):
         again = reinspection.reinspection_book(
             case, by=service_agent, slot_id=third_day.pk
         )
+    # The desk, the owner's page and the scope page show the re-inspection booking,
+    # not the finished visit.
+    desk = onsite_selectors.desk_units(event, event_unit.unit.room)
+    assert [u.active_appointment for u in desk] == [again]
+    assert owner_selectors.unit_booking(event_unit) == again
+    rows, _after = scope_selectors.scope_page(
+        event, scope_selectors.ScopeFilters(), after=None
+    )
+    assert [r.active_bookings[0] for r in rows if r.pk == event_unit.pk] == [again]
     with time_machine.travel(at(third_day.date, 9, 5)):
         round_two = onsite.check_in(again, by=service_agent)
     assert round_two.round == 2 and round_two.event_unit == event_unit
