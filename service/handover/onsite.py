@@ -482,6 +482,21 @@ def _next_queue_number(event_id: int, day: dt.date) -> int:
     return (last or 0) + 1
 
 
+def _hold_station_keys(event_id: int) -> None:
+    """FOR KEY SHARE on the event's stations until the check-in commits: a station
+    deleted meanwhile (`station_delete`, FOR UPDATE) is either gone before the list is
+    read or waits for the new visits and then sees them, instead of the check-in
+    failing on a visit of a deleted station at commit. Check-ins share the lock with
+    each other and with the station transitions (FOR NO KEY UPDATE). Django has no
+    FOR KEY SHARE, hence the SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM handover_stationdefinition WHERE event_id = %s"
+            " FOR KEY SHARE",
+            [event_id],
+        )
+
+
 def _open_case(
     appointment: Appointment,
     *,
@@ -495,6 +510,7 @@ def _open_case(
     event_id = appointment.event_id
     day = timezone.localdate(now)
     event = HandoverEvent.objects.get(pk=event_id)
+    _hold_station_keys(event_id)
     stations = ensure_default_stations(event)
     previous = UnitHandover.objects.filter(
         event_unit_id=appointment.event_unit_id

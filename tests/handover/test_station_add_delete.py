@@ -352,3 +352,38 @@ def test_who_may_use_the_add_and_delete_pages(
         == 404
     )
     assert other.stations.count() == event.stations.count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_during_a_check_in_waits_for_it_and_then_sees_its_visit(
+    admin_user, manager, service_agent
+):
+    """The check-in holds its stations' keys until it commits: the delete waits, then
+    refuses (the owner has a visit of the station) instead of deleting the station
+    under a check-in that then fails at commit."""
+    from tests.handover.test_customer_merge_race import (
+        Holder,
+        Worker,
+        _wait_until_blocked,
+    )
+
+    event, rows = with_defaults(admin_user, units=1)
+    survey = station(event, Code.SURVEY)
+    with time_machine.travel(at(day_of(event), 9, 5)):
+        checking_in = Holder(lambda: onsite.check_in(rows[0][2], by=service_agent))
+        checking_in.start()
+        assert checking_in.started_work.wait(timeout=30)
+        assert not isinstance(checking_in.result, Exception), checking_in.result
+        deleting = Worker(lambda: onsite.station_delete(by=manager, station=survey))
+        deleting.start()
+        assert deleting.has_pid.wait(timeout=30)
+        _wait_until_blocked(deleting.pid)
+        checking_in.release.set()
+        checking_in.join(timeout=30)
+        deleting.join(timeout=30)
+
+    assert isinstance(deleting.result, ValidationError), deleting.result
+    assert "不能删除" in str(deleting.result)
+    assert StationDefinition.objects.filter(pk=survey.pk).exists()
+    assert StationVisit.objects.filter(station=survey).count() == 1
+    assert counters.recount_differs(event.pk) == {}
