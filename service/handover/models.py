@@ -315,7 +315,6 @@ class EventUnit(models.Model):
             models.Index(
                 fields=["event", "eligibility"], name="handover_eu_eligibility"
             ),
-            models.Index(fields=["unit"], name="handover_eu_unit"),
         ]
 
     def __str__(self) -> str:
@@ -469,7 +468,6 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["slot", "state"], name="handover_appt_slot_state"),
             models.Index(fields=["customer", "-id"], name="handover_appt_customer"),
-            models.Index(fields=["event_unit"], name="handover_appt_event_unit"),
         ]
 
     def __str__(self) -> str:

@@ -288,7 +288,6 @@ class UnitHandover(models.Model):
         ]
         indexes = [
             models.Index(fields=["event", "state"], name="handover_case_event_state"),
-            models.Index(fields=["customer"], name="handover_case_customer"),
         ]
 
     def __str__(self) -> str:
