@@ -223,6 +223,41 @@ def no_show_rows(cases: QuerySet, *, user: Any) -> list[list[str]]:
     return rows
 
 
+def not_accepted_rows(cases: QuerySet, *, user: Any) -> list[list[str]]:
+    can_see_pii = masking.can_see_pii(user)
+    rows = [
+        [
+            _("房间"),
+            _("业主"),
+            _("电话"),
+            _("不签收原因"),
+            _("登记时间"),
+            _("复验日期"),
+            _("复验预约"),
+        ]
+    ]
+    for c in cases[: reports.EXPORT_MAX_ROWS]:
+        booking = c.reinspection_appointment
+        if booking is not None and booking.is_active:
+            when = f"{booking.slot.date.isoformat()} {booking.slot.start_time:%H:%M}"
+            if booking.event_id != c.event_id:
+                when = f"{booking.slot.event.name} {when}"
+        else:
+            when = _("未预约")
+        rows.append(
+            [
+                c.event_unit.unit.label,
+                c.customer.name,
+                _phone(c.customer.phone, can_see_pii),
+                c.outcome_note,
+                _when(c.outcome_at),
+                c.reinspection_on.isoformat() if c.reinspection_on else "",
+                when,
+            ]
+        )
+    return rows
+
+
 def xlsx(rows: list[list[str]], *, title: str) -> IO[bytes]:
     return customer_exports.xlsx_file(iter(rows), title=title)
 

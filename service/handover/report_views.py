@@ -201,11 +201,19 @@ def not_accepted_list(request: HttpRequest, pk: int) -> HttpResponse:
     event = _event(request, pk)
     params = bounds.params(request)
     booked = params.choice("reinspection", reports.REINSPECTION_FILTERS, default="")
+    found = reports.not_accepted(event, reinspection=booked)
+    if _wants_xlsx(request):
+        rows = report_exports.not_accepted_rows(found, user=request.user)
+        return _download(
+            request,
+            rows,
+            table=f"not-accepted-{event.pk}",
+            title=_("验收未通过一览表"),
+            obj=event,
+        )
     context = {
         "event": event,
-        "page": paginate(
-            reports.not_accepted(event, reinspection=booked), params.page(), PAGE_SIZE
-        ),
+        "page": paginate(found, params.page(), PAGE_SIZE),
         "reinspection": booked,
         "can_see_pii": masking.can_see_pii(request.user),
     }

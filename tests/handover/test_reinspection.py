@@ -7,6 +7,7 @@ reason and writes nothing; the not-accepted list says whether it is booked."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 import time_machine
@@ -14,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count, Q
 from django.test import Client
 from django.urls import reverse
+from openpyxl import load_workbook
 
 from culture.segments import rules
 from service.handover import (
@@ -505,3 +507,27 @@ def test_the_not_accepted_list_says_whether_the_reinspection_is_booked(
     assert open_case.event_unit.unit.label in only_open
     assert booked_case.event_unit.unit.label not in only_open
     assert login(sales_rep).get(url).status_code == 403
+
+    response = login(admin_user).get(url, {"export": "xlsx"})
+    rows = list(
+        load_workbook(
+            io.BytesIO(b"".join(response.streaming_content))
+        ).active.iter_rows(values_only=True)
+    )
+    assert rows[0] == (
+        "房间",
+        "业主",
+        "电话",
+        "不签收原因",
+        "登记时间",
+        "复验日期",
+        "复验预约",
+    )
+    by_unit = {row[0]: row for row in rows[1:]}
+    assert len(by_unit) == 2
+    assert by_unit[booked_case.event_unit.unit.label][6] == (
+        f"{target.date.isoformat()} {target.start_time:%H:%M}"
+    )
+    assert by_unit[open_case.event_unit.unit.label][6] == "未预约"
+    assert by_unit[open_case.event_unit.unit.label][5] == target.date.isoformat()
+    assert login(sales_rep).get(url, {"export": "xlsx"}).status_code == 403
