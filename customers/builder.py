@@ -30,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.core.db import copy_create
 from customers import identity, phones, search
 from customers.models import Customer, CustomerPhone, CustomerProfile
 
@@ -194,16 +195,15 @@ def save(new: NewCustomer, *, by: Any, **context: Any) -> Customer:
 
 
 def save_many(news: list[NewCustomer], *, by: Any, **context: Any) -> None:
-    """INSERT the customers' rows with one statement per table (call in a transaction).
+    """INSERT the customers' rows with one COPY per table (call in a transaction).
 
-    The pghistory triggers write one insert event per row, as `save` does. A phone or
-    ID number taken meanwhile raises IntegrityError for the whole statement.
+    The same stored values as bulk_create (crm.core.db.copy_create); the pghistory
+    triggers write one insert event per row, as `save` does. A phone or ID number
+    taken meanwhile raises IntegrityError for the whole statement.
     """
     if not news:
         return
     with history(by, **context):
-        Customer.objects.bulk_create([new.customer for new in news])
-        CustomerPhone.objects.bulk_create(
-            [phone for new in news for phone in new.phones]
-        )
-        CustomerProfile.objects.bulk_create([new.profile for new in news])
+        copy_create([new.customer for new in news])
+        copy_create([phone for new in news for phone in new.phones])
+        copy_create([new.profile for new in news])

@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import pghistory
 import psycopg
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, models
 from django.db.models import Model
 
 
@@ -108,3 +108,77 @@ def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311
 
     return wrapper
+
+
+# --- bulk INSERT through COPY ----------------------------------------------------------
+
+# Field classes whose stored value is the attribute itself when it has this exact type
+# (their pre_save and get_db_prep_save return it unchanged); any other field or value
+# goes through Django's own conversion, as bulk_create sends it.
+_PLAIN: dict[type, type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.EmailField: str,
+    models.BooleanField: bool,
+    models.IntegerField: int,
+    models.PositiveIntegerField: int,
+    models.BigIntegerField: int,
+    models.BigAutoField: int,
+    models.AutoField: int,
+    models.ForeignKey: int,
+    models.OneToOneField: int,
+}
+
+
+def copy_create(objs: list[Model]) -> list[Model]:
+    """INSERT unsaved instances of one model with one COPY (call in a transaction), as
+    `bulk_create(objs)` would store them: the same values for every column (each
+    field's `pre_save(add=True)` and `get_db_prep_save`), auto ids taken from the
+    table's sequence in list order, generated columns left to the database.
+
+    About 3 times cheaper in Python than bulk_create for a chunk of hundreds of rows,
+    which builds and then re-parses one statement with a parameter per value. Row
+    triggers (pghistory) fire as for INSERT; an active pghistory context is set for the
+    transaction first, because COPY does not go through Django's execute wrappers.
+    A constraint violation raises IntegrityError for the whole COPY.
+    """
+    if not objs:
+        return objs
+    meta = objs[0]._meta
+    pk = meta.pk
+    fields = [f for f in meta.concrete_fields if not f.generated]
+    plain = [(f, _PLAIN.get(type(f))) for f in fields]
+    for obj in objs:
+        # As bulk_create: a related object saved since it was assigned gives its id.
+        obj._prepare_related_fields_for_save(operation_name="copy_create")
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # pghistory prepends its context to each statement through the wrappers: this
+        # one sets it (SET LOCAL) for the COPY too. Without a context it does nothing.
+        cursor.execute("DO $$ BEGIN END $$")
+        if isinstance(pk, models.AutoField | models.BigAutoField):
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s))"
+                " FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(objs)],
+            )
+            for obj, (value,) in zip(objs, sorted(cursor.fetchall()), strict=True):
+                setattr(obj, pk.attname, value)
+        table = connection.ops.quote_name(meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # nosec B608 # names from the model
+            for obj in objs:
+                row = []
+                for field, kind in plain:
+                    value = getattr(obj, field.attname)
+                    if kind is None or (value is not None and type(value) is not kind):
+                        value = field.get_db_prep_save(
+                            field.pre_save(obj, True), connection
+                        )
+                        if hasattr(value, "resolve_expression"):
+                            raise TypeError(f"copy_create cannot send {value!r}")
+                    row.append(value)
+                copy.write_row(row)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
