@@ -204,6 +204,8 @@ def save_many(news: list[NewCustomer], *, by: Any, **context: Any) -> None:
     if not news:
         return
     with history(by, **context):
-        copy_create([new.customer for new in news])
-        copy_create([phone for new in news for phone in new.phones])
-        copy_create([new.profile for new in news])
+        copy_create(
+            [new.customer for new in news],
+            [phone for new in news for phone in new.phones],
+            [new.profile for new in news],
+        )

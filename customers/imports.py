@@ -55,6 +55,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.core import audit
+from crm.core.db import copy_create
 from crm.scheduler import services as scheduler
 from customers import builder, identity, permissions, phones, selectors, services
 from customers.models import (
@@ -1238,7 +1239,7 @@ def import_job_validate(*, job_id: int) -> ImportJob | None:
                     rows_ = checker.check(batch)
                     for row in rows_:
                         row.job = job
-                    ImportRow.objects.bulk_create(rows_)
+                    copy_create(rows_)  # as bulk_create, a third of its Python time
                     valid = sum(r.status == ImportRow.Status.VALID for r in rows_)
                     # The job row's lock orders this batch and an expiry: a batch
                     # after it finds the job cancelled and takes its rows back.

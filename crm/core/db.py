@@ -130,20 +130,32 @@ _PLAIN: dict[type, type] = {
 }
 
 
-def copy_create(objs: list[Model]) -> list[Model]:
-    """INSERT unsaved instances of one model with one COPY (call in a transaction), as
-    `bulk_create(objs)` would store them: the same values for every column (each
-    field's `pre_save(add=True)` and `get_db_prep_save`), auto ids taken from the
-    table's sequence in list order, generated columns left to the database.
+def copy_create(*batches: list[Model]) -> None:
+    """INSERT lists of unsaved instances, one model per list, with one COPY per list
+    (call in a transaction), as `bulk_create(batch)` for each list in turn would store
+    them: the same values for every column (each field's `pre_save(add=True)` and
+    `get_db_prep_save`), auto ids taken from the table's sequence in list order,
+    generated columns left to the database. A later list may point at the rows of an
+    earlier one (phones at the customers just given their ids).
 
-    About 3 times cheaper in Python than bulk_create for a chunk of hundreds of rows,
-    which builds and then re-parses one statement with a parameter per value. Row
-    triggers (pghistory) fire as for INSERT; an active pghistory context is set for the
+    A third of bulk_create's Python time for a chunk of hundreds of rows (it builds,
+    then psycopg re-parses, one statement with a parameter per value). Row triggers
+    (pghistory) fire as for INSERT; an active pghistory context is set for the
     transaction first, because COPY does not go through Django's execute wrappers.
     A constraint violation raises IntegrityError for the whole COPY.
     """
-    if not objs:
-        return objs
+    batches = tuple(batch for batch in batches if batch)
+    if not batches:
+        return
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # pghistory prepends its context to each statement through the wrappers: this
+        # one sets it (SET LOCAL) for the COPYs too. Without a context it does nothing.
+        cursor.execute("DO $$ BEGIN END $$")
+        for batch in batches:
+            _copy(cursor, batch)
+
+
+def _copy(cursor: Any, objs: list[Model]) -> None:
     meta = objs[0]._meta
     pk = meta.pk
     fields = [f for f in meta.concrete_fields if not f.generated]
@@ -151,34 +163,29 @@ def copy_create(objs: list[Model]) -> list[Model]:
     for obj in objs:
         # As bulk_create: a related object saved since it was assigned gives its id.
         obj._prepare_related_fields_for_save(operation_name="copy_create")
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        # pghistory prepends its context to each statement through the wrappers: this
-        # one sets it (SET LOCAL) for the COPY too. Without a context it does nothing.
-        cursor.execute("DO $$ BEGIN END $$")
-        if isinstance(pk, models.AutoField | models.BigAutoField):
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s))"
-                " FROM generate_series(1, %s)",
-                [meta.db_table, pk.column, len(objs)],
-            )
-            for obj, (value,) in zip(objs, sorted(cursor.fetchall()), strict=True):
-                setattr(obj, pk.attname, value)
-        table = connection.ops.quote_name(meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # nosec B608 # names from the model
-            for obj in objs:
-                row = []
-                for field, kind in plain:
-                    value = getattr(obj, field.attname)
-                    if kind is None or (value is not None and type(value) is not kind):
-                        value = field.get_db_prep_save(
-                            field.pre_save(obj, True), connection
-                        )
-                        if hasattr(value, "resolve_expression"):
-                            raise TypeError(f"copy_create cannot send {value!r}")
-                    row.append(value)
-                copy.write_row(row)
+    if isinstance(pk, models.AutoField | models.BigAutoField):
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s))"
+            " FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(objs)],
+        )
+        for obj, (value,) in zip(objs, sorted(cursor.fetchall()), strict=True):
+            setattr(obj, pk.attname, value)
+    table = connection.ops.quote_name(meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # nosec B608 # names from the model
+        for obj in objs:
+            row = []
+            for field, kind in plain:
+                value = getattr(obj, field.attname)
+                if kind is None or (value is not None and type(value) is not kind):
+                    value = field.get_db_prep_save(
+                        field.pre_save(obj, True), connection
+                    )
+                    if hasattr(value, "resolve_expression"):
+                        raise TypeError(f"copy_create cannot send {value!r}")
+                row.append(value)
+            copy.write_row(row)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
-    return objs
