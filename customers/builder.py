@@ -1,10 +1,10 @@
 """What a new customer stores, computed in one place for every way one is created.
 
 Three paths create customers: `services.customer_create` (the form, other apps, the
-demo), the bulk import (`imports._create_chunk`: one INSERT per table for a chunk of
+demo), the bulk import (`imports._create_chunk`: one COPY per table for a chunk of
 rows) and the public intake (`service.services.intake_submit`). Each one calls `build`
 for the unsaved rows, `clean` for the model's checks, then `save` (one by one) or
-`save_many` (bulk INSERTs). A new stored field or check is added here, once;
+`save_many` (one COPY per table). A new stored field or check is added here, once;
 tests/customers/test_builder.py compares the rows the three paths store.
 
 The checks run in this order on every path, so a row refused by one path is refused
