@@ -181,7 +181,9 @@ def cases_for(user: Any) -> QuerySet:
 
 def desk_units(event: HandoverEvent, query: str) -> list[EventUnit]:
     """Units matching a room, unit code or owner phone, with their parties, active
-    appointment (`unit.active_appointment`) and open case (`unit.open_case`)."""
+    appointment (`unit.active_appointment`; `unit.pending_appointment` when its visit
+    is not finished), open case (`unit.open_case`), latest case (`unit.last_case`) and
+    whether it is handed over (`unit.handed_over`)."""
     units = with_parties(unit_picker(event, query))
     if not units:
         return []
@@ -196,15 +198,29 @@ def desk_units(event: HandoverEvent, query: str) -> list[EventUnit]:
         .current_first()
     ):
         appointments.setdefault(a.event_unit_id, a)
-    cases = {
+    # Each unit's latest case (round): open, or the outcome the desk must know about
+    # (an accepted unit is not checked in again; after 验收未通过 or 拒收 without a new
+    # booking the owner may come back as a walk-in).
+    latest = {
         c.event_unit_id: c
-        for c in UnitHandover.objects.filter(
-            event_unit_id__in=ids, state__in=UnitHandover.OPEN_STATES
-        )
+        for c in UnitHandover.objects.filter(event_unit_id__in=ids)
+        .order_by("event_unit_id", "-round", "-id")
+        .distinct("event_unit_id")
     }
     for unit in units:
-        unit.active_appointment = appointments.get(unit.pk)
-        unit.open_case = cases.get(unit.pk)
+        booking = appointments.get(unit.pk)
+        case = latest.get(unit.pk)
+        unit.active_appointment = booking
+        # A finished visit is no booking to check in.
+        unit.pending_appointment = (
+            booking if booking is not None and booking.finished_at is None else None
+        )
+        unit.open_case = case if case is not None and case.is_open else None
+        unit.last_case = case
+        unit.handed_over = case is not None and case.state in (
+            UnitHandover.State.ACCEPTED,
+            UnitHandover.State.ACCEPTED_WITH_DEFECTS,
+        )
     return units
 
 

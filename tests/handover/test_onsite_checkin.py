@@ -399,3 +399,39 @@ def test_identity_recorded_after_check_in(admin_user, service_agent, sales_rep):
     with pytest.raises(onsite.Conflict):
         onsite.record_identity(case, by=sales_rep, version=case.version - 1)
     assert CaseLog.objects.filter(case=case, action="identity_checked").count() == 1
+
+
+def test_the_desk_after_an_outcome(client, admin_user, service_agent):
+    """A unit handed over shows its outcome and no check-in; after 验收未通过 without
+    a new booking the desk offers the walk-in (round 2), not the finished visit."""
+    event, rows = booked_event(admin_user, units=2, booked=2)
+    (accepted_unit, _o1, a1), (failed_unit, o2, a2) = rows
+    client.force_login(service_agent)
+    url = reverse("handover:onsite_checkin", args=[event.pk])
+    with time_machine.travel(at(day_of(event), 9, 5)):
+        accepted = onsite.check_in(a1, by=service_agent)
+        outcomes.case_accept(ready_to_accept(accepted), by=admin_user, version=None)
+        failed = onsite.check_in(a2, by=service_agent)
+        outcomes.case_not_accepted(
+            failed,
+            by=admin_user,
+            version=failed.version,
+            reason="卫生间渗水",
+            reinspection_on=day_of(event),
+        )
+
+        response = client.get(url, {"q": accepted_unit.unit.room})
+        assertContains(response, 'data-testid="onsite-handed-over"')
+        assertContains(response, "已收楼")
+        body = response.content.decode()
+        assert 'data-testid="onsite-walk-in"' not in body
+        assert 'data-testid="onsite-check-in"' not in body
+
+        response = client.get(url, {"q": failed_unit.unit.room})
+        assertContains(response, 'data-testid="onsite-last-outcome"')
+        assertContains(response, "验收未通过")
+        assertContains(response, 'data-testid="onsite-walk-in"')
+        response = client.post(url, {"event_unit": failed_unit.pk, "customer": o2.pk})
+        assert response.status_code == 302
+    round_two = UnitHandover.objects.get(event_unit=failed_unit, round=2)
+    assert round_two.walk_in and round_two.is_open
