@@ -1879,9 +1879,15 @@ def _link_organizations(
         return
     # As stored: the row-by-row paths saved their own copies of the rows.
     refs = []
-    for pk, customer_id, warnings in ImportRow.objects.filter(
-        pk__in=waiting, status=ImportRow.Status.IMPORTED, customer__isnull=False
-    ).values_list("pk", "customer_id", "warnings"):
+    # In file order: the first row naming a new organisation creates it (its owner,
+    # its note), whatever order the database returns the rows in.
+    for pk, customer_id, warnings in (
+        ImportRow.objects.filter(
+            pk__in=waiting, status=ImportRow.Status.IMPORTED, customer__isnull=False
+        )
+        .order_by("line")
+        .values_list("pk", "customer_id", "warnings")
+    ):
         row = waiting[pk]
         row.customer_id, row.warnings = customer_id, warnings
         refs.append((row, row.data["organization_ref"]))
