@@ -211,7 +211,7 @@ _COUNTED = (
 
 
 def closing_line(counts: dict[str, int], seconds: float) -> str:
-    """The closing line pytest would print for the two parts as one run."""
+    """The closing line pytest would print for the parts as one run."""
     words = []
     for key, plural in _COUNTED:
         count = counts.get(key, 0)
@@ -223,16 +223,16 @@ def closing_line(counts: dict[str, int], seconds: float) -> str:
 
 
 def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
-    """The whole suite as two pytest runs (tests/parts.py): the tests that may run in
-    parallel over `workers` pytest-xdist workers, then the browser and reliability
-    tests one by one, alone on the machine as before. Both run even when the first
-    fails; the exit status is the first failure's, 5 only when neither ran a test."""
+    """The whole suite as three pytest runs (tests/parts.py): the tests that may run
+    in parallel and then the browser tests, each over `workers` pytest-xdist workers,
+    then the reliability tests one by one, alone on the machine. All run even when an
+    earlier one fails; the exit status is the first failure's, 5 only when none ran a
+    test."""
     folder = Path(tempfile.mkdtemp(prefix="kehu-parts-"))
+    spread = ["-n", str(workers), "--dist", "loadfile"]
     runs = [
-        (
-            "parallel",
-            ["-n", str(workers), "--dist", "loadfile", "--kehu-part=parallel"],
-        ),
+        ("parallel", [*spread, "--kehu-part=parallel"]),
+        ("browser", [*spread, "--kehu-part=browser"]),
         ("serial", ["--kehu-part=serial"]),
     ]
     started = time.monotonic()
@@ -240,10 +240,11 @@ def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
     summaries: list[dict] = []
     try:
         for part, options in runs:
-            if summaries and summaries[0].get("other_part") == 0:
-                # The selection holds no browser or reliability test (as in CI's
-                # second run): no second pytest.
-                break
+            sizes = summaries[0].get("part_sizes") if summaries else None
+            if sizes is not None and not sizes.get(part):
+                # The selection holds no test of this part (CI's second run has no
+                # browser or reliability test): no pytest for it.
+                continue
             summary = folder / f"{part}.json"
             print(
                 f"[kehu] {part} part: pytest {' '.join([*options, *pytest_args])}",
@@ -270,7 +271,7 @@ def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
     failures = [code for code in codes.values() if code not in (0, 5)]
     code = failures[0] if failures else (0 if ran or 0 in codes.values() else 5)
     parts = ", ".join(f"{part} exit {c}" for part, c in codes.items())
-    print(f"\n[kehu] the two parts together ({parts}):", flush=True)
+    print(f"\n[kehu] the parts together ({parts}):", flush=True)
     print(closing_line(totals, seconds), flush=True)
     return code
 

@@ -1,23 +1,27 @@
-"""The two parts of `make test` (crm/launcher.py runs one pytest for each).
+"""The three parts of `make test` (crm/launcher.py runs one pytest for each).
 
 - `--kehu-part=parallel`: every test but the browser and reliability ones, spread over
   pytest-xdist workers (`-n 2 --dist loadfile`). Each worker has its own test database
   (pytest-django) and Redis database (crm/settings/test.py).
-- `--kehu-part=serial`: the browser and reliability tests (SERIAL_MARKERS), one after
-  the other in one process, alone on the machine as before: they start Chromium, Celery
-  workers, beat and Redis servers and wait on real time.
+- `--kehu-part=browser`: the browser tests, also over the xdist workers (each test
+  starts its own live server and Chromium, on ports of its own; a worker's Celery
+  processes use its own Redis database). Measured on 2 cores: 40 tests in 370 s one
+  after the other, 225 s on two workers (docs/benchmarks.md, "CI time (session 12)").
+- `--kehu-part=serial`: the reliability tests (crash/restart of real Celery workers,
+  beat and Redis servers, wall-clock bounds under 30 threads), one after the other in
+  one process, alone on the machine.
 
 Without the option every selected test runs, as plain `pytest` always did.
 
-The parallel part runs with `--dist loadfile`: each test module goes whole to one
+The parallel parts run with `--dist loadfile`: each test module goes whole to one
 worker, so a module's fixtures (a world of records, a crawl of every page) are set up
 once per module as before. (`loadgroup` with xdist_group marks would let modules share a
 worker, but pytest-xdist 3.8 cannot group under pytest 9: its rewrite of the node ids
 no longer takes effect, and every test would go alone.)
 
 The part that runs tells the launcher what it counted in the file KEHU_TEST_SUMMARY
-names (JSON): pytest's closing-line counts, and how many tests of the other part the
-same selection (-m, -k, paths) holds, so that the launcher skips a part with none.
+names (JSON): pytest's closing-line counts, and how many tests of each part the same
+selection (-m, -k, paths) holds, so that the launcher skips a part with none.
 """
 
 from __future__ import annotations
@@ -28,8 +32,7 @@ from typing import Any
 
 import pytest
 
-SERIAL_MARKERS = ("browser", "reliability")
-PARTS = ("parallel", "serial")
+PARTS = ("parallel", "browser", "serial")
 # pytest's closing line, in its order (_pytest.terminal.KNOWN_TYPES).
 COUNTED = (
     "failed",
@@ -41,11 +44,17 @@ COUNTED = (
     "warnings",
     "error",
 )
-_OTHER_PART = pytest.StashKey[int]()
+_PART_SIZES = pytest.StashKey[dict]()
 
 
-def is_serial(item: pytest.Item) -> bool:
-    return any(item.get_closest_marker(name) for name in SERIAL_MARKERS)
+def part_of(item: pytest.Item) -> str:
+    """reliability tests run alone (serial), browser tests side by side, the rest in
+    the parallel part."""
+    if item.get_closest_marker("reliability"):
+        return "serial"
+    if item.get_closest_marker("browser"):
+        return "browser"
+    return "parallel"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -53,8 +62,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--kehu-part",
         choices=PARTS,
         default=None,
-        help="run only the tests that may run in parallel, or only the browser and "
-        "reliability tests (crm/launcher.py runs both, one after the other)",
+        help="run only the tests of one part: parallel, browser (both over xdist "
+        "workers) or serial (reliability, alone); crm/launcher.py runs the three in turn",
     )
 
 
@@ -69,21 +78,23 @@ class Parts:
         part = config.getoption("kehu_part")
         if part is None:
             return
-        serial = part == "serial"
-        other = [item for item in items if is_serial(item) != serial]
-        config.stash[_OTHER_PART] = len(other)
+        sizes = {name: 0 for name in PARTS}
+        for item in items:
+            sizes[part_of(item)] += 1
+        config.stash[_PART_SIZES] = sizes
         if hasattr(config, "workeroutput"):
-            config.workeroutput["kehu_other_part"] = len(other)
+            config.workeroutput["kehu_part_sizes"] = sizes
+        other = [item for item in items if part_of(item) != part]
         if other:
             config.hook.pytest_deselected(items=other)
-            items[:] = [item for item in items if is_serial(item) == serial]
+            items[:] = [item for item in items if part_of(item) == part]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         # On the xdist controller: what the workers counted (they collect the same).
         output = getattr(node, "workeroutput", None) or {}
-        if "kehu_other_part" in output:
-            node.config.stash[_OTHER_PART] = output["kehu_other_part"]
+        if "kehu_part_sizes" in output:
+            node.config.stash[_PART_SIZES] = output["kehu_part_sizes"]
 
     def pytest_terminal_summary(
         self, terminalreporter: Any, config: pytest.Config
@@ -101,11 +112,13 @@ class Parts:
             )
             for key in COUNTED
         }
-        other = config.stash.get(_OTHER_PART, None)
-        # The other part's tests are not deselected from the whole run.
-        counts["deselected"] -= other or 0
+        sizes = config.stash.get(_PART_SIZES, None)
+        part = config.getoption("kehu_part")
+        if sizes is not None and part is not None:
+            # The other parts' tests are not deselected from the whole run.
+            counts["deselected"] -= sum(n for name, n in sizes.items() if name != part)
         with open(path, "w", encoding="utf-8") as out:
-            json.dump({"counts": counts, "other_part": other}, out)
+            json.dump({"counts": counts, "part_sizes": sizes}, out)
 
 
 def register(config: pytest.Config) -> None:
