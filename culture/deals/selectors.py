@@ -13,11 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from crm.core.pagination import MAX_COUNT
+from crm.core.pagination import MAX_COUNT, RowsInIdOrder
 from culture.deals.models import (
     Deal,
     DealStage,
@@ -88,7 +87,9 @@ def _search(deals: QuerySet, query: str) -> QuerySet:
     return deals.annotate(title_upper=Upper("title")).filter(condition)
 
 
-def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> QuerySet:
+def deal_list(
+    *, user: Any, filters: dict[str, Any], sort: str = "recent"
+) -> QuerySet | RowsInIdOrder:
     """The visible deals matching `filters` (cleaned by forms.DealFilterForm).
 
     A range filter (expected date, amount) under a sort on another column is answered
@@ -96,22 +97,15 @@ def deal_list(*, user: Any, filters: dict[str, Any], sort: str = "recent") -> Qu
     sort (or of its filter) directly."""
     order = SORTS.get(sort, SORTS["recent"])
     deals = _filtered(Deal.objects.all(), filters)
+    shown = ("customer", "channel", "stage", "owner")
     branches = scope_branches(user)
     if branches and _range_off_the_sort(filters, order):
+        # The ids in list order, then only the page's rows by primary key: sorted
+        # again by the sort's columns, PostgreSQL would walk the sort's index testing
+        # each row against the ids (the same skew).
         ids = _ranged_ids(deals, branches, order)
-        # In the ids' order: sorted again by the sort's columns, PostgreSQL would
-        # walk the sort's index testing each row against the ids (the same skew).
-        deals = Deal.objects.filter(pk__in=ids).annotate(
-            list_position=RawSQL(  # noqa: S611  # nosec B611 # the table name from the model's _meta, the ids bound
-                f"array_position(%s::bigint[], {Deal._meta.db_table}.id)", (ids,)
-            )
-        )
-        order = ("list_position",)
-    else:
-        deals = deals.visible_to(user)
-    return deals.select_related("customer", "channel", "stage", "owner").order_by(
-        *order
-    )
+        return RowsInIdOrder(ids, Deal.objects.select_related(*shown))
+    return deals.visible_to(user).select_related(*shown).order_by(*order)
 
 
 def _filtered(deals: QuerySet, filters: dict[str, Any]) -> QuerySet:
