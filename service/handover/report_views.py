@@ -1,6 +1,6 @@
 """入伙 reports (reports.py): the daily report, the rectification board, the refusal
-and no-show lists, each with its XLSX (`?export=xlsx`), the not-accepted list (with
-each re-inspection booking; no export yet), and the acceptance form PDF.
+and no-show lists and the not-accepted list (with each re-inspection booking), each
+with its XLSX (`?export=xlsx`), and the acceptance form PDF.
 Managers and admins, over the events they see; the acceptance form also for the
 service staff who handled the case."""
 
@@ -44,6 +44,31 @@ def _download(request: HttpRequest, rows: list, *, table: str, title: str, obj: 
         filename=f"{table}-{stamp}.xlsx",
         content_type=report_exports.XLSX,
     )
+
+
+def _case_list(
+    request: HttpRequest,
+    event: HandoverEvent,
+    found: Any,
+    *,
+    export: tuple[Any, str, str],
+    template: str,
+    **context: Any,
+) -> HttpResponse:
+    """One of the event's case lists: its XLSX (`export` = row builder, file name,
+    sheet title) when asked, else its page."""
+    if _wants_xlsx(request):
+        build_rows, table, title = export
+        rows = build_rows(found, user=request.user)
+        return _download(
+            request, rows, table=f"{table}-{event.pk}", title=title, obj=event
+        )
+    context |= {
+        "event": event,
+        "page": paginate(found, bounds.params(request).page(), PAGE_SIZE),
+        "can_see_pii": masking.can_see_pii(request.user),
+    }
+    return render(request, f"handover/reports/{template}.html", context)
 
 
 @require_http_methods(["GET"])
@@ -144,24 +169,16 @@ def refusal_list(request: HttpRequest, pk: int) -> HttpResponse:
     params = bounds.params(request)
     reason = params.choice("reason", RefusalRecord.Reason.values)
     found = reports.refusals(event, reason=reason)
-    if _wants_xlsx(request):
-        rows = report_exports.refusal_rows(found, user=request.user)
-        return _download(
-            request,
-            rows,
-            table=f"refusals-{event.pk}",
-            title=_("拒收楼房号一览表"),
-            obj=event,
-        )
-    context = {
-        "event": event,
-        "page": paginate(found, params.page(), PAGE_SIZE),
-        "reason": reason,
-        "reasons": RefusalRecord.Reason.choices,
-        "pareto": reports.refusal_reasons(event),
-        "can_see_pii": masking.can_see_pii(request.user),
-    }
-    return render(request, "handover/reports/refusal_list.html", context)
+    return _case_list(
+        request,
+        event,
+        found,
+        export=(report_exports.refusal_rows, "refusals", _("拒收楼房号一览表")),
+        template="refusal_list",
+        reason=reason,
+        reasons=RefusalRecord.Reason.choices,
+        pareto=reports.refusal_reasons(event),
+    )
 
 
 @require_http_methods(["GET"])
@@ -174,23 +191,15 @@ def no_show_list(request: HttpRequest, pk: int) -> HttpResponse:
         "next", [*UnitHandover.NoShowNext.values, "none"], default=""
     )
     found = reports.no_shows(event, next_step=next_step)
-    if _wants_xlsx(request):
-        rows = report_exports.no_show_rows(found, user=request.user)
-        return _download(
-            request,
-            rows,
-            table=f"no-shows-{event.pk}",
-            title=_("未到访一览表"),
-            obj=event,
-        )
-    context = {
-        "event": event,
-        "page": paginate(found, params.page(), PAGE_SIZE),
-        "next_step": next_step,
-        "next_steps": UnitHandover.NoShowNext.choices,
-        "can_see_pii": masking.can_see_pii(request.user),
-    }
-    return render(request, "handover/reports/no_show_list.html", context)
+    return _case_list(
+        request,
+        event,
+        found,
+        export=(report_exports.no_show_rows, "no-shows", _("未到访一览表")),
+        template="no_show_list",
+        next_step=next_step,
+        next_steps=UnitHandover.NoShowNext.choices,
+    )
 
 
 @require_http_methods(["GET"])
@@ -202,22 +211,18 @@ def not_accepted_list(request: HttpRequest, pk: int) -> HttpResponse:
     params = bounds.params(request)
     booked = params.choice("reinspection", reports.REINSPECTION_FILTERS, default="")
     found = reports.not_accepted(event, reinspection=booked)
-    if _wants_xlsx(request):
-        rows = report_exports.not_accepted_rows(found, user=request.user)
-        return _download(
-            request,
-            rows,
-            table=f"not-accepted-{event.pk}",
-            title=_("验收未通过一览表"),
-            obj=event,
-        )
-    context = {
-        "event": event,
-        "page": paginate(found, params.page(), PAGE_SIZE),
-        "reinspection": booked,
-        "can_see_pii": masking.can_see_pii(request.user),
-    }
-    return render(request, "handover/reports/not_accepted_list.html", context)
+    return _case_list(
+        request,
+        event,
+        found,
+        export=(
+            report_exports.not_accepted_rows,
+            "not-accepted",
+            _("验收未通过一览表"),
+        ),
+        template="not_accepted_list",
+        reinspection=booked,
+    )
 
 
 @require_http_methods(["GET"])
