@@ -4,6 +4,7 @@ masked unless the viewer's role may see them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import IO, Any
 
 from django.db.models import QuerySet
@@ -163,99 +164,91 @@ def board_item_rows(defects: QuerySet, now: Any) -> list[list[str]]:
     return rows
 
 
-def refusal_rows(refusals: QuerySet, *, user: Any) -> list[list[str]]:
+def _owner_rows(
+    items: QuerySet,
+    *,
+    user: Any,
+    headers: list[str],
+    values: Callable[[Any], list[str]],
+    case: Callable[[Any], Any] = lambda item: item,
+) -> list[list[str]]:
+    """A case list's rows: the room, the owner and their phone (masked unless the
+    user may see it), then the list's own columns; at most EXPORT_MAX_ROWS."""
     can_see_pii = masking.can_see_pii(user)
-    rows = [
-        [
-            _("房间"),
-            _("业主"),
-            _("电话"),
+    rows = [[_("房间"), _("业主"), _("电话"), *headers]]
+    for item in items[: reports.EXPORT_MAX_ROWS]:
+        owner = case(item).customer
+        rows.append(
+            [
+                case(item).event_unit.unit.label,
+                owner.name,
+                _phone(owner.phone, can_see_pii),
+                *values(item),
+            ]
+        )
+    return rows
+
+
+def refusal_rows(refusals: QuerySet, *, user: Any) -> list[list[str]]:
+    return _owner_rows(
+        refusals,
+        user=user,
+        case=lambda r: r.case,
+        headers=[
             _("拒收原因"),
             _("详细说明"),
             _("业主陈述"),
             _("视为交付日"),
             _("登记时间"),
             _("登记人"),
-        ]
-    ]
-    rows += [
-        [
-            r.case.event_unit.unit.label,
-            r.case.customer.name,
-            _phone(r.case.customer.phone, can_see_pii),
+        ],
+        values=lambda r: [
             r.get_reason_display(),
             r.details,
             r.owner_statement,
             r.notice_deadline.isoformat(),
             _when(r.recorded_at),
             str(r.recorded_by),
-        ]
-        for r in refusals[: reports.EXPORT_MAX_ROWS]
-    ]
-    return rows
+        ],
+    )
 
 
 def no_show_rows(cases: QuerySet, *, user: Any) -> list[list[str]]:
-    can_see_pii = masking.can_see_pii(user)
-    rows = [
-        [
-            _("房间"),
-            _("业主"),
-            _("电话"),
-            _("预约日期"),
-            _("登记时间"),
-            _("后续"),
-            _("说明"),
-        ]
-    ]
-    rows += [
-        [
-            c.event_unit.unit.label,
-            c.customer.name,
-            _phone(c.customer.phone, can_see_pii),
+    return _owner_rows(
+        cases,
+        user=user,
+        headers=[_("预约日期"), _("登记时间"), _("后续"), _("说明")],
+        values=lambda c: [
             c.appointment.slot.date.isoformat() if c.appointment else "",
             _when(c.outcome_at),
             c.get_no_show_next_display() or _("待定"),
             c.outcome_note,
-        ]
-        for c in cases[: reports.EXPORT_MAX_ROWS]
-    ]
-    return rows
+        ],
+    )
+
+
+def _reinspection_booking(case: Any) -> str:
+    booking = case.reinspection_appointment
+    if booking is None or not booking.is_active:
+        return _("未预约")
+    when = f"{booking.slot.date.isoformat()} {booking.slot.start_time:%H:%M}"
+    if booking.event_id != case.event_id:
+        when = f"{booking.slot.event.name} {when}"
+    return when
 
 
 def not_accepted_rows(cases: QuerySet, *, user: Any) -> list[list[str]]:
-    can_see_pii = masking.can_see_pii(user)
-    rows = [
-        [
-            _("房间"),
-            _("业主"),
-            _("电话"),
-            _("不签收原因"),
-            _("登记时间"),
-            _("复验日期"),
-            _("复验预约"),
-        ]
-    ]
-    for c in cases[: reports.EXPORT_MAX_ROWS]:
-        booking = c.reinspection_appointment
-        if booking is not None and booking.is_active:
-            when = f"{booking.slot.date.isoformat()} {booking.slot.start_time:%H:%M}"
-            if booking.event_id != c.event_id:
-                when = f"{booking.slot.event.name} {when}"
-        else:
-            when = _("未预约")
-        rows.append(
-            [
-                c.event_unit.unit.label,
-                c.customer.name,
-                _phone(c.customer.phone, can_see_pii),
-                c.outcome_note,
-                _when(c.outcome_at),
-                c.reinspection_on.isoformat() if c.reinspection_on else "",
-                when,
-            ]
-        )
-    return rows
+    return _owner_rows(
+        cases,
+        user=user,
+        headers=[_("不签收原因"), _("登记时间"), _("复验日期"), _("复验预约")],
+        values=lambda c: [
+            c.outcome_note,
+            _when(c.outcome_at),
+            c.reinspection_on.isoformat() if c.reinspection_on else "",
+            _reinspection_booking(c),
+        ],
+    )
 
 
 def xlsx(rows: list[list[str]], *, title: str) -> IO[bytes]:
