@@ -792,6 +792,33 @@ def _move(
         raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
 
 
+def _transition(
+    case: UnitHandover,
+    visit: StationVisit,
+    to: str,
+    *,
+    by: Any,
+    action: str,
+    version: int | None,
+    log_note: str = "",
+    **changes: Any,
+) -> Counter[str]:
+    """The visit moves from the state it was read in to `to` (conditional on both,
+    see _move) with its CaseLog row; returns the two station counts it changes."""
+    _move(visit, to, expected=[visit.state], version=version, **changes)
+    _log(
+        case,
+        action,
+        by=by,
+        station=visit.station,
+        from_state=visit.state,
+        to_state=to,
+        note=log_note,
+    )
+    sid = visit.station_id
+    return Counter({f"station:{sid}:{visit.state}": -1, f"station:{sid}:{to}": 1})
+
+
 def _visit_for_update(
     visit_id: int, version: int | None
 ) -> tuple[UnitHandover, StationVisit]:
@@ -825,32 +852,18 @@ def _call(
         raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
     if _busy_elsewhere(case.pk, visit.pk):
         raise Conflict(_("该业主正在其他站点办理。"))
-    now = timezone.now()
-    _move(
+    deltas = _transition(
+        case,
         visit,
         VState.CALLED,
-        expected=[VState.WAITING],
+        by=by,
+        action="station_called",
         version=version,
-        called_at=now,
+        called_at=timezone.now(),
         counter=counter,
         operator=by,
     )
-    station_id = visit.station_id
-    counters.bump(
-        case.event_id,
-        {
-            f"station:{station_id}:{VState.WAITING}": -1,
-            f"station:{station_id}:{VState.CALLED}": 1,
-        },
-    )
-    _log(
-        case,
-        "station_called",
-        by=by,
-        station=visit.station,
-        from_state=VState.WAITING,
-        to_state=VState.CALLED,
-    )
+    counters.bump(case.event_id, deltas)
 
 
 @retry_transient
@@ -934,30 +947,18 @@ def visit_start(
         changes: dict[str, Any] = {"started_at": now, "operator": by}
         if counter is not None:
             changes["counter"] = counter
-        _move(
+        deltas = _transition(
+            case,
             current,
             VState.IN_SERVICE,
-            expected=[current.state],
+            by=by,
+            action="station_started",
             version=version,
             **changes,
         )
         sid = current.station_id
-        deltas: Counter[str] = Counter(
-            {
-                f"station:{sid}:{current.state}": -1,
-                f"station:{sid}:{VState.IN_SERVICE}": 1,
-                f"station:{sid}:served": 1,
-                f"station:{sid}:wait_s": _seconds(now, current.queued_at),
-            }
-        )
-        _log(
-            case,
-            "station_started",
-            by=by,
-            station=current.station,
-            from_state=current.state,
-            to_state=VState.IN_SERVICE,
-        )
+        deltas[f"station:{sid}:served"] += 1
+        deltas[f"station:{sid}:wait_s"] += _seconds(now, current.queued_at)
         if case.state == CState.CHECKED_IN:
             UnitHandover.objects.filter(pk=case.pk).update(
                 state=CState.IN_PROGRESS,
@@ -996,22 +997,16 @@ def _unlock_gated(case: UnitHandover, *, by: Any, now: dt.datetime) -> Counter[s
             continue
         # A prerequisite station without a visit (added later) does not block.
         if all(p in cleared or p not in visits for p in needs.get(sid, set())):
-            _move(
-                visit,
-                VState.WAITING,
-                expected=[VState.PENDING],
-                version=None,
-                queued_at=now,
-            )
-            deltas[f"station:{sid}:{VState.PENDING}"] -= 1
-            deltas[f"station:{sid}:{VState.WAITING}"] += 1
-            _log(
-                case,
-                "station_queued",
-                by=by,
-                station=visit.station,
-                from_state=VState.PENDING,
-                to_state=VState.WAITING,
+            deltas.update(
+                _transition(
+                    case,
+                    visit,
+                    VState.WAITING,
+                    by=by,
+                    action="station_queued",
+                    version=None,
+                    queued_at=now,
+                )
             )
     return deltas
 
@@ -1027,31 +1022,20 @@ def visit_finish(
         if current.state != VState.IN_SERVICE:
             raise Conflict(_("该站点尚未开始办理，或已被其他窗口处理。"))
         now = timezone.now()
-        _move(
+        # The DONE count is also the "visits finished" key of counters.py.
+        deltas = _transition(
+            case,
             current,
             VState.DONE,
-            expected=[VState.IN_SERVICE],
+            by=by,
+            action="station_done",
             version=version,
+            log_note=note,
             finished_at=now,
             note=note.strip()[:300],
         )
-        sid = current.station_id
-        deltas: Counter[str] = Counter(
-            {
-                f"station:{sid}:{VState.IN_SERVICE}": -1,
-                # Also the "visits finished" key of counters.py: the same key.
-                f"station:{sid}:{VState.DONE}": 1,
-                f"station:{sid}:service_s": _seconds(now, current.started_at),
-            }
-        )
-        _log(
-            case,
-            "station_done",
-            by=by,
-            station=current.station,
-            from_state=VState.IN_SERVICE,
-            to_state=VState.DONE,
-            note=note,
+        deltas[f"station:{current.station_id}:service_s"] += _seconds(
+            now, current.started_at
         )
         if current.station.code == Code.IDENTITY and case.identity_checked_at is None:
             UnitHandover.objects.filter(pk=case.pk).update(
@@ -1077,27 +1061,17 @@ def visit_skip(
         if current.state not in (VState.PENDING, VState.WAITING, VState.CALLED):
             raise Conflict(_("该站点已在办理或已结束，不能跳过。"))
         now = timezone.now()
-        _move(
+        deltas = _transition(
+            case,
             current,
             VState.SKIPPED,
-            expected=[current.state],
+            by=by,
+            action="station_skipped",
             version=version,
+            log_note=reason,
             finished_at=now,
             skip_reason=reason[:200],
             operator=by,
-        )
-        sid = current.station_id
-        deltas: Counter[str] = Counter(
-            {f"station:{sid}:{current.state}": -1, f"station:{sid}:{VState.SKIPPED}": 1}
-        )
-        _log(
-            case,
-            "station_skipped",
-            by=by,
-            station=current.station,
-            from_state=current.state,
-            to_state=VState.SKIPPED,
-            note=reason,
         )
         deltas.update(_unlock_gated(case, by=by, now=now))
         counters.bump(case.event_id, deltas)
@@ -1113,28 +1087,15 @@ def visit_requeue(visit: StationVisit, *, by: Any, version: int | None) -> Stati
         case, current = _visit_for_update(visit.pk, version)
         if current.state != VState.CALLED:
             raise Conflict(_("该业主已被其他窗口处理，请刷新队列。"))
-        _move(
+        deltas = _transition(
+            case,
             current,
             VState.WAITING,
-            expected=[VState.CALLED],
+            by=by,
+            action="station_requeued",
             version=version,
             called_at=None,
             counter=None,
         )
-        sid = current.station_id
-        counters.bump(
-            case.event_id,
-            {
-                f"station:{sid}:{VState.CALLED}": -1,
-                f"station:{sid}:{VState.WAITING}": 1,
-            },
-        )
-        _log(
-            case,
-            "station_requeued",
-            by=by,
-            station=current.station,
-            from_state=VState.CALLED,
-            to_state=VState.WAITING,
-        )
+        counters.bump(case.event_id, deltas)
     return StationVisit.objects.get(pk=visit.pk)
