@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -146,6 +147,8 @@ class Customer(models.Model):
         blank=True,
         related_name="owned_customers",
         verbose_name=_("负责人"),
+        # customer_owner_recent (owner first) serves every lookup by owner.
+        db_index=False,
     )
     team = models.ForeignKey(
         "accounts.Team",
@@ -154,6 +157,8 @@ class Customer(models.Model):
         blank=True,
         related_name="customers",
         verbose_name=_("团队"),
+        # customer_team_recent (team first) serves every lookup by team.
+        db_index=False,
     )
     lifetime_value = models.DecimalField(
         _("累计成交额"), max_digits=14, decimal_places=2, default=0
@@ -211,15 +216,55 @@ class Customer(models.Model):
             ("register_caller", _("可登记来电客户（待核实）")),
             ("verify_customer", _("可核实客户")),
         ]
+        # Each list order has an index that serves it exactly, for each filter of the
+        # list whose rows can be many (customers/selectors.py SORTS): `id` breaks ties,
+        # so rows sharing an updated_at (a bulk reassignment, a pool return, an import)
+        # never make PostgreSQL sort them, and the filter's own index walks its rows in
+        # order, so the page does not depend on which rows arrived last (issue 18).
         indexes = [
-            models.Index(fields=["owner", "-updated_at"], name="customer_owner_recent"),
-            models.Index(fields=["team", "-updated_at"], name="customer_team_recent"),
+            models.Index(
+                fields=["owner", "-updated_at", "-id"], name="customer_owner_recent"
+            ),
+            models.Index(
+                fields=["team", "-updated_at", "-id"], name="customer_team_recent"
+            ),
             models.Index(fields=["-updated_at", "-id"], name="customer_recent"),
             models.Index(fields=["name", "id"], name="customer_name"),
             models.Index(fields=["-created_at", "-id"], name="customer_created"),
-            models.Index(fields=["kind", "-updated_at"], name="customer_kind_recent"),
-            models.Index(fields=["stage", "-updated_at"], name="customer_stage_recent"),
-            models.Index(fields=["tier", "-updated_at"], name="customer_tier_recent"),
+            models.Index(
+                fields=["kind", "-updated_at", "-id"], name="customer_kind_recent"
+            ),
+            # Within a kind in every order too: persons and organisations arrive apart
+            # (organisations imported first, their people after) and their names
+            # start differently (a city, a surname).
+            models.Index(fields=["kind", "name", "id"], name="customer_kind_name"),
+            models.Index(
+                fields=["kind", "-created_at", "-id"], name="customer_kind_created"
+            ),
+            models.Index(
+                "kind",
+                F("last_contacted_at").asc(nulls_first=True),
+                "id",
+                name="customer_kind_last_contact",
+            ),
+            models.Index(
+                fields=["stage", "-updated_at", "-id"], name="customer_stage_recent"
+            ),
+            models.Index(
+                fields=["tier", "-updated_at", "-id"], name="customer_tier_recent"
+            ),
+            models.Index(
+                fields=["province", "-updated_at", "-id"],
+                name="customer_province_recent",
+            ),
+            models.Index(
+                fields=["city", "-updated_at", "-id"], name="customer_city_recent"
+            ),
+            models.Index(
+                fields=["-updated_at", "-id"],
+                name="customer_key_account_recent",
+                condition=models.Q(is_key_account=True),
+            ),
             models.Index(
                 fields=["province", "city", "district"], name="customer_region"
             ),
@@ -228,9 +273,15 @@ class Customer(models.Model):
             models.Index(
                 fields=["kind", "tier", "province"], name="customer_kind_tier_region"
             ),
-            models.Index(fields=["last_contacted_at"], name="customer_last_contact"),
+            # The 最久未联系 order: never contacted first (also the range of the
+            # 未联系天数 filter).
             models.Index(
-                fields=["-updated_at"],
+                F("last_contacted_at").asc(nulls_first=True),
+                "id",
+                name="customer_last_contact",
+            ),
+            models.Index(
+                fields=["-updated_at", "-id"],
                 name="customer_pool",
                 condition=models.Q(owner__isnull=True),
             ),
@@ -241,17 +292,17 @@ class Customer(models.Model):
             ),
             # The pool's filters (公海: region, kind, source), newest first.
             models.Index(
-                fields=["kind", "-updated_at"],
+                fields=["kind", "-updated_at", "-id"],
                 name="customer_pool_kind",
                 condition=models.Q(owner__isnull=True),
             ),
             models.Index(
-                fields=["source", "-updated_at"],
+                fields=["source", "-updated_at", "-id"],
                 name="customer_pool_source",
                 condition=models.Q(owner__isnull=True),
             ),
             models.Index(
-                fields=["province", "city", "-updated_at"],
+                fields=["province", "city", "-updated_at", "-id"],
                 name="customer_pool_region",
                 condition=models.Q(owner__isnull=True),
             ),
