@@ -46,7 +46,11 @@ STANDARD_KEYS = {
     "status",
     "reason",
     "missing",
+    "terms",
 }
+# A scenario asking for more terms (or filters) than this lists its slowest only.
+TERMS_LISTED = 12
+SLOWEST_TERMS = 5
 
 
 def number(value: Any, digits: int = 1) -> str:
@@ -105,11 +109,37 @@ def render(results: dict[str, Any]) -> str:
         f"Data step: {build['seconds']:.0f} s "
         f"({'reused' if build['reused'] else 'built'}).",
         "",
+        *scenario_table(results["scenarios"]),
+    ]
+    for name, shape in results.get("shapes", {}).items():
+        copy = (
+            "reused"
+            if shape.get("reused")
+            else f"built in {number(shape.get('seconds'))} s"
+        )
+        lines += [
+            "",
+            f"**Shape `{name}`** ({shape.get('text', '')}; bench/shapes.py), measured "
+            f"{shape['date']} on commit `{shape['git']['commit'][:12]}`"
+            f"{' (with uncommitted changes)' if shape['git']['dirty'] else ''}; load "
+            f"average at start {shape.get('load_average_at_start')}; its copy of the "
+            f"customers {copy}.",
+            "",
+            *scenario_table(shape["scenarios"]),
+        ]
+    lines.append(end)
+    return "\n".join(lines)
+
+
+def scenario_table(scenarios: dict[str, Any]) -> list[str]:
+    """The table of one run's scenarios, then the actions' other figures and the
+    figures of each search term (or filter) of the scenarios that ask for several."""
+    lines = [
         "| scenario | role | goal | p50 ms | p95 ms | p99 ms | queries | SQL ms "
         "| CPU ms | bytes | rps / errors | verdict |",
         "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
-    for name, entry in results["scenarios"].items():
+    for name, entry in scenarios.items():
         if entry.get("missing"):
             lines.append(
                 f"| `{name}` | {entry['role']} | {entry['goal']} | missing: "
@@ -139,13 +169,47 @@ def render(results: dict[str, Any]) -> str:
             for key, value in entry.items()
             if key not in STANDARD_KEYS
         )
-        for name, entry in results["scenarios"].items()
+        for name, entry in scenarios.items()
         if entry.get("kind") == "action"
     ]
     if details:
         lines += ["", "Actions in detail: " + "; ".join(details) + "."]
-    lines.append(end)
-    return "\n".join(lines)
+    terms = term_table(scenarios)
+    if terms:
+        lines += ["", *terms]
+    return lines
+
+
+def term_table(scenarios: dict[str, Any]) -> list[str]:
+    """Per search term (or filter): a scenario with few lists each, one with many
+    (a sample of real names) its SLOWEST_TERMS slowest by p99."""
+    rows = []
+    for name, entry in scenarios.items():
+        terms = entry.get("terms") or {}
+        ranked = sorted(terms.items(), key=lambda item: item[1]["p99_ms"], reverse=True)
+        shown = ranked if len(ranked) <= TERMS_LISTED else ranked[:SLOWEST_TERMS]
+        for term, figures in shown:
+            cell = term.replace("|", "\\|")  # a filter's value may hold one
+            rows.append(
+                f"| `{name}` | {cell} | {figures['requests']} | "
+                f"{number(figures['p50_ms'])} | {number(figures['p95_ms'])} | "
+                f"{number(figures['p99_ms'])} | {number(figures['max_ms'])} |"
+            )
+        if len(shown) < len(ranked):
+            rest = ranked[len(shown)]
+            rows.append(
+                f"| `{name}` | {len(ranked) - len(shown)} other terms, p99 at most "
+                f"{number(rest[1]['p99_ms'])} ms | | | | | |"
+            )
+    if not rows:
+        return []
+    return [
+        "Per search term (or filter), slowest first:",
+        "",
+        "| scenario | term | requests | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|--:|--:|--:|--:|--:|",
+        *rows,
+    ]
 
 
 def update_doc(doc: Path, results: dict[str, Any]) -> None:

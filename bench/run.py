@@ -249,7 +249,42 @@ def summarise(samples: list[Sample]) -> dict[str, Any]:
         bytes=int(statistics.median(s.size for s in good)),
         client_p95_ms=round(percentiles([s.client_ms for s in good])[1], 1),
     )
+    terms = by_request(samples)
+    if terms:
+        result["terms"] = terms
     return result
+
+
+def request_label(path: str) -> str:
+    """What a request of a scenario is reported under: its search term, else its
+    filters (the query string), else "(page)"."""
+    query = urllib.parse.urlsplit(path).query
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    if params.get("q"):
+        return params["q"][0]
+    return urllib.parse.unquote(query) or "(page)"
+
+
+def by_request(samples: list[Sample]) -> dict[str, dict[str, Any]]:
+    """p50/p95/p99 and the slowest of each term (or filter) of a scenario that asks
+    for more than one: a slow term cannot hide in the scenario's percentiles."""
+    groups: dict[str, list[float]] = {}
+    for sample in samples:
+        if 200 <= sample.status < 300:
+            groups.setdefault(request_label(sample.path), []).append(sample.server_ms)
+    if len(groups) < 2:
+        return {}
+    figures = {}
+    for label, times in groups.items():
+        p50, p95, p99 = percentiles(times)
+        figures[label] = {
+            "requests": len(times),
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+            "p99_ms": round(p99, 1),
+            "max_ms": round(float(max(times)), 1),
+        }
+    return figures
 
 
 def measure_http(client: Client, paths: list[str], plan: Plan) -> list[Sample]:
@@ -350,6 +385,7 @@ def explain(
     path: str,
     capture: Path,
     meta: dict,
+    folder: Path = EXPLAIN_DIR,
 ) -> None:
     """Replay `path` (the scenario's slowest request) capturing its heaviest query, and
     write that query's EXPLAIN (ANALYZE, BUFFERS)."""
@@ -369,8 +405,8 @@ def explain(
         plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True)
     result["heaviest_query_ms"] = record["ms"]
-    EXPLAIN_DIR.mkdir(parents=True, exist_ok=True)
-    (EXPLAIN_DIR / f"{name}.txt").write_text(
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text(
         f"scenario: {name}  (size {meta['size']}, commit {meta['git']['commit'][:12]}, "
         f"{meta['date']})\n"
         f"request:  GET {record['path']}  ({record['queries']} queries; "
@@ -379,7 +415,7 @@ def explain(
         f"-- heaviest query\n{record['sql']}\n\n"
         f"-- EXPLAIN (ANALYZE, BUFFERS)\n{plan}\n"
     )
-    log(f"{name}: EXPLAIN written to {EXPLAIN_DIR / (name + '.txt')}")
+    log(f"{name}: EXPLAIN written to {folder / (name + '.txt')}")
 
 
 # --- facts about this run ------------------------------------------------------------
@@ -481,8 +517,6 @@ def dataset_facts() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import report
-
     plan = PLANS[args.size]
     servers = Servers()
     capture = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
@@ -491,8 +525,9 @@ def run(args: argparse.Namespace) -> int:
     )
     env["KEHU_BENCH_CAPTURE_DIR"] = str(capture)
     env["KEHU_BENCH_PASSWORD"] = PASSWORD
+    # The data is built and migrated in the generated tables, never in a shape's copy.
+    env["KEHU_BENCH_SHAPE"] = ""
     os.environ.update(env)
-    gunicorn = None
     try:
         log(f"seeding size {args.size} into the bench database ...")
         t0 = time.monotonic()
@@ -514,11 +549,9 @@ def run(args: argparse.Namespace) -> int:
         import django
 
         django.setup()
-        from bench.scenarios import SCENARIOS, Fixtures
-        from crm.core import scale
+        from bench import shapes
+        from bench.scenarios import SCENARIOS
 
-        logins = {role.value: name for role, name in scale.LOGINS.items()}
-        fixtures = Fixtures(logins, size=args.size)
         meta = {
             "size": args.size,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -533,12 +566,87 @@ def run(args: argparse.Namespace) -> int:
         }
         workers = args.workers or min(4, max(2, (os.cpu_count() or 2) + 1))
         meta["server"] = {"gunicorn_workers": workers, "settings": SETTINGS}
-        gunicorn = Gunicorn(env, workers, capture / "gunicorn.log")
+        names = args.scenario or []
+        if not args.shape:
+            scenarios = [s for s in SCENARIOS if not names or s.name in names]
+            results = measure_pass(scenarios, env, workers, capture, plan, meta)
+            output = {**meta, "scenarios": results}
+            if names:
+                sys.stdout.write(json.dumps(results, ensure_ascii=False, indent=2))
+                return 0
+            # A shape's figures stay until its next run (each says when it was run).
+            old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            if old.get("size") == args.size and old.get("shapes"):
+                output["shapes"] = old["shapes"]
+            write_results(output)
+            return 0
+        wanted = names or list(shapes.SCENARIOS)
+        scenarios = [s for s in SCENARIOS if s.name in wanted]
+        measured: dict[str, Any] = {}
+        for shape in shapes.SHAPES if args.shape == "all" else [args.shape]:
+            shapes.use(None)
+            built = shapes.prepare(shape, log=log)
+            shape_env = {**env, **shapes.use(shape)}
+            os.environ.update(shape_env)
+            try:
+                results = measure_pass(
+                    scenarios, shape_env, workers, capture, plan, meta, shape=shape
+                )
+            finally:
+                os.environ.update(shapes.use(None))
+            measured[shape] = {**built, "scenarios": results}
+        if names:
+            sys.stdout.write(json.dumps(measured, ensure_ascii=False, indent=2))
+            return 0
+        output = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        if output.get("size") != args.size:
+            # The shapes of another size than the last full run: on their own.
+            output = {**meta, "scenarios": {}}
+        for shape, figures in measured.items():
+            output.setdefault("shapes", {})[shape] = {
+                "date": meta["date"],
+                "git": meta["git"],
+                "load_average_at_start": meta["machine"]["load_average_at_start"],
+                **figures,
+            }
+        write_results(output)
+        return 0
+    finally:
+        servers.stop()
+
+
+def write_results(output: dict[str, Any]) -> None:
+    from bench import report
+
+    RESULTS.write_text(json.dumps(output, ensure_ascii=False, indent=2) + "\n")
+    report.update_doc(DOC, output)
+    log(f"wrote {RESULTS.relative_to(REPO_DIR)} and {DOC.relative_to(REPO_DIR)}")
+
+
+def measure_pass(
+    scenarios: list[Any],
+    env: dict[str, str],
+    workers: int,
+    capture: Path,
+    plan: Plan,
+    meta: dict[str, Any],
+    shape: str = "",
+) -> dict[str, Any]:
+    """Serve the bench data (or a shape of it) with gunicorn and measure `scenarios`;
+    EXPLAIN the three slowest (bench/explain/, or bench/explain/<shape>/)."""
+    from bench.scenarios import Fixtures
+    from crm.core import scale
+
+    logins = {role.value: name for role, name in scale.LOGINS.items()}
+    fixtures = Fixtures(logins, size=meta["size"])
+    gunicorn = Gunicorn(env, workers, capture / "gunicorn.log")
+    try:
         gunicorn.wait_ready()
-        log(f"gunicorn with {workers} workers on {gunicorn.base}")
-
+        log(
+            f"gunicorn with {workers} workers on {gunicorn.base}"
+            + (f", shape {shape}" if shape else "")
+        )
         clients: dict[str, Client] = {}
-
         fixtures.base = gunicorn.base
 
         def client_for(role: str) -> Client:
@@ -551,9 +659,7 @@ def run(args: argparse.Namespace) -> int:
 
         results: dict[str, Any] = {}
         slowest_path: dict[str, str] = {}
-        for scenario in SCENARIOS:
-            if args.scenario and scenario.name not in args.scenario:
-                continue
+        for scenario in scenarios:
             entry: dict[str, Any] = {"goal": scenario.goal.text, "role": scenario.role}
             reason = scenario.why_missing()
             if reason:
@@ -589,11 +695,16 @@ def run(args: argparse.Namespace) -> int:
             results[scenario.name] = entry
             log(
                 f"{scenario.name}: p50 {entry.get('p50_ms')} ms, p95 "
-                f"{entry.get('p95_ms')} ms, {entry.get('queries')} queries, "
+                f"{entry.get('p95_ms')} ms, p99 {entry.get('p99_ms')} ms, "
+                f"{entry.get('queries')} queries, "
                 f"{entry.get('requests')} requests in {time.monotonic() - t1:.0f} s"
             )
+            for label, figures in entry.get("terms", {}).items():
+                if figures["p95_ms"] >= 100:
+                    log(f"  {label}: p95 {figures['p95_ms']} ms (slow)")
 
-        for stale in EXPLAIN_DIR.glob("*.txt"):
+        folder = EXPLAIN_DIR / shape if shape else EXPLAIN_DIR
+        for stale in folder.glob("*.txt"):
             stale.unlink()
         measured = sorted(
             (n for n in slowest_path if "p95_ms" in results[n]),
@@ -601,26 +712,14 @@ def run(args: argparse.Namespace) -> int:
             reverse=True,
         )
         for name in measured[:3]:
-            scenario = next(s for s in SCENARIOS if s.name == name)
+            scenario = next(s for s in scenarios if s.name == name)
             client = client_for(scenario.role)
-            explain(name, results[name], client, slowest_path[name], capture, meta)
-
-        output = {**meta, "scenarios": results}
-        if not args.scenario:
-            RESULTS.write_text(json.dumps(output, ensure_ascii=False, indent=2) + "\n")
-            report.update_doc(DOC, output)
-            log(
-                f"wrote {RESULTS.relative_to(REPO_DIR)} and {DOC.relative_to(REPO_DIR)}"
+            explain(
+                name, results[name], client, slowest_path[name], capture, meta, folder
             )
-        else:
-            sys.stdout.write(
-                json.dumps(output["scenarios"], ensure_ascii=False, indent=2)
-            )
-        return 0
+        return results
     finally:
-        if gunicorn:
-            gunicorn.stop()
-        servers.stop()
+        gunicorn.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -641,6 +740,12 @@ def main(argv: list[str]) -> int:
         default=[],
         metavar="NAMES",
         help="only these scenarios, comma-separated (as --scenario)",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=["orgs_first", "same_updated_at", "all"],
+        help="measure the customer list on this data shape (bench/shapes.py) instead; "
+        "its figures go under `shapes` in bench/results.json",
     )
     args = parser.parse_args(argv)
     names = [n.strip() for value in args.only for n in value.split(",") if n.strip()]

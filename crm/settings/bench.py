@@ -20,6 +20,15 @@ if env("BENCH_DATABASE_URL", default=""):
     DATABASES["default"].update(env.db_url("BENCH_DATABASE_URL"))
 else:
     DATABASES["default"]["NAME"] = BENCH_DATABASE_NAME
+# A data shape of the customer list (bench/shapes.py): its copy of the customer tables
+# comes first on the search_path, the generated data is read for everything else.
+KEHU_BENCH_SHAPE = env("KEHU_BENCH_SHAPE", default="")
+if KEHU_BENCH_SHAPE:
+    if not KEHU_BENCH_SHAPE.replace("_", "").isalpha():
+        raise ValueError(f"KEHU_BENCH_SHAPE: not a shape name: {KEHU_BENCH_SHAPE!r}")
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c search_path=bench_shape_{KEHU_BENCH_SHAPE},public"
+    )
 
 # As in production: every request re-saves the session (idle timeout), one UPDATE each.
 SESSION_SAVE_EVERY_REQUEST = True
