@@ -9,7 +9,22 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, pgettext
 
@@ -25,6 +40,34 @@ SORTS = {
     # Never contacted first: they are the most neglected.
     "last_contact": (F("last_contacted_at").asc(nulls_first=True), "id"),
 }
+
+
+# The same orders with their first key hidden from the indexes (an expression no
+# index holds), so that PostgreSQL sorts the matches instead of walking an index.
+SORTED_MATCHES = {
+    "recent": (
+        ExpressionWrapper(
+            F("updated_at") + Value(timedelta(0)), output_field=DateTimeField()
+        ).desc(),
+        "-id",
+    ),
+    "name": (Concat("name", Value("")).asc(), "id"),
+    "created": (
+        ExpressionWrapper(
+            F("created_at") + Value(timedelta(0)), output_field=DateTimeField()
+        ).desc(),
+        "-id",
+    ),
+    "last_contact": (
+        ExpressionWrapper(
+            F("last_contacted_at") + Value(timedelta(0)), output_field=DateTimeField()
+        ).asc(nulls_first=True),
+        "id",
+    ),
+}
+# How many of all customers, in the list's order, a name search looks through for its
+# page before it sorts every match instead (list_page).
+SEARCH_WINDOW = 2_000
 
 
 def customer_list(
@@ -71,6 +114,50 @@ def customer_list(
         elif field in hooks.list_filters:
             customers = hooks.list_filters[field].apply(customers, value)
     return customers.order_by(*SORTS.get(sort, SORTS["recent"]))
+
+
+def list_page(page: Any, *, query: str, sort: str) -> Any:
+    """Fetch the rows of a page of customer_list for a name search (issue 18).
+
+    A broad name (有限, 王) matches customers all through the order, and PostgreSQL
+    finds a page by walking the order's index and testing each row: quick when the
+    matches are spread, but where they all arrived long ago (organisations imported
+    before their people) it walks every newer row first. So the page is taken from the
+    first SEARCH_WINDOW customers in the order when it lies there, which is exact (they
+    precede every other row), and otherwise from all the matches sorted (their count,
+    not their age, decides the time); a search of at most MAX_COUNT matches (the
+    paginator counted them) sorts them straight away. Other pages are left as they
+    are: a filter's own index serves each order (customers/models.py).
+    """
+    normalised = search.normalise(query)
+    if not normalised or search.PHONE_QUERY.match(normalised):
+        return page
+    paginator = page.paginator
+    customers = paginator.object_list
+    offset = page.start_index() - 1 if paginator.count else 0
+    limit = paginator.per_page
+    sorted_matches = customers.order_by(
+        *SORTED_MATCHES.get(sort, SORTED_MATCHES["recent"])
+    )
+    if not paginator.is_capped:
+        # At most MAX_COUNT matches (counted already): sorting them is cheap.
+        page.object_list = list(sorted_matches[offset : offset + limit])
+        return page
+    window = Customer.objects.order_by(*SORTS.get(sort, SORTS["recent"])).values("pk")
+    # id = ANY(ARRAY(...)): the window's ids drive the page (primary-key lookups);
+    # as IN (subquery) the planner fetched every match first and joined.
+    in_window = Func(
+        F("pk"),
+        ArraySubquery(window[:SEARCH_WINDOW]),
+        template="(%(expressions)s))",
+        arg_joiner=" = ANY(",
+        output_field=BooleanField(),
+    )
+    rows = list(customers.filter(in_window)[offset : offset + limit])
+    if len(rows) < limit:
+        rows = list(sorted_matches[offset : offset + limit])
+    page.object_list = rows
+    return page
 
 
 # How many of the user's latest contacts decide their usual channel.

@@ -95,8 +95,9 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     if not valid:
         # A filter that does not parse must not silently widen the list to everyone.
         customers = customers.none()
+    page = paginate(customers, bounds.params(request).page(), PAGE_SIZE)
     context = {
-        "page": paginate(customers, bounds.params(request).page(), PAGE_SIZE),
+        "page": selectors.list_page(page, query=query, sort=sort),
         "form": form,
         "filter_errors": None if valid else form.errors,
         "query": query,

@@ -14,6 +14,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers import selectors
@@ -113,6 +114,16 @@ def _plan(queryset) -> str:
     return plan
 
 
+def _explain_as_run(sql: str) -> str:
+    """The plan of a captured statement (its parameters already inlined)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a small table here
+        cursor.execute("EXPLAIN " + sql.replace("%", "%%"))
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET LOCAL enable_seqscan = on")
+    return plan
+
+
 @pytest.mark.parametrize(
     ("fields", "sort"),
     list(EXACT),
@@ -145,3 +156,68 @@ def test_a_page_of_ties_is_the_next_ids_in_order(book):
     assert pages[0] + pages[1] == ids[:50] == sorted(ids[:50], reverse=True)
     tied = Customer.objects.filter(id__in=ids)
     assert tied.values("updated_at").distinct().count() == 1
+
+
+@pytest.fixture
+def orgs_then_people(sales_rep):
+    """Organisations that arrived long ago, then many more people: a broad company
+    word matches only rows at the far end of the recency order."""
+    customers = [
+        CustomerFactory.build(
+            name=f"深圳{n:03d}科技有限公司" if n < 40 else f"王{n:03d}",
+            kind=Customer.Kind.ENTERPRISE if n < 40 else Customer.Kind.OWNER,
+            is_organization=n < 40,
+            owner=sales_rep,
+            team=sales_rep.team,
+        )
+        for n in range(240)
+    ]
+    Customer.objects.bulk_create(customers)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE customers_customer SET updated_at = now() - interval '1 year' "
+            "+ id * interval '1 min', created_at = now() - interval '2 years'"
+        )
+        cursor.execute("ANALYZE customers_customer")
+    return sales_rep
+
+
+@pytest.mark.parametrize("window", [5, 60, 2_000])
+@pytest.mark.parametrize("sort", list(selectors.SORTS))
+@pytest.mark.parametrize("query", ["有限", "王", "科技有限"])
+def test_a_search_page_is_the_same_whether_it_lies_in_the_window_or_not(
+    orgs_then_people, monkeypatch, window, sort, query
+):
+    from crm.core import pagination
+
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", window)
+    customers = selectors.customer_list(user=orgs_then_people, query=query, sort=sort)
+    expected = list(customers.values_list("pk", flat=True))
+    for number in (1, 2, 3):
+        if (number - 1) * 10 >= len(expected):
+            break
+        page = selectors.list_page(
+            pagination.paginate(customers, number, 10), query=query, sort=sort
+        )
+        assert [c.pk for c in page.object_list] == expected[
+            (number - 1) * 10 : number * 10
+        ]
+
+
+def test_matches_out_of_the_window_are_sorted_not_walked(orgs_then_people, monkeypatch):
+    """The organisations lie past the window: their page comes from the matches,
+    sorted, never from walking the recency index past every person."""
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", 100)
+    customers = selectors.customer_list(user=orgs_then_people, query="有限")
+    with CaptureQueriesContext(connection) as queries:
+        from crm.core import pagination
+
+        page = selectors.list_page(
+            pagination.paginate(customers, 1, 25), query="有限", sort="recent"
+        )
+    assert len(page.object_list) == 25
+    last = queries.captured_queries[-1]["sql"]
+    assert "+ '0:00:00'::interval" in last or "+ '00:00:00'::interval" in last, last
+    plan = _explain_as_run(last)
+    assert "Sort Key: ((customers_customer.updated_at + " in plan, plan
+    assert "customer_recent" not in plan, plan
