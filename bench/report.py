@@ -16,11 +16,13 @@ from typing import Any
 REPO_DIR = Path(__file__).resolve().parent.parent
 
 
-def markers(size: str) -> tuple[str, str]:
-    """Each size has its own table, so a quick small run leaves the full figures alone."""
+def markers(size: str, part: str = "") -> tuple[str, str]:
+    """Each size has its own table, so a quick small run leaves the full figures alone;
+    the data shapes' tables (part "shapes") have their own markers too."""
+    name = f"{size}:{part}" if part else size
     return (
-        f"<!-- bench:{size}:start (generated from bench/results.json; edit outside) -->",
-        f"<!-- bench:{size}:end -->",
+        f"<!-- bench:{name}:start (generated from bench/results.json; edit outside) -->",
+        f"<!-- bench:{name}:end -->",
     )
 
 
@@ -111,7 +113,17 @@ def render(results: dict[str, Any]) -> str:
         "",
         *scenario_table(results["scenarios"]),
     ]
+    lines.append(end)
+    return "\n".join(lines)
+
+
+def render_shapes(results: dict[str, Any], size: str) -> str:
+    """The tables of the data shapes (bench/shapes.py) measured at `size`."""
+    start, end = markers(size, "shapes")
+    lines = [start]
     for name, shape in results.get("shapes", {}).items():
+        if shape.get("size") != size:
+            continue
         copy = (
             "reused"
             if shape.get("reused")
@@ -119,8 +131,9 @@ def render(results: dict[str, Any]) -> str:
         )
         lines += [
             "",
-            f"**Shape `{name}`** ({shape.get('text', '')}; bench/shapes.py), measured "
-            f"{shape['date']} on commit `{shape['git']['commit'][:12]}`"
+            f"**Shape `{name}`** ({shape.get('text', '')}; bench/shapes.py), size "
+            f"{size}, measured {shape['date']} on commit "
+            f"`{shape['git']['commit'][:12]}`"
             f"{' (with uncommitted changes)' if shape['git']['dirty'] else ''}; load "
             f"average at start {shape.get('load_average_at_start')}; its copy of the "
             f"customers {copy}.",
@@ -213,13 +226,32 @@ def term_table(scenarios: dict[str, Any]) -> list[str]:
 
 
 def update_doc(doc: Path, results: dict[str, Any]) -> None:
-    start, end = markers(results["size"])
+    """The table of the results' own size, and the shapes' tables of every size they
+    were measured at (each after its size's table)."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if results.get("scenarios"):
+        text = _replace(text, markers(results["size"]), render(results), after=None)
+    sizes = {shape.get("size") for shape in results.get("shapes", {}).values()}
+    for size in sorted(s for s in sizes if s):
+        text = _replace(
+            text,
+            markers(size, "shapes"),
+            render_shapes(results, size),
+            after=markers(size)[1],
+        )
+    doc.write_text(text)
+
+
+def _replace(text: str, marks: tuple[str, str], block: str, after: str | None) -> str:
+    start, end = marks
     if start not in text or end not in text:
-        text = text.rstrip("\n") + f"\n\n{start}\n{end}\n"
+        if after and after in text:
+            head, tail = text.split(after, 1)
+            return f"{head}{after}\n\n{block}{tail}"
+        return text.rstrip("\n") + f"\n\n{block}\n"
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    doc.write_text(head + render(results) + tail)
+    return head + block + tail
 
 
 def main() -> int:

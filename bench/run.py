@@ -574,9 +574,10 @@ def run(args: argparse.Namespace) -> int:
             if names:
                 sys.stdout.write(json.dumps(results, ensure_ascii=False, indent=2))
                 return 0
-            # A shape's figures stay until its next run (each says when it was run).
+            # A shape's figures stay until its next run (each says when and at what
+            # size it was run).
             old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-            if old.get("size") == args.size and old.get("shapes"):
+            if old.get("shapes"):
                 output["shapes"] = old["shapes"]
             write_results(output)
             return 0
@@ -598,12 +599,11 @@ def run(args: argparse.Namespace) -> int:
         if names:
             sys.stdout.write(json.dumps(measured, ensure_ascii=False, indent=2))
             return 0
+        # The shapes go beside the last run's figures, whatever size those are of.
         output = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        if output.get("size") != args.size:
-            # The shapes of another size than the last full run: on their own.
-            output = {**meta, "scenarios": {}}
         for shape, figures in measured.items():
             output.setdefault("shapes", {})[shape] = {
+                "size": args.size,
                 "date": meta["date"],
                 "git": meta["git"],
                 "load_average_at_start": meta["machine"]["load_average_at_start"],
@@ -699,9 +699,13 @@ def measure_pass(
                 f"{entry.get('queries')} queries, "
                 f"{entry.get('requests')} requests in {time.monotonic() - t1:.0f} s"
             )
-            for label, figures in entry.get("terms", {}).items():
-                if figures["p95_ms"] >= 100:
-                    log(f"  {label}: p95 {figures['p95_ms']} ms (slow)")
+            terms = entry.get("terms", {})
+            for label in sorted(terms, key=lambda t: -terms[t]["p99_ms"])[:3]:
+                figures = terms[label]
+                log(
+                    f"  {label}: p50 {figures['p50_ms']}, p95 {figures['p95_ms']}, "
+                    f"p99 {figures['p99_ms']} ms ({figures['requests']} requests)"
+                )
 
         folder = EXPLAIN_DIR / shape if shape else EXPLAIN_DIR
         for stale in folder.glob("*.txt"):
