@@ -225,11 +225,14 @@ def term_table(scenarios: dict[str, Any]) -> list[str]:
     ]
 
 
-def update_doc(doc: Path, results: dict[str, Any]) -> None:
-    """The table of the results' own size, and the shapes' tables of every size they
-    were measured at (each after its size's table)."""
+def update_doc(
+    doc: Path, results: dict[str, Any], *, shapes_only: bool = False
+) -> None:
+    """The table of the results' own size (unless `shapes_only`: a shapes run leaves
+    it as it is), and the shapes' tables of every size they were measured at (each
+    after its size's table)."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if results.get("scenarios"):
+    if results.get("scenarios") and not shapes_only:
         text = _replace(text, markers(results["size"]), render(results), after=None)
     sizes = {shape.get("size") for shape in results.get("shapes", {}).values()}
     for size in sorted(s for s in sizes if s):

@@ -609,17 +609,17 @@ def run(args: argparse.Namespace) -> int:
                 "load_average_at_start": meta["machine"]["load_average_at_start"],
                 **figures,
             }
-        write_results(output)
+        write_results(output, shapes_only=True)
         return 0
     finally:
         servers.stop()
 
 
-def write_results(output: dict[str, Any]) -> None:
+def write_results(output: dict[str, Any], *, shapes_only: bool = False) -> None:
     from bench import report
 
     RESULTS.write_text(json.dumps(output, ensure_ascii=False, indent=2) + "\n")
-    report.update_doc(DOC, output)
+    report.update_doc(DOC, output, shapes_only=shapes_only)
     log(f"wrote {RESULTS.relative_to(REPO_DIR)} and {DOC.relative_to(REPO_DIR)}")
 
 

@@ -153,3 +153,44 @@ def test_filters_are_reported_by_query_string():
         "kind=enterprise&sort=name"
     )
     assert run.request_label("/customers/") == "(page)"
+
+
+def test_a_shapes_run_leaves_the_main_table_as_written(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    start, end = report.markers("full")
+    doc.write_text(f"# Benchmarks\n\n{start}\nedited by hand\n{end}\n\nprose\n")
+    shape_figures = {
+        "size": "full",
+        "text": "every organisation older",
+        "date": "2026-12-07T14:00:00+00:00",
+        "git": {"commit": "0123456789abcdef", "dirty": False},
+        "load_average_at_start": [1.0, 1.0, 1.0],
+        "reused": False,
+        "seconds": 180.0,
+        "scenarios": {
+            "customers.search_broad": {
+                "goal": "p95 < 100 ms",
+                "role": "sales",
+                "requests": 2,
+                "errors": 0,
+                "p50_ms": 40.0,
+                "p95_ms": 60.0,
+                "p99_ms": 61.0,
+                "queries": 12,
+                "meets_goal": True,
+            }
+        },
+    }
+    results = {
+        "size": "full",
+        "scenarios": {"x": {}},
+        "shapes": {"orgs_first": shape_figures},
+    }
+    report.update_doc(doc, results, shapes_only=True)
+    text = doc.read_text()
+    assert "edited by hand" in text
+    assert text.index(end) < text.index("**Shape `orgs_first`**") < text.index("prose")
+    assert (
+        "| `customers.search_broad` | sales | p95 < 100 ms | 40.0 | 60.0 | 61.0 |"
+        in text
+    )
