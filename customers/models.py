@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.accounts import access
 from crm.accounts.roles import Role
-from crm.core import bounds
+from crm.core import bounds, db
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -44,8 +44,9 @@ class NameGrams(models.Func):
 
 
 # Every create, update and delete of a customer is recorded with who and what changed.
+# Inserts are recorded per statement (db.StatementInsertEvent): the same event rows.
 @pghistory.track(
-    pghistory.InsertEvent(),
+    db.StatementInsertEvent(),
     pghistory.UpdateEvent(),
     pghistory.DeleteEvent(),
     exclude=[
@@ -361,7 +362,9 @@ class Customer(models.Model):
 # Secondary phones are edited on the customer form: who added or removed which number
 # is in the customer's history tab with the customer's own changes.
 @pghistory.track(
-    pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent()
+    db.StatementInsertEvent(),
+    pghistory.UpdateEvent(),
+    pghistory.DeleteEvent(),
 )
 class CustomerPhone(models.Model):
     class Kind(models.TextChoices):
@@ -395,7 +398,7 @@ class CustomerPhone(models.Model):
 
 # Audited like the customer: the history tab shows who changed which preference.
 @pghistory.track(
-    pghistory.InsertEvent(),
+    db.StatementInsertEvent(),
     pghistory.UpdateEvent(),
     pghistory.DeleteEvent(),
     exclude=["version", "updated_at"],

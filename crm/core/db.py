@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import pghistory
+import pghistory.trigger
+import pgtrigger
 import psycopg
 from django.db import InterfaceError, OperationalError, connection, models
 from django.db.models import Model
@@ -19,6 +21,43 @@ from django.db.models import Model
 def audited(by: Any) -> pghistory.context:
     """Tag the audit rows written inside the block with the acting user (or the system)."""
     return pghistory.context(user=by.pk if by else None)
+
+
+class _NonEmptyStatementEvent(pghistory.trigger.Event):
+    """pghistory's statement-level event trigger, returning at once for a statement
+    of no rows: its INSERT … SELECT would still upsert the context row (whether it
+    does depends on the plan), which a row-level trigger never fires to do."""
+
+    def get_func(self, model: type[Model]) -> pgtrigger.Func:
+        func = super().get_func(model)
+        return pgtrigger.Func(
+            "IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; "
+            + func.func
+        )
+
+
+class StatementInsertEvent(pghistory.InsertEvent):
+    """Insert events written by one statement-level trigger: one INSERT … SELECT over
+    the statement's new rows, the context attached once. The same event rows (one a
+    row, in the rows' order, same columns and context) as pghistory's row-level
+    trigger, which calls `_pgh_attach_context()` (an exception block and an upsert)
+    for every row: a fifth of the cost for a COPY of 500 rows (docs/benchmarks.md,
+    issue 18, session 13)."""
+
+    level = pgtrigger.Statement
+
+    def add_event_trigger(self, event_model: type[Model]) -> None:
+        pgtrigger.register(
+            _NonEmptyStatementEvent(
+                event_model=event_model,
+                label=self.label,
+                name=self.trigger_name,
+                row=self.row,
+                operation=self.operation,
+                condition=self.condition,
+                level=self.level,
+            )
+        )(event_model.pgh_tracked_model)
 
 
 def lock_in_order(model: type[Model], *pks: int) -> dict[int, Model]:

@@ -9,6 +9,7 @@ import io
 import pghistory
 import pghistory.models
 import pytest
+from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -148,6 +149,30 @@ def stored(customer: Customer) -> dict:
         )
         for e in events
     ]
+    # The phones' and the profile's events (written per statement by the import's
+    # COPYs, per row by customer_create's INSERTs): every column but keys and clocks.
+    for key, model in (
+        ("phone_events", apps.get_model("customers.CustomerPhoneEvent")),
+        ("profile_events", apps.get_model("customers.CustomerProfileEvent")),
+    ):
+        fields[key] = [
+            {
+                k: v
+                for k, v in row.items()
+                if k
+                not in {"pgh_id", "pgh_created_at", "pgh_obj_id", "pgh_context_id"}
+                | {"customer_id"}
+                | VOLATILE
+            }
+            | {
+                "context": pghistory.models.Context.objects.get(
+                    pk=row["pgh_context_id"]
+                ).metadata
+            }
+            for row in model.objects.filter(customer_id=customer.pk)
+            .order_by("pgh_id")
+            .values()
+        ]
     return fields
 
 
@@ -196,6 +221,10 @@ def test_imported_customers_are_stored_as_customer_create_stores_them(
     assert all(v["name_pinyin"] and v["name_initials"] for v in values)
     assert all(
         v["events"][0][2] == {"user": manager.pk, "import_job": job.pk} for v in values
+    )
+    assert all(
+        len(v["phone_events"]) == len(v["phones"]) and len(v["profile_events"]) == 1
+        for v in values
     )
 
 
