@@ -95,11 +95,18 @@ def normalise_phones(raw_numbers: Iterable[str]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def id_number_columns(number: str) -> tuple[str, str, str]:
+    """(cipher, blind index, mask): what a customer stores for a normalised ID number."""
+    return identity.encrypt(number), identity.blind_index(number), identity.mask(number)
+
+
 def store_id_number(customer: Customer, number: str) -> None:
     """Set the encrypted ID number, its blind index and mask from a normalised number."""
-    customer.id_number_cipher = identity.encrypt(number)
-    customer.id_number_index = identity.blind_index(number)
-    customer.id_number_masked = identity.mask(number)
+    (
+        customer.id_number_cipher,
+        customer.id_number_index,
+        customer.id_number_masked,
+    ) = id_number_columns(number)
 
 
 def build(
@@ -111,6 +118,8 @@ def build(
     owner: Any = None,
     now: datetime | None = None,
     verified: bool = True,
+    checked_phones: list[tuple[str, str]] | None = None,
+    checked_id: tuple[str, str, str] | None = None,
 ) -> NewCustomer:
     """The unsaved customer, phones and profile for this input.
 
@@ -119,8 +128,16 @@ def build(
     nobody and outside the pool, until an agent verifies it. Keys of `data`
     and `profile` other than EDITABLE_FIELDS and PROFILE_FIELDS are ignored. Raises
     ValidationError for a bad phone number, then for a bad ID number.
+
+    The import's preview has already checked its rows' numbers with the same
+    functions: it passes what they gave instead of the raw input, `checked_phones`
+    (normalise_phones' pairs) and `checked_id` (id_number_columns' triple), which are
+    stored as they are.
     """
-    numbers = normalise_phones(phone_numbers)
+    if checked_phones is not None:
+        numbers = checked_phones
+    else:
+        numbers = normalise_phones(phone_numbers)
     customer = Customer(
         owner=owner,
         team=owner.team if owner else None,
@@ -128,7 +145,13 @@ def build(
         is_verified=verified,
         **{k: v for k, v in data.items() if k in EDITABLE_FIELDS},
     )
-    if id_number and id_number.strip():
+    if checked_id is not None:
+        (
+            customer.id_number_cipher,
+            customer.id_number_index,
+            customer.id_number_masked,
+        ) = checked_id
+    elif id_number and id_number.strip():
         store_id_number(customer, identity.normalise_id_number(id_number))
     customer.phone = numbers[0][0] if numbers else ""
     # Customer.save() sets these too; bulk_create does not call it.

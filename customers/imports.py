@@ -758,6 +758,7 @@ class _Draft:
     name: str
     raw_phone: str = ""
     phones: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # each phone's, in the same order
     id_index: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -979,13 +980,18 @@ class RowChecker:
                 {t.strip() for t in LIST_SEPARATORS.split(values["tags"]) if t.strip()}
             )
         self._parse_phones(values.get("phone", ""), draft)
-        cipher = self._parse_id_number(values.get("id_number", ""), draft)
+        id_columns = self._parse_id_number(values.get("id_number", ""), draft)
         self._check_model(data, draft)
         owner_id, owner_label = self._owner(values.get("owner", ""), draft)
         draft.data = {
             "fields": data,
             "phones": draft.phones,
-            "id_cipher": cipher,
+            # The kinds and the ID number's columns as checked here: the import stores
+            # them without parsing again (builder.build's checked_phones, checked_id).
+            "kinds": draft.kinds,
+            "id_cipher": id_columns[0] if id_columns else "",
+            "id_index": id_columns[1] if id_columns else "",
+            "id_masked": id_columns[2] if id_columns else "",
             "owner_id": owner_id,
             "owner_label": owner_label,  # for the preview
         }
@@ -1033,7 +1039,7 @@ class RowChecker:
             if not part.strip():
                 continue
             try:
-                number, _kind = phones.normalise_phone(part.strip())
+                number, kind = phones.normalise_phone(part.strip())
             except ValidationError as error:
                 draft.errors.extend(error.messages)
                 draft.fallback_errors.extend(error.messages)
@@ -1044,22 +1050,24 @@ class RowChecker:
                 continue
             if number not in draft.phones:
                 draft.phones.append(number)
+                draft.kinds.append(kind)
 
     @staticmethod
-    def _parse_id_number(raw: str, draft: _Draft) -> str:
-        """The number encrypted (as the customer column keeps it), or ""."""
+    def _parse_id_number(raw: str, draft: _Draft) -> tuple[str, str, str] | None:
+        """The customer's columns for the number (cipher, blind index, mask), or None.
+        The waiting rows must not hold the number in clear."""
         if not raw:
-            return ""
+            return None
         try:
             number = identity.normalise_id_number(raw)
         except ValidationError as error:
             draft.errors.extend(error.messages)
             draft.fallback_errors.extend(error.messages)
             draft.fallback["id_number"] = ""  # an invalid ID number is not kept
-            return ""
-        draft.id_index = identity.blind_index(number)
-        # The waiting rows must not hold the number in clear.
-        return identity.encrypt(number)
+            return None
+        columns = builder.id_number_columns(number)
+        draft.id_index = columns[1]
+        return columns
 
     @staticmethod
     def _check_model(data: dict[str, Any], draft: _Draft) -> None:
@@ -1589,14 +1597,12 @@ def _create_chunk(
     for row in rows:
         data = row.data
         owner_id = data.get("owner_id")
-        cipher = data.get("id_cipher")
         try:
             new = builder.build(
                 data=data.get("fields", {}),
-                phone_numbers=data.get("phones", []),
-                id_number=identity.decrypt(cipher) if cipher else None,
                 owner=None if owner_id is None else owners.get(owner_id, by),
                 now=now,
+                **_checked_numbers(data),
             )
         except ValidationError as error:
             _skip(row, error.messages, skipped)
@@ -1678,6 +1684,25 @@ def _create_chunk(
         skipped_rows=F("skipped_rows") + len(skipped),
         lease_until=timezone.now() + LEASE,
     )
+
+
+def _checked_numbers(data: dict[str, Any]) -> dict[str, Any]:
+    """builder.build's arguments for the row's phones and ID number: as the preview
+    checked them, or, for a row previewed before the preview kept them, to be
+    checked again."""
+    numbers = data.get("phones", [])
+    kinds = data.get("kinds")
+    cipher = data.get("id_cipher")
+    checked: dict[str, Any] = (
+        {"checked_phones": list(zip(numbers, kinds, strict=True))}
+        if kinds is not None and len(kinds) == len(numbers)
+        else {"phone_numbers": numbers}
+    )
+    if cipher and data.get("id_index") and data.get("id_masked"):
+        checked["checked_id"] = (cipher, data["id_index"], data["id_masked"])
+    elif cipher:
+        checked["id_number"] = identity.decrypt(cipher)
+    return checked
 
 
 def _mark_imported(plans: list[_Planned]) -> None:
