@@ -1523,8 +1523,9 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
                 finished_at=timezone.now(),
                 lease_until=None,
             )
-            # The report keeps names, phones and reasons; the rest is not needed.
-            ImportRow.objects.filter(job=job).update(data={})
+            # The report keeps names, phones and reasons; the rest is not needed (the
+            # rows imported in chunks had theirs cleared with their mark).
+            ImportRow.objects.filter(job=job).exclude(data={}).update(data={})
             _discard_file(job)
     job.refresh_from_db()
     return job
@@ -1533,6 +1534,12 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
 def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
     """Import the next `size` waiting rows in one transaction; how many it took."""
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            # The commit does not wait for its WAL to reach the disk (20 waits per
+            # 10,000 rows). Safe for a chunk: its customers and its rows' marks commit
+            # together, so a crash that loses the commit loses both, and the job
+            # carries on from the rows still waiting. Only this transaction.
+            cursor.execute("SET LOCAL synchronous_commit = off")
         # The row locks and status filter make a second worker on this job skip them.
         rows = list(
             ImportRow.objects.select_for_update(no_key=True)
@@ -1706,14 +1713,17 @@ def _checked_numbers(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mark_imported(plans: list[_Planned]) -> None:
-    """Each row imported with its customer: one UPDATE joined to the pairs (bulk_update
-    builds a CASE of 500 branches, 0.4 s of Python for a chunk)."""
+    """Each row imported with its customer, its data cleared: one UPDATE joined to the
+    pairs (bulk_update builds a CASE of 500 branches, 0.4 s of Python for a chunk)."""
     if not plans:
         return
     table = connection.ops.quote_name(ImportRow._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS r SET status = %s, customer_id = v.customer_id"  # noqa: S608  # nosec B608
+            # The row's data is not needed once its customer exists: clearing it here
+            # writes smaller row versions and spares the job's last UPDATE.
+            f"UPDATE {table} AS r SET status = %s, customer_id = v.customer_id,"  # noqa: S608  # nosec B608
+            " data = '{}'"
             " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, customer_id)"
             " WHERE r.id = v.id",
             [
