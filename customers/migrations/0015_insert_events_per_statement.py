@@ -6,34 +6,69 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0014_followup_assignee_due'),
+        ("customers", "0014_followup_assignee_due"),
     ]
 
     operations = [
         pgtrigger.migrations.RemoveTrigger(
-            model_name='customer',
-            name='insert_insert',
+            model_name="customer",
+            name="insert_insert",
         ),
         pgtrigger.migrations.RemoveTrigger(
-            model_name='customerphone',
-            name='insert_insert',
+            model_name="customerphone",
+            name="insert_insert",
         ),
         pgtrigger.migrations.RemoveTrigger(
-            model_name='customerprofile',
-            name='insert_insert',
+            model_name="customerprofile",
+            name="insert_insert",
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='customer',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerevent" ("address", "city", "created_at", "district", "email", "external_id", "external_source", "id", "id_number_masked", "is_key_account", "is_organization", "is_verified", "kind", "lifetime_value", "merged_into_id", "name", "notes", "organization_id", "owner_id", "parent_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "phone", "pool_entered_at", "province", "review_flags", "source", "stage", "tags", "team_id", "tier", "wechat_id") SELECT new_values."address", new_values."city", new_values."created_at", new_values."district", new_values."email", new_values."external_id", new_values."external_source", new_values."id", new_values."id_number_masked", new_values."is_key_account", new_values."is_organization", new_values."is_verified", new_values."kind", new_values."lifetime_value", new_values."merged_into_id", new_values."name", new_values."notes", new_values."organization_id", new_values."owner_id", new_values."parent_id", _pgh_attached_context.value, NOW(), \'insert\', new_values."id", new_values."phone", new_values."pool_entered_at", new_values."province", new_values."review_flags", new_values."source", new_values."stage", new_values."tags", new_values."team_id", new_values."tier", new_values."wechat_id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='3826f233bfc5e57c6e19c813150dc3d107ec9001', level='STATEMENT', operation='INSERT', pgid='pgtrigger_insert_insert_a36e0', referencing='REFERENCING NEW TABLE AS new_values ', table='customers_customer', when='AFTER')),
+            model_name="customer",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerevent" ("address", "city", "created_at", "district", "email", "external_id", "external_source", "id", "id_number_masked", "is_key_account", "is_organization", "is_verified", "kind", "lifetime_value", "merged_into_id", "name", "notes", "organization_id", "owner_id", "parent_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "phone", "pool_entered_at", "province", "review_flags", "source", "stage", "tags", "team_id", "tier", "wechat_id") SELECT new_values."address", new_values."city", new_values."created_at", new_values."district", new_values."email", new_values."external_id", new_values."external_source", new_values."id", new_values."id_number_masked", new_values."is_key_account", new_values."is_organization", new_values."is_verified", new_values."kind", new_values."lifetime_value", new_values."merged_into_id", new_values."name", new_values."notes", new_values."organization_id", new_values."owner_id", new_values."parent_id", _pgh_attached_context.value, NOW(), \'insert\', new_values."id", new_values."phone", new_values."pool_entered_at", new_values."province", new_values."review_flags", new_values."source", new_values."stage", new_values."tags", new_values."team_id", new_values."tier", new_values."wechat_id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;',
+                    hash="3826f233bfc5e57c6e19c813150dc3d107ec9001",
+                    level="STATEMENT",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_a36e0",
+                    referencing="REFERENCING NEW TABLE AS new_values ",
+                    table="customers_customer",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='customerphone',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerphoneevent" ("customer_id", "id", "is_primary", "kind", "number", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id") SELECT new_values."customer_id", new_values."id", new_values."is_primary", new_values."kind", new_values."number", _pgh_attached_context.value, NOW(), \'insert\', new_values."id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='56b6a90cd2f4063670edb049461ff509a786af46', level='STATEMENT', operation='INSERT', pgid='pgtrigger_insert_insert_19f5b', referencing='REFERENCING NEW TABLE AS new_values ', table='customers_customerphone', when='AFTER')),
+            model_name="customerphone",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerphoneevent" ("customer_id", "id", "is_primary", "kind", "number", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id") SELECT new_values."customer_id", new_values."id", new_values."is_primary", new_values."kind", new_values."number", _pgh_attached_context.value, NOW(), \'insert\', new_values."id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;',
+                    hash="56b6a90cd2f4063670edb049461ff509a786af46",
+                    level="STATEMENT",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_19f5b",
+                    referencing="REFERENCING NEW TABLE AS new_values ",
+                    table="customers_customerphone",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='customerprofile',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerprofileevent" ("customer_id", "do_not_call", "do_not_sms", "do_not_visit", "family_notes", "interests", "language", "notes", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "preferred_channel", "preferred_time", "special_needs") SELECT new_values."customer_id", new_values."do_not_call", new_values."do_not_sms", new_values."do_not_visit", new_values."family_notes", new_values."interests", new_values."language", new_values."notes", _pgh_attached_context.value, NOW(), \'insert\', new_values."customer_id", new_values."preferred_channel", new_values."preferred_time", new_values."special_needs" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='27554b9bb069c3c4dda9bc1d9cbdbddf2e49466b', level='STATEMENT', operation='INSERT', pgid='pgtrigger_insert_insert_376a6', referencing='REFERENCING NEW TABLE AS new_values ', table='customers_customerprofile', when='AFTER')),
+            model_name="customerprofile",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='IF NOT EXISTS (SELECT FROM new_values) THEN RETURN NULL; END IF; WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "customers_customerprofileevent" ("customer_id", "do_not_call", "do_not_sms", "do_not_visit", "family_notes", "interests", "language", "notes", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "preferred_channel", "preferred_time", "special_needs") SELECT new_values."customer_id", new_values."do_not_call", new_values."do_not_sms", new_values."do_not_visit", new_values."family_notes", new_values."interests", new_values."language", new_values."notes", _pgh_attached_context.value, NOW(), \'insert\', new_values."customer_id", new_values."preferred_channel", new_values."preferred_time", new_values."special_needs" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;',
+                    hash="27554b9bb069c3c4dda9bc1d9cbdbddf2e49466b",
+                    level="STATEMENT",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_376a6",
+                    referencing="REFERENCING NEW TABLE AS new_values ",
+                    table="customers_customerprofile",
+                    when="AFTER",
+                ),
+            ),
         ),
     ]
