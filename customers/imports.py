@@ -1534,12 +1534,6 @@ def import_job_execute(*, job_id: int, limit: int | None = None) -> ImportJob | 
 def _import_chunk(job: ImportJob, *, by: Any, size: int) -> int:
     """Import the next `size` waiting rows in one transaction; how many it took."""
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            # The commit does not wait for its WAL to reach the disk (20 waits per
-            # 10,000 rows). Safe for a chunk: its customers and its rows' marks commit
-            # together, so a crash that loses the commit loses both, and the job
-            # carries on from the rows still waiting. Only this transaction.
-            cursor.execute("SET LOCAL synchronous_commit = off")
         # The row locks and status filter make a second worker on this job skip them.
         rows = list(
             ImportRow.objects.select_for_update(no_key=True)
