@@ -7,7 +7,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0014_followup_assignee_due"),
+        ("customers", "0015_list_orders_exact"),
     ]
 
     operations = [
