@@ -117,7 +117,7 @@ def customer_list(
 
 
 def list_page(page: Any, *, query: str, sort: str) -> Any:
-    """Fetch the rows of a page of customer_list for a name search (issue 18).
+    """Fetch the rows of a page of customer_list for a search (issue 18).
 
     A broad name (有限, 王) matches customers all through the order, and PostgreSQL
     finds a page by walking the order's index and testing each row: quick when the
@@ -126,11 +126,12 @@ def list_page(page: Any, *, query: str, sort: str) -> Any:
     first SEARCH_WINDOW customers in the order when it lies there, which is exact (they
     precede every other row), and otherwise from all the matches sorted (their count,
     not their age, decides the time); a search of at most MAX_COUNT matches (the
-    paginator counted them) sorts them straight away. Other pages are left as they
-    are: a filter's own index serves each order (customers/models.py).
+    paginator counted them), or by phone number (at most MAX_PHONE_MATCHES ids),
+    sorts them straight away. Other pages are left as they are: a filter's own index
+    serves each order (customers/models.py).
     """
     normalised = search.normalise(query)
-    if not normalised or search.PHONE_QUERY.match(normalised):
+    if not normalised:
         return page
     paginator = page.paginator
     customers = paginator.object_list
@@ -139,8 +140,11 @@ def list_page(page: Any, *, query: str, sort: str) -> Any:
     sorted_matches = customers.order_by(
         *SORTED_MATCHES.get(sort, SORTED_MATCHES["recent"])
     )
-    if not paginator.is_capped:
-        # At most MAX_COUNT matches (counted already): sorting them is cheap.
+    if not paginator.is_capped or search.PHONE_QUERY.match(normalised):
+        # At most MAX_COUNT matches (counted already), or a number's at most
+        # MAX_PHONE_MATCHES ids: sorting them is cheap. Walking the order's index
+        # for the ids of "1859" tested 54,644 rows of the scope (412 ms at full size,
+        # 34 ms sorted).
         page.object_list = list(sorted_matches[offset : offset + limit])
         return page
     window = Customer.objects.order_by(*SORTS.get(sort, SORTS["recent"])).values("pk")

@@ -221,3 +221,32 @@ def test_matches_out_of_the_window_are_sorted_not_walked(orgs_then_people, monke
     plan = _explain_as_run(last)
     assert "Sort Key: ((customers_customer.updated_at + " in plan, plan
     assert "customer_recent" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", list(selectors.SORTS))
+def test_a_phone_search_page_sorts_its_matches(orgs_then_people, sort):
+    """A number's matches are at most MAX_PHONE_MATCHES ids: the page sorts them
+    (primary-key look-ups) instead of walking the order's index testing each row
+    against the ids, and lists exactly the matches in the list's order."""
+    from crm.core import pagination
+    from customers.models import CustomerPhone
+
+    people = Customer.objects.filter(is_organization=False).order_by("id")[:60]
+    CustomerPhone.objects.bulk_create(
+        CustomerPhone(customer=c, number=f"1859{n:07d}") for n, c in enumerate(people)
+    )
+    customers = selectors.customer_list(user=orgs_then_people, query="1859", sort=sort)
+    expected = list(customers.values_list("pk", flat=True))
+    assert len(expected) == 60
+    for number in (1, 2, 3):
+        with CaptureQueriesContext(connection) as queries:
+            page = selectors.list_page(
+                pagination.paginate(customers, number, 25), query="1859", sort=sort
+            )
+        assert [c.pk for c in page.object_list] == expected[
+            (number - 1) * 25 : number * 25
+        ]
+    if sort == "recent":
+        assert "+ '0:00:00'::interval" in queries.captured_queries[-1]["sql"] or (
+            "+ '00:00:00'::interval" in queries.captured_queries[-1]["sql"]
+        )
