@@ -27,10 +27,19 @@ actions, of delivery messages and of notifications they created.
 teardown (not timed) puts everything back as seed_scale left it: the actions, their
 notifications and the audit rows go, the tickets' breach flags and escalation levels
 are restored. A run that died half-way is cleaned up by the next setup.
+
+KEHU_SWEEP_COUNT=N in the environment sweeps N actions whatever the size. The small
+data has only about 170 open tickets with a running clock; to sweep 10,000 there, first
+reopen closed ones in a bench database of your own (never the shared kehu_bench):
+
+    DJANGO_SETTINGS_MODULE=crm.settings.bench BENCH_DATABASE_URL=postgres://.../mine \
+    python -m bench.sweep reopen 10000
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
@@ -42,6 +51,9 @@ BACKUP = "bench_sweep_backup"
 
 
 def count_for(fixtures: Any) -> int:
+    override = os.environ.get("KEHU_SWEEP_COUNT", "")
+    if override:
+        return int(override)
     return COUNT.get(getattr(fixtures, "size", "full"), COUNT["full"])
 
 
@@ -182,3 +194,49 @@ def teardown(fixtures: Any) -> None:
             f"escalation_level = b.escalation_level FROM {BACKUP} AS b WHERE t.id = b.id"
         )
         cursor.execute(f"DROP TABLE {BACKUP}")
+
+
+def reopen(count: int) -> int:
+    """Make at least `count` tickets open with a running resolution clock, by resuming
+    paused ones and reopening closed and resolved ones (most recently created first;
+    the small data's 10,000 tickets then all run), for KEHU_SWEEP_COUNT at
+    small size. Changes the data for good: for a bench database of your own only.
+    Returns how many tickets it reopened."""
+    from django.conf import settings
+
+    if connection.settings_dict["NAME"] == settings.BENCH_DATABASE_NAME:
+        raise SystemExit("refusing to reopen tickets in the shared bench database")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Bench data, not a business change: no audit rows.
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "SELECT count(*) FROM service_ticket WHERE status NOT IN "
+            "('resolved', 'closed') AND paused_at IS NULL AND sla_policy_id IS NOT NULL "
+            "AND (resolution_due_at IS NOT NULL OR (first_responded_at IS NULL "
+            "AND first_response_due_at IS NOT NULL))"
+        )
+        missing = count - cursor.fetchone()[0]
+        if missing <= 0:
+            return 0
+        cursor.execute(
+            "UPDATE service_ticket SET status = 'in_progress', resolved_at = NULL, "
+            "closed_at = NULL, paused_at = NULL WHERE id IN (SELECT id FROM "
+            "service_ticket WHERE (status IN ('resolved', 'closed') "
+            "OR paused_at IS NOT NULL) AND sla_policy_id IS NOT NULL "
+            "AND resolution_due_at IS NOT NULL "
+            "ORDER BY paused_at IS NULL, created_at DESC, id LIMIT %s)",
+            [missing],
+        )
+        reopened = cursor.rowcount
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE service_ticket")
+    return reopened
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["reopen"] or len(sys.argv) != 3:
+        raise SystemExit("usage: python -m bench.sweep reopen N")
+    import django
+
+    django.setup()
+    sys.stdout.write(f"reopened {reopen(int(sys.argv[2]))} tickets\n")
