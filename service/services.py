@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
@@ -767,30 +769,60 @@ def sla_escalate(action: ScheduledAction) -> None:
         .filter(pk=action.target_id)
         .first()
     )
-    step = _sla_step(action, ticket, lambda t: list(_department_managers(t)))
+    managers: list[Any] = []
+
+    def managers_of(ticket: Ticket) -> list[Any]:
+        managers[:] = _department_managers(ticket)
+        return managers
+
+    step = _sla_step(action, ticket, managers_of)
     if step is None:
         return
-    flag, title, recipients = step
+    flag, title, recipient_ids = step
+    people = {
+        user.pk: user
+        for user in (ticket.team.lead if ticket.team else None, ticket.assignee)
+        if user is not None
+    }
+    people.update((manager.pk, manager) for manager in managers)
     _sla_flag(flag, [ticket.pk])
-    for recipient in recipients:
+    for recipient_id in recipient_ids:
         notifications.notification_send(
-            recipient=recipient,
-            key=f"{action.idempotency_key}:{recipient.pk}",
+            recipient=people[recipient_id],
+            key=f"{action.idempotency_key}:{recipient_id}",
             title=title,
             body=ticket.subject,
             url=ticket.get_absolute_url(),
-            reason=_sla_reason(ticket, recipient, flag[1]),
+            reason=_sla_reason(ticket, recipient_id, flag[1]),
             group=f"ticket:{ticket.pk}:sla",
         )
+
+
+# What `sla_escalate_many` reads of a ticket: its clocks, and who is told.
+_SLA_TICKET_FIELDS = (
+    "reference",
+    "subject",
+    "status",
+    "paused_at",
+    "first_response_due_at",
+    "first_responded_at",
+    "resolution_due_at",
+    "assignee_id",
+    "team__lead_id",
+    "team__department_id",
+)
 
 
 def sla_escalate_many(actions: list[ScheduledAction]) -> None:
     """Batch handler: `sla_escalate` for a chunk of SLA actions, with one query for the
     tickets, one for the managers, an UPDATE per kind of flag, one INSERT for the
     notifications, then the owed e-mails over one mail connection."""
-    # Not the customer: nothing here reads it, and its row is wide.
-    tickets = Ticket.objects.select_related("team__lead", "assignee").in_bulk(
-        [action.target_id for action in actions]
+    # Only the columns the step reads: the recipients are ids (the e-mail query reads
+    # their addresses), so no user row is loaded, and a ticket's row is wide.
+    tickets = (
+        Ticket.objects.select_related("team")
+        .only(*_SLA_TICKET_FIELDS)
+        .in_bulk([action.target_id for action in actions])
     )
     managers: list[Any] | None = None
 
@@ -809,6 +841,7 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
             ]
         return managers
 
+    url_of = _ticket_url_maker()
     flags: dict[tuple[str, str], list[int]] = {}
     drafts: list[notifications.Draft] = []
     for action in actions:
@@ -816,57 +849,69 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
         step = _sla_step(action, ticket, managers_of)
         if step is None:
             continue
-        flag, title, recipients = step
+        flag, title, recipient_ids = step
         flags.setdefault(flag, []).append(ticket.pk)
-        url = ticket.get_absolute_url()
+        url = url_of(ticket.reference)
         drafts += [
             notifications.Draft(
-                recipient_id=recipient.pk,
-                key=f"{action.idempotency_key}:{recipient.pk}",
+                recipient_id=recipient_id,
+                key=f"{action.idempotency_key}:{recipient_id}",
                 title=title,
                 body=ticket.subject,
                 url=url,
-                reason=_sla_reason(ticket, recipient, flag[1]),
+                reason=_sla_reason(ticket, recipient_id, flag[1]),
                 group=f"ticket:{ticket.pk}:sla",
             )
-            for recipient in recipients
+            for recipient_id in recipient_ids
         ]
-    with transaction.atomic():
+    with scheduler.batch_transaction():
         for flag, ticket_ids in flags.items():
             _sla_flag(flag, ticket_ids)
         notifications.notify_many(drafts)
     notifications.notifications_email_pending(keys=[draft.key for draft in drafts])
 
 
+def _ticket_url_maker() -> Any:
+    """`ticket.get_absolute_url()` for many references with one `reverse()`: the
+    reference is the pattern's only argument, so the rest of the path is the same for
+    every ticket (a sweep builds 10,000, and reverse costs more than the query)."""
+    head, _sep, tail = reverse("service:ticket_detail", args=["0"]).rpartition("0")
+    safe = RFC3986_SUBDELIMS + "/~:@"  # what reverse() leaves unquoted
+
+    def url_of(reference: str) -> str:
+        return head + quote(reference, safe=safe) + tail
+
+    return url_of
+
+
 def _sla_step(
     action: ScheduledAction,
     ticket: Ticket | None,
     managers_of: Any,
-) -> tuple[tuple[str, str], str, list[Any]] | None:
-    """What an SLA action does to its ticket: ((metric, stage), title, recipients), or
-    None when the clock it was made for no longer runs (stale, paused, answered)."""
+) -> tuple[tuple[str, str], str, list[int]] | None:
+    """What an SLA action does to its ticket: ((metric, stage), title, recipient ids),
+    or None when the clock it was made for no longer runs (stale, paused, answered)."""
     _prefix, _pk, metric, stage, due_ts = action.idempotency_key.split(":")
     if ticket is None or not _clock_still_running(ticket, metric, int(due_ts)):
         return None
     label = _("首次响应") if metric == "first_response" else _("解决")
-    recipients: list[Any] = []
+    lead_id = ticket.team.lead_id if ticket.team_id else None
     if stage == "warning":
         title = _("即将超时（%(what)s）：%(ref)s") % {
             "what": label,
             "ref": ticket.reference,
         }
-        recipients = [ticket.assignee or (ticket.team.lead if ticket.team else None)]
+        recipients = [ticket.assignee_id or lead_id]
     elif stage == "breach":
         title = _("已超时（%(what)s），升级到组长：%(ref)s") % {
             "what": label,
             "ref": ticket.reference,
         }
-        recipients = [ticket.team.lead if ticket.team else None, ticket.assignee]
+        recipients = [lead_id, ticket.assignee_id]
     else:
         title = _("超时未处理，升级到经理：%(ref)s") % {"ref": ticket.reference}
-        recipients = managers_of(ticket)
-    unique = {r.pk: r for r in recipients if r is not None}
-    return (metric, stage), title, list(unique.values())
+        recipients = [manager.pk for manager in managers_of(ticket)]
+    return (metric, stage), title, list(dict.fromkeys(filter(None, recipients)))
 
 
 # Why each recipient gets an SLA notification: (who they are, stage) -> reason, stored
@@ -881,11 +926,11 @@ SLA_REASONS = {
 }
 
 
-def _sla_reason(ticket: Ticket, recipient: Any, stage: str) -> str:
-    """Why `recipient` gets this SLA notification, as the list shows it."""
-    if recipient.pk == ticket.assignee_id:
+def _sla_reason(ticket: Ticket, recipient_id: int, stage: str) -> str:
+    """Why the user `recipient_id` gets this SLA notification, as the list shows it."""
+    if recipient_id == ticket.assignee_id:
         who = "assignee"
-    elif ticket.team_id and recipient.pk == ticket.team.lead_id:
+    elif ticket.team_id and recipient_id == ticket.team.lead_id:
         who = "lead"
     else:
         who = "manager"

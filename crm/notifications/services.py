@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import Q
@@ -18,11 +20,18 @@ REASON_LENGTH = Notification._meta.get_field("reason").max_length
 # started at most this long ago; later ones start a new line.
 GROUP_WINDOW = timedelta(hours=4)
 # The record of one e-mail sent (what `.filter(pk=...).update(emailed_at=...)` writes),
-# as plain SQL: it runs once per e-mail.
+# as plain SQL, prepared: it runs once per e-mail.
 _MARK_EMAILED = (
     f'UPDATE "{Notification._meta.db_table}" SET "emailed_at" = %s '  # noqa: S608
     f'WHERE "{Notification._meta.db_table}"."id" = %s'
 )
+# The session's commits stop waiting for the WAL flush while e-mails are recorded
+# (notifications_email_pending), and the previous setting is put back afterwards.
+_SYNC_COMMIT_OFF = (
+    "SELECT current_setting('synchronous_commit'), "
+    "set_config('synchronous_commit', 'off', false)"
+)
+_SYNC_COMMIT_SET = "SELECT set_config('synchronous_commit', %s, false)"
 
 
 def _title_line(title: str) -> str:
@@ -105,12 +114,25 @@ def notification_send(
 
 
 def _email(notification: Notification, address: str, **kwargs: Any) -> EmailMessage:
+    return _message(
+        notification.title,
+        notification.body,
+        notification.url,
+        notification.idempotency_key,
+        address,
+        **kwargs,
+    )
+
+
+def _message(
+    title: str, body: str, url: str, key: str, address: str, **kwargs: Any
+) -> EmailMessage:
     return EmailMessage(
-        subject=notification.title,
-        body=f"{notification.body}\n\n{notification.url}".strip(),
+        subject=title,
+        body=f"{body}\n\n{url}".strip(),
         to=[address],
         # Lets a mail gateway that supports it drop a resend of the same message.
-        headers={"X-Kehu-Idempotency-Key": notification.idempotency_key},
+        headers={"X-Kehu-Idempotency-Key": key},
         **kwargs,
     )
 
@@ -154,45 +176,54 @@ def notify_many(drafts: Sequence[Draft], *, actor_id: int | None = None) -> list
     return created
 
 
+# The batch INSERT of `notify_many`: one text whatever the batch size (the drafts go as
+# seven arrays), so psycopg and PostgreSQL parse it once per process, not per batch.
+# The subquery is the line each draft joins (`_open_line`). It names recipient and group
+# but not the window, which is checked on the one row it finds: the newest open line of
+# the group, so the same line as "the newest open line within the window". That way
+# only notification_open_group (recipient, group_key, -created_at) answers it from its
+# first entry; with the window in the WHERE clause, notification_unread_line
+# (recipient, -created_at) looked as cheap to a planner whose statistics predate the
+# window (always, during a sweep), and each draft then read every unread line its
+# recipient got in the window, dead ones of earlier sweeps included: a team lead's
+# thousands during an escalation sweep (issues 14 and 18). `n.group_key <> ''` follows
+# from the other conditions, but the planner uses that partial index only when the
+# query says it.
+_INSERT_MANY = (
+    f"INSERT INTO {Notification._meta.db_table} (recipient_id, title, body, url,"  # noqa: S608  # nosec B608 - table name from the model, values as parameters
+    " reason, group_key, idempotency_key, created_at, grouped_into_id)"
+    " SELECT v.recipient_id, v.title, v.body, v.url, v.reason, v.group_key,"
+    " v.idempotency_key, %(now)s, ("
+    "  SELECT CASE WHEN n.created_at >= %(window)s THEN n.id END"
+    f"  FROM {Notification._meta.db_table} n WHERE v.group_key <> ''"
+    "   AND n.recipient_id = v.recipient_id AND n.group_key = v.group_key"
+    "   AND n.group_key <> '' AND n.read_at IS NULL AND n.grouped_into_id IS NULL"
+    "   ORDER BY n.created_at DESC LIMIT 1)"
+    " FROM unnest(%(recipients)s::bigint[], %(titles)s::text[], %(bodies)s::text[],"
+    " %(urls)s::text[], %(reasons)s::text[], %(groups)s::text[], %(keys)s::text[])"
+    " AS v(recipient_id, title, body, url, reason, group_key, idempotency_key)"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+)
+
+
 def _insert_many(drafts: Sequence[Draft], now: datetime) -> list[str]:
     if not drafts:
         return []
-    table = Notification._meta.db_table
-    row = "(%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
-    rows = ", ".join([row] * len(drafts))
-    params: list[Any] = []
-    for draft in drafts:
-        params += [
-            draft.recipient_id,
-            _title_line(draft.title),
-            draft.body,
-            draft.url,
-            str(draft.reason)[:REASON_LENGTH],
-            draft.group,
-            draft.key,
-        ]
     with connection.cursor() as cursor:
-        # The model's table name and placeholders only; the values go as parameters.
-        # The subquery is the line each draft joins (`_open_line`), found through the
-        # index notification_open_group. `n.group_key <> ''` follows from the other
-        # conditions, but the planner uses that partial index only when the query says
-        # it: without it, each draft read every unread line its recipient got in the
-        # window (a team lead's thousands during an escalation sweep: issue 14).
-        sql = (
-            f"INSERT INTO {table} (recipient_id, title, body, url, reason, group_key,"  # noqa: S608  # nosec B608 - table name from the model, values as parameters
-            " idempotency_key, created_at, grouped_into_id)"
-            " SELECT v.recipient_id, v.title, v.body, v.url, v.reason, v.group_key,"
-            " v.idempotency_key, %s, ("
-            f"  SELECT n.id FROM {table} n WHERE v.group_key <> ''"
-            "   AND n.recipient_id = v.recipient_id AND n.group_key = v.group_key"
-            "   AND n.group_key <> ''"
-            "   AND n.read_at IS NULL AND n.grouped_into_id IS NULL"
-            "   AND n.created_at >= %s ORDER BY n.created_at DESC LIMIT 1)"
-            f" FROM (VALUES {rows}) AS v(recipient_id, title, body, url, reason,"
-            " group_key, idempotency_key)"
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+        cursor.execute(
+            _INSERT_MANY,
+            {
+                "now": now,
+                "window": now - GROUP_WINDOW,
+                "recipients": [draft.recipient_id for draft in drafts],
+                "titles": [_title_line(draft.title) for draft in drafts],
+                "bodies": [draft.body for draft in drafts],
+                "urls": [draft.url for draft in drafts],
+                "reasons": [str(draft.reason)[:REASON_LENGTH] for draft in drafts],
+                "groups": [draft.group for draft in drafts],
+                "keys": [draft.key for draft in drafts],
+            },
         )
-        cursor.execute(sql, [now, now - GROUP_WINDOW, *params])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -204,33 +235,77 @@ def notifications_email_pending(*, keys: Sequence[str]) -> int:
     worker killed in the middle resends at most the one e-mail in flight (D3), not the
     whole batch. Returns how many were sent.
 
-    Those commits do not wait for the WAL flush (`synchronous_commit = off`, for that
-    one statement's transaction only): the server has applied the commit when it
-    answers, so a killed worker loses none of them. Only a crash of PostgreSQL or its
+    Those commits do not wait for the WAL flush (`synchronous_commit = off` for the
+    session while the e-mails go, `_marking`): the server has applied the commit when
+    it answers, so a killed worker loses none of them. Only a crash of PostgreSQL or its
     machine can lose the last of them (at most 3 x wal_writer_delay), and then the
     action's later, synchronous done mark is lost too, so the sweep redelivers it and
     those e-mails go again: at-least-once, the staff channel's semantics
     (docs/reliability.md). Inside a caller's transaction the UPDATE is just part of it.
     """
+    # Tuples, not model instances: a sweep e-mails thousands.
     pending = list(
         Notification.objects.filter(idempotency_key__in=keys, emailed_at__isnull=True)
         .exclude(recipient__email="")
-        .select_related("recipient")
-        .only("title", "body", "url", "idempotency_key", "recipient__email")
         .order_by("pk")
+        .values_list(
+            "pk", "title", "body", "url", "idempotency_key", "recipient__email"
+        )
     )
     if not pending:
         return 0
-    mark = _MARK_EMAILED
-    if connection.get_autocommit():
-        # One round trip: the two statements run as one implicit transaction, so SET
-        # LOCAL covers exactly this UPDATE's commit.
-        mark = "SET LOCAL synchronous_commit = off; " + _MARK_EMAILED
-    with get_connection() as mail, connection.cursor() as cursor:
-        for notification in pending:
-            _email(notification, notification.recipient.email, connection=mail).send()
-            cursor.execute(mark, [timezone.now(), notification.pk])
+    with get_connection() as mail, _marking() as cursor:
+        for pk, title, body, url, key, address in pending:
+            _message(title, body, url, key, address, connection=mail).send()
+            cursor.execute(_MARK_EMAILED, [timezone.now(), pk])
     return len(pending)
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Binds its parameters on the server and has every statement prepared, so that
+    PostgreSQL parses and plans the one UPDATE once per connection instead of once
+    per e-mail (Django's own cursors bind on the client: simple query protocol)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(query, params, **{**kwargs, "prepare": True})
+
+    def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> None:
+        # psycopg keeps the query it ran only when it ran it unprepared; Django's query
+        # log (and CaptureQueriesContext) reads the statement from there.
+        self._query = pgq
+        super()._send_query_prepared(name, pgq, **kwargs)
+
+
+@contextmanager
+def _marking() -> Iterator[Any]:
+    """A cursor for the records of e-mails sent, in Django's wrapper (so statement
+    counters and the query log see them).
+
+    In autocommit (a worker) each UPDATE is its own transaction, and for as long as
+    this lasts the session's commits do not wait for the WAL flush; the setting is put
+    back afterwards, also when an e-mail fails. Inside a caller's transaction the
+    UPDATEs are just part of it and nothing is changed.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    # Django turns psycopg's prepared statements off (its cursors could not use them
+    # anyway); this cursor asks for them explicitly, which needs a threshold set.
+    raw.prepare_threshold = 5
+    cursor = connection._prepare_cursor(_PreparedCursor(raw))  # noqa: SLF001 - wrap a cursor of ours as Django wraps its own
+    try:
+        if not connection.get_autocommit():
+            yield cursor
+            return
+        cursor.execute(_SYNC_COMMIT_OFF)
+        previous = cursor.fetchone()[0]
+        try:
+            yield cursor
+        finally:
+            cursor.execute(_SYNC_COMMIT_SET, [previous])
+    finally:
+        cursor.close()
+        raw.prepare_threshold = threshold
 
 
 def notifications_mark_read(*, by: Any, ids: list[int] | None = None) -> int:

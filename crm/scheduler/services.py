@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,6 +183,40 @@ def action_deliver(*, action_id: int, now: datetime | None = None) -> bool:
     return action_id in _deliver_loaded(_load([action_id]), batch=False)
 
 
+# ASYNC_COMMIT: the commits of a chunk that may skip waiting for the WAL flush.
+# PostgreSQL applies such a commit before it answers (other sessions see it, a killed
+# worker loses nothing); only a crash of PostgreSQL or its machine can lose the last of
+# them (at most 3 x wal_writer_delay). The WAL is replayed in order, so such a crash
+# loses them together with everything written after them, and a batch group's done
+# mark is written last and committed synchronously: a group whose done mark survived
+# has every earlier write durable, and a group whose done mark was lost is still
+# `sending` with a lease, so the sweep takes it back and the idempotent batch handler
+# carries it out again. So a batch handler's business writes (`batch_transaction`)
+# and the record of each e-mail (crm.notifications) skip the flush: one flush per group
+# after its claim (the done mark) instead of two. What such a crash can cost is a
+# second copy of e-mails that had left, the staff channel's at-least-once
+# (docs/reliability.md). Batch handlers are never at-most-once (registry). The claim
+# itself stays synchronous: an at-most-once action whose claim a crash lost would be
+# `dispatched` again and sent a second time, instead of parked as `needs_review`.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
+# Rows are locked in id order, so two workers with overlapping chunks wait for each
+# other instead of deadlocking; the waiter then sees the row is `sending`.
+_CLAIM_CHUNK = f"""
+    WITH claim AS (
+        SELECT id FROM {ScheduledAction._meta.db_table}
+        WHERE id = ANY(%s) AND state = %s
+        ORDER BY id
+        FOR NO KEY UPDATE
+    )
+    UPDATE {ScheduledAction._meta.db_table} AS action
+    SET state = %s, attempts = action.attempts + 1, lease_until = %s
+    FROM claim WHERE action.id = claim.id
+    RETURNING action.id
+"""  # noqa: S608  # nosec B608 - the model's table name, values as parameters
+
+
 def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> list[int]:
     """Carry out a chunk of actions, each exactly once from the database's point of view.
 
@@ -196,29 +232,31 @@ def actions_deliver(*, action_ids: list[int], now: datetime | None = None) -> li
     """
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
-    table = ScheduledAction._meta.db_table
     with connection.cursor() as cursor:
-        # Rows are locked in id order, so two workers with overlapping chunks wait for
-        # each other instead of deadlocking; the waiter then sees the row is `sending`.
         cursor.execute(
-            f"""
-            WITH claim AS (
-                SELECT id FROM {table}
-                WHERE id = ANY(%s) AND state = %s
-                ORDER BY id
-                FOR NO KEY UPDATE
-            )
-            UPDATE {table} AS action
-            SET state = %s, attempts = action.attempts + 1, lease_until = %s
-            FROM claim WHERE action.id = claim.id
-            RETURNING action.id
-            """,  # noqa: S608  # nosec B608 - the model's table name, values as parameters
+            _CLAIM_CHUNK,
             [list(action_ids), State.DISPATCHED, State.SENDING, now + lease],
         )
         claimed = [row[0] for row in cursor.fetchall()]
     if not claimed:
         return []
     return _deliver_loaded(_load(claimed))
+
+
+@contextmanager
+def batch_transaction() -> Iterator[None]:
+    """`transaction.atomic()` for a batch handler's business writes (flags, in-app
+    notifications) whose commit does not wait for the WAL flush (ASYNC_COMMIT).
+
+    Only when it is the outermost transaction, as in a worker; inside a caller's
+    transaction (a test, a shell) it is a savepoint and changes nothing of the caller's.
+    """
+    outermost = connection.get_autocommit()
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute(ASYNC_COMMIT)
+        yield
 
 
 def _load(ids: list[int]) -> list[ScheduledAction]:

@@ -1,9 +1,9 @@
 """How a chunk of SLA escalations records its e-mails, as a Celery worker runs it.
 
 Outside any test transaction (a worker's connection is in autocommit): each e-mail's
-`emailed_at` is its own commit, made with `synchronous_commit = off` -- that setting
-and nothing else -- so a worker killed mid-chunk still resends at most the one e-mail
-in flight. tests/service/test_escalation.py's desk and day; real PostgreSQL.
+`emailed_at` is its own commit, made with `synchronous_commit = off` -- for the
+e-mails' records and the escalation's own writes, and put back afterwards -- so a
+worker killed mid-chunk still resends at most the one e-mail in flight. tests/service/test_escalation.py's desk and day; real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -101,14 +101,25 @@ def test_a_killed_chunk_kept_each_emails_record_and_resends_at_most_one(
     statements = [q["sql"] for q in queries.captured_queries]
     marks = [s for s in statements if '"emailed_at" =' in s]
     assert len(marks) == 4  # the 5th e-mail left and was not recorded
-    assert all(
-        s.startswith("SET LOCAL synchronous_commit = off; UPDATE") for s in marks
-    )
-    assert sum("synchronous_commit" in s for s in statements) == len(marks)
+    # Each group: the escalation's writes committed without the flush (SET LOCAL in
+    # their own transaction), then the e-mails' records with the session's setting
+    # off, and put back right after the last (also when the worker "dies").
+    switches = [i for i, s in enumerate(statements) if "synchronous_commit" in s]
+    assert [statements[i].split("(")[0] for i in switches] == [
+        "SET LOCAL synchronous_commit = off",
+        "SELECT current_setting",
+        "SELECT set_config",
+        "SET LOCAL synchronous_commit = off",
+        "SELECT current_setting",
+        "SELECT set_config",
+    ]
+    first, second = switches[1:3], switches[4:6]
+    marked = [i for i, s in enumerate(statements) if '"emailed_at" =' in s]
+    assert all(first[0] < i < first[1] or second[0] < i < second[1] for i in marked)
     assert emailed_seen_by_another_connection() == 4
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone()[0] == "on"  # SET LOCAL: the session is untouched
+        assert cursor.fetchone()[0] == "on"  # put back: the session is as it was
 
     # The warnings' group was done; the breaches' group is left `sending`. Its lease
     # runs out; the sweep takes it back and a worker delivers it.
