@@ -215,7 +215,8 @@ def test_the_emails_records_are_prepared_and_the_session_setting_is_put_back(
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
             ['UPDATE "notifications_notification" SET "emailed_at"%'],
         )
-        assert cursor.fetchone()[0] == 1
+        # One per parameter type psycopg picks for the ids (int2/int4/int8).
+        assert cursor.fetchone()[0] >= 1
     warnings = Notification.objects.filter(idempotency_key__contains=":warning:")
     assert not warnings.filter(recipient=desk.agent, emailed_at__isnull=True).exists()
     assert (
