@@ -182,11 +182,12 @@ def notify_many(drafts: Sequence[Draft], *, actor_id: int | None = None) -> list
 # but not the window, which is checked on the one row it finds: the newest open line of
 # the group, so the same line as "the newest open line within the window". That way
 # only notification_open_group (recipient, group_key, -created_at) answers it from its
-# first entry; with the window in the WHERE clause, notification_unread_line
-# (recipient, -created_at) looked as cheap to a planner whose statistics predate the
-# window (always, during a sweep), and each draft then read every unread line its
-# recipient got in the window, dead ones of earlier sweeps included: a team lead's
-# thousands during an escalation sweep (issues 14 and 18). `n.group_key <> ''` follows
+# first entry. With the window in the WHERE clause, notification_unread_line
+# (recipient, -created_at) could look as cheap to a planner whose statistics predate
+# the window (as they do during a sweep), and each draft then read every unread line
+# its recipient got in the window, dead ones of earlier sweeps included: a team lead's
+# thousands (issue 14; issue 18 saw it on the bench data after an earlier sweep, 53 s
+# in this INSERT over 10,000 escalations). `n.group_key <> ''` follows
 # from the other conditions, but the planner uses that partial index only when the
 # query says it.
 _INSERT_MANY = (
