@@ -48,11 +48,22 @@ EXACT = {
 
 
 @pytest.fixture
-def book(sales_rep, teammate):
+def book(sales_rep, teammate, outsider):
     """300 customers of the team: persons and organisations of three owners' (one of
-    them nobody: the pool); the rep's all share one updated_at (a bulk reassignment)."""
+    them nobody: the pool); the rep's all share one updated_at (a bulk reassignment).
+    And 600 of another team, out of the rep's sight: with the team's rows the whole
+    table, a team filter selects nothing and PostgreSQL 18 rightly walks the plain
+    recency index instead of the team's."""
     now = timezone.now()
-    customers = []
+    customers = [
+        CustomerFactory.build(
+            name=f"别组{n:04d}",
+            kind=KINDS[n % len(KINDS)],
+            owner=outsider,
+            team=outsider.team,
+        )
+        for n in range(600)
+    ]
     for n in range(300):
         owner = (sales_rep, teammate, None)[n % 3]
         customers.append(
