@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import subprocess  # nosec B404 # git, for the commit measured
 import sys
 import time
 from datetime import date, timedelta
@@ -66,26 +65,11 @@ def import_file(rows: int, run: int) -> bytes:
 
 
 def _commit() -> str:
-    """The checked-out commit (with + if the tree has changes), or "?"."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        head = subprocess.run(  # noqa: S603
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-    return head + ("+" if dirty else "")
+    """The checked-out commit, short, with + if the measured code has changes."""
+    from bench.run import git_facts
+
+    facts = git_facts()
+    return facts["commit"][:9] + ("+" if facts["dirty"] else "")
 
 
 def _load() -> str:
