@@ -410,3 +410,34 @@ def test_sla_warnings_and_escalations_in_a_chunk_match_one_by_one(desk, caplog):
     assert sorted(m.to[0] for m in mail.outbox) == sorted(
         ["agent@x.cn"] * 12 + ["lead@x.cn"] * 6 + ["boss@x.cn"] * 3
     )
+
+
+@pytest.mark.django_db
+def test_a_chunk_is_claimed_and_marked_done_by_primary_key_on_stale_statistics():
+    """As in a sweep of 10,000 (issue 18): the statistics were taken while the rows were
+    pending, then the sweep leased them all. The chunk's claim and its done mark must
+    look its ids up by primary key, not read every leased row through action_leased
+    (which the planner believes empty) to keep the chunk's 50."""
+    ScheduledAction.objects.bulk_create(
+        ScheduledAction(
+            kind="tests.bulk", target_id=n, due_at=NOW, idempotency_key=f"bulk:{n}"
+        )
+        for n in range(3000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE scheduler_scheduledaction")
+    ScheduledAction.objects.update(
+        state=State.DISPATCHED, lease_until=NOW + timedelta(seconds=LEASE)
+    )
+    ids = list(ScheduledAction.objects.order_by("pk").values_list("pk", flat=True))
+    chunk = ids[1000:1050]
+    statements = [
+        (services._CLAIM_CHUNK, [chunk, State.DISPATCHED, State.SENDING, NOW]),
+        (services._DONE_MARK, [State.DONE, NOW, chunk, State.SENDING]),
+    ]
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "action_leased" not in plan, plan
+            assert "scheduler_scheduledaction_pkey" in plan, plan
