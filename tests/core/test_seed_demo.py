@@ -105,9 +105,9 @@ def test_seed_demo_twice_gives_every_role_a_working_login_and_adds_nothing(seed)
     assert 'data-testid="customer-table"' in listing
 
 
-def test_crm_demo_password_sets_the_demo_password(db, monkeypatch):
+def test_crm_demo_password_sets_the_demo_password(seed, monkeypatch):
     monkeypatch.setenv("CRM_DEMO_PASSWORD", "another-demo-pw-7")
-    call_command("seed_demo", customers=0, stdout=StringIO())
+    seed(customers=0)
     assert _logs_in_to("manager1", "another-demo-pw-7") is not None
     assert _logs_in_to("manager1", DEMO_PASSWORD) is None
 
