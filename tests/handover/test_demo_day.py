@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -26,13 +27,24 @@ from service.handover.models import (
 from service.property import demo as property_demo
 
 
+@pytest.fixture(scope="module")
+def _seeded_once(django_db_setup, django_db_blocker):
+    """One seed for the module, not one per test (each took 36-79 s on a busy 2-core
+    machine), in a transaction rolled back after its last test; each test runs in a
+    savepoint inside it (`seeded`), so one test's writes do not reach the next."""
+    with pytest.MonkeyPatch.context() as patch, django_db_blocker.unblock():
+        patch.delenv("CRM_DEMO_PASSWORD", raising=False)
+        patch.setattr(property_demo, "BUILDINGS", 2)  # 200 units, not 1,000
+        with transaction.atomic():
+            out = StringIO()
+            call_command("seed_demo", customers=20, stdout=out)
+            yield out.getvalue()
+            transaction.set_rollback(True)
+
+
 @pytest.fixture
-def seeded(db, monkeypatch):
-    monkeypatch.delenv("CRM_DEMO_PASSWORD", raising=False)
-    monkeypatch.setattr(property_demo, "BUILDINGS", 2)  # 200 units, not 1,000
-    out = StringIO()
-    call_command("seed_demo", customers=20, stdout=out)
-    return out.getvalue()
+def seeded(db, _seeded_once):
+    return _seeded_once
 
 
 def _event() -> HandoverEvent:
