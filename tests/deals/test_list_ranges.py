@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -18,14 +18,61 @@ from django.utils import timezone
 from crm.core.pagination import MAX_COUNT
 from culture.deals import selectors
 from culture.deals.models import Deal
+from tests import personas
 from tests.factories import CustomerFactory, DealFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 BASE = dt.date(2026, 1, 1)
 
 
+@pytest.fixture(scope="module")
+def _made(django_db_setup, django_db_blocker):
+    """The personas and their deals, made once for the module's 90-odd tests (they
+    only read them) in a transaction rolled back after the last; each test runs in a
+    savepoint inside it, so one test's writes do not reach the next."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        people = personas.make_personas()
+        yield people, _make_deals(**people)
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def deals(sales_rep, teammate, outsider, far_outsider):
+def deals(db, _made):
+    return _made[1]
+
+
+# The conftest's personas, here the module's (the same names, teams and roles).
+@pytest.fixture
+def sales_rep(db, _made):
+    return _made[0]["sales_rep"]
+
+
+@pytest.fixture
+def teammate(db, _made):
+    return _made[0]["teammate"]
+
+
+@pytest.fixture
+def outsider(db, _made):
+    return _made[0]["outsider"]
+
+
+@pytest.fixture
+def far_outsider(db, _made):
+    return _made[0]["far_outsider"]
+
+
+@pytest.fixture
+def manager(db, _made):
+    return _made[0]["manager"]
+
+
+@pytest.fixture
+def admin_user(db, _made):
+    return _made[0]["admin_user"]
+
+
+def _make_deals(*, sales_rep, teammate, outsider, far_outsider, **_others):
     """40 deals of the salesperson, 15 of a teammate, 10 of another team of the
     department, 10 of another department, and 5 the salesperson owns in another team
     (scope: owner = me): expected dates and amounts spread, updated_at in an order

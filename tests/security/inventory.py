@@ -18,6 +18,7 @@ from stdnum.cn import ric
 
 from crm.accounts.roles import Role
 from customers import services as customer_services
+from tests import personas
 from tests.accounts.test_access_matrix import (
     ACTORS,
     CANARIES,
@@ -29,7 +30,6 @@ from tests.accounts.test_access_matrix import (
     World,
     _body,
 )
-from tests.factories import DepartmentFactory, TeamFactory, UserFactory
 
 __all__ = [
     "ACTORS",
@@ -97,34 +97,8 @@ def build_world() -> World:
 
     Call inside a transaction that the caller rolls back.
     """
-    assert transaction.get_connection().in_atomic_block
-    sales_dept = DepartmentFactory(name="销售部")
-    team_a = TeamFactory(name="销售一组", department=sales_dept)
-    team_b = TeamFactory(name="销售二组", department=sales_dept)
-    far_team = TeamFactory(
-        name="华南组", department=DepartmentFactory(name="华南销售部")
-    )
-    service_team = TeamFactory(
-        name="客服组", department=DepartmentFactory(name="客户服务部")
-    )
-    actors = {
-        "sales_rep": UserFactory(username="sales_a", team=team_a, role=Role.SALES),
-        "teammate": UserFactory(username="sales_a2", team=team_a, role=Role.SALES),
-        "outsider": UserFactory(username="sales_b", team=team_b, role=Role.SALES),
-        "far_outsider": UserFactory(
-            username="sales_far", team=far_team, role=Role.SALES
-        ),
-        "manager": UserFactory(username="manager_a", team=team_a, role=Role.MANAGER),
-        "service_agent": UserFactory(
-            username="service_a", team=service_team, role=Role.SERVICE
-        ),
-        "admin_user": UserFactory(
-            username="admin_a", team=None, role=Role.ADMIN, is_staff=True
-        ),
-        "readonly_user": UserFactory(username="norole", team=None),
-    }
-    world = World(actors)
-    admin = actors["admin_user"]
+    world = World(personas.make_personas())
+    admin = world.actors["admin_user"]
     for target, customer in world.customers.items():
         customer_services.customer_update(
             by=admin,
