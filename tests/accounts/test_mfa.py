@@ -19,7 +19,8 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from crm.core.models import AccessLog
 from customers.models import Customer
-from tests.accounts.test_access_matrix import LOGIN, MATRIX, world  # noqa: F401
+from tests.accounts.test_access_matrix import LOGIN, MATRIX
+from tests.accounts.worlds import world  # noqa: F401 - a fixture
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 

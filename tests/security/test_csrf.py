@@ -14,7 +14,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from tests.accounts.test_access_matrix import world  # noqa: F401 - a fixture
+from tests.accounts.worlds import world  # noqa: F401 - a fixture
 from tests.security.inventory import ACTORS, LOGIN, MATRIX, PROBE, rolled_back, warm
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
-from tests.accounts.test_access_matrix import world  # noqa: F401 - a fixture
+from tests.accounts.worlds import world  # noqa: F401 - a fixture
 from tests.security.inventory import PROBE, get_rows, rolled_back, warm
 
 # The crawl needs the test database; pytest-django sets it up only for such modules.
