@@ -229,7 +229,9 @@ def run_parts(pytest_args: list[str], env: dict[str, str], workers: int) -> int:
     earlier one fails; the exit status is the first failure's, 5 only when none ran a
     test."""
     folder = Path(tempfile.mkdtemp(prefix="kehu-parts-"))
-    spread = ["-n", str(workers), "--dist", "loadfile"]
+    # Modules go out in the order the workers collected them: the slowest first
+    # (tests/parts.py), not xdist's most-tests-first.
+    spread = ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
     runs = [
         ("parallel", [*spread, "--kehu-part=parallel"]),
         ("browser", [*spread, "--kehu-part=browser"]),

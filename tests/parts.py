@@ -19,6 +19,12 @@ once per module as before. (`loadgroup` with xdist_group marks would let modules
 worker, but pytest-xdist 3.8 cannot group under pytest 9: its rewrite of the node ids
 no longer takes effect, and every test would go alone.)
 
+xdist hands the modules out in the order the workers collected them
+(`--no-loadscope-reorder`, crm/launcher.py), and on a worker that order is the slowest
+first (MODULE_SECONDS): xdist's own order, the most tests first, left modules of a few
+slow tests (seeding the demo, a crawl of every page) for the end, where one worker
+went on alone for minutes while the other had finished.
+
 The part that runs tells the launcher what it counted in the file KEHU_TEST_SUMMARY
 names (JSON): pytest's closing-line counts, and how many tests of each part the same
 selection (-m, -k, paths) holds, so that the launcher skips a part with none.
@@ -45,6 +51,60 @@ COUNTED = (
     "error",
 )
 _PART_SIZES = pytest.StashKey[dict]()
+# Test-seconds of the slowest modules of the parallel part, from a `--durations=0` run
+# on 2 busy cores (docs/benchmarks.md, "CI time (session 14)"; the modules made faster
+# that session as measured after); only their order matters. Any other module counts
+# SECONDS_PER_TEST a test (the median).
+SECONDS_PER_TEST = 0.4
+MODULE_SECONDS = {
+    "tests/accounts/test_access_matrix.py": 365,
+    "tests/security/test_param_fuzz.py": 238,
+    "tests/core/test_seed_demo.py": 120,
+    "tests/security/test_pii_scan.py": 106,
+    "tests/customers/test_list_plans.py": 80,
+    "tests/security/test_bad_input.py": 74,
+    "tests/security/test_form_fuzz.py": 56,
+    "tests/service/test_views.py": 49,
+    "tests/security/test_xss.py": 42,
+    "tests/handover/test_unit_booking.py": 40,
+    "tests/customers/test_search.py": 35,
+    "tests/core/test_demo_registry.py": 33,
+    "tests/accounts/test_mfa.py": 32,
+    "tests/core/test_healthz.py": 32,
+    "tests/defects/test_views.py": 26,
+    "tests/handover/test_capacity.py": 26,
+    "tests/security/test_csrf.py": 24,
+    "tests/security/test_injection.py": 24,
+    "tests/core/test_query_budget.py": 21,
+    "tests/handover/test_demo_day.py": 20,
+    "tests/handover/test_board.py": 20,
+    "tests/handover/test_notice_views.py": 19,
+    "tests/concurrency/test_limits.py": 19,
+    "tests/deals/test_views.py": 18,
+    "tests/handover/test_owner_pages.py": 18,
+    "tests/customers/test_export_approval.py": 18,
+    "tests/handover/test_scope.py": 18,
+    "tests/handover/test_captures.py": 17,
+    "tests/handover/test_reports.py": 17,
+    "tests/dashboards/test_dashboard_views.py": 16,
+    "tests/service/test_tickets.py": 16,
+    "tests/property/test_views.py": 15,
+    "tests/customers/test_customer_page.py": 15,
+    "tests/handover/test_call_list.py": 15,
+    "tests/customers/test_customer_views.py": 15,
+    "tests/handover/test_outcomes.py": 14,
+    "tests/defects/test_services.py": 13,
+    "tests/security/test_scope_leaks.py": 13,
+    "tests/handover/test_stations.py": 12,
+    "tests/segments/test_views.py": 12,
+    "tests/handover/test_fee_void_and_signature.py": 12,
+    "tests/value/test_views.py": 11,
+    "tests/service/test_admin_settings.py": 11,
+    "tests/security/test_uploads.py": 11,
+    "tests/core/test_backup_restore.py": 10,
+    "tests/customers/test_duplicates_merge.py": 10,
+    "tests/core/test_submit_once_more.py": 10,
+}
 
 
 def part_of(item: pytest.Item) -> str:
@@ -55,6 +115,35 @@ def part_of(item: pytest.Item) -> str:
     if item.get_closest_marker("browser"):
         return "browser"
     return "parallel"
+
+
+# Modules that share a session fixture go to one worker, which pays for it once: the
+# crawl of every page (tests/security/conftest.py, ~50 s on 2 cores) that both read.
+SAME_WORKER = {
+    "tests/security/test_headers_sweep.py": "tests/security/test_pii_scan.py"
+}
+
+
+def unit_of(nodeid: str) -> str:
+    """What the scheduler below sends whole to one worker: the test's module, or the
+    module SAME_WORKER sends it with."""
+    module = nodeid.split("::", 1)[0]
+    return SAME_WORKER.get(module, module)
+
+
+def slowest_modules_first(items: list[Any]) -> None:
+    """Modules in the order of their expected time, slowest first (each module's
+    tests stay together and in their order): given out in this order, the last
+    modules are short ones, and the workers finish close together."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[unit_of(item.nodeid)] = counts.get(unit_of(item.nodeid), 0) + 1
+
+    def expected(module: str) -> float:
+        return MODULE_SECONDS.get(module, counts[module] * SECONDS_PER_TEST)
+
+    rank = {m: n for n, m in enumerate(sorted(counts, key=expected, reverse=True))}
+    items.sort(key=lambda item: rank[unit_of(item.nodeid)])
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -88,6 +177,22 @@ class Parts:
         if other:
             config.hook.pytest_deselected(items=other)
             items[:] = [item for item in items if part_of(item) == part]
+        if hasattr(config, "workerinput"):
+            slowest_modules_first(items)
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        class Scheduling(LoadFileScheduling):
+            """By module, SAME_WORKER's together."""
+
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of(nodeid)
+
+        return Scheduling(config, log)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
