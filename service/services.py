@@ -816,8 +816,7 @@ _SLA_TICKET_FIELDS = (
 def sla_escalate_many(actions: list[ScheduledAction]) -> None:
     """Batch handler: `sla_escalate` for a chunk of SLA actions, with one query for the
     tickets, one for the managers, an UPDATE per kind of flag, one INSERT for the
-    notifications, then the owed e-mails over one mail connection, recorded in one
-    UPDATE: the same statements for a chunk of 5 or of 50."""
+    notifications, then the owed e-mails over one mail connection."""
     # Only the columns the step reads: the recipients are ids (the e-mail query reads
     # their addresses), so no user row is loaded, and a ticket's row is wide.
     tickets = (
@@ -869,12 +868,7 @@ def sla_escalate_many(actions: list[ScheduledAction]) -> None:
         for flag, ticket_ids in flags.items():
             _sla_flag(flag, ticket_ids)
         notifications.notify_many(drafts)
-    # One record for the chunk's e-mails, not one round trip each (issue 18: 19,000 of
-    # a sweep's 21,000 statements). A worker killed mid-chunk then resends the e-mails
-    # of this chunk that had left, not only the one in flight (docs/reliability.md).
-    notifications.notifications_email_pending(
-        keys=[draft.key for draft in drafts], record_each=False
-    )
+    notifications.notifications_email_pending(keys=[draft.key for draft in drafts])
 
 
 def _ticket_url_maker() -> Any:

@@ -228,9 +228,7 @@ def _insert_many(drafts: Sequence[Draft], now: datetime) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def notifications_email_pending(
-    *, keys: Sequence[str], record_each: bool = True
-) -> int:
+def notifications_email_pending(*, keys: Sequence[str]) -> int:
     """E-mail every notification among `keys` that has not been e-mailed yet.
 
     One query finds them, one mail connection sends them, and each one's `emailed_at` is
@@ -245,12 +243,6 @@ def notifications_email_pending(
     action's later, synchronous done mark is lost too, so the sweep redelivers it and
     those e-mails go again: at-least-once, the staff channel's semantics
     (docs/reliability.md). Inside a caller's transaction the UPDATE is just part of it.
-
-    `record_each=False` records the e-mails of the call in one UPDATE after the last
-    left (or after the one that failed): a constant number of statements whatever the
-    count, for a batch handler that sends many (the escalation sweep, issue 18). The
-    price: a worker killed mid-call resends every e-mail of the call that had left,
-    not just the one in flight (at-least-once, docs/reliability.md).
     """
     # Tuples, not model instances: a sweep e-mails thousands.
     pending = list(
@@ -263,51 +255,11 @@ def notifications_email_pending(
     )
     if not pending:
         return 0
-    if not record_each:
-        _email_then_record(pending)
-        return len(pending)
     with get_connection() as mail, _marking() as cursor:
         for pk, title, body, url, key, address in pending:
             _message(title, body, url, key, address, connection=mail).send()
             cursor.execute(_MARK_EMAILED, [timezone.now(), pk])
     return len(pending)
-
-
-# The records of a call's e-mails in one statement: each row gets the time its own
-# e-mail left, as one UPDATE per e-mail would have written.
-_MARK_EMAILED_MANY = (
-    f'UPDATE "{Notification._meta.db_table}" AS n SET "emailed_at" = v.at'  # noqa: S608  # nosec B608 - table name from the model, values as parameters
-    " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) WHERE n.id = v.id"
-)
-
-
-def _email_then_record(pending: Sequence[tuple[Any, ...]]) -> None:
-    """Send each e-mail, then record those that left in one UPDATE, also when one
-    raised (a bounce): only what left is recorded, and the error goes on."""
-    sent: list[tuple[int, datetime]] = []
-    try:
-        with get_connection() as mail:
-            for pk, title, body, url, key, address in pending:
-                _message(title, body, url, key, address, connection=mail).send()
-                sent.append((pk, timezone.now()))
-    except Exception:
-        _record_emailed(sent)
-        raise
-    _record_emailed(sent)
-
-
-def _record_emailed(sent: Sequence[tuple[int, datetime]]) -> None:
-    if not sent:
-        return
-    outermost = connection.get_autocommit()
-    with transaction.atomic(), connection.cursor() as cursor:
-        if outermost:
-            # Without waiting for the WAL flush, as the records one by one (_marking):
-            # the caller's later done mark is synchronous (docs/reliability.md).
-            cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute(
-            _MARK_EMAILED_MANY, [[pk for pk, _at in sent], [at for _pk, at in sent]]
-        )
 
 
 class _PreparedCursor(psycopg.Cursor):

@@ -152,13 +152,6 @@ def test_a_chunk_of_reminders_is_delivered_in_a_constant_number_of_statements(re
         counts.append(len([s for s in sql if not is_email_mark(s)]))
     assert counts[0] == counts[1], counts
     assert counts[0] <= 10, counts  # 9: claim, load, 6 of the handler, done
-    # Each e-mail's record is one prepared statement (parsed once per connection).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-            ['UPDATE "notifications_notification" SET "emailed_at"%'],
-        )
-        assert cursor.fetchone()[0] >= 1
 
 
 @pytest.mark.django_db
