@@ -28,7 +28,6 @@ from crm.scheduler import services
 from crm.scheduler.models import ScheduledAction
 from customers import services as customer_services
 from customers.models import FollowUp
-from service import services as service_services
 from tests.factories import CustomerFactory, UserFactory
 from tests.scheduler.conftest import LEASE, NOW
 from tests.service import test_escalation as day
@@ -344,20 +343,7 @@ def test_the_sweep_publishes_chunks_of_ids_to_the_real_broker(settings):
 @pytest.mark.django_db
 def test_sla_warnings_and_escalations_in_a_chunk_match_one_by_one(desk, caplog):
     """tests/service/test_escalation.py's day, for three tickets delivered in chunks."""
-    tickets = []
-    for n in range(3):
-        with time_machine.travel(day.at(day.MON, 10), tick=False):
-            tickets.append(
-                service_services.ticket_create(
-                    by=desk.admin,
-                    customer=CustomerFactory(name=f"李女士{n}"),
-                    ticket_type="complaint",
-                    channel="hotline",
-                    subject=f"物业维修迟迟不来 {n}",
-                    description="报修三天无人上门。",
-                    category=desk.category,
-                )
-            )
+    tickets = day.complaint_tickets(desk, 3)
 
     def run(when: datetime) -> list[tuple[str, str]]:
         with time_machine.travel(when, tick=False):

@@ -113,6 +113,26 @@ def ticket(desk: SimpleNamespace) -> Ticket:
     return ticket
 
 
+def complaint_tickets(desk: SimpleNamespace, n: int, *, start: int = 0) -> list[Ticket]:
+    """`n` more of the day's complaints, opened Monday 10:00 (李女士{i}, numbered from
+    `start`): what the sweep and chunk tests deliver together."""
+    made = []
+    for i in range(start, start + n):
+        with time_machine.travel(at(MON, 10), tick=False):
+            made.append(
+                services.ticket_create(
+                    by=desk.admin,
+                    customer=CustomerFactory(name=f"李女士{i}"),
+                    ticket_type="complaint",
+                    channel="hotline",
+                    subject=f"物业维修迟迟不来 {i}",
+                    description="报修三天无人上门。",
+                    category=desk.category,
+                )
+            )
+    return made
+
+
 def sweep(when: datetime) -> list[int]:
     with time_machine.travel(when, tick=False):
         return scheduler.actions_sweep(now=when)

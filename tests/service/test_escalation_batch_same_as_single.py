@@ -26,7 +26,6 @@ from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
 from service import services
 from service.models import Ticket
-from tests.factories import CustomerFactory
 from tests.service import test_escalation as day
 
 desk = day.desk  # the SLA day's desk: agent, lead, managers, policy
@@ -49,20 +48,7 @@ class _RolledBack(Exception):
 
 
 def day_of_tickets(desk: SimpleNamespace) -> list[Ticket]:
-    made = []
-    for n in range(4):
-        with time_machine.travel(at(MON, 10), tick=False):
-            made.append(
-                services.ticket_create(
-                    by=desk.admin,
-                    customer=CustomerFactory(name=f"李女士{n}"),
-                    ticket_type="complaint",
-                    channel="hotline",
-                    subject=f"物业维修迟迟不来 {n}",
-                    description="报修三天无人上门。",
-                    category=desk.category,
-                )
-            )
+    made = day.complaint_tickets(desk, 4)
     # Nobody picked it up: only the team lead hears of its breaches.
     Ticket.objects.filter(pk=made[1].pk).update(assignee=None)
     # Its deadline moved and its old actions were not cancelled: they are stale.

@@ -24,8 +24,6 @@ from django.test.utils import CaptureQueriesContext
 from crm.notifications.models import Notification
 from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
-from service import services
-from tests.factories import CustomerFactory
 from tests.service import test_escalation as day
 
 desk = day.desk  # the SLA day's desk: agent, lead, managers, policy
@@ -72,17 +70,7 @@ def test_a_killed_chunk_kept_each_emails_record_and_resends_at_most_one(
     desk: SimpleNamespace, settings: Any
 ) -> None:
     settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
-    for n in range(3):
-        with time_machine.travel(day.at(day.MON, 10), tick=False):
-            services.ticket_create(
-                by=desk.admin,
-                customer=CustomerFactory(name=f"李女士{n}"),
-                ticket_type="complaint",
-                channel="hotline",
-                subject=f"物业维修迟迟不来 {n}",
-                description="报修三天无人上门。",
-                category=desk.category,
-            )
+    day.complaint_tickets(desk, 3)
     # At 11:00 the three warnings (to the agent) and breaches (lead and agent) are due.
     when = day.at(day.MON, 11)
     ids = scheduler.actions_sweep(now=when)

@@ -25,7 +25,7 @@ from crm.scheduler import services as scheduler
 from crm.scheduler.models import ScheduledAction
 from service import services
 from service.models import Ticket
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import UserFactory
 from tests.service import test_escalation as day
 
 desk = day.desk  # the SLA day's desk: agent, lead, managers, policy
@@ -50,22 +50,7 @@ def bouncing_mail(settings: Any) -> None:
     settings.EMAIL_BACKEND = f"{__name__}.BouncingBackend"
 
 
-def tickets(desk: SimpleNamespace, n: int, *, start: int = 0) -> list[Ticket]:
-    made = []
-    for i in range(start, start + n):
-        with time_machine.travel(day.at(day.MON, 10), tick=False):
-            made.append(
-                services.ticket_create(
-                    by=desk.admin,
-                    customer=CustomerFactory(name=f"李女士{i}"),
-                    ticket_type="complaint",
-                    channel="hotline",
-                    subject=f"物业维修迟迟不来 {i}",
-                    description="报修三天无人上门。",
-                    category=desk.category,
-                )
-            )
-    return made
+tickets = day.complaint_tickets
 
 
 def deliver_chunk(when: Any, *, all_ok: bool = True) -> tuple[list[int], list[str]]:
