@@ -412,7 +412,8 @@ def scorecard_pages(fx: Fixtures) -> list[str]:
 
 def deal_list_filters(fx: Fixtures) -> list[str]:
     """The deal list as sales use it: recent, open, by stage, by amount, sorted by
-    amount, by expected date range and a title search (bounded pages, indexed)."""
+    amount, by expected date range and title and name searches of four and of two
+    characters (bounded pages, indexed)."""
     from culture.deals.models import Deal, DealStage
 
     stages = list(DealStage.objects.filter(is_active=True).values_list("pk", flat=True))
@@ -430,6 +431,10 @@ def deal_list_filters(fx: Fixtures) -> list[str]:
         + urlencode({"expected_from": "2026-01-01", "expected_to": "2026-12-31"}),
     ]
     paths += ["/deals/?" + urlencode({"q": t[:4]}) for t in titles if len(t) >= 3]
+    # Two characters, as Chinese names and project names are searched: a customer's
+    # name (rare among the deals) and a title's first two (dense).
+    terms = ["王伟", "张伟"] + sorted({t[:2] for t in titles if len(t) >= 2})[:2]
+    paths += ["/deals/?" + urlencode({"q": term}) for term in terms]
     return paths
 
 
