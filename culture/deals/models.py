@@ -273,6 +273,8 @@ class Deal(models.Model):
             # a tenth of 3,000,000 deals.
             GinIndex(fields=["title_grams"], name="deal_title_grams"),
         ]
+        # Also statistics object deal_title_upper, on UPPER(title) (migration 0012):
+        # the dense search's estimate (selectors._search).
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gte=0), name="deal_amount_gte_0"

@@ -88,14 +88,25 @@ def channel_choices(*, user: Any) -> QuerySet:
     )
 
 
-def _search(deals: QuerySet, query: str) -> QuerySet:
+def _search(deals: QuerySet, query: str, *, dense: bool = False) -> QuerySet:
     """Title (its pieces, index deal_title_grams) or the customer's (or channel's)
     name, pinyin or initials. Not phones: the list's address carries the search, and
-    phone numbers stay out of addresses (customers/search.py)."""
-    condition = Q(title_grams__contains=search.name_grams(query))
-    if len(query) > 2:
-        # The pieces are in the title; this says they are there in this order.
-        condition &= Q(title_upper__contains=query.upper())
+    phone numbers stay out of addresses (customers/search.py).
+
+    `dense`: the search matches more than SEARCH_MATCHES deals and the statement is
+    to walk the sort's index, testing rows. A title of three characters or more is
+    then tested by its text alone, which statistics object deal_title_upper
+    estimates as it is: PostgreSQL multiplies the pieces' shares as if they were
+    independent (翠湖 and 湖湾, 12 % of the deals each, 1.4 % together; really 12 %),
+    and at 1.4 % it sorted a bitmap of the scope's 37,215 matches (2 s) instead of
+    walking 2,000 rows (4 ms)."""
+    if dense and len(query) > 2:
+        condition = Q(title_upper__contains=query.upper())
+    else:
+        condition = Q(title_grams__contains=search.name_grams(query))
+        if len(query) > 2:
+            # The pieces are in the title; this says they are there in this order.
+            condition &= Q(title_upper__contains=query.upper())
     is_phone = search.PHONE_QUERY.match(search.normalise(query))
     by_customer = None if is_phone else search.condition(query)
     if by_customer is not None:
@@ -130,6 +141,7 @@ def deal_list(
                 .values_list("pk", flat=True)[: MAX_COUNT + 1]
             )
             return RowsInIdOrder(list(ids), Deal.objects.select_related(*shown))
+        deals = _filtered(Deal.objects.all(), filters, dense=True)
     branches = scope_branches(user)
     if branches and _range_off_the_sort(filters, order):
         # The ids in list order, then only the page's rows by primary key: sorted
@@ -152,7 +164,9 @@ def _few_matches(deals: QuerySet) -> list[int] | None:
     return ids if len(ids) <= SEARCH_MATCHES else None
 
 
-def _filtered(deals: QuerySet, filters: dict[str, Any]) -> QuerySet:
+def _filtered(
+    deals: QuerySet, filters: dict[str, Any], *, dense: bool = False
+) -> QuerySet:
     simple = {
         "stage": "stage",
         "status": "status",
@@ -173,7 +187,7 @@ def _filtered(deals: QuerySet, filters: dict[str, Any]) -> QuerySet:
     if filters.get("expected_to"):
         deals = deals.filter(expected_close_on__lte=filters["expected_to"])
     if filters.get("q"):
-        deals = _search(deals, filters["q"])
+        deals = _search(deals, filters["q"], dense=dense)
     return deals
 
 
