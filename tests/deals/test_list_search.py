@@ -71,20 +71,41 @@ def _expected(user, q, sort):
 SEARCHES = ["翠湖湾", "湖湾", "别墅", "王伟", "湾翠", "翠", "3 栋"]
 
 
-@pytest.mark.parametrize("few", [True, False], ids=["few", "many"])
+@pytest.mark.parametrize("path", ["few", "many", "estimated"])
 @pytest.mark.parametrize("persona", ["sales_rep", "manager", "admin_user"])
 @pytest.mark.parametrize("sort", list(selectors.SORTS))
 def test_a_search_lists_the_scopes_matches_in_order(
-    request, monkeypatch, deals, persona, sort, few
+    request, monkeypatch, deals, persona, sort, path
 ):
-    """With few matches (the primary-key path) and with more than SEARCH_MATCHES
-    (set low here: the sort index's path), every search lists the same deals."""
-    if not few:
+    """With few matches (the primary-key path), with more than SEARCH_MATCHES (set
+    low here: the sort index's path) and with a title PostgreSQL expects to be
+    dense (DENSE_ESTIMATE set to 0: no gathering), every search lists the same
+    deals."""
+    if path == "many":
         monkeypatch.setattr(selectors, "SEARCH_MATCHES", 2)
+    if path == "estimated":
+        monkeypatch.setattr(selectors, "DENSE_ESTIMATE", 0)
     user = request.getfixturevalue(persona)
     for q in SEARCHES:
         listed = selectors.deal_list(user=user, filters={"q": q}, sort=sort)
         assert [deal.pk for deal in listed[:MAX_COUNT]] == _expected(user, q, sort), q
+
+
+def test_a_title_expected_to_be_dense_is_not_gathered(monkeypatch, deals, sales_rep):
+    """The gathering (an unsorted LIMIT SEARCH_MATCHES + 1) runs unless the title's
+    estimate reaches DENSE_ESTIMATE; the estimate is a plan, not a read."""
+
+    def statements(q):
+        with CaptureQueriesContext(connection) as captured:
+            list(selectors.deal_list(user=sales_rep, filters={"q": q})[:MAX_COUNT])
+        return [c["sql"] for c in captured.captured_queries]
+
+    gathering = f"LIMIT {selectors.SEARCH_MATCHES + 1}"
+    assert any(gathering in sql for sql in statements("翠湖湾"))
+    monkeypatch.setattr(selectors, "DENSE_ESTIMATE", 0)
+    dense = statements("翠湖湾")
+    assert not any(gathering in sql for sql in dense)
+    assert any(sql.startswith("EXPLAIN") for sql in dense)
 
 
 def test_what_each_search_finds(deals, admin_user):
