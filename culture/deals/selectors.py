@@ -152,7 +152,10 @@ def deal_list(
             return RowsInIdOrder(list(ids), Deal.objects.select_related(*shown))
         deals = _filtered(Deal.objects.all(), filters, dense=True)
     branches = scope_branches(user)
-    if branches and _range_off_the_sort(filters, order):
+    if branches and (
+        _range_off_the_sort(filters, order)
+        or (_by_status_or_stage(filters) and _one_value_each(branches))
+    ):
         # The ids in list order, then only the page's rows by primary key: sorted
         # again by the sort's columns, PostgreSQL would walk the sort's index testing
         # each row against the ids (the same skew).
@@ -220,6 +223,28 @@ RANGES = {
     "expected_close_on": ("expected_from", "expected_to"),
     "amount": ("amount_min", "amount_max"),
 }
+
+
+def _by_status_or_stage(filters: dict[str, Any]) -> bool:
+    """A status or stage filter without a search. Counted in one unsorted statement,
+    PostgreSQL read the table in its physical order until 1,001 matches: the open
+    deals are the newest, at the table's end, so `status=open` read 882,084 rows
+    first (290 ms from disk, the list's p95 359 ms). The scope's branch indexes
+    include both columns and stop at 1,001 matches in the sort's order (10 ms)."""
+    return not filters.get("q") and bool(filters.get("status") or filters.get("stage"))
+
+
+def _one_value_each(branches: list[Q]) -> bool:
+    """Every branch is one column equal to one value (owner = me, team = my team), so
+    its index walks in the sort's order. A manager's branches (the department's teams,
+    its people) are lists: each branch sorted its matches, 0.5-0.9 s at full size
+    where the one statement took 10 ms."""
+    return all(
+        len(branch.children) == 1
+        and isinstance(branch.children[0], tuple)
+        and "__" not in branch.children[0][0]
+        for branch in branches
+    )
 
 
 def _range_off_the_sort(filters: dict[str, Any], order: tuple[str, ...]) -> bool:

@@ -1,5 +1,6 @@
 """The deal list with a range filter (expected date, amount) under a sort on another
-column: answered from the scope's range indexes in two steps (selectors._ranged_ids),
+column, or with a status or stage filter: answered from the scope's branch indexes in
+two steps (selectors._ranged_ids),
 it lists exactly the deals, in exactly the order and pages, of the filter applied to
 the scope's deals and sorted: for sales (owner or team), a manager (the department)
 and an admin (everything), under every sort."""
@@ -19,7 +20,7 @@ from crm.core.pagination import MAX_COUNT
 from culture.deals import selectors
 from culture.deals.models import Deal
 from tests import personas
-from tests.factories import CustomerFactory, DealFactory, UserFactory
+from tests.factories import CustomerFactory, DealFactory, UserFactory, deal_stage
 
 pytestmark = pytest.mark.django_db
 BASE = dt.date(2026, 1, 1)
@@ -98,6 +99,7 @@ def _make_deals(*, sales_rep, teammate, outsider, far_outsider, **_others):
             )
             made.append(deal)
     now = timezone.now()
+    pledge = deal_stage("pledge")
     for k, deal in enumerate(made):
         # The newest updated deals expect to close late: the correlation that made
         # the recency walk read most of the table at full size.
@@ -105,6 +107,13 @@ def _make_deals(*, sales_rep, teammate, outsider, far_outsider, **_others):
             updated_at=now - dt.timedelta(hours=(k * 17) % 80),
             created_at=now - dt.timedelta(days=(k * 5) % 31),
         )
+    # Some won, some lost, some a stage further: the status and stage filters, also
+    # answered by the branch indexes (selectors._by_status_or_stage).
+    Deal.objects.filter(pk__in=[d.pk for d in made[1::4]]).update(status="won")
+    Deal.objects.filter(pk__in=[d.pk for d in made[2::7]]).update(
+        status="lost", lost_reason="价格"
+    )
+    Deal.objects.filter(pk__in=[d.pk for d in made[::3]]).update(stage=pledge)
     return made
 
 
@@ -124,6 +133,11 @@ RANGES = [
     {"amount_max": Decimal(500_000)},
     {"amount_min": Decimal(200_000), "expected_to": dt.date(2026, 2, 1)},
     {"expected_from": dt.date(2026, 1, 10), "status": "open"},
+    {"status": "open"},
+    {"status": "won"},
+    {"status": "lost"},
+    {"stage": "pledge"},
+    {"stage": "pledge", "status": "open"},
 ]
 
 
@@ -134,6 +148,8 @@ def test_a_range_under_any_sort_lists_the_scope_in_order(
     request, deals, persona, sort, filters
 ):
     user = request.getfixturevalue(persona)
+    if "stage" in filters:
+        filters = {**filters, "stage": deal_stage(filters["stage"])}
     listed = selectors.deal_list(user=user, filters=filters, sort=sort)
     want = _expected(user, filters, sort)
     assert want, "the example must list something"
@@ -188,3 +204,15 @@ def test_scope_branches_or_together_to_the_scope(deals, sales_rep, manager, admi
     assert len(scope_branches(sales_rep)) == 2  # owner = me, team = my team
     assert len(scope_branches(manager)) == 3  # me, the department's teams and people
     assert scope_branches(UserFactory(team=None)) == []
+
+
+def test_only_one_value_branches_answer_a_status_or_stage_filter(
+    deals, sales_rep, manager
+):
+    """Owner = me and team = my team walk their indexes in the sort's order; the
+    manager's lists of teams and people would each sort their matches, so a status
+    or stage filter stays one statement for them."""
+    from culture.deals.models import scope_branches
+
+    assert selectors._one_value_each(scope_branches(sales_rep))
+    assert not selectors._one_value_each(scope_branches(manager))
