@@ -397,11 +397,12 @@ def explain(
         log(f"{name}: no query captured")
         return
     record = json.loads(record_file.read_text())
+    # A page may ask for a plan's estimate (EXPLAIN without ANALYZE): analyze the
+    # statement it explains.
+    statement = re.sub(r"^EXPLAIN\s*(\([^)]*\))?\s*", "", record["sql"])
     with transaction.atomic(), connection.cursor() as cursor:
         # ANALYZE really runs the statement: roll back whatever it might write.
-        cursor.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) " + record["sql"].replace("%", "%%"), []
-        )
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement.replace("%", "%%"), [])
         plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True)
     result["heaviest_query_ms"] = record["ms"]

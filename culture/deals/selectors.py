@@ -138,10 +138,13 @@ def deal_list(
     in two steps (see _ranged_ids); every other combination walks the index of its
     sort (or of its filter) directly."""
     order = SORTS.get(sort, SORTS["recent"])
-    deals = _filtered(Deal.objects.all(), filters)
     shown = ("customer", "channel", "stage", "owner")
     if filters.get("q"):
-        matched = None if _dense_by_title(filters) else _few_matches(deals)
+        matched = (
+            None
+            if _dense_by_title(filters)
+            else _few_matches(_filtered(Deal.objects.all(), filters))
+        )
         if matched is not None:
             ids = (
                 Deal.objects.visible_to(user)
@@ -150,7 +153,8 @@ def deal_list(
                 .values_list("pk", flat=True)[: MAX_COUNT + 1]
             )
             return RowsInIdOrder(list(ids), Deal.objects.select_related(*shown))
-        deals = _filtered(Deal.objects.all(), filters, dense=True)
+    # Past the gathering, a search is dense: the sort's index is walked.
+    deals = _filtered(Deal.objects.all(), filters, dense=bool(filters.get("q")))
     branches = scope_branches(user)
     if branches and (
         _range_off_the_sort(filters, order)
