@@ -158,7 +158,7 @@ def deal_list(
     branches = scope_branches(user)
     if branches and (
         _range_off_the_sort(filters, order)
-        or (_by_status_or_stage(filters) and _one_value_each(branches))
+        or (_by_status(filters) and _one_value_each(branches))
     ):
         # The ids in list order, then only the page's rows by primary key: sorted
         # again by the sort's columns, PostgreSQL would walk the sort's index testing
@@ -229,13 +229,19 @@ RANGES = {
 }
 
 
-def _by_status_or_stage(filters: dict[str, Any]) -> bool:
-    """A status or stage filter without a search. Counted in one unsorted statement,
-    PostgreSQL read the table in its physical order until 1,001 matches: the open
-    deals are the newest, at the table's end, so `status=open` read 882,084 rows
-    first (290 ms from disk, the list's p95 359 ms). The scope's branch indexes
-    include both columns and stop at 1,001 matches in the sort's order (10 ms)."""
-    return not filters.get("q") and bool(filters.get("status") or filters.get("stage"))
+def _by_status(filters: dict[str, Any]) -> bool:
+    """A status filter, without a stage or a search. Counted in one unsorted
+    statement, PostgreSQL read the table in its physical order until 1,001 matches:
+    the open deals are the newest, at the table's end, so `status=open` read 882,084
+    rows first (290 ms from disk, the list's p95 359 ms). The scope's branch indexes
+    include the status and stop at 1,001 matches in the sort's order (10 ms). Not
+    with a stage: open deals of the won stages are few, and the branches read far
+    (89 ms against 34 ms by the stage's partial index)."""
+    return (
+        bool(filters.get("status"))
+        and not filters.get("stage")
+        and not filters.get("q")
+    )
 
 
 def _one_value_each(branches: list[Q]) -> bool:

@@ -1,9 +1,8 @@
 """The deal list with a range filter (expected date, amount) under a sort on another
-column, or with a status or stage filter: answered from the scope's branch indexes in
-two steps (selectors._ranged_ids),
-it lists exactly the deals, in exactly the order and pages, of the filter applied to
-the scope's deals and sorted: for sales (owner or team), a manager (the department)
-and an admin (everything), under every sort."""
+column, or with a status filter: answered from the scope's branch indexes in two
+steps (selectors._ranged_ids), it lists exactly the deals, in exactly the order and
+pages, of the filter applied to the scope's deals and sorted: for sales (owner or
+team), a manager (the department) and an admin (everything), under every sort."""
 
 from __future__ import annotations
 
@@ -107,8 +106,8 @@ def _make_deals(*, sales_rep, teammate, outsider, far_outsider, **_others):
             updated_at=now - dt.timedelta(hours=(k * 17) % 80),
             created_at=now - dt.timedelta(days=(k * 5) % 31),
         )
-    # Some won, some lost, some a stage further: the status and stage filters, also
-    # answered by the branch indexes (selectors._by_status_or_stage).
+    # Some won, some lost, some a stage further: the status filter is also answered
+    # by the branch indexes (selectors._by_status), the stage filter is not.
     Deal.objects.filter(pk__in=[d.pk for d in made[1::4]]).update(status="won")
     Deal.objects.filter(pk__in=[d.pk for d in made[2::7]]).update(
         status="lost", lost_reason="价格"
@@ -206,12 +205,10 @@ def test_scope_branches_or_together_to_the_scope(deals, sales_rep, manager, admi
     assert scope_branches(UserFactory(team=None)) == []
 
 
-def test_only_one_value_branches_answer_a_status_or_stage_filter(
-    deals, sales_rep, manager
-):
+def test_only_one_value_branches_answer_a_status_filter(deals, sales_rep, manager):
     """Owner = me and team = my team walk their indexes in the sort's order; the
     manager's lists of teams and people would each sort their matches, so a status
-    or stage filter stays one statement for them."""
+    filter stays one statement for them."""
     from culture.deals.models import scope_branches
 
     assert selectors._one_value_each(scope_branches(sales_rep))
