@@ -1,6 +1,6 @@
 """The deal list with a range filter (expected date, amount) under a sort on another
-column, or with a status filter: answered from the scope's branch indexes in two
-steps (selectors._ranged_ids), it lists exactly the deals, in exactly the order and
+column, or with a status filter: answered for sales from the scope's branch indexes
+in two steps (selectors._ranged_ids), it lists exactly the deals, in exactly the order and
 pages, of the filter applied to the scope's deals and sorted: for sales (owner or
 team), a manager (the department) and an admin (everything), under every sort."""
 
@@ -205,10 +205,12 @@ def test_scope_branches_or_together_to_the_scope(deals, sales_rep, manager, admi
     assert scope_branches(UserFactory(team=None)) == []
 
 
-def test_only_one_value_branches_answer_a_status_filter(deals, sales_rep, manager):
+def test_only_one_value_branches_answer_a_status_or_range_filter(
+    deals, sales_rep, manager
+):
     """Owner = me and team = my team walk their indexes in the sort's order; the
     manager's lists of teams and people would each sort their matches, so a status
-    filter stays one statement for them."""
+    or range filter stays one statement for them."""
     from culture.deals.models import scope_branches
 
     assert selectors._one_value_each(scope_branches(sales_rep))
