@@ -1,8 +1,9 @@
 """The deal list with a range filter (expected date, amount) under a sort on another
-column, or with a status filter: answered for sales from the scope's branch indexes
-in two steps (selectors._ranged_ids), it lists exactly the deals, in exactly the order and
-pages, of the filter applied to the scope's deals and sorted: for sales (owner or
-team), a manager (the department) and an admin (everything), under every sort."""
+column, or a salesperson's status filter: answered from the scope's branch indexes
+in two steps (selectors._ranged_ids), it lists exactly the deals, in exactly the
+order and pages, of the filter applied to the scope's deals and sorted: for sales
+(owner or team), a manager (the department) and an admin (everything), under every
+sort."""
 
 from __future__ import annotations
 
@@ -205,13 +206,36 @@ def test_scope_branches_or_together_to_the_scope(deals, sales_rep, manager, admi
     assert scope_branches(UserFactory(team=None)) == []
 
 
-def test_only_one_value_branches_answer_a_status_or_range_filter(
-    deals, sales_rep, manager
-):
+def test_only_one_value_branches_answer_a_status_filter(deals, sales_rep, manager):
     """Owner = me and team = my team walk their indexes in the sort's order; the
     manager's lists of teams and people would each sort their matches, so a status
-    or range filter stays one statement for them."""
+    filter stays one statement for them."""
     from culture.deals.models import scope_branches
 
     assert selectors._one_value_each(scope_branches(sales_rep))
     assert not selectors._one_value_each(scope_branches(manager))
+
+
+def test_a_managers_range_walks_one_branch_per_team_and_person(
+    monkeypatch, deals, sales_rep, teammate, outsider, manager
+):
+    """For a range, the manager's lists are split into one branch per team and per
+    person of the department (each walks its index in order); past MAX_BRANCHES the
+    list is one statement. Either way it lists the scope's deals in order."""
+    from culture.deals.models import scope_branches
+
+    split = selectors._one_value_branches(scope_branches(manager))
+    assert selectors._one_value_each(split)
+    owners = {b.children[0][1] for b in split if b.children[0][0] == "owner"}
+    assert {sales_rep.pk, teammate.pk, outsider.pk} <= {
+        getattr(o, "pk", o) for o in owners
+    }
+    assert len(split) == len({(b.children[0][0], str(b.children[0][1])) for b in split})
+    filters = RANGES[0]
+    want = _expected(manager, filters, "recent")
+    listed = selectors.deal_list(user=manager, filters=filters)
+    assert [d.pk for d in listed[:MAX_COUNT]] == want
+    monkeypatch.setattr(selectors, "MAX_BRANCHES", 1)
+    assert selectors._one_value_branches(scope_branches(manager)) == []
+    listed = selectors.deal_list(user=manager, filters=filters)
+    assert [d.pk for d in listed[:MAX_COUNT]] == want
