@@ -239,3 +239,17 @@ def test_a_managers_range_walks_one_branch_per_team_and_person(
     assert selectors._one_value_branches(scope_branches(manager)) == []
     listed = selectors.deal_list(user=manager, filters=filters)
     assert [d.pk for d in listed[:MAX_COUNT]] == want
+
+
+def test_a_branch_of_another_shape_leaves_the_list_one_statement(deals, sales_rep):
+    """Nothing to split (no scope at all, a join through another table, two
+    conditions in one branch): the range list is one statement, not an error."""
+    from django.db.models import Q
+
+    assert selectors._one_value_branches([Q(pk__in=[])]) == []
+    assert selectors._one_value_branches([Q(team__department=1)]) == []
+    assert selectors._one_value_branches([Q(owner=sales_rep, team=1)]) == []
+    assert selectors._one_value_branches([Q(owner__in=[sales_rep.pk, 7])]) == [
+        Q(owner=sales_rep.pk),
+        Q(owner=7),
+    ]
