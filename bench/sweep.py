@@ -19,10 +19,15 @@ run (timed) is what the worker side does, in this one process:
    `action_deliver_many_task` does with it: crm.scheduler.services.actions_deliver
    (one statement claims the chunk, one loads it, the kind's batch handler --
    service.services.sla_escalate_many -- escalates it, one UPDATE marks it done).
-   The messages run one after the other (Celery workers would run them in parallel),
-   and the broker hop is not in the figure.
+   After the sweep, the messages go to as many processes as the deployed Celery
+   worker runs (crm.launcher.WORKER_PROCESSES, `-c 2`), each with its own database
+   connection, each taking the next message when done with one, as Celery's prefork
+   pool does; the broker hop is not in the figure. With KEHU_SWEEP_WORKERS=1 they
+   run one after the other in this process (the method of the figures before
+   session 16).
 It returns both times, the statements of each part (and per action), the number of
-actions, of delivery messages and of notifications they created.
+actions, of delivery messages and of notifications they created, and the CPU time of
+the delivering processes.
 
 teardown (not timed) puts everything back as seed_scale left it: the actions, their
 notifications and the audit rows go, the tickets' breach flags and escalation levels
@@ -38,9 +43,12 @@ reopen closed ones in a bench database of your own (never the shared kehu_bench)
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from django.db import connection, transaction
@@ -99,6 +107,7 @@ def setup(fixtures: Any) -> None:
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE scheduler_scheduledaction")
+    _warm_process()
 
 
 class _Counter:
@@ -114,10 +123,84 @@ class _Counter:
         return execute(sql, params, many, context)
 
 
+def workers() -> int:
+    """How many processes deliver: KEHU_SWEEP_WORKERS, else the deployed worker's."""
+    from crm.launcher import WORKER_PROCESSES
+
+    return max(1, int(os.environ.get("KEHU_SWEEP_WORKERS") or WORKER_PROCESSES))
+
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def _worker_start(database: str) -> None:
+    # A fresh interpreter (spawn): Django set up as in the runner, from the same
+    # environment, on the runner's database (a test's is not the settings' name).
+    import django
+
+    django.setup()
+    connection.settings_dict["NAME"] = database
+
+
+def _warm_process() -> None:
+    """What a worker that has run for a while has done already: connected, and loaded
+    the URLconf (the handler's first `reverse()` imports every app's views, ~0.5 s)."""
+    from django.urls import reverse
+
+    connection.ensure_connection()
+    reverse("service:ticket_detail", args=["0"])
+
+
+def _warm(seconds: float) -> int:
+    _warm_process()
+    time.sleep(seconds)  # so that each warm-up call lands on its own process
+    return os.getpid()
+
+
+def _deliver_message(ids: list[int]) -> tuple[int, int, float]:
+    """One delivery message, as `action_deliver_many_task` runs it: how many actions
+    it delivered, its statements and its CPU seconds."""
+    from crm.scheduler import services as scheduler
+
+    counter = _Counter()
+    cpu = time.process_time()
+    with connection.execute_wrapper(counter):
+        delivered = len(scheduler.actions_deliver(action_ids=ids))
+    return delivered, counter.count, time.process_time() - cpu
+
+
+def _workers_pool(count: int) -> ProcessPoolExecutor:
+    """The delivering processes, started and connected before the timed part."""
+    global _pool  # noqa: PLW0603 - one pool for every repetition of the run
+    if _pool is None:
+        _pool = ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(connection.settings_dict["NAME"],),
+        )
+        atexit.register(_pool.shutdown)
+        pids = set(_pool.map(_warm, [0.5] * count))
+        if len(pids) != count:
+            raise RuntimeError(f"{len(pids)} delivering processes started, not {count}")
+    return _pool
+
+
+def close_workers() -> None:
+    """Stop the delivering processes (the run's end does it too)."""
+    global _pool  # noqa: PLW0603
+    if _pool is not None:
+        _pool.shutdown()
+        atexit.unregister(_pool.shutdown)
+        _pool = None
+
+
 def run(fixtures: Any) -> dict[str, Any]:
     from crm.notifications.models import Notification
     from crm.scheduler import services as scheduler
 
+    count = workers()
+    pool = _workers_pool(count) if count > 1 else None
     batches: list[list[int]] = []
 
     def collect(ids: list[int], **_: Any) -> None:
@@ -125,42 +208,48 @@ def run(fixtures: Any) -> dict[str, Any]:
 
     publish = scheduler._publish  # noqa: SLF001 - the broker hop is replaced, see above
     scheduler._publish = collect  # noqa: SLF001
-    claim_statements, deliver_statements = _Counter(), _Counter()
+    claim_statements = _Counter()
     try:
         start = time.perf_counter()
         with connection.execute_wrapper(claim_statements):
             while scheduler.actions_sweep():
                 pass
         swept = time.perf_counter()
-        # The messages _publish would have sent: each batch cut into chunks.
-        chunks = [
+        # The messages _publish would have sent: each batch cut into chunks. They are
+        # delivered after the sweep, not during it: in the worker the sweep takes one
+        # of the processes while it runs.
+        messages = [
             batch[i : i + scheduler.DELIVERY_CHUNK]
             for batch in batches
             for i in range(0, len(batch), scheduler.DELIVERY_CHUNK)
         ]
-        with connection.execute_wrapper(deliver_statements):
-            delivered = sum(
-                len(scheduler.actions_deliver(action_ids=chunk)) for chunk in chunks
-            )
+        if pool is None:
+            results = [_deliver_message(message) for message in messages]
+        else:
+            results = list(pool.map(_deliver_message, messages))
         done = time.perf_counter()
     finally:
         scheduler._publish = publish  # noqa: SLF001
     actions = sum(len(batch) for batch in batches)
+    delivered = sum(result[0] for result in results)
+    deliver_statements = sum(result[1] for result in results)
     notified = Notification.objects.filter(idempotency_key__contains=":breach:").count()
     return {
+        "workers": count,
         "actions": actions,
         "delivered": delivered,
         "notifications": notified,
         "sweep_batches": len(batches),
-        "chunks": len(chunks),
+        "chunks": len(messages),
         # What the runner reports as this repetition's time (the count above is not).
         "elapsed_ms": round((done - start) * 1000, 1),
         "sweep_ms": round((swept - start) * 1000, 1),
         "deliver_ms": round((done - swept) * 1000, 1),
+        "deliver_cpu_ms": round(sum(result[2] for result in results) * 1000, 1),
         "sweep_queries": claim_statements.count,
-        "deliver_queries": deliver_statements.count,
+        "deliver_queries": deliver_statements,
         "queries_per_action": (
-            round((claim_statements.count + deliver_statements.count) / actions, 2)
+            round((claim_statements.count + deliver_statements) / actions, 2)
             if actions
             else 0.0
         ),

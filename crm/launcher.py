@@ -26,6 +26,9 @@ from crm import embedded
 from crm.supervisor import Backoff, Child, Supervisor
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+# The Celery worker's processes (`-c`): delivery messages are taken this many at once
+# (bench/sweep.py measures the escalation sweep with as many).
+WORKER_PROCESSES = 2
 # A child that dies within 30 s of starting waits 2 s per restart so far (at most
 # 10 s), so a broken configuration does not spin; one that ran longer (a worker that
 # exited when Redis restarted) comes back after 1 s.
@@ -119,7 +122,8 @@ def cmd_run() -> int:
             # must not slow the pages (docs/reliability.md, L3).
             Child(
                 "worker",
-                ["nice", "-n", "10", *celery, "worker", "-l", "info", "-c", "2"]
+                ["nice", "-n", "10", *celery, "worker", "-l", "info"]
+                + ["-c", str(WORKER_PROCESSES)]
                 + ["-n", "kehu-worker@%h", "-Q", "celery,sweep"],
                 env,
             ),
