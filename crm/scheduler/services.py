@@ -96,7 +96,7 @@ def actions_sweep(
     now = now or timezone.now()
     lease = timedelta(seconds=settings.KEHU_ACTION_LEASE_SECONDS)
     at_most_once = registry.at_most_once_kinds()
-    limit = min(limit, SWEEP_BATCH - broker_backlog * DELIVERY_CHUNK)
+    limit = min(limit, sweep_limit(broker_backlog))
     # A worker that died mid-delivery left no message anywhere: its rows come back at once.
     abandoned = Q(state=State.SENDING, lease_until__lt=now)
     if reclaim_before is not None:
@@ -137,6 +137,12 @@ def actions_sweep(
             )
             transaction.on_commit(lambda: _publish(ids, lease_until=lease_until))
     return ids
+
+
+def sweep_limit(broker_backlog: int) -> int:
+    """How many rows a sweep may claim while `broker_backlog` delivery messages wait
+    (each counted as a full chunk); 0 or less: none."""
+    return min(SWEEP_BATCH, SWEEP_BATCH - broker_backlog * DELIVERY_CHUNK)
 
 
 def _publish(ids: list[int], *, lease_until: datetime) -> None:

@@ -3,24 +3,70 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 
 from crm.scheduler import services
+
+logger = logging.getLogger(__name__)
 
 # How many of the oldest messages in the delivery queue the sweep reads for their lease.
 # The sweep keeps about SWEEP_BATCH / DELIVERY_CHUNK (10) of its own there.
 QUEUE_PEEK = 100
 
 
+# A sweep that claimed all it was allowed to leaves due rows behind. Beat's next tick
+# would take them KEHU_SWEEP_SECONDS later (500 rows per 15 s: 10,000 escalations due at
+# once took five minutes to go out, whatever the workers' speed), so such a sweep asks
+# for another one this soon: about the time the two worker processes take to deliver
+# a sweep's 500. A follow-up that finds the backlog bound reached asks again (the burst
+# is not over, the workers are behind); a sweep of beat's that finds it does not. At
+# most one follow-up waits at a time (SWEEP_AGAIN_KEY, in the broker's Redis); the
+# backlog bound still decides what each sweep claims.
+SWEEP_AGAIN_SECONDS = 0.25
+SWEEP_AGAIN_KEY = "kehu:scheduler:sweep-again"
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def actions_sweep_task() -> int:
-    return len(
-        services.actions_sweep(
-            broker_backlog=waiting_deliveries(), reclaim_before=reclaim_before()
-        )
+def actions_sweep_task(following: bool = False) -> int:
+    backlog = waiting_deliveries()
+    claimed = services.actions_sweep(
+        broker_backlog=backlog, reclaim_before=reclaim_before()
     )
+    limit = services.sweep_limit(backlog)
+    if (limit > 0 and len(claimed) >= limit) or (limit <= 0 and following):
+        sweep_again()
+    return len(claimed)
+
+
+def sweep_again() -> bool:
+    """Publish a follow-up sweep in SWEEP_AGAIN_SECONDS, unless one already waits.
+    False when none was published (one waits, or the broker could not be reached:
+    beat's next tick sweeps then, as before)."""
+    app = actions_sweep_task.app
+    try:
+        with app.pool.acquire(block=True, timeout=2) as conn:
+            with conn.default_channel.conn_or_acquire() as client:
+                # Expires when the follow-up is due: the follow-up may then ask again.
+                first = client.set(
+                    SWEEP_AGAIN_KEY, 1, nx=True, px=int(SWEEP_AGAIN_SECONDS * 1000)
+                )
+        if not first:
+            return False
+        # A follow-up lost or doubled by a restart costs nothing: beat sweeps anyway, and
+        # two sweeps never claim the same row. 0.25 s, far within R7's 300 s.
+        actions_sweep_task.apply_async(  # nosemgrep: kehu-no-broker-delay
+            kwargs={"following": True},
+            countdown=SWEEP_AGAIN_SECONDS,
+            expires=SWEEP_AGAIN_SECONDS + settings.KEHU_SWEEP_SECONDS,
+        )
+    except Exception:  # noqa: BLE001 - no follow-up: beat's next tick sweeps
+        logger.warning("could not ask for another sweep; beat's next one will do")
+        return False
+    return True
 
 
 def waiting_deliveries() -> int:

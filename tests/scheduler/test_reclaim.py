@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -27,32 +25,6 @@ from tests.scheduler.conftest import LEASE, NOW
 
 State = ScheduledAction.State
 APP = tasks.action_deliver_many_task.app
-
-
-@pytest.fixture
-def queue() -> Iterator[str]:
-    """The delivery queue, in the real Redis, for this test alone."""
-    name = f"kehu-test-reclaim-{uuid.uuid4().hex}"
-    default = APP.conf.task_default_queue
-    APP.conf.task_default_queue = name
-    try:
-        yield name
-    finally:
-        with APP.pool.acquire(block=True, timeout=5) as conn:
-            conn.default_channel.queue_purge(name)
-            conn.default_channel.queue_delete(name)
-        APP.conf.task_default_queue = default
-
-
-@pytest.fixture
-def sweep(django_capture_on_commit_callbacks):
-    """What beat runs: the sweep task's body, publishing after commit as in production."""
-
-    def run() -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            tasks.actions_sweep_task()
-
-    return run
 
 
 def due_at(moment: datetime, n: int) -> ScheduledAction:
