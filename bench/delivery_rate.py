@@ -20,12 +20,43 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.test")
 
 
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
+
+
+def reminders_due(count: int, *, owner: Any, customer: Any) -> tuple[list, list[str]]:
+    """`count` open follow-ups of `customer` whose reminder actions fell due a minute
+    ago, written at once; the follow-ups and their actions' keys."""
+    from django.utils import timezone
+
+    from crm.scheduler.models import ScheduledAction
+    from customers.models import FollowUp
+    from customers.services import FOLLOWUP_REMINDER
+
+    due = timezone.now() - timedelta(minutes=1)
+    followups = FollowUp.objects.bulk_create(
+        FollowUp(
+            customer=customer,
+            assignee=owner,
+            created_by=owner,
+            due_at=due,
+            note=f"回访 {i}",
+        )
+        for i in range(count)
+    )
+    keys = [f"followup:{f.pk}:remind" for f in followups]
+    ScheduledAction.objects.bulk_create(
+        ScheduledAction(
+            kind=FOLLOWUP_REMINDER, target_id=f.pk, due_at=due, idempotency_key=key
+        )
+        for f, key in zip(followups, keys, strict=True)
+    )
+    return followups, keys
 
 
 def main() -> None:
@@ -40,7 +71,6 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
 
     settings.EMAIL_BACKEND = "crm.scheduler.testing.AttemptLogEmailBackend"
     call_command("migrate", verbosity=0)
@@ -50,34 +80,13 @@ def main() -> None:
     from crm.scheduler import services
     from crm.scheduler.models import ScheduledAction
     from customers.models import Customer, FollowUp
-    from customers.services import FOLLOWUP_REMINDER
 
-    services._publish = lambda ids: None  # collect, do not publish
+    services._publish = lambda ids, **_: None  # do not publish
     rep, _ = User.objects.get_or_create(
         username="bench_rate", defaults={"email": "bench@example.com"}
     )
     customer = Customer.objects.create(owner=rep, name="基准客户")
-    now = timezone.now()
-    followups = FollowUp.objects.bulk_create(
-        FollowUp(
-            customer=customer,
-            assignee=rep,
-            created_by=rep,
-            due_at=now - timedelta(minutes=1),
-            note=f"回访 {i}",
-        )
-        for i in range(args.count)
-    )
-    keys = [f"followup:{f.pk}:remind" for f in followups]
-    ScheduledAction.objects.bulk_create(
-        ScheduledAction(
-            kind=FOLLOWUP_REMINDER,
-            target_id=f.pk,
-            due_at=now - timedelta(minutes=1),
-            idempotency_key=key,
-        )
-        for f, key in zip(followups, keys, strict=True)
-    )
+    followups, keys = reminders_due(args.count, owner=rep, customer=customer)
     actions = ScheduledAction.objects.filter(idempotency_key__in=keys)
 
     def sweep() -> list[int]:
