@@ -23,9 +23,9 @@ run (timed) is what the worker side does, in this one process:
    worker runs (crm.launcher.WORKER_PROCESSES, `-c 2`), each with its own database
    connection, each taking the next message when done with one, as Celery's prefork
    pool does; the broker hop is not in the figure, nor is beat's pacing (one sweep
-   per KEHU_SWEEP_SECONDS and its follow-ups; bench/sweep_burst.py measures that). With KEHU_SWEEP_WORKERS=1 they
-   run one after the other in this process (the method of the figures before
-   session 16).
+   per KEHU_SWEEP_SECONDS and its follow-ups; bench/sweep_burst.py measures that).
+   With KEHU_SWEEP_WORKERS=1 they run one after the other in this process (the
+   method of the figures before session 16).
 It returns both times, the statements of each part (and per action), the number of
 actions, of delivery messages and of notifications they created, and the CPU time of
 the delivering processes.
